@@ -1,1 +1,1 @@
-"""mdp."""
+"""mdp: a modern data platform as code."""

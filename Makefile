@@ -1,0 +1,43 @@
+# mdp: run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+# uv comes from PATH, or is installed from PyPI into .tools/ on first use.
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+export AIRFLOW__API__HOST ?= 127.0.0.1
+
+.PHONY: help install demo test lint fmt clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found on PATH: installing it from PyPI into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check 'uv>=0.5'
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
+
+demo: install ## Run the platform locally: embedded PostgreSQL, generator, loader, dbt, Airflow
+	$(RUN) mdp demo
+
+test: install lint ## Lint, type-check and run every test
+	$(RUN) pytest
+
+lint: install ## ruff (lint + format check) and mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy mdp infra stacks source_generator ingestion
+
+fmt: install ## Format the code and apply safe lint fixes
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
+	-$(RUN) mdp stop 2>/dev/null
+	rm -rf .local

@@ -1,0 +1,16 @@
+"""The `mdp` command line."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="mdp: a modern data platform as code.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """mdp: a modern data platform as code."""
