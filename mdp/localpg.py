@@ -35,7 +35,7 @@ class LocalPostgresError(RuntimeError):
 
 def redact(dsn: str) -> str:
     """The DSN with its password replaced by `***`, safe to print and log."""
-    redacted = re.sub(r"(://[^:/@?]*:)[^@]*@", r"\1***@", dsn)
+    redacted = re.sub(r"(://[^:/@?]*:)[^@]+@", r"\1***@", dsn)
     redacted = re.sub(r"(password=)('(?:[^'\\]|\\.)*'|[^\s&]*)", r"\1***", redacted)
     return redacted
 
