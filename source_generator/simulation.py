@@ -360,8 +360,11 @@ class _Cycle:
             r = rnd()
             if p_orphan <= r < p_duplicate and clean:
                 # D7: the same charge written again under a new id.
-                rows.append((payment_id, *clean[int(rnd() * len(clean))][1:]))
+                original = clean[int(rnd() * len(clean))]
+                rows.append((payment_id, *original[1:]))
                 counts["D7"] += 1
+                if original[-2] != clock:
+                    self.summary.late_rows += 1
                 continue
             sub_id, user_id, cents = payable[int(rnd() * n_payable)]
             if r < p_unparseable:
