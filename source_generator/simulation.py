@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ RowsWritten = Callable[[str, list[Row]], None]
 GENERATED_TABLES = ("users", "banks", "credit_cards", "subscriptions", "payments")
 _DOB_FIRST = date(1950, 1, 1).toordinal()
 _DOB_SPAN = date(2006, 12, 31).toordinal() - _DOB_FIRST
+_DOB_ISO = tuple(date.fromordinal(_DOB_FIRST + k).isoformat() for k in range(_DOB_SPAN))
 _CLOCK_STEP = timedelta(milliseconds=1)
 RENEWALS_PER_CYCLE = 2000
 # Columns of each table that D1 applies to (data contract section 2).
@@ -148,12 +149,6 @@ class _Cycle:
         self.next_id[table] = first + count
         return range(first, first + count)
 
-    def _created_at(self) -> datetime:
-        if self.rnd() < self.late_rate:
-            self.summary.late_rows += 1
-            return self.clock - timedelta(seconds=self.rng.uniform(1.0, self.late_seconds))
-        return self.clock
-
     def _cat(self, value: str) -> str:
         self.summary.exposed["D1"] += 1
         return self._dirty(value) if self.rnd() < self.d1_rate else value
@@ -163,18 +158,20 @@ class _Cycle:
         return dirt.categorical(self.rng, value)
 
     def _email(self, first: str, last: str, number: int) -> str:
-        rng = self.rng
-        rnd = rng.random
+        rnd = self.rng.random
         email = f"{first}.{last}{number}@{domain.EMAIL_DOMAINS[int(rnd() * 5)]}".lower()
         self.summary.exposed["D9"] += 1
         self.summary.exposed["D10"] += 1
-        r = rng.random()
+        return self._dirty_email(rnd(), email)
+
+    def _dirty_email(self, r: float, email: str) -> str:
+        """D10 when `r` falls below its rate, else D9 when below both, else the clean email."""
         if r < self.rates.email_invalid:
             self.summary.dirt["D10"] += 1
-            return dirt.invalid_email(rng, email)
+            return dirt.invalid_email(self.rng, email)
         if r < self.rates.email_invalid + self.rates.email_case:
             self.summary.dirt["D9"] += 1
-            return dirt.dirty_email(rng, email)
+            return dirt.dirty_email(self.rng, email)
         return email
 
     def _sample_existing(self, table: str, count: int) -> list[int]:
@@ -197,18 +194,22 @@ class _Cycle:
         self._change_emails(self._count(self.config.changes.email_changes))
         self._soft_delete_users(self._count(self.config.changes.soft_deletes))
 
-        users = self._users(counts["users"])
-        self._write("users", users)
+        # Rows are built while COPY streams them, so the server indexes one batch while the
+        # next is generated.
+        self._write("users", self._users(counts["users"]))
         user_population = self.next_id["users"] - 1
         self._write("banks", self._banks(counts["banks"], user_population))
         self._write("credit_cards", self._credit_cards(counts["credit_cards"], user_population))
-        subscriptions = self._subscriptions(counts["subscriptions"], user_population)
-        self._write("subscriptions", subscriptions)
-        self._write("payments", self._payments(counts["payments"], subscriptions))
+        subscriptions = self._write(
+            "subscriptions", self._subscriptions(counts["subscriptions"], user_population)
+        )
+        if counts["payments"] > 0:
+            payable = self._payable_subscriptions(subscriptions)
+            self._write("payments", self._payments(counts["payments"], payable))
 
-    def _write(self, table: str, rows: list[Row]) -> None:
-        if rows:
-            copy_rows(self.conn, table, rows)
+    def _write(self, table: str, built: Iterator[Row]) -> list[Row]:
+        rows: list[Row] = []
+        copy_rows(self.conn, table, built, keep=rows)
         self.summary.inserted[table] += len(rows)
         exposed = self.summary.exposed
         exposed["D1"] += len(rows) * _CATEGORICAL_COLUMNS[table]
@@ -219,125 +220,129 @@ class _Cycle:
                 exposed[code] += len(rows)
         if self.on_rows is not None:
             self.on_rows(table, rows)
+        return rows
 
     # -- inserts -------------------------------------------------------------------------------
 
-    def _users(self, count: int) -> list[Row]:
+    def _late(self) -> datetime:
+        self.summary.late_rows += 1
+        return self.clock - timedelta(seconds=self.rng.uniform(1.0, self.late_seconds))
+
+    def _users(self, count: int) -> Iterator[Row]:
         rng = self.rng
         rnd = rng.random
-        d1 = self.d1_rate
-        rates = self.rates
-        rows: list[Row] = []
+        getrandbits = rng.getrandbits
+        d1, late, clock = self.d1_rate, self.late_rate, self.clock
+        non_iso, unparseable = self.rates.dob_non_iso, self.rates.dob_unparseable
+        email_dirt = self.rates.email_invalid + self.rates.email_case
+        first_names, n_first = domain.FIRST_NAMES, len(domain.FIRST_NAMES)
+        last_names, n_last = domain.LAST_NAMES, len(domain.LAST_NAMES)
+        first_lower, last_lower = domain.FIRST_NAMES_LOWER, domain.LAST_NAMES_LOWER
+        mail_domains, n_domains = domain.EMAIL_DOMAINS, len(domain.EMAIL_DOMAINS)
+        countries, n_countries = domain.COUNTRIES, len(domain.COUNTRIES)
+        exposed = self.summary.exposed
+        for code in ("D9", "D10"):
+            exposed[code] += count
         for user_id in self._ids("users", count):
-            first = domain.FIRST_NAMES[int(rnd() * len(domain.FIRST_NAMES))]
-            last = domain.LAST_NAMES[int(rnd() * len(domain.LAST_NAMES))]
-            dob_day = date.fromordinal(_DOB_FIRST + int(rnd() * _DOB_SPAN))
-            country = domain.COUNTRIES[int(rnd() * len(domain.COUNTRIES))]
-            dob = dirt.date_of_birth(rng, dob_day, rates.dob_non_iso, rates.dob_unparseable)
-            if dob is None:
-                dob = dob_day.isoformat()
+            fi = int(rnd() * n_first)
+            li = int(rnd() * n_last)
+            email = f"{first_lower[fi]}.{last_lower[li]}{user_id}@{mail_domains[int(rnd() * n_domains)]}"
+            r = rnd()
+            if r < email_dirt:
+                email = self._dirty_email(r, email)
+            day = int(rnd() * _DOB_SPAN)
+            r = rnd()
+            if r >= non_iso:
+                dob = _DOB_ISO[day]
             else:
+                dob = dirt.non_iso_date(rng, date.fromordinal(_DOB_FIRST + day), r < unparseable)
                 self.summary.dirt["D11"] += 1
-            rows.append(
-                (
-                    user_id,
-                    _uuid4(rng.getrandbits(128)),
-                    first,
-                    last,
-                    self._email(first, last, user_id),
-                    f"+1-555-{int(rnd() * 1000):03d}-{int(rnd() * 10000):04d}",
-                    dob,
-                    country if rnd() >= d1 else self._dirty(country),
-                    f"{rng.getrandbits(64):016x}",
-                    f"{int(rnd() * 1000):03d}-{int(rnd() * 1000):03d}-{int(rnd() * 1000):03d}",
-                    None,
-                    self._created_at(),
-                    self.clock,
-                )
+            country = countries[int(rnd() * n_countries)]
+            phone = int(rnd() * 10**7)
+            sin = int(rnd() * 10**9)
+            yield (
+                user_id,
+                _uuid4(getrandbits(128)),
+                first_names[fi],
+                last_names[li],
+                email,
+                f"+1-555-{phone // 10000:03d}-{phone % 10000:04d}",
+                dob,
+                country if rnd() >= d1 else self._dirty(country),
+                f"{getrandbits(64):016x}",
+                f"{sin // 1000000:03d}-{sin // 1000 % 1000:03d}-{sin % 1000:03d}",
+                None,
+                clock if rnd() >= late else self._late(),
+                clock,
             )
-        return rows
 
-    def _banks(self, count: int, users: int) -> list[Row]:
-        rng = self.rng
-        rnd = rng.random
-        d1 = self.d1_rate
-        rows: list[Row] = []
+    def _banks(self, count: int, users: int) -> Iterator[Row]:
+        rnd = self.rng.random
+        d1, late, clock = self.d1_rate, self.late_rate, self.clock
+        banks, swift, n_banks = domain.BANK_NAMES, domain.SWIFT_CODES, len(domain.BANK_NAMES)
         for bank_id in self._ids("banks", count):
-            k = int(rnd() * len(domain.BANK_NAMES))
-            bank = domain.BANK_NAMES[k]
+            k = int(rnd() * n_banks)
+            bank = banks[k]
             account = f"{int(rnd() * 10**10):010d}"
-            rows.append(
-                (
-                    bank_id,
-                    int(rnd() * users) + 1,
-                    bank if rnd() >= d1 else self._dirty(bank),
-                    account,
-                    f"DE{int(rnd() * 100):02d}{int(rnd() * 10**8):08d}{account}",
-                    f"{int(rnd() * 10**9):09d}",
-                    domain.SWIFT_CODES[k],
-                    self._created_at(),
-                    self.clock,
-                )
+            yield (
+                bank_id,
+                int(rnd() * users) + 1,
+                bank if rnd() >= d1 else self._dirty(bank),
+                account,
+                f"DE{int(rnd() * 10**10):010d}{account}",
+                f"{int(rnd() * 10**9):09d}",
+                swift[k],
+                clock if rnd() >= late else self._late(),
+                clock,
             )
-        return rows
 
-    def _credit_cards(self, count: int, users: int) -> list[Row]:
-        rng = self.rng
-        rnd = rng.random
-        d1 = self.d1_rate
-        rows: list[Row] = []
+    def _credit_cards(self, count: int, users: int) -> Iterator[Row]:
+        rnd = self.rng.random
+        d1, late, clock = self.d1_rate, self.late_rate, self.clock
+        types, n_types = domain.CARD_TYPES, len(domain.CARD_TYPES)
         for card_id in self._ids("credit_cards", count):
-            card_type = domain.CARD_TYPES[int(rnd() * len(domain.CARD_TYPES))]
-            rows.append(
-                (
-                    card_id,
-                    int(rnd() * users) + 1,
-                    f"4{int(rnd() * 10**15):015d}",
-                    card_type if rnd() >= d1 else self._dirty(card_type),
-                    f"{1 + int(rnd() * 12):02d}/{26 + int(rnd() * 6)}",
-                    self._created_at(),
-                    self.clock,
-                )
+            card_type = types[int(rnd() * n_types)]
+            expiry = int(rnd() * 72)
+            yield (
+                card_id,
+                int(rnd() * users) + 1,
+                f"4{int(rnd() * 10**15):015d}",
+                card_type if rnd() >= d1 else self._dirty(card_type),
+                f"{1 + expiry % 12:02d}/{26 + expiry // 12}",
+                clock if rnd() >= late else self._late(),
+                clock,
             )
-        return rows
 
-    def _subscriptions(self, count: int, users: int) -> list[Row]:
-        rng = self.rng
-        rnd = rng.random
-        d1 = self.d1_rate
-        ladder = self.state.plan_ladder
-        rows: list[Row] = []
+    def _subscriptions(self, count: int, users: int) -> Iterator[Row]:
+        rnd = self.rng.random
+        d1, late, clock = self.d1_rate, self.late_rate, self.clock
+        ladder, n_plans = self.state.plan_ladder, len(self.state.plan_ladder)
+        methods, n_methods = domain.PAYMENT_METHODS, len(domain.PAYMENT_METHODS)
         for sub_id in self._ids("subscriptions", count):
-            created = self._created_at()
-            plan = ladder[int(rnd() * len(ladder))]
-            billing = "annual" if rng.random() < 0.3 else "monthly"
-            rows.append(
-                (
-                    sub_id,
-                    int(rnd() * users) + 1,
-                    plan if rnd() >= d1 else self._dirty(plan),
-                    "active" if rnd() >= d1 else self._dirty("active"),
-                    billing if rnd() >= d1 else self._dirty(billing),
-                    domain.PAYMENT_METHODS[int(rnd() * len(domain.PAYMENT_METHODS))],
-                    created,
-                    None,
-                    created,
-                    self.clock,
-                )
+            created = clock if rnd() >= late else self._late()
+            plan = ladder[int(rnd() * n_plans)]
+            billing = "annual" if rnd() < 0.3 else "monthly"
+            yield (
+                sub_id,
+                int(rnd() * users) + 1,
+                plan if rnd() >= d1 else self._dirty(plan),
+                "active" if rnd() >= d1 else self._dirty("active"),
+                billing if rnd() >= d1 else self._dirty(billing),
+                methods[int(rnd() * n_methods)],
+                created,
+                None,
+                created,
+                clock,
             )
-        return rows
 
-    def _payments(self, count: int, new_subscriptions: list[Row]) -> list[Row]:
-        if count <= 0:
-            return []
+    def _payments(self, count: int, payable: list[tuple[int, int, int]]) -> Iterator[Row]:
         rng = self.rng
         rnd = rng.random
         d1 = self.d1_rate
         getrandbits = rng.getrandbits
         rates = self.rates
-        payable = self._payable_subscriptions(new_subscriptions)
         if not payable:
-            return []
+            return
         n_payable = len(payable)
         users = self.next_id["users"] - 1
         p_unparseable = rates.amount_unparseable
@@ -350,18 +355,17 @@ class _Cycle:
         plain = {c: dirt.plain_amount(c) for _, _, c in payable}
         tenth = {c: dirt.plain_amount(c // 10) for c in plain}
         dirty = self._dirty
-        created_at = self._created_at
+        late = self.late_rate
         clock = self.clock
         currency = domain.PAYMENT_CURRENCY
         counts = Counter[str]()
         clean: list[Row] = []
-        rows: list[Row] = []
         for payment_id in self._ids("payments", count):
             r = rnd()
             if p_orphan <= r < p_duplicate and clean:
                 # D7: the same charge written again under a new id.
                 original = clean[int(rnd() * len(clean))]
-                rows.append((payment_id, *original[1:]))
+                yield (payment_id, *original[1:])
                 counts["D7"] += 1
                 if original[-2] != clock:
                     self.summary.late_rows += 1
@@ -391,7 +395,7 @@ class _Cycle:
             else:
                 discount = "0.00"
             status = "failed" if rnd() < 0.1 else "succeeded"
-            created = created_at()
+            created = clock if rnd() >= late else self._late()
             row: Row = (
                 payment_id,
                 sub_id,
@@ -405,11 +409,10 @@ class _Cycle:
                 created,
                 clock,
             )
-            rows.append(row)
+            yield row
             if r >= p_duplicate:
                 clean.append(row)
         self.summary.dirt.update(counts)
-        return rows
 
     def _payable_subscriptions(self, new_subscriptions: list[Row]) -> list[tuple[int, int, int]]:
         """(id, user_id, price in cents) of the subscriptions that pay this cycle.

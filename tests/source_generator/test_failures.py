@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,10 +32,10 @@ def test_an_exception_inside_a_cycle_leaves_no_trace(
 ) -> None:
     real_copy = simulation.copy_rows
 
-    def failing_copy(conn: psycopg.Connection, table: str, rows: list) -> None:
+    def failing_copy(conn: psycopg.Connection, table: str, rows: Any, **kwargs: Any) -> None:
         if table == "payments":
             raise RuntimeError("disk full")
-        real_copy(conn, table, rows)
+        real_copy(conn, table, rows, **kwargs)
 
     with psycopg.connect(source_dsn) as conn:
         generate_cycle(conn, CONFIG, START)
