@@ -129,6 +129,7 @@ def test_the_benchmark_times_the_generator_and_a_bare_copy_of_the_same_rows(pg_s
     result = bench.run(rows=3000, rows_per_cycle=1000, seed=1, server_dsn=pg_server)
     assert result.rows == 3000 and result.cycles == 3
     assert result.generator_seconds > 0 and result.copy_seconds > 0
+    assert result.generator_cpu > 0 and result.copy_cpu > 0
     assert result.ratio == pytest.approx(result.copy_seconds / result.generator_seconds)
     with psycopg.connect(pg_server) as conn:
         left = conn.execute(
