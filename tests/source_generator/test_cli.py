@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -136,3 +141,40 @@ def test_the_benchmark_times_the_generator_and_a_bare_copy_of_the_same_rows(pg_s
             "select count(*) from pg_database where datname like 'mdp_bench_%'"
         ).fetchone()
     assert left == (0,)
+
+
+def test_loop_mode_survives_an_unreachable_source_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MDP_SOURCE_DSN", f"postgresql://gen:pw@127.0.0.1:{port}/app")
+    monkeypatch.setenv("MDP_SOURCE_CONNECT_ATTEMPTS", "1")
+    result = runner.invoke(app, ["generate", "--every", "0.1s", "--cycles", "2"])
+    assert result.exit_code == 1
+    assert result.output.count("retrying at the next tick") == 2
+    assert "2 of the requested cycles could not be written" in result.output
+
+
+def test_sigterm_stops_the_loop_and_keeps_committed_cycles(source_dsn: str) -> None:
+    env = {**os.environ, "MDP_SOURCE_DSN": source_dsn}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mdp"), "generate", "--every", "1h", "--cycles", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "cycle committed at" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "Stopped. Committed cycles are kept" in rest
+    assert _count(source_dsn, "users") == 150
