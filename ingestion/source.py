@@ -65,8 +65,8 @@ def _unavailable(where: str, exc: BaseException) -> SourceUnavailable:
         f"The source PostgreSQL at {where} is unavailable: {str(exc).strip() or type(exc).__name__}",
         "Nothing was written for the stream being read: RAW and its saved cursor are unchanged "
         "(streams already reported as synced were committed whole).",
-        "Start the source (`mdp start` for the local one) or fix MDP_SOURCE_DSN, then re-run "
-        "`mdp sync`; it resumes from the saved cursors.",
+        "Start the source (`mdp generate` starts the local one) or fix MDP_SOURCE_DSN, then "
+        "re-run `mdp sync`; it resumes from the saved cursors.",
     )
 
 
@@ -109,7 +109,7 @@ class SourceReader:
         assert self._conn is not None, "use SourceReader as a context manager"
         return self._conn
 
-    def _execute(self, query: sql.Composable | str, params: tuple[object, ...] = ()) -> list:
+    def _execute(self, query: sql.Composed | str, params: tuple[object, ...] = ()) -> list:
         try:
             return self.conn.execute(query, params).fetchall()
         except psycopg.OperationalError as exc:
@@ -187,7 +187,7 @@ class SourceReader:
                     "Fix the value in the source, or map the column's type in ingestion/types.py.",
                 ) from exc
 
-    def _copy_chunks(self, statement: sql.Composable) -> Iterator[bytes]:
+    def _copy_chunks(self, statement: sql.Composed) -> Iterator[bytes]:
         """COPY output in row-aligned chunks, read on a thread so the caller works concurrently."""
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from ingestion import raw, state
 from ingestion.catalog import STREAMS, Stream, stream
-from ingestion.errors import IngestionError, ReconciliationFailed
+from ingestion.errors import IngestionError, ReconciliationFailed, SourceUnavailable
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
 from ingestion.source import SourceReader
-from mdp import paths
+from mdp import localpg, paths
 
 # Rows committed in the source up to this long after their `updated_at` was stamped (a long
 # write transaction) are still caught: each sync re-reads this window behind the saved cursor.
@@ -58,12 +58,17 @@ class SyncResult:
 
 
 def source_conninfo() -> str:
-    """The source to read: MDP_SOURCE_DSN, else the local embedded PostgreSQL."""
-    if dsn := os.environ.get("MDP_SOURCE_DSN"):
-        return dsn
-    from mdp import localpg  # type: ignore[attr-defined]
-
-    return str(localpg.conninfo())
+    """The source to read: MDP_SOURCE_DSN, else the local embedded PostgreSQL if it runs."""
+    dsn = localpg.source_dsn(start_local=False)
+    if dsn is None:
+        raise SourceUnavailable(
+            f"The local source PostgreSQL is not running (data folder {paths.pg_dir()}) and "
+            f"{localpg.SOURCE_DSN_ENV} is not set.",
+            "Nothing was written: RAW and every saved cursor are unchanged.",
+            "Generate the source first (`mdp generate` starts it), or set "
+            f"{localpg.SOURCE_DSN_ENV} to the source's DSN, then re-run `mdp sync`.",
+        )
+    return dsn
 
 
 def lookback_from_env() -> timedelta:

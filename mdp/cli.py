@@ -14,3 +14,8 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """mdp: a modern data platform as code."""
+
+
+from ingestion.cli import sync as _sync  # noqa: E402
+
+app.command("sync")(_sync)
