@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -70,6 +69,33 @@ def _unavailable(where: str, exc: BaseException) -> SourceUnavailable:
     )
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """What to read of one stream: its columns, and rows with cursor >= `since` (all if None)."""
+
+    stream: Stream
+    columns: list[SourceColumn]
+    since: datetime | None
+
+
+class _Stopped(Exception):
+    """The consumer gave up; the reader thread ends quietly."""
+
+
+def _copy_statement(plan: ReadPlan) -> sql.Composed:
+    select = sql.SQL("select {cols} from {table}").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns),
+        table=sql.Identifier(SOURCE_SCHEMA, plan.stream.name),
+    )
+    if plan.since is not None:
+        select = sql.SQL("{select} where {cursor} >= {since}").format(
+            select=select,
+            cursor=sql.Identifier(plan.stream.cursor_field),
+            since=sql.Literal(plan.since),
+        )
+    return sql.SQL("copy ({select}) to stdout (format csv)").format(select=select)
+
+
 class SourceReader:
     """A read-only REPEATABLE READ transaction on the source: every stream comes from one snapshot."""
 
@@ -78,6 +104,12 @@ class SourceReader:
         self._timeout = connect_timeout
         self.where = _describe(conninfo)
         self._conn: psycopg.Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._plans: dict[str, ReadPlan] = {}
+        self._queues: dict[str, queue.Queue[bytes | BaseException | None]] = {}
+        self._aggregates: dict[str, Aggregates] = {}
+        self._error: BaseException | None = None
 
     def __enter__(self) -> SourceReader:
         try:
@@ -98,6 +130,9 @@ class SourceReader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -147,19 +182,69 @@ class SourceReader:
             )
         return columns
 
-    def read(
-        self, stream: Stream, columns: list[SourceColumn], since: datetime | None
-    ) -> Iterator[pa.Table]:
-        """Rows with cursor >= `since` (all rows when None), as Arrow tables of about CHUNK_BYTES."""
-        select = sql.SQL("select {cols} from {table}").format(
-            cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
-            table=sql.Identifier(SOURCE_SCHEMA, stream.name),
-        )
-        if since is not None:
-            select = sql.SQL("{select} where {cursor} >= {since}").format(
-                select=select, cursor=sql.Identifier(stream.cursor_field), since=sql.Literal(since)
+    def start(self, plans: list[ReadPlan]) -> None:
+        """Reads the planned streams, then their aggregates, on a thread, ahead of the caller.
+
+        PostgreSQL encodes the next rows while this process parses and writes the previous
+        ones, and the whole-table reconciliation aggregates run while RAW is still being written.
+        Each stream's queue holds at most two chunks, which bounds memory.
+        """
+        self._plans = {p.stream.name: p for p in plans}
+        self._queues = {p.stream.name: queue.Queue(maxsize=2) for p in plans}
+        self._thread = threading.Thread(target=self._produce, args=(plans,), daemon=True)
+        self._thread.start()
+
+    def _put(self, name: str, item: bytes | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queues[name].put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, plans: list[ReadPlan]) -> None:
+        for i, plan in enumerate(plans):
+            name = plan.stream.name
+            try:
+                with self.conn.cursor() as cur, cur.copy(_copy_statement(plan)) as copy:
+                    buffer = bytearray()
+                    # Each COPY message is one row: this loop only appends bytes; the values are
+                    # parsed by Arrow, in C++, a chunk at a time.
+                    for data in copy:
+                        buffer += data
+                        if len(buffer) >= CHUNK_BYTES:
+                            if not self._put(name, bytes(buffer)):
+                                raise _Stopped
+                            buffer.clear()
+                    if buffer and not self._put(name, bytes(buffer)):
+                        raise _Stopped
+                if not self._put(name, None):
+                    return
+            except _Stopped:
+                return
+            except BaseException as exc:
+                error = (
+                    _unavailable(self.where, exc)
+                    if isinstance(exc, psycopg.OperationalError)
+                    else exc
+                )
+                self._error = error
+                for later in plans[i:]:
+                    self._put(later.stream.name, error)
+                return
+        try:
+            for plan in plans:
+                self._aggregates[plan.stream.name] = self._aggregate(plan.stream)
+        except BaseException as exc:
+            self._error = (
+                _unavailable(self.where, exc) if isinstance(exc, psycopg.OperationalError) else exc
             )
-        statement = sql.SQL("copy ({select}) to stdout (format csv)").format(select=select)
+
+    def chunks(self, stream: Stream) -> Iterator[pa.Table]:
+        """The stream's planned rows, as Arrow tables of about CHUNK_BYTES of CSV each."""
+        plan = self._plans[stream.name]
+        columns = plan.columns
         read_options = pcsv.ReadOptions(column_names=[c.name for c in columns], block_size=8 << 20)
         # Text values may hold newlines; only an unquoted empty field is NULL (PostgreSQL writes
         # an empty string as ""), so dirty values such as 'N/A' or 'NULL' stay text.
@@ -172,10 +257,13 @@ class SourceReader:
             true_values=["t"],
             false_values=["f"],
         )
-        for chunk in self._copy_chunks(statement):
+        source = self._queues[stream.name]
+        while (item := source.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
             try:
                 yield pcsv.read_csv(
-                    pa.py_buffer(chunk),
+                    pa.py_buffer(item),
                     read_options=read_options,
                     parse_options=parse_options,
                     convert_options=convert_options,
@@ -187,49 +275,15 @@ class SourceReader:
                     "Fix the value in the source, or map the column's type in ingestion/types.py.",
                 ) from exc
 
-    def _copy_chunks(self, statement: sql.Composed) -> Iterator[bytes]:
-        """COPY output in row-aligned chunks, read on a thread so the caller works concurrently."""
-        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
-        stop = threading.Event()
+    def source_aggregates(self) -> dict[str, Aggregates]:
+        """Row count and checksum of every planned table, from the same snapshot as the rows."""
+        assert self._thread is not None, "start() first"
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return dict(self._aggregates)
 
-        def produce() -> None:
-            try:
-                with self.conn.cursor() as cur, cur.copy(statement) as copy:
-                    buffer = bytearray()
-                    # Each COPY message is one row: this loop only appends bytes, the parsing
-                    # happens in Arrow.
-                    for data in copy:
-                        buffer += data
-                        if len(buffer) >= CHUNK_BYTES:
-                            if stop.is_set():
-                                return
-                            chunks.put(bytes(buffer))
-                            buffer.clear()
-                    if buffer:
-                        chunks.put(bytes(buffer))
-                chunks.put(None)
-            except BaseException as exc:
-                chunks.put(exc)
-
-        thread = threading.Thread(target=produce, name="copy-reader", daemon=True)
-        thread.start()
-        try:
-            while (item := chunks.get()) is not None:
-                if isinstance(item, psycopg.OperationalError):
-                    raise _unavailable(self.where, item) from item
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            # Unblock the reader if the consumer stopped early, then wait for the COPY to end.
-            while thread.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    chunks.get(timeout=0.05)
-            thread.join()
-
-    def aggregates(self, stream: Stream) -> Aggregates:
-        """Row count and checksum of the whole table in this snapshot."""
+    def _aggregate(self, stream: Stream) -> Aggregates:
         query = sql.SQL(CHECKSUM_SQL).format(
             pk=sql.Identifier(stream.primary_key[0]),
             cursor=sql.Identifier(stream.cursor_field),

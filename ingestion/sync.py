@@ -16,7 +16,8 @@ from ingestion.catalog import STREAMS, Stream, stream
 from ingestion.errors import IngestionError, ReconciliationFailed, SourceUnavailable
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
-from ingestion.source import SourceReader
+from ingestion.source import ReadPlan, SourceReader
+from ingestion.types import SourceColumn
 from mdp import localpg, paths
 
 # Rows committed in the source up to this long after their `updated_at` was stamped (a long
@@ -119,21 +120,27 @@ def run_sync(
             saved = state.load_all(con)
             sync_id = max((s.sync_id for s in saved.values()), default=0) + 1
             result = SyncResult(raw_path=raw_path, sync_id=sync_id)
+            plans = [
+                ReadPlan(s, columns[s.name], _since(saved.get(s.name), full_refresh, lookback))
+                for s in streams
+            ]
+            source.start(plans)
             for s in streams:
                 notify("stream", s.name, 0)
                 result.streams.append(
                     _sync_stream(
                         source, con, s, columns[s.name], saved.get(s.name),
-                        sync_id, full_refresh, lookback, notify,
+                        sync_id, full_refresh, notify,
                     )
                 )  # fmt: skip
                 notify("committed", s.name, result.streams[-1].rows_read)
 
             recon_started = time.perf_counter()
+            notify("reconcile", "all streams", 0)
+            at_source = source.source_aggregates()
             for s in streams:
-                notify("reconcile", s.name, 0)
                 result.reconciliations.append(
-                    Reconciliation(s.name, source.aggregates(s), raw.aggregates(con, s))
+                    Reconciliation(s.name, at_source[s.name], raw.aggregates(con, s))
                 )
             result.reconcile_seconds = time.perf_counter() - recon_started
     result.seconds = time.perf_counter() - started
@@ -144,24 +151,27 @@ def run_sync(
     return result
 
 
+def _since(
+    saved: state.StreamState | None, full_refresh: bool, lookback: timedelta
+) -> datetime | None:
+    """Where the read starts: the saved cursor minus the lookback, inclusive; None reads all."""
+    if full_refresh or saved is None or saved.cursor_value is None:
+        return None
+    return saved.cursor_value - lookback
+
+
 def _sync_stream(
     source: SourceReader,
     con: raw.duckdb.DuckDBPyConnection,
     s: Stream,
-    columns: list,
+    columns: list[SourceColumn],
     saved: state.StreamState | None,
     sync_id: int,
     full_refresh: bool,
-    lookback: timedelta,
     notify: Progress,
 ) -> StreamResult:
     started = time.perf_counter()
     replace_all = full_refresh or saved is None
-    since = (
-        None
-        if replace_all or saved is None or saved.cursor_value is None
-        else (saved.cursor_value - lookback)
-    )
     if saved is None:
         generation_id = 0
     else:
@@ -174,7 +184,7 @@ def _sync_stream(
             con,
             s,
             columns,
-            source.read(s, columns, since),
+            source.chunks(s),
             extracted_at=extracted_at,
             generation_id=generation_id,
             sync_id=sync_id,

@@ -124,20 +124,30 @@ def test_source_lost_during_a_stream_keeps_that_stream_unchanged(
     before = raw_snapshot(raw_path)
     cycle(300)
 
+    # Holding a lock on subscriptions parks the sync's read there; the source then goes away.
+    locker = psycopg.connect(source_dsn)
+    locker.execute("lock table app.subscriptions in access exclusive mode")
+
     def cut_the_source(event: str, name: str, rows: int) -> None:
         if event == "stream" and name == "subscriptions":
             with psycopg.connect(source_dsn, autocommit=True) as admin:
                 admin.execute(
                     "select pg_terminate_backend(pid) from pg_stat_activity "
-                    "where datname = current_database() and pid <> pg_backend_pid()"
+                    "where datname = current_database() and pid not in (pg_backend_pid(), %s)",
+                    (locker.info.backend_pid,),
                 )
 
-    with pytest.raises(SourceUnavailable):
-        run_sync(source_dsn, raw_path, progress=cut_the_source)
+    try:
+        with pytest.raises(SourceUnavailable) as failure:
+            run_sync(source_dsn, raw_path, progress=cut_the_source)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert "terminat" in str(failure.value)
     after = raw_snapshot(raw_path)
     assert after["subscriptions"] == before["subscriptions"]
     assert after["payments"] == before["payments"]
-    assert after["users"] != before["users"]  # committed before the source went away
+    assert after["users"] != before["users"]  # committed whole before the source went away
 
     run_sync(source_dsn, raw_path)
     assert_mirrors(source_dsn, raw_path)
