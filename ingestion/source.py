@@ -150,20 +150,28 @@ class SourceReader:
         except psycopg.OperationalError as exc:
             raise _unavailable(self.where, exc) from exc
 
-    def columns(self, stream: Stream) -> list[SourceColumn]:
-        """The table's columns in source order, as of this snapshot."""
+    def columns(self, streams: list[Stream]) -> dict[str, list[SourceColumn]]:
+        """Each stream's table columns in source order, as of this snapshot."""
         rows = self._execute(
             """
-            select a.attname, format_type(a.atttypid, a.atttypmod)
+            select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
             from pg_attribute a
             join pg_class c on c.oid = a.attrelid
             join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
-            order by a.attnum
+            where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p', 'v', 'm')
+              and a.attnum > 0 and not a.attisdropped
+            order by c.relname, a.attnum
             """,
-            (SOURCE_SCHEMA, stream.name),
+            (SOURCE_SCHEMA, [s.name for s in streams]),
         )
-        columns = [SourceColumn(name, pg_type) for name, pg_type in rows]
+        found: dict[str, list[SourceColumn]] = {}
+        for table, name, pg_type in rows:
+            found.setdefault(table, []).append(SourceColumn(name, pg_type))
+        for stream in streams:
+            self._check(stream, found.get(stream.name, []))
+        return {s.name: found[s.name] for s in streams}
+
+    def _check(self, stream: Stream, columns: list[SourceColumn]) -> None:
         names = {c.name for c in columns}
         if not columns:
             raise SourceSchemaError(
@@ -180,7 +188,6 @@ class SourceReader:
                 "Nothing was written: RAW and every saved cursor are unchanged.",
                 "Fix the stream declaration in ingestion/catalog.py or the source table.",
             )
-        return columns
 
     def start(self, plans: list[ReadPlan]) -> None:
         """Reads the planned streams, then their aggregates, on a thread, ahead of the caller.

@@ -114,10 +114,11 @@ def run_sync(
     # The source is opened (and every table checked) before the warehouse file is touched, so
     # an unreachable source leaves RAW exactly as it was.
     with SourceReader(conninfo) as source:
-        columns = {s.name: source.columns(s) for s in streams}
+        columns = source.columns(streams)
         with raw.connect(raw_path) as con:
             state.ensure(con)
             saved = state.load_all(con)
+            existing = raw.all_raw_columns(con)
             sync_id = max((s.sync_id for s in saved.values()), default=0) + 1
             result = SyncResult(raw_path=raw_path, sync_id=sync_id)
             plans = [
@@ -129,19 +130,19 @@ def run_sync(
                 notify("stream", s.name, 0)
                 result.streams.append(
                     _sync_stream(
-                        source, con, s, columns[s.name], saved.get(s.name),
-                        sync_id, full_refresh, notify,
+                        source, con, s, columns[s.name], existing.get(s.name),
+                        saved.get(s.name), sync_id, full_refresh, notify,
                     )
                 )  # fmt: skip
                 notify("committed", s.name, result.streams[-1].rows_read)
 
             recon_started = time.perf_counter()
             notify("reconcile", "all streams", 0)
+            at_raw = raw.all_aggregates(con, streams)
             at_source = source.source_aggregates()
-            for s in streams:
-                result.reconciliations.append(
-                    Reconciliation(s.name, at_source[s.name], raw.aggregates(con, s))
-                )
+            result.reconciliations = [
+                Reconciliation(s.name, at_source[s.name], at_raw[s.name]) for s in streams
+            ]
             result.reconcile_seconds = time.perf_counter() - recon_started
     result.seconds = time.perf_counter() - started
     if result.mismatches:
@@ -165,6 +166,7 @@ def _sync_stream(
     con: raw.duckdb.DuckDBPyConnection,
     s: Stream,
     columns: list[SourceColumn],
+    existing: dict[str, str] | None,
     saved: state.StreamState | None,
     sync_id: int,
     full_refresh: bool,
@@ -185,6 +187,7 @@ def _sync_stream(
             s,
             columns,
             source.chunks(s),
+            existing=existing,
             extracted_at=extracted_at,
             generation_id=generation_id,
             sync_id=sync_id,

@@ -181,3 +181,23 @@ def test_cli_explains_an_unreachable_source(
     result = CliRunner().invoke(app, ["sync"])
     assert result.exit_code == 1
     assert "Sync failed." in result.output and "Nothing was written" in result.output
+
+
+def test_status_reports_the_raw_file_and_each_cursor(
+    source_dsn: str, raw_path: Path, cycle: Callable[..., None]
+) -> None:
+    from ingestion.status import raw_status
+
+    assert raw_status(raw_path) == {
+        "path": str(raw_path),
+        "exists": False,
+        "bytes": 0,
+        "streams": {},
+    }
+    cycle(100)
+    result = run_sync(source_dsn, raw_path)
+    status = raw_status(raw_path)
+    assert status["exists"] and status["bytes"] > 0
+    cursors = {s.stream: s.cursor.isoformat() for s in result.streams if s.cursor}
+    assert {n: v["cursor"] for n, v in status["streams"].items()} == cursors
+    assert set(cursors) == {"plans", "users", "banks", "credit_cards", "subscriptions", "payments"}
