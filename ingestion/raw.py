@@ -64,7 +64,6 @@ def table_name(stream: Stream) -> str:
 def create_table(
     con: duckdb.DuckDBPyConnection, stream: Stream, columns: list[SourceColumn]
 ) -> None:
-    run(con, f"create schema if not exists {quote(SCHEMA)}")
     defs = [f"{quote(n)} {t}" for n, t in AIRBYTE_COLUMNS]
     defs += [f"{quote(c.name)} {c.duckdb_type}" for c in columns]
     run(con, f"create table {table_name(stream)} ({', '.join(defs)})")
@@ -219,7 +218,8 @@ def _merge(
 
 
 def all_raw_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
-    """Every RAW table's columns and types, in one query."""
+    """Every RAW table's columns and types, in one query (creating the schema if needed)."""
+    run(con, f"create schema if not exists {quote(SCHEMA)}")
     out: dict[str, dict[str, str]] = {}
     for table, column, dtype in run(
         con,

@@ -15,7 +15,7 @@ import pyarrow.csv as pcsv
 from psycopg import sql
 
 from ingestion.catalog import SOURCE_SCHEMA, Stream
-from ingestion.errors import SourceSchemaError, SourceUnavailable
+from ingestion.errors import SourceSchemaError, SourceUnavailable, SyncAborted
 from ingestion.types import SourceColumn
 
 # Rows travel in chunks of about this many CSV bytes, so Arrow parses and DuckDB writes one chunk
@@ -265,7 +265,7 @@ class SourceReader:
             false_values=["f"],
         )
         source = self._queues[stream.name]
-        while (item := source.get()) is not None:
+        while (item := self._next(source, stream)) is not None:
             if isinstance(item, BaseException):
                 raise item
             try:
@@ -281,6 +281,24 @@ class SourceReader:
                     "Nothing was written for this stream: its RAW table and cursor are unchanged.",
                     "Fix the value in the source, or map the column's type in ingestion/types.py.",
                 ) from exc
+
+    def _next(
+        self, source: queue.Queue[bytes | BaseException | None], stream: Stream
+    ) -> bytes | BaseException | None:
+        while True:
+            try:
+                return source.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise SyncAborted(
+                        f"Stream {stream.name!r} stopped because another stream of this sync failed.",
+                        "Its RAW table and cursor are unchanged.",
+                        "Fix the error reported for the other stream, then re-run `mdp sync`.",
+                    ) from None
+
+    def abort(self) -> None:
+        """Stops the reader thread; streams still waiting for rows end with SyncAborted."""
+        self._stop.set()
 
     def source_aggregates(self) -> dict[str, Aggregates]:
         """Row count and checksum of every planned table, from the same snapshot as the rows."""
