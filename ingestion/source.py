@@ -105,6 +105,9 @@ class SourceReader:
         self.where = _describe(conninfo)
         self._conn: psycopg.Connection | None = None
         self._thread: threading.Thread | None = None
+        self._agg_thread: threading.Thread | None = None
+        self._agg_error: BaseException | None = None
+        self._snapshot = ""
         self._stop = threading.Event()
         self._plans: dict[str, ReadPlan] = {}
         self._queues: dict[str, queue.Queue[bytes | BaseException | None]] = {}
@@ -119,6 +122,9 @@ class SourceReader:
             conn.execute("set datestyle = 'ISO, YMD'")
             conn.execute("set bytea_output = 'hex'")
             conn.execute("begin isolation level repeatable read read only")
+            # Reconciliation reads this same snapshot on a second connection, in parallel.
+            row = conn.execute("select pg_export_snapshot()").fetchone()
+            self._snapshot = str(row[0]) if row else ""
         except psycopg.Error as exc:
             raise _unavailable(self.where, exc) from exc
         self._conn = conn
@@ -130,9 +136,10 @@ class SourceReader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
+        self._stop.set()
+        for thread in (self._thread, self._agg_thread):
+            if thread is not None:
+                thread.join()
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -200,6 +207,10 @@ class SourceReader:
         self._queues = {p.stream.name: queue.Queue(maxsize=2) for p in plans}
         self._thread = threading.Thread(target=self._produce, args=(plans,), daemon=True)
         self._thread.start()
+        self._agg_thread = threading.Thread(
+            target=self._aggregate_all, args=([p.stream for p in plans],), daemon=True
+        )
+        self._agg_thread.start()
 
     def _put(self, name: str, item: bytes | BaseException | None) -> bool:
         while not self._stop.is_set():
@@ -240,11 +251,30 @@ class SourceReader:
                 for later in plans[i:]:
                     self._put(later.stream.name, error)
                 return
+
+    def _aggregate_all(self, streams: list[Stream]) -> None:
+        """The reconciliation aggregates, on a second connection that shares the snapshot."""
         try:
-            for plan in plans:
-                self._aggregates[plan.stream.name] = self._aggregate(plan.stream)
+            with psycopg.connect(
+                self._conninfo, connect_timeout=self._timeout, autocommit=True
+            ) as conn:
+                conn.execute("begin isolation level repeatable read read only")
+                conn.execute(
+                    sql.SQL("set transaction snapshot {}").format(sql.Literal(self._snapshot))
+                )
+                for stream in streams:
+                    query = sql.SQL(CHECKSUM_SQL).format(
+                        pk=sql.Identifier(stream.primary_key[0]),
+                        cursor=sql.Identifier(stream.cursor_field),
+                        table=sql.Identifier(SOURCE_SCHEMA, stream.name),
+                    )
+                    row = conn.execute(query, ()).fetchone()
+                    assert row is not None
+                    self._aggregates[stream.name] = Aggregates.of(*row)
+                    if self._stop.is_set():
+                        return
         except BaseException as exc:
-            self._error = (
+            self._agg_error = (
                 _unavailable(self.where, exc) if isinstance(exc, psycopg.OperationalError) else exc
             )
 
@@ -302,17 +332,11 @@ class SourceReader:
 
     def source_aggregates(self) -> dict[str, Aggregates]:
         """Row count and checksum of every planned table, from the same snapshot as the rows."""
-        assert self._thread is not None, "start() first"
+        assert self._thread is not None and self._agg_thread is not None, "start() first"
         self._thread.join()
+        self._agg_thread.join()
         if self._error is not None:
             raise self._error
+        if self._agg_error is not None:
+            raise self._agg_error
         return dict(self._aggregates)
-
-    def _aggregate(self, stream: Stream) -> Aggregates:
-        query = sql.SQL(CHECKSUM_SQL).format(
-            pk=sql.Identifier(stream.primary_key[0]),
-            cursor=sql.Identifier(stream.cursor_field),
-            table=sql.Identifier(SOURCE_SCHEMA, stream.name),
-        )
-        ((rows, sum_key, sum_cursor, sum_mixed),) = self._execute(query)
-        return Aggregates.of(rows, sum_key, sum_cursor, sum_mixed)

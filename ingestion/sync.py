@@ -56,6 +56,8 @@ class SyncResult:
     reconciliations: list[Reconciliation] = field(default_factory=list)
     seconds: float = 0.0
     reconcile_seconds: float = 0.0
+    # Wall time of each phase: opening both ends, the streams, the reconciliation, closing.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def mismatches(self) -> list[Reconciliation]:
@@ -130,6 +132,7 @@ def run_sync(
                 for s in streams
             ]
             source.start(plans)
+            result.phases["open"] = time.perf_counter() - started
             result.streams = _sync_streams(
                 source, con, streams, columns, existing, saved, sync_id, full_refresh, notify
             )
@@ -142,6 +145,10 @@ def run_sync(
                 Reconciliation(s.name, at_source[s.name], at_raw[s.name]) for s in streams
             ]
             result.reconcile_seconds = time.perf_counter() - recon_started
+            result.phases["streams"] = recon_started - started - result.phases["open"]
+            result.phases["reconcile"] = result.reconcile_seconds
+            closing = time.perf_counter()
+    result.phases["close"] = time.perf_counter() - closing
     result.seconds = time.perf_counter() - started
     if result.mismatches:
         failure = ReconciliationFailed([r.describe() for r in result.mismatches])
