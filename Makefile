@@ -38,6 +38,11 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+ROWS ?= 1000000
+.PHONY: bench-generator
+bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS=1000000)
+	$(RUN) python -m source_generator.bench --rows $(ROWS)
+
 bench-ingestion: install ## Benchmark the loader: 1M-row full + 1% incremental sync vs bare COPY and dlt
 	$(RUN) python -m ingestion.bench
 

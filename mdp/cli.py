@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from ingestion.cli import register as register_ingestion
+from mdp.demo import demo
+from mdp.status import status, stop
+from source_generator.cli import generate
+
 app = typer.Typer(
     help="mdp: a modern data platform as code.",
     no_args_is_help=True,
@@ -16,6 +21,8 @@ def main() -> None:
     """mdp: a modern data platform as code."""
 
 
-from ingestion.cli import sync as _sync  # noqa: E402
-
-app.command("sync")(_sync)
+app.command()(generate)
+app.command()(status)
+app.command()(stop)
+app.command()(demo)
+register_ingestion(app)
