@@ -1,8 +1,7 @@
-"""Crashes, an unreachable source and the CLI: nothing half-written, a re-run completes the job."""
+"""Crashes and an unreachable source: nothing half-written, and a re-run completes the job."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,12 +11,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
 from ingestion.errors import SourceUnavailable
 from ingestion.sync import FAILPOINT_ENV, run_sync
-from mdp import paths
-from mdp.cli import app
 from tests.ingestion.conftest import assert_mirrors, raw_query, raw_snapshot
 
 pytestmark = pytest.mark.postgres
@@ -159,36 +155,6 @@ def test_source_lost_during_a_stream_keeps_that_stream_unchanged(
 
     run_sync(source_dsn, raw_path)
     assert_mirrors(source_dsn, raw_path)
-
-
-def test_cli_syncs_and_reports_each_stream(
-    source_dsn: str, cycle: Callable[..., None], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cycle(200)
-    monkeypatch.setenv("MDP_SOURCE_DSN", source_dsn)
-    runner = CliRunner()
-
-    shown = runner.invoke(app, ["sync"])
-    assert shown.exit_code == 0, shown.output
-    for header in ("rows read", "inserted", "updated", "time", "payments"):
-        assert header in shown.output
-    assert "match" in shown.output
-
-    as_json = runner.invoke(app, ["sync", "--json", "--stream", "plans"])
-    assert as_json.exit_code == 0, as_json.output
-    report = json.loads(as_json.stdout)
-    assert report["raw"] == str(paths.raw_db()) and report["reconciled"] is True
-    assert [s["stream"] for s in report["streams"]] == ["plans"]
-    assert report["streams"][0]["rows_read"] == 5  # the inclusive cursor re-reads the seed
-
-
-def test_cli_explains_an_unreachable_source(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MDP_SOURCE_DSN", f"postgresql://postgres@/app?host={tmp_path}&port=1")
-    result = CliRunner().invoke(app, ["sync"])
-    assert result.exit_code == 1
-    assert "Sync failed." in result.output and "Nothing was written" in result.output
 
 
 def test_status_reports_the_raw_file_and_each_cursor(
