@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ingestion.cli import register as register_ingestion
 from mdp.demo import demo
 from mdp.status import status, stop
 from source_generator.cli import generate
@@ -24,3 +25,4 @@ app.command()(generate)
 app.command()(status)
 app.command()(stop)
 app.command()(demo)
+register_ingestion(app)

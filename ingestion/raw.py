@@ -1,0 +1,247 @@
+"""Writes streams into the RAW DuckDB file with Airbyte's layout and Append + Deduped semantics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingestion.catalog import RAW_SCHEMA, Stream
+from ingestion.errors import WarehouseBusy
+from ingestion.source import Aggregates
+from ingestion.types import SourceColumn, quote
+
+SCHEMA = RAW_SCHEMA.lower()
+
+# The columns Airbyte's Snowflake destination adds, in its order, ahead of the source columns.
+AIRBYTE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_airbyte_raw_id", "VARCHAR"),
+    ("_airbyte_extracted_at", "TIMESTAMPTZ"),
+    ("_airbyte_meta", "JSON"),
+    ("_airbyte_generation_id", "BIGINT"),
+)
+AIRBYTE_COLUMN_NAMES = frozenset(name for name, _ in AIRBYTE_COLUMNS)
+
+
+def run(con: duckdb.DuckDBPyConnection, query: str, params: object = None) -> list[tuple[Any, ...]]:
+    """Executes and drains the result: DuckDB refuses new work while a result is pending."""
+    return con.execute(query, params).fetchall()
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the RAW file that is always closed, so the file's lock is held briefly."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise WarehouseBusy(
+            f"The RAW warehouse {path} is locked by another process: {exc}",
+            "Nothing was written: RAW and every saved cursor are unchanged.",
+            "Wait for the other process (a running sync, dbt or the dashboard) to finish, "
+            "then re-run `mdp sync`.",
+        ) from exc
+    try:
+        run(con, "set timezone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def table_name(stream: Stream) -> str:
+    return f"{quote(SCHEMA)}.{quote(stream.name)}"
+
+
+def create_table(
+    con: duckdb.DuckDBPyConnection, stream: Stream, columns: list[SourceColumn]
+) -> None:
+    defs = [f"{quote(n)} {t}" for n, t in AIRBYTE_COLUMNS]
+    defs += [f"{quote(c.name)} {c.duckdb_type}" for c in columns]
+    run(con, f"create table {table_name(stream)} ({', '.join(defs)})")
+
+
+def add_new_columns(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    columns: list[SourceColumn],
+    existing: dict[str, str],
+) -> list[str]:
+    """Schema drift: a column new in the source is added to RAW (NULL for rows loaded before)."""
+    added = []
+    for c in columns:
+        if c.name not in existing:
+            run(con, f"alter table {table_name(stream)} add column {quote(c.name)} {c.duckdb_type}")
+            added.append(c.name)
+    return added
+
+
+@dataclass
+class LoadResult:
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    max_cursor: datetime | None = None
+    columns_added: list[str] = field(default_factory=list)
+
+
+def _select_list(columns: list[SourceColumn], raw_types: dict[str, str]) -> str:
+    """The batch's columns cast to RAW's types, then Airbyte's columns filled from parameters."""
+    cols = [f"cast({quote(c.name)} as {raw_types[c.name]}) as {quote(c.name)}" for c in columns]
+    return ", ".join(
+        [
+            "cast(uuid() as varchar) as _airbyte_raw_id",
+            "cast($extracted_at as timestamptz) as _airbyte_extracted_at",
+            "cast($meta as json) as _airbyte_meta",
+            "cast($generation_id as bigint) as _airbyte_generation_id",
+            *cols,
+        ]
+    )
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    columns: list[SourceColumn],
+    chunks: Iterable[pa.Table],
+    *,
+    existing: dict[str, str] | None,
+    extracted_at: datetime,
+    generation_id: int,
+    sync_id: int,
+    replace_all: bool,
+    on_rows: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Merges the chunks into the stream's RAW table inside the caller's transaction.
+
+    `existing` is the RAW table's columns (None when it does not exist yet). One row per primary
+    key survives: the latest by (cursor desc, _airbyte_extracted_at desc). A re-read row
+    identical to the one in RAW keeps its first extraction, so re-reading the lookback window
+    changes nothing.
+    """
+    table = table_name(stream)
+    result = LoadResult()
+    if replace_all and existing is not None:
+        run(con, f"drop table {table}")
+        existing = None
+    direct = existing is None
+    if existing is None:
+        create_table(con, stream, columns)
+        raw_types = {c.name: c.duckdb_type for c in columns}
+    else:
+        result.columns_added = add_new_columns(con, stream, columns, existing)
+        raw_types = {
+            **existing,
+            **{c.name: c.duckdb_type for c in columns if c.name not in existing},
+        }
+
+    params = {
+        "extracted_at": extracted_at,
+        "meta": json.dumps({"changes": [], "sync_id": sync_id}),
+        "generation_id": generation_id,
+    }
+    names = ", ".join([*(quote(n) for n, _ in AIRBYTE_COLUMNS), *(quote(c.name) for c in columns)])
+    casts = ", ".join(
+        f"cast({quote(c.name)} as {raw_types[c.name]}) as {quote(c.name)}" for c in columns
+    )
+    batch: list[pa.Table] = []
+    for chunk in chunks:
+        if chunk.num_rows == 0:
+            continue
+        result.rows_read += chunk.num_rows
+        top = pc.max(chunk.column(stream.cursor_field)).as_py()
+        if top is not None and (result.max_cursor is None or top > result.max_cursor):
+            result.max_cursor = top
+        if direct:
+            # A new table needs no dedup: one snapshot holds one row per primary key.
+            con.register("_chunk", chunk)
+            run(
+                con,
+                f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
+                params,
+            )
+            con.unregister("_chunk")
+        else:
+            batch.append(chunk)
+        if on_rows is not None:
+            on_rows(chunk.num_rows)
+    if direct:
+        result.inserted = result.rows_read
+    elif batch:
+        con.register("_chunk", pa.concat_tables(batch) if len(batch) > 1 else batch[0])
+        _merge(con, stream, columns, names, f"(select {casts} from _chunk)", params, result)
+        con.unregister("_chunk")
+    return result
+
+
+# Airbyte's columns for rows written by this sync, filled from the statement's parameters.
+_AIRBYTE_VALUES = (
+    "cast(uuid() as varchar), cast($extracted_at as timestamptz), cast($meta as json), "
+    "cast($generation_id as bigint)"
+)
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    columns: list[SourceColumn],
+    names: str,
+    batch: str,
+    params: dict[str, Any],
+    result: LoadResult,
+) -> None:
+    table = table_name(stream)
+    same_key = " and ".join(f"r.{quote(k)} = b.{quote(k)}" for k in stream.primary_key)
+    cursor = quote(stream.cursor_field)
+    differs = " or ".join(f"r.{quote(c.name)} is distinct from b.{quote(c.name)}" for c in columns)
+    newer = f"b.{cursor} > r.{cursor} or (b.{cursor} = r.{cursor} and ({differs}))"
+    replaced = run(
+        con, f"delete from {table} as r using {batch} as b where {same_key} and ({newer})"
+    )
+    result.updated = int(replaced[0][0])
+    source_cols = ", ".join(f"b.{quote(c.name)}" for c in columns)
+    added = run(
+        con,
+        f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {source_cols} from {batch} as b "
+        f"where not exists (select 1 from {table} as r where {same_key})",
+        params,
+    )
+    result.inserted = int(added[0][0]) - result.updated
+
+
+def all_raw_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every RAW table's columns and types, in one query (creating the schema if needed)."""
+    run(con, f"create schema if not exists {quote(SCHEMA)}")
+    out: dict[str, dict[str, str]] = {}
+    for table, column, dtype in run(
+        con,
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = ? order by table_name, ordinal_position",
+        [SCHEMA],
+    ):
+        out.setdefault(table, {})[column] = dtype
+    return out
+
+
+def all_aggregates(con: duckdb.DuckDBPyConnection, streams: list[Stream]) -> dict[str, Aggregates]:
+    """The same count and checksum as the source computes, over every RAW table, in one query."""
+    parts = []
+    for i, stream in enumerate(streams):
+        pk, cursor = quote(stream.primary_key[0]), quote(stream.cursor_field)
+        parts.append(
+            f"""
+            select {i} as i, count(*), coalesce(sum(k), 0), coalesce(sum(us), 0),
+                   coalesce(sum((k % 1000003) * (us % 1000033)), 0)
+            from (select cast({pk} as bigint) as k, epoch_us({cursor}) as us
+                  from {table_name(stream)}) as s"""
+        )
+    rows = run(con, " union all ".join(parts))
+    return {streams[row[0]].name: Aggregates.of(*row[1:]) for row in rows}
