@@ -130,6 +130,7 @@ def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, period: str) -> None
                 **{
                     label: [metrics.money(v) for v in monthly[col]]
                     for col, label in metrics.MOVEMENT_LABELS.items()
+                    if col in monthly.columns
                 },
             }
         )

@@ -25,7 +25,7 @@ TABLES = {
     "net_revenue_by_plan": ("finance.net_revenue_by_plan", "net_revenue"),
     "monthly_net_revenue_by_plan": ("finance.monthly_net_revenue_by_plan", "net_revenue"),
     "mrr_by_plan": ("finance.mrr_by_plan", "mrr"),
-    "arr_by_plan": ("finance.arr_by_plan", "arr"),
+    "saas_metrics_monthly": ("finance.saas_metrics_monthly", "arr"),
 }
 
 
