@@ -36,6 +36,12 @@ def _best(fn: Callable[[], pa.Table], repeat: int) -> tuple[float, int]:
     return min(times), rows
 
 
+def _duckdb_table(sql: str) -> pa.Table:
+    relation = duckdb.sql(sql)
+    assert relation is not None
+    return relation.to_arrow_table()
+
+
 def _write_csv_like_export(warehouse: DuckDBWarehouse, root: Path) -> None:
     """Every exported table as CSV, split into the same Hive partitions as the Parquet export."""
     with warehouse.session() as session:
@@ -89,34 +95,29 @@ def run(payments: int, months: int, repeat: int, warehouse_path: Path | None) ->
         def duck(fmt: str, sql: str) -> Callable[[], pa.Table]:
             reader = "read_parquet" if fmt == "parquet" else "read_csv"
             source = f"{reader}('{glob[fmt]}', hive_partitioning = true)"
-            return lambda: duckdb.sql(sql.format(source=source)).to_arrow_table()
+            return lambda: _duckdb_table(sql.format(source=source))
 
+        def scan(d: ds.Dataset, **options: object) -> Callable[[], pa.Table]:
+            return lambda: d.to_table(**options)
+
+        sets = (("parquet", pq_set), ("csv", csv_set))
         readers: dict[str, dict[str, Callable[[], pa.Table]]] = {
             "pyarrow.dataset": {
-                f"column {fmt}": (lambda d=d: d.to_table(columns=[COLUMN]))
-                for fmt, d in (("parquet", pq_set), ("csv", csv_set))
-            }
-            | {
-                f"partition {fmt}": (lambda d=d: d.to_table(filter=where))
-                for fmt, d in (("parquet", pq_set), ("csv", csv_set))
+                **{f"column {f}": scan(d, columns=[COLUMN]) for f, d in sets},
+                **{f"partition {f}": scan(d, filter=where) for f, d in sets},
             },
             "pyarrow.dataset, 1 thread": {
-                f"column {fmt}": (lambda d=d: d.to_table(columns=[COLUMN], use_threads=False))
-                for fmt, d in (("parquet", pq_set), ("csv", csv_set))
-            }
-            | {
-                f"partition {fmt}": (lambda d=d: d.to_table(filter=where, use_threads=False))
-                for fmt, d in (("parquet", pq_set), ("csv", csv_set))
+                **{f"column {f}": scan(d, columns=[COLUMN], use_threads=False) for f, d in sets},
+                **{f"partition {f}": scan(d, filter=where, use_threads=False) for f, d in sets},
             },
             "duckdb": {
-                f"column {fmt}": duck(fmt, f"select {COLUMN} from {{source}}")
-                for fmt in ("parquet", "csv")
-            }
-            | {
-                f"partition {fmt}": duck(
-                    fmt, f"select * from {{source}} where {MONTH_KEY} = '{month}'"
-                )
-                for fmt in ("parquet", "csv")
+                **{f"column {f}": duck(f, f"select {COLUMN} from {{source}}") for f, _ in sets},
+                **{
+                    f"partition {f}": duck(
+                        f, f"select * from {{source}} where {MONTH_KEY} = '{month}'"
+                    )
+                    for f, _ in sets
+                },
             },
         }
         timings = {
