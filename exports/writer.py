@@ -173,7 +173,9 @@ def _write_atomically(
     fs: pafs.FileSystem, path: str, table: pa.Table, compression_level: int | None
 ) -> None:
     directory = path.rsplit("/", 1)[0]
-    fs.create_dir(directory, recursive=True)
+    # S3 keys need no parent directory, and creating one would add an empty marker object.
+    if not isinstance(fs, pafs.S3FileSystem):
+        fs.create_dir(directory, recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
         # Hidden name: readers skip it while it is written, and the rename replaces the old
         # file in one step, so a reader sees the old partition or the new one, never both.
