@@ -131,9 +131,9 @@ def run(payments: int, months: int, repeat: int, warehouse_path: Path | None) ->
         f"{len(fact_rows.partitions)} monthly partitions. Export {export_seconds:.2f} s "
         f"(CSV baseline written in {csv_seconds:.2f} s). Timings: best of {repeat} warm runs.\n"
     )
-    print(f"{'measure':<58}{'Parquet (zstd)':>15}{'CSV':>12}{'ratio':>9}  goal")
+    print(f"{'measure':<72}{'Parquet (zstd)':>15}{'CSV':>12}{'ratio':>9}  goal")
     print(
-        f"{'size on disk, all tables':<58}{sizes[0] / 1e6:>12.2f} MB{sizes[1] / 1e6:>9.2f} MB"
+        f"{'size on disk, all tables':<72}{sizes[0] / 1e6:>12.2f} MB{sizes[1] / 1e6:>9.2f} MB"
         f"{figures['size_ratio']:>8.1f}x  ≥5x {'met' if figures['size_ratio'] >= 5 else 'NOT met'}"
     )
     for reader, t in timings.items():
@@ -147,7 +147,7 @@ def run(payments: int, months: int, repeat: int, warehouse_path: Path | None) ->
             figures[f"{reader} {what} ratio"] = ratio
             verdict = ("≥5x " + ("met" if ratio >= 5 else "NOT met")) if goal else "—"
             print(
-                f"{label + ', ' + reader:<58}{pq_s * 1e3:>12.1f} ms{csv_s * 1e3:>9.1f} ms"
+                f"{label + ', ' + reader:<72}{pq_s * 1e3:>12.1f} ms{csv_s * 1e3:>9.1f} ms"
                 f"{ratio:>8.1f}x  {verdict}"
             )
     print(
