@@ -61,3 +61,22 @@ def test_export_command_reports_tables_and_fails_clearly_without_marts(home: Pat
         "year_month=2026-09",
         "year_month=2026-10",
     ]
+
+
+@pytest.mark.slow
+def test_demo_step_exports_and_serves(home: Path) -> None:
+    from types import SimpleNamespace
+
+    from dashboard import background
+
+    build_sample_warehouse(paths.analytics_db(), payments=1_000, months=2)
+    ctx = SimpleNamespace(facts=[])
+    try:
+        background.demo_step(ctx)
+        url = background.running()
+        assert url is not None and _up(url["url"])
+    finally:
+        background.stop()
+    assert ctx.facts[0].startswith("Parquet exports: ")
+    assert ctx.facts[1].startswith(f"Dashboard: {url['url']}")
+    assert (paths.exports_dir() / "fct_payments").is_dir()
