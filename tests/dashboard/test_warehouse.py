@@ -91,6 +91,7 @@ def _rsa_key(path: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result")
 def test_snowflake_marts_read_with_key_pair_auth(tmp_path: Path) -> None:
     import fakesnow
     import snowflake.connector
