@@ -25,6 +25,7 @@ install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
 demo: install ## Run the platform locally: embedded PostgreSQL, generator, loader, dbt, Airflow
 	$(RUN) mdp demo
+	$(RUN) mdp dashboard --background
 
 test: install lint ## Lint, type-check and run every test
 	$(RUN) pytest
