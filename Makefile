@@ -41,6 +41,7 @@ fmt: install ## Format the code and apply safe lint fixes
 
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
+	-$(RUN) mdp dashboard --stop 2>/dev/null
 	rm -rf .local
 
 dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501)
