@@ -31,6 +31,7 @@ MONTH_KEY = "year_month"
 # Readers (pyarrow, pandas, DuckDB, Spark, Athena) read this name as a NULL partition value.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 DATA_FILE = "data.parquet"
+TARGET_ENV = "MDP_EXPORTS_TARGET"
 S3_REGION_ENV = "MDP_EXPORTS_S3_REGION"
 S3_ENDPOINT_ENV = "MDP_EXPORTS_S3_ENDPOINT"
 
@@ -102,7 +103,13 @@ class ExportResult:
 
 
 def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSystem, str, str]:
-    """(filesystem, base path in it, display URI) for a local folder or an `s3://bucket/prefix`."""
+    """(filesystem, base path in it, display URI) for a local folder or an `s3://bucket/prefix`.
+
+    Without a target: `MDP_EXPORTS_TARGET` (set on the cloud hosts to the exports bucket),
+    else the local exports folder.
+    """
+    if target is None:
+        target = os.environ.get(TARGET_ENV) or None
     if target is None:
         default = str(paths.exports_dir())
         return pafs.LocalFileSystem(), default, default
@@ -274,7 +281,8 @@ def export_marts(
     filesystem: pafs.FileSystem | None = None,
     compression_level: int | None = None,
 ) -> ExportResult:
-    """Export `fct_payments` and every FINANCE mart to `target` (default `.local/exports/`).
+    """Export `fct_payments` and every FINANCE mart to `target` (default: `MDP_EXPORTS_TARGET`,
+    else `.local/exports/`).
 
     `target` is a local folder or `s3://bucket/prefix`; with `filesystem`, it is a path in that
     filesystem. Each partition is one file, replaced atomically, so a re-run never duplicates
