@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from dashboard.cli import dashboard_command, export_command
 from ingestion.cli import register as register_ingestion
 from mdp.demo import demo
 from mdp.status import status, stop
@@ -26,3 +27,5 @@ app.command()(status)
 app.command()(stop)
 app.command()(demo)
 register_ingestion(app)
+app.command("dashboard")(dashboard_command)
+app.command("export")(export_command)
