@@ -14,3 +14,8 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """mdp: a modern data platform as code."""
+
+
+from mdp.transform import app as transform_app  # noqa: E402
+
+app.add_typer(transform_app, name="transform")
