@@ -29,3 +29,6 @@ app.command()(demo)
 register_ingestion(app)
 app.command("dashboard")(dashboard_command)
 app.command("export")(export_command)
+from mdp.transform import app as transform_app  # noqa: E402
+
+app.add_typer(transform_app, name="transform")
