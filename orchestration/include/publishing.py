@@ -1,0 +1,1 @@
+"""The publish step: check the marts, then refresh the Parquet exports and the dashboard data."""
