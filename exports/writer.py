@@ -1,0 +1,292 @@
+"""Write the marts and `fct_payments` as Hive-partitioned zstd Parquet, one file per partition."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from dashboard.warehouse import (
+    CONTRACT_MARTS,
+    PAYMENTS_FACT,
+    NoDataYet,
+    TableRef,
+    Warehouse,
+    WarehouseError,
+    WarehouseSession,
+    is_empty,
+)
+from dashboard.warehouse import from_env as warehouse_from_env
+from mdp import paths
+
+MONTH_KEY = "year_month"
+# Readers (pyarrow, pandas, DuckDB, Spark, Athena) read this name as a NULL partition value.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+DATA_FILE = "data.parquet"
+S3_REGION_ENV = "MDP_EXPORTS_S3_REGION"
+S3_ENDPOINT_ENV = "MDP_EXPORTS_S3_ENDPOINT"
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """How a table is split into Hive partitions.
+
+    `month`: the key `year_month=YYYY-MM` (UTC) is derived from `column`, which stays in the files.
+    `value`: the key is `column` itself, which moves from the files into the path, as Hive does.
+    """
+
+    kind: str
+    column: str
+
+    @property
+    def key(self) -> str:
+        return MONTH_KEY if self.kind == "month" else self.column
+
+
+# Time-series tables grow by month, so a re-run rewrites only what changed and readers prune
+# by month; the all-time table has one row per plan, so plan is its only useful split.
+KNOWN: dict[str, Partitioning] = {
+    PAYMENTS_FACT: Partitioning("month", "paid_at"),
+    "net_revenue_by_plan": Partitioning("value", "plan_name"),
+    "monthly_net_revenue_by_plan": Partitioning("month", "revenue_month"),
+    "mrr_by_plan": Partitioning("month", "month"),
+}
+
+
+def partitioning_for(name: str, schema: pa.Schema) -> Partitioning | None:
+    """The declared split if its column exists, else by a month-like column, else by plan."""
+    known = KNOWN.get(name)
+    if known is not None and known.column in schema.names:
+        return known
+    temporal = [f.name for f in schema if pa.types.is_date(f.type) or pa.types.is_timestamp(f.type)]
+    for col in temporal:
+        if col == "month" or col.endswith("_month"):
+            return Partitioning("month", col)
+    if "plan_name" in schema.names:
+        return Partitioning("value", "plan_name")
+    if temporal:
+        return Partitioning("month", temporal[0])
+    return None
+
+
+@dataclass(frozen=True)
+class TableExport:
+    """What one table's export wrote."""
+
+    table: str
+    source: str
+    rows: int
+    partition_key: str | None
+    partitions: tuple[str, ...]
+    files_removed: int = 0
+
+
+@dataclass
+class ExportResult:
+    """What a whole export wrote, and where."""
+
+    target: str
+    tables: list[TableExport] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+
+def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSystem, str, str]:
+    """(filesystem, base path in it, display URI) for a local folder or an `s3://bucket/prefix`."""
+    if target is None:
+        base = paths.exports_dir()
+        return pafs.LocalFileSystem(), str(base), str(base)
+    text = os.fspath(target)
+    parsed = urlparse(text)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"{text!r} names no bucket; use s3://<bucket>/<prefix>.")
+        # An explicit region avoids a bucket-region lookup; credentials come from the default
+        # chain (the Airflow host's instance profile), never from this repository.
+        fs = pafs.S3FileSystem(
+            region=os.environ.get(S3_REGION_ENV) or os.environ.get("AWS_REGION") or None,
+            endpoint_override=os.environ.get(S3_ENDPOINT_ENV) or None,
+        )
+        base = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+        return fs, base, f"s3://{base}"
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise ValueError(f"{text!r}: only local folders and s3:// URIs are export targets.")
+    base = str(Path(text).expanduser().resolve())
+    return pafs.LocalFileSystem(), base, base
+
+
+def _partition_values(table: pa.Table, spec: Partitioning) -> pa.Array:
+    col = table.column(spec.column)
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.timestamp(col.type.unit, tz="UTC"))
+    elif pa.types.is_date(col.type):
+        col = col.cast(pa.timestamp("s"))
+    else:
+        col = col.cast(pa.string())
+        return pc.fill_null(col, NULL_PARTITION).combine_chunks()
+    return pc.fill_null(pc.strftime(col, format="%Y-%m"), NULL_PARTITION).combine_chunks()
+
+
+def _split(table: pa.Table, spec: Partitioning | None) -> dict[str, pa.Table]:
+    """Partition directory name -> rows; the key column leaves `value` partitions."""
+    if spec is None:
+        return {"": table}
+    keys = _partition_values(table, spec)
+    body = table.drop_columns([spec.column]) if spec.kind == "value" else table
+    order = [(spec.column, "ascending")] if spec.kind == "month" else []
+    parts: dict[str, pa.Table] = {}
+    for value in sorted(pc.unique(keys).to_pylist()):
+        rows = body.filter(pc.equal(keys, value))
+        if order:
+            rows = rows.sort_by(order)
+        parts[f"{spec.key}={quote(value, safe='')}"] = rows
+    return parts
+
+
+def _write_atomically(
+    fs: pafs.FileSystem, path: str, table: pa.Table, compression_level: int | None
+) -> None:
+    directory = path.rsplit("/", 1)[0]
+    fs.create_dir(directory, recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        # Hidden name: readers skip it while it is written, and the rename replaces the old
+        # file in one step, so a reader sees the old partition or the new one, never both.
+        tmp = f"{directory}/.{DATA_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            with fs.open_output_stream(tmp) as sink:
+                pq.write_table(table, sink, compression="zstd", compression_level=compression_level)
+            fs.move(tmp, path)
+        except BaseException:
+            if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                fs.delete_file(tmp)
+            raise
+    else:
+        # An object store PUT is already atomic: readers see the old object or the new one.
+        with fs.open_output_stream(path) as sink:
+            pq.write_table(table, sink, compression="zstd", compression_level=compression_level)
+
+
+def _remove_stale(fs: pafs.FileSystem, table_dir: str, keep: set[str]) -> int:
+    """Delete files of partitions the warehouse no longer has; return how many were deleted."""
+    info = fs.get_file_info(pafs.FileSelector(table_dir, allow_not_found=True, recursive=True))
+    removed = 0
+    for entry in info:
+        if entry.type == pafs.FileType.File and entry.path not in keep:
+            fs.delete_file(entry.path)
+            removed += 1
+    if isinstance(fs, pafs.LocalFileSystem):
+        dirs = [e.path for e in info if e.type == pafs.FileType.Directory]
+        for d in sorted(dirs, key=len, reverse=True):
+            if not os.listdir(d):
+                os.rmdir(d)
+    return removed
+
+
+def export_table(
+    fs: pafs.FileSystem,
+    base: str,
+    name: str,
+    table: pa.Table,
+    *,
+    source: str = "",
+    compression_level: int | None = None,
+) -> TableExport:
+    """Write one table under `base/name/`, replacing its partitions and dropping stale ones."""
+    spec = partitioning_for(name, table.schema)
+    table_dir = f"{base}/{name}"
+    written: set[str] = set()
+    parts = _split(table, spec)
+    for directory, rows in parts.items():
+        path = f"{table_dir}/{directory}/{DATA_FILE}" if directory else f"{table_dir}/{DATA_FILE}"
+        path = fs.normalize_path(path)
+        _write_atomically(fs, path, rows, compression_level)
+        written.add(path)
+    removed = _remove_stale(fs, table_dir, written)
+    return TableExport(
+        table=name,
+        source=source,
+        rows=table.num_rows,
+        partition_key=spec.key if spec else None,
+        partitions=tuple(d for d in parts if d),
+        files_removed=removed,
+    )
+
+
+def _read_tables(
+    session: WarehouseSession, only: Sequence[str] | None
+) -> list[tuple[str, TableRef, pa.Table]]:
+    refs: dict[str, TableRef] = {t.name.lower(): t for t in session.marts()}
+    fact = session.find(PAYMENTS_FACT)
+    if fact is not None:
+        refs[PAYMENTS_FACT] = fact
+    missing = [m for m in (*CONTRACT_MARTS, PAYMENTS_FACT) if m not in refs]
+    if missing:
+        raise NoDataYet(
+            f"Nothing exported: the warehouse has no {', '.join(missing)} yet, and the "
+            "previous export was left as it was. Build the marts first (`make demo` or the "
+            "Airflow DAG), then run `mdp export` again."
+        )
+    names = sorted(refs)
+    if only:
+        unknown = [n for n in only if n.lower() not in refs]
+        if unknown:
+            raise WarehouseError(
+                f"Nothing exported: no table {', '.join(unknown)} in the warehouse; "
+                f"the exportable tables are {', '.join(names)}."
+            )
+        names = [n.lower() for n in only]
+    return [(n, refs[n], session.read(refs[n])) for n in names]
+
+
+def export_marts(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    warehouse: Warehouse | None = None,
+    tables: Sequence[str] | None = None,
+    filesystem: pafs.FileSystem | None = None,
+    compression_level: int | None = None,
+) -> ExportResult:
+    """Export `fct_payments` and every FINANCE mart to `target` (default `.local/exports/`).
+
+    `target` is a local folder or `s3://bucket/prefix`; with `filesystem`, it is a path in that
+    filesystem. Each partition is one file, replaced atomically, so a re-run never duplicates
+    rows; partitions the warehouse no longer has are removed after the new ones are written.
+    """
+    wh = warehouse if warehouse is not None else warehouse_from_env()
+    if filesystem is not None:
+        fs, base = filesystem, os.fspath(target or "exports").rstrip("/")
+        shown = base
+    else:
+        fs, base, shown = resolve_target(target)
+    # Read everything first and close the session, so a DuckDB reader holds the file only
+    # briefly and dbt is never blocked by a slow upload.
+    with wh.session() as session:
+        loaded = _read_tables(session, tables)
+    if is_empty({name: table for name, _, table in loaded}):
+        raise NoDataYet(
+            "Nothing exported: every table is empty, and the previous export was left as it "
+            "was. Load the source and build the marts, then run `mdp export` again."
+        )
+    result = ExportResult(target=shown)
+    for name, ref, table in loaded:
+        result.tables.append(
+            export_table(
+                fs,
+                base,
+                name,
+                table,
+                source=f"{ref.schema}.{ref.name}",
+                compression_level=compression_level,
+            )
+        )
+    return result

@@ -1,0 +1,202 @@
+"""The source database: embedded PostgreSQL (pgserver) under `.local/pg`, or any server named by `MDP_SOURCE_DSN`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from mdp import paths
+
+SOURCE_DSN_ENV = "MDP_SOURCE_DSN"
+SOURCE_DATABASE = "app"
+# A unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, NUL included).
+_MAX_SOCKET_PATH = 107
+_SOCKET_NAME = ".s.PGSQL.5432"
+
+
+class SourceUnreachable(RuntimeError):
+    """The source database could not be reached after retrying."""
+
+
+class LocalPostgresError(RuntimeError):
+    """The embedded PostgreSQL could not be started or stopped."""
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced by `***`, safe to print and log."""
+    redacted = re.sub(r"(://[^:/@?]*:)[^@]*@", r"\1***@", dsn)
+    redacted = re.sub(r"(password=)('(?:[^'\\]|\\.)*'|[^\s&]*)", r"\1***", redacted)
+    return redacted
+
+
+def _short_runtime_dir() -> Path:
+    """A short folder for the socket when the data folder is too deep for a unix socket path."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    base = Path(tempfile.gettempdir())
+    if len(str(base)) > 40:
+        base = Path("/tmp")
+    return base / f"mdp-pg-{uid}"
+
+
+def socket_path_fits(folder: Path) -> bool:
+    return len(str(folder / _SOCKET_NAME).encode()) <= _MAX_SOCKET_PATH
+
+
+def _import_pgserver() -> Any:
+    # pgserver resolves a runtime folder at import time and warns when XDG_RUNTIME_DIR is unset.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver import postgres_server
+
+    # pgserver falls back to this folder when the data folder is too deep for a socket path;
+    # its own default can itself be deep, so point it at a short one.
+    postgres_server.PostgresServer.runtime_path = _short_runtime_dir()
+    return pgserver
+
+
+def _running_postmaster(pgdata: Path) -> Any | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.utils import PostmasterInfo
+
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        return None
+    if info is None or not info.is_running():
+        return None
+    return info
+
+
+def _uri_for(server_uri: str, database: str) -> str:
+    # pgserver URIs look like postgresql://postgres:@/postgres?host=/socket/dir
+    return re.sub(r"(@[^/]*/)[^?]*", rf"\g<1>{database}", server_uri, count=1)
+
+
+def start(pgdata: Path | None = None) -> str:
+    """Start (or reuse) the embedded PostgreSQL and return the DSN of its `app` database."""
+    pgdata = (pgdata or paths.pg_dir()).resolve()
+    info = _running_postmaster(pgdata)
+    if info is not None:
+        server_uri = info.get_uri()
+    else:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        pgserver = _import_pgserver()
+        try:
+            # cleanup_mode=None keeps the server running after this process exits,
+            # so the next command reuses it.
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+        except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as err:
+            log = pgdata / "log"
+            raise LocalPostgresError(
+                f"The embedded PostgreSQL did not start in {pgdata} ({err}). "
+                f"No data was changed. Read its log at {log}, or run `mdp stop` and try again."
+            ) from err
+        server_uri = server.get_uri()
+    ensure_database(server_uri, SOURCE_DATABASE)
+    return _uri_for(server_uri, SOURCE_DATABASE)
+
+
+def ensure_database(server_uri: str, database: str, template: str | None = None) -> None:
+    """Create `database` on the server if it does not exist yet."""
+    with connect(server_uri, autocommit=True) as conn:
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (database,)
+        ).fetchone()
+        if exists:
+            return
+        statement = sql.SQL("create database {}").format(sql.Identifier(database))
+        if template:
+            statement = sql.SQL("{} template {}").format(statement, sql.Identifier(template))
+        # Another process may create it between the check and the create.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            conn.execute(statement)
+
+
+def stop(pgdata: Path | None = None) -> bool:
+    """Stop the embedded PostgreSQL; returns False when it was not running."""
+    pgdata = (pgdata or paths.pg_dir()).resolve()
+    if _running_postmaster(pgdata) is None:
+        return False
+    _import_pgserver()
+    from pgserver import _commands
+
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # generated at import time
+
+    user = None
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        user = "pgserver"  # pgserver runs the server as this system user when started as root
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+    except (subprocess.SubprocessError, OSError) as err:
+        raise LocalPostgresError(
+            f"The embedded PostgreSQL in {pgdata} did not stop ({err}). Its data is untouched; "
+            f"read {pgdata / 'log'} and stop the postgres process by its pid in {pgdata / 'postmaster.pid'}."
+        ) from err
+    return True
+
+
+def local_status(pgdata: Path | None = None) -> dict[str, Any]:
+    """Whether the embedded PostgreSQL runs, and how to reach it, without starting it."""
+    pgdata = (pgdata or paths.pg_dir()).resolve()
+    info = _running_postmaster(pgdata)
+    return {
+        "running": info is not None,
+        "pgdata": str(pgdata),
+        "pid": info.pid if info is not None else None,
+        "dsn": _uri_for(info.get_uri(), SOURCE_DATABASE) if info is not None else None,
+    }
+
+
+def source_dsn(start_local: bool = True) -> str | None:
+    """The DSN the generator writes to: `MDP_SOURCE_DSN`, else the embedded PostgreSQL."""
+    override = os.environ.get(SOURCE_DSN_ENV)
+    if override:
+        return override
+    if start_local:
+        return start()
+    status = local_status()
+    return status["dsn"] if status["running"] else None
+
+
+def connect(
+    dsn: str,
+    *,
+    attempts: int = 5,
+    first_delay: float = 0.5,
+    autocommit: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> psycopg.Connection[Any]:
+    """Connect, retrying with exponential backoff, or raise SourceUnreachable naming the DSN without its password."""
+    delay = first_delay
+    last_error: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, **kwargs)
+        except psycopg.OperationalError as err:
+            last_error = err
+            if attempt < attempts:
+                sleep(delay)
+                delay *= 2
+    reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
+    raise SourceUnreachable(
+        f"Could not reach the source database at {redact(dsn)} after {attempts} attempts "
+        f"({reason}). Nothing was written. Check that the server is running and reachable "
+        f"from this host, and that {SOURCE_DSN_ENV} (if set) names the right host, port, "
+        f"database, user and password; unset {SOURCE_DSN_ENV} to use the embedded PostgreSQL."
+    )

@@ -1,0 +1,32 @@
+"""Bulk writes to the source through COPY: never one INSERT per row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from source_generator.schema import SCHEMA, TABLES
+
+
+def copy_statement(table: str, schema: str = SCHEMA) -> sql.Composed:
+    columns = [c.name for c in TABLES[table]]
+    return sql.SQL("copy {}.{} ({}) from stdin").format(
+        sql.Identifier(schema),
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any],
+    table: str,
+    rows: Iterable[Sequence[Any]],
+    schema: str = SCHEMA,
+) -> None:
+    """COPY `rows` (tuples in the column order of `schema.TABLES[table]`) into the table."""
+    with conn.cursor() as cur, cur.copy(copy_statement(table, schema)) as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -1,0 +1,85 @@
+"""Shared fixtures: local state in a temporary folder, one embedded PostgreSQL per test session."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from mdp import localpg
+from source_generator.migrate import migrate
+
+# The plans of every test database are seeded at this clock, so runs are reproducible.
+PLAN_SEED_CLOCK = datetime(2024, 1, 1, tzinfo=UTC)
+_TEMPLATE = "mdp_source_template"
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mdp_home() -> Iterator[Path]:
+    """Point MDP_HOME at a temporary folder so no test reads or writes a user's `.local/`."""
+    # Not under pytest's base temp: that folder is private to its owner, and the embedded
+    # PostgreSQL runs as another system user when tests run as root.
+    home = Path(tempfile.mkdtemp(prefix="mdp-test-"))
+    home.chmod(0o755)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_HOME", str(home))
+        # Tests never write to a real source named in the user's environment.
+        mp.delenv(localpg.SOURCE_DSN_ENV, raising=False)
+        try:
+            yield home
+        finally:
+            localpg.stop(home / "pg")
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(mdp_home: Path) -> Iterator[str]:
+    """DSN of the `postgres` database of one embedded PostgreSQL shared by the whole session."""
+    pgdata = mdp_home / "pg"
+    app_dsn = localpg.start(pgdata)
+    server_dsn = app_dsn.replace(f"/{localpg.SOURCE_DATABASE}?", "/postgres?", 1)
+    localpg.ensure_database(server_dsn, _TEMPLATE)
+    with psycopg.connect(app_dsn.replace(f"/{localpg.SOURCE_DATABASE}?", f"/{_TEMPLATE}?")) as conn:
+        migrate(conn, clock=PLAN_SEED_CLOCK)
+    yield server_dsn
+
+
+def database_dsn(server_dsn: str, database: str) -> str:
+    return server_dsn.replace("/postgres?", f"/{database}?", 1)
+
+
+@pytest.fixture
+def empty_dsn(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database (no schema) on the session's server."""
+    yield from _fresh_database(pg_server, template=None)
+
+
+@pytest.fixture
+def source_dsn(pg_server: str) -> Iterator[str]:
+    """A fresh database with the source schema (contract section 1) and the plan seed applied."""
+    yield from _fresh_database(pg_server, template=_TEMPLATE)
+
+
+def _fresh_database(server_dsn: str, template: str | None) -> Iterator[str]:
+    name = f"t{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        statement = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template:
+            statement = sql.SQL("{} template {}").format(statement, sql.Identifier(template))
+        conn.execute(statement)
+    try:
+        yield database_dsn(server_dsn, name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )

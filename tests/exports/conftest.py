@@ -1,0 +1,23 @@
+"""Fixtures: a sample ANALYTICS warehouse under a temporary MDP_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exports.sample import build_sample_warehouse
+from mdp import paths
+
+
+@pytest.fixture
+def mdp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MDP_HOME", str(home))
+    monkeypatch.delenv("MDP_TARGET", raising=False)
+    return home
+
+
+@pytest.fixture
+def warehouse(mdp_home: Path) -> Path:
+    return build_sample_warehouse(paths.analytics_db(), payments=6_000, months=8)
