@@ -46,9 +46,11 @@ with DAG(
         from orchestration.include import local_steps
 
         @task(execution_timeout=settings.task_timeout)
-        def generate(logical_date: Any = None) -> dict[str, Any]:
+        def generate(logical_date: Any = None, dag_run: Any = None) -> dict[str, Any]:
             """Generator cycles for the simulated day ending at the run's logical date."""
-            return local_steps.generate_day(logical_date, settings)
+            # Runs triggered without a logical date simulate the day ending when they were due.
+            day_end = logical_date or dag_run.run_after
+            return local_steps.generate_day(day_end, settings)
 
         @task(execution_timeout=settings.sync_timeout)
         def sync() -> dict[str, Any]:
@@ -97,7 +99,7 @@ with DAG(
         profile_config=dbt.profile_config(settings),
         render_config=dbt.render_config(),
         execution_config=dbt.execution_config(),
-        operator_args={"install_deps": False, "execution_timeout": settings.task_timeout},
+        operator_args=dbt.operator_args(settings),
     )
 
     @task(execution_timeout=settings.task_timeout)

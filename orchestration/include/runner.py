@@ -38,6 +38,7 @@ def configure(home: Path | None = None, **overrides: str) -> Path:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",
         # dbt resolves the DuckDB paths in profiles.yml from MDP_HOME: make it absolute.
@@ -134,6 +135,6 @@ def run_day(dag: Any, logical_date: datetime, log_file: Path | None = None) -> D
         took = (
             (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else 0.0
         )
-        tasks.append(TaskResult(ti.task_id, str(ti.state.value if ti.state else "none"), took))
-    state = run.state.value if hasattr(run.state, "value") else str(run.state)
+        tasks.append(TaskResult(ti.task_id, str(getattr(ti.state, "value", ti.state)), took))
+    state = str(getattr(run.state, "value", run.state))
     return DayResult(logical_date, state, seconds, tasks, log_file)
