@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from mdp.demo import demo
+from mdp.status import status, stop
+from source_generator.cli import generate
+
 app = typer.Typer(
     help="mdp: a modern data platform as code.",
     no_args_is_help=True,
@@ -14,3 +18,9 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """mdp: a modern data platform as code."""
+
+
+app.command()(generate)
+app.command()(status)
+app.command()(stop)
+app.command()(demo)

@@ -20,6 +20,7 @@ from mdp import paths
 
 SOURCE_DSN_ENV = "MDP_SOURCE_DSN"
 SOURCE_DATABASE = "app"
+CONNECT_ATTEMPTS_ENV = "MDP_SOURCE_CONNECT_ATTEMPTS"
 # A unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, NUL included).
 _MAX_SOCKET_PATH = 107
 _SOCKET_NAME = ".s.PGSQL.5432"
@@ -35,7 +36,7 @@ class LocalPostgresError(RuntimeError):
 
 def redact(dsn: str) -> str:
     """The DSN with its password replaced by `***`, safe to print and log."""
-    redacted = re.sub(r"(://[^:/@?]*:)[^@]*@", r"\1***@", dsn)
+    redacted = re.sub(r"(://[^:/@?]*:)[^@]+@", r"\1***@", dsn)
     redacted = re.sub(r"(password=)('(?:[^'\\]|\\.)*'|[^\s&]*)", r"\1***", redacted)
     return redacted
 
@@ -127,8 +128,8 @@ def ensure_database(server_uri: str, database: str, template: str | None = None)
             conn.execute(statement)
 
 
-def stop(pgdata: Path | None = None) -> bool:
-    """Stop the embedded PostgreSQL; returns False when it was not running."""
+def stop(pgdata: Path | None = None, mode: str = "fast") -> bool:
+    """Stop the embedded PostgreSQL (pg_ctl shutdown `mode`); returns False when it was not running."""
     pgdata = (pgdata or paths.pg_dir()).resolve()
     if _running_postmaster(pgdata) is None:
         return False
@@ -141,7 +142,7 @@ def stop(pgdata: Path | None = None) -> bool:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         user = "pgserver"  # pgserver runs the server as this system user when started as root
     try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+        pg_ctl(["-w", "-m", mode, "stop"], pgdata=pgdata, user=user, timeout=60)
     except (subprocess.SubprocessError, OSError) as err:
         raise LocalPostgresError(
             f"The embedded PostgreSQL in {pgdata} did not stop ({err}). Its data is untouched; "
@@ -173,16 +174,27 @@ def source_dsn(start_local: bool = True) -> str | None:
     return status["dsn"] if status["running"] else None
 
 
+def connect_attempts() -> int:
+    """How often to try reaching the source before giving up (`MDP_SOURCE_CONNECT_ATTEMPTS`, default 5)."""
+    raw = os.environ.get(CONNECT_ATTEMPTS_ENV, "5")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise ValueError(f"{CONNECT_ATTEMPTS_ENV}={raw!r} must be a whole number") from None
+
+
 def connect(
     dsn: str,
     *,
-    attempts: int = 5,
+    attempts: int | None = None,
     first_delay: float = 0.5,
     autocommit: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     **kwargs: Any,
 ) -> psycopg.Connection[Any]:
     """Connect, retrying with exponential backoff, or raise SourceUnreachable naming the DSN without its password."""
+    if attempts is None:
+        attempts = connect_attempts()
     delay = first_delay
     last_error: Exception | None = None
     for attempt in range(1, attempts + 1):

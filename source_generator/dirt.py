@@ -74,11 +74,11 @@ def invalid_email(rng: random.Random, email: str) -> str:
     return email.replace("@", (" at ", "", ".", "#")[rng.randrange(4)])
 
 
-def date_of_birth(rng: random.Random, day: date, non_iso: float, unparseable: float) -> str:
-    """`day` as ISO text, or in another format (D11), or as text no format can read."""
+def date_of_birth(rng: random.Random, day: date, non_iso: float, unparseable: float) -> str | None:
+    """`day` in a non-ISO format or as text no format can read (D11); None keeps it ISO."""
     r = rng.random()
     if r >= non_iso:
-        return day.isoformat()
+        return None
     if r < unparseable:
         return UNPARSEABLE_DATES[rng.randrange(len(UNPARSEABLE_DATES))]
     # Epoch seconds only after 1970, so every epoch value stays a plain run of digits.

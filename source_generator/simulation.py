@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -18,10 +18,20 @@ from source_generator.schema import SCHEMA, TABLES
 from source_generator.writer import copy_rows
 
 Row = tuple[Any, ...]
+RowsWritten = Callable[[str, list[Row]], None]
 GENERATED_TABLES = ("users", "banks", "credit_cards", "subscriptions", "payments")
 _DOB_FIRST = date(1950, 1, 1).toordinal()
 _DOB_SPAN = date(2006, 12, 31).toordinal() - _DOB_FIRST
 _CLOCK_STEP = timedelta(milliseconds=1)
+RENEWALS_PER_CYCLE = 2000
+# Columns of each table that D1 applies to (data contract section 2).
+_CATEGORICAL_COLUMNS = {
+    "users": 1,
+    "banks": 1,
+    "credit_cards": 1,
+    "subscriptions": 3,
+    "payments": 2,
+}
 
 
 @dataclass
@@ -32,6 +42,8 @@ class CycleSummary:
     inserted: Counter[str] = field(default_factory=Counter)
     updated: Counter[str] = field(default_factory=Counter)
     dirt: Counter[str] = field(default_factory=Counter)
+    # How many values could have received each dirt kind: the denominators of the dirt rates.
+    exposed: Counter[str] = field(default_factory=Counter)
     late_rows: int = 0
 
     @property
@@ -60,12 +72,14 @@ def generate_cycle(
     conn: psycopg.Connection[Any],
     config: GeneratorConfig | None = None,
     clock: datetime | None = None,
+    on_rows: RowsWritten | None = None,
 ) -> CycleSummary:
     """Run one cycle in one transaction; on any error nothing of it is kept.
 
     `clock` is the cycle's commit clock (default: now). It never goes backwards: a clock at or
     before the newest `updated_at` in the source moves to just after it, so the sync cursor
-    always sees the cycle's rows.
+    always sees the cycle's rows. `on_rows(table, rows)` is called after each table's COPY
+    (progress bars, the benchmark's baseline); the rows are committed only when the call returns.
     """
     config = config or GeneratorConfig()
     requested = (clock or datetime.now(UTC)).astimezone(UTC)
@@ -75,7 +89,7 @@ def generate_cycle(
         effective = requested
         if state.latest_change is not None and effective <= state.latest_change:
             effective = state.latest_change + _CLOCK_STEP
-        cycle = _Cycle(conn, config, state, effective)
+        cycle = _Cycle(conn, config, state, effective, on_rows)
         cycle.run()
     return cycle.summary
 
@@ -111,8 +125,10 @@ class _Cycle:
         config: GeneratorConfig,
         state: _State,
         clock: datetime,
+        on_rows: RowsWritten | None = None,
     ) -> None:
         self.conn = conn
+        self.on_rows = on_rows
         self.config = config
         self.rates = config.dirt
         self.state = state
@@ -121,6 +137,9 @@ class _Cycle:
         self.summary = CycleSummary(clock=clock)
         self.next_id = {t: state.max_ids[t] + 1 for t in GENERATED_TABLES}
         self.late_seconds = config.changes.late_max_hours * 3600.0
+        self.late_rate = config.changes.late_rows
+        self.d1_rate = config.dirt.categorical_case
+        self.rnd = self.rng.random
 
     # -- shared pieces -------------------------------------------------------------------------
 
@@ -130,20 +149,25 @@ class _Cycle:
         return range(first, first + count)
 
     def _created_at(self) -> datetime:
-        if self.rng.random() < self.config.changes.late_rows:
+        if self.rnd() < self.late_rate:
             self.summary.late_rows += 1
             return self.clock - timedelta(seconds=self.rng.uniform(1.0, self.late_seconds))
         return self.clock
 
     def _cat(self, value: str) -> str:
-        if self.rng.random() < self.rates.categorical_case:
-            self.summary.dirt["D1"] += 1
-            return dirt.categorical(self.rng, value)
-        return value
+        self.summary.exposed["D1"] += 1
+        return self._dirty(value) if self.rnd() < self.d1_rate else value
+
+    def _dirty(self, value: str) -> str:
+        self.summary.dirt["D1"] += 1
+        return dirt.categorical(self.rng, value)
 
     def _email(self, first: str, last: str, number: int) -> str:
         rng = self.rng
-        email = f"{first}.{last}{number}@{domain.EMAIL_DOMAINS[rng.randrange(5)]}".lower()
+        rnd = rng.random
+        email = f"{first}.{last}{number}@{domain.EMAIL_DOMAINS[int(rnd() * 5)]}".lower()
+        self.summary.exposed["D9"] += 1
+        self.summary.exposed["D10"] += 1
         r = rng.random()
         if r < self.rates.email_invalid:
             self.summary.dirt["D10"] += 1
@@ -186,32 +210,46 @@ class _Cycle:
         if rows:
             copy_rows(self.conn, table, rows)
         self.summary.inserted[table] += len(rows)
+        exposed = self.summary.exposed
+        exposed["D1"] += len(rows) * _CATEGORICAL_COLUMNS[table]
+        if table == "users":
+            exposed["D11"] += len(rows)
+        if table == "payments":
+            for code in ("D4", "D5", "D6", "D7", "D8", "D12"):
+                exposed[code] += len(rows)
+        if self.on_rows is not None:
+            self.on_rows(table, rows)
 
     # -- inserts -------------------------------------------------------------------------------
 
     def _users(self, count: int) -> list[Row]:
         rng = self.rng
+        rnd = rng.random
+        d1 = self.d1_rate
         rates = self.rates
         rows: list[Row] = []
         for user_id in self._ids("users", count):
-            first = domain.FIRST_NAMES[rng.randrange(len(domain.FIRST_NAMES))]
-            last = domain.LAST_NAMES[rng.randrange(len(domain.LAST_NAMES))]
-            dob_day = date.fromordinal(_DOB_FIRST + rng.randrange(_DOB_SPAN))
+            first = domain.FIRST_NAMES[int(rnd() * len(domain.FIRST_NAMES))]
+            last = domain.LAST_NAMES[int(rnd() * len(domain.LAST_NAMES))]
+            dob_day = date.fromordinal(_DOB_FIRST + int(rnd() * _DOB_SPAN))
+            country = domain.COUNTRIES[int(rnd() * len(domain.COUNTRIES))]
             dob = dirt.date_of_birth(rng, dob_day, rates.dob_non_iso, rates.dob_unparseable)
-            if dob != dob_day.isoformat():
+            if dob is None:
+                dob = dob_day.isoformat()
+            else:
                 self.summary.dirt["D11"] += 1
             rows.append(
                 (
                     user_id,
-                    uuid.UUID(int=rng.getrandbits(128), version=4),
+                    _uuid4(rng.getrandbits(128)),
                     first,
                     last,
                     self._email(first, last, user_id),
-                    f"+1-555-{rng.randrange(1000):03d}-{rng.randrange(10000):04d}",
+                    f"+1-555-{int(rnd() * 1000):03d}-{int(rnd() * 10000):04d}",
                     dob,
-                    self._cat(domain.COUNTRIES[rng.randrange(len(domain.COUNTRIES))]),
+                    country if rnd() >= d1 else self._dirty(country),
                     f"{rng.getrandbits(64):016x}",
-                    f"{rng.randrange(1000):03d}-{rng.randrange(1000):03d}-{rng.randrange(1000):03d}",
+                    f"{int(rnd() * 1000):03d}-{int(rnd() * 1000):03d}-{int(rnd() * 1000):03d}",
                     None,
                     self._created_at(),
                     self.clock,
@@ -221,18 +259,21 @@ class _Cycle:
 
     def _banks(self, count: int, users: int) -> list[Row]:
         rng = self.rng
+        rnd = rng.random
+        d1 = self.d1_rate
         rows: list[Row] = []
         for bank_id in self._ids("banks", count):
-            k = rng.randrange(len(domain.BANK_NAMES))
-            account = f"{rng.randrange(10**10):010d}"
+            k = int(rnd() * len(domain.BANK_NAMES))
+            bank = domain.BANK_NAMES[k]
+            account = f"{int(rnd() * 10**10):010d}"
             rows.append(
                 (
                     bank_id,
-                    rng.randrange(users) + 1,
-                    self._cat(domain.BANK_NAMES[k]),
+                    int(rnd() * users) + 1,
+                    bank if rnd() >= d1 else self._dirty(bank),
                     account,
-                    f"DE{rng.randrange(100):02d}{rng.randrange(10**8):08d}{account}",
-                    f"{rng.randrange(10**9):09d}",
+                    f"DE{int(rnd() * 100):02d}{int(rnd() * 10**8):08d}{account}",
+                    f"{int(rnd() * 10**9):09d}",
                     domain.SWIFT_CODES[k],
                     self._created_at(),
                     self.clock,
@@ -242,15 +283,18 @@ class _Cycle:
 
     def _credit_cards(self, count: int, users: int) -> list[Row]:
         rng = self.rng
+        rnd = rng.random
+        d1 = self.d1_rate
         rows: list[Row] = []
         for card_id in self._ids("credit_cards", count):
+            card_type = domain.CARD_TYPES[int(rnd() * len(domain.CARD_TYPES))]
             rows.append(
                 (
                     card_id,
-                    rng.randrange(users) + 1,
-                    f"4{rng.randrange(10**15):015d}",
-                    self._cat(domain.CARD_TYPES[rng.randrange(len(domain.CARD_TYPES))]),
-                    f"{rng.randrange(1, 13):02d}/{rng.randrange(26, 32)}",
+                    int(rnd() * users) + 1,
+                    f"4{int(rnd() * 10**15):015d}",
+                    card_type if rnd() >= d1 else self._dirty(card_type),
+                    f"{1 + int(rnd() * 12):02d}/{26 + int(rnd() * 6)}",
                     self._created_at(),
                     self.clock,
                 )
@@ -259,20 +303,22 @@ class _Cycle:
 
     def _subscriptions(self, count: int, users: int) -> list[Row]:
         rng = self.rng
+        rnd = rng.random
+        d1 = self.d1_rate
         ladder = self.state.plan_ladder
         rows: list[Row] = []
         for sub_id in self._ids("subscriptions", count):
             created = self._created_at()
-            plan = ladder[rng.randrange(len(ladder))]
+            plan = ladder[int(rnd() * len(ladder))]
             billing = "annual" if rng.random() < 0.3 else "monthly"
             rows.append(
                 (
                     sub_id,
-                    rng.randrange(users) + 1,
-                    self._cat(plan),
-                    self._cat("active"),
-                    self._cat(billing),
-                    domain.PAYMENT_METHODS[rng.randrange(len(domain.PAYMENT_METHODS))],
+                    int(rnd() * users) + 1,
+                    plan if rnd() >= d1 else self._dirty(plan),
+                    "active" if rnd() >= d1 else self._dirty("active"),
+                    billing if rnd() >= d1 else self._dirty(billing),
+                    domain.PAYMENT_METHODS[int(rnd() * len(domain.PAYMENT_METHODS))],
                     created,
                     None,
                     created,
@@ -285,87 +331,105 @@ class _Cycle:
         if count <= 0:
             return []
         rng = self.rng
+        rnd = rng.random
+        d1 = self.d1_rate
+        getrandbits = rng.getrandbits
         rates = self.rates
-        subscriptions = self._payable_subscriptions(count, new_subscriptions)
-        if not subscriptions:
+        payable = self._payable_subscriptions(new_subscriptions)
+        if not payable:
             return []
+        n_payable = len(payable)
         users = self.next_id["users"] - 1
         p_unparseable = rates.amount_unparseable
         p_negative = p_unparseable + rates.amount_negative
         p_orphan = p_negative + rates.orphan_payment
         p_duplicate = p_orphan + rates.duplicate_payment
+        p_format = rates.amount_format
+        p_discount_null = rates.discount_null
+        p_discount = p_discount_null + 0.2
+        plain = {c: dirt.plain_amount(c) for _, _, c in payable}
+        tenth = {c: dirt.plain_amount(c // 10) for c in plain}
+        dirty = self._dirty
+        created_at = self._created_at
+        clock = self.clock
+        currency = domain.PAYMENT_CURRENCY
+        counts = Counter[str]()
         clean: list[Row] = []
         rows: list[Row] = []
         for payment_id in self._ids("payments", count):
-            r = rng.random()
+            r = rnd()
             if p_orphan <= r < p_duplicate and clean:
                 # D7: the same charge written again under a new id.
-                original = clean[rng.randrange(len(clean))]
-                rows.append((payment_id, *original[1:]))
-                self.summary.dirt["D7"] += 1
+                rows.append((payment_id, *clean[int(rnd() * len(clean))][1:]))
+                counts["D7"] += 1
                 continue
-            sub_id, user_id, plan, billing = subscriptions[rng.randrange(len(subscriptions))]
-            monthly, annual = self.state.prices.get(plan, (0, 0))
-            cents = annual if billing == "annual" else monthly
+            sub_id, user_id, cents = payable[int(rnd() * n_payable)]
             if r < p_unparseable:
-                amount = dirt.UNPARSEABLE_AMOUNTS[rng.randrange(3)]
-                self.summary.dirt["D5"] += 1
+                amount = dirt.UNPARSEABLE_AMOUNTS[int(rnd() * 3)]
+                counts["D5"] += 1
             elif r < p_negative:
-                amount = "-" + dirt.plain_amount(cents)
-                self.summary.dirt["D6"] += 1
-            elif rng.random() < rates.amount_format:
+                amount = "-" + plain[cents]
+                counts["D6"] += 1
+            elif rnd() < p_format:
                 amount = dirt.formatted_amount(rng, cents)
-                self.summary.dirt["D4"] += 1
+                counts["D4"] += 1
             else:
-                amount = dirt.plain_amount(cents)
+                amount = plain[cents]
             if p_negative <= r < p_orphan:
-                sub_id = domain.ORPHAN_SUBSCRIPTION_BASE + rng.getrandbits(40)
-                user_id = rng.randrange(users) + 1
-                self.summary.dirt["D8"] += 1
-            d = rng.random()
-            if d < rates.discount_null:
+                sub_id = domain.ORPHAN_SUBSCRIPTION_BASE + getrandbits(40)
+                user_id = int(rnd() * users) + 1
+                counts["D8"] += 1
+            d = rnd()
+            if d < p_discount_null:
                 discount: str | None = None
-                self.summary.dirt["D12"] += 1
-            elif d < rates.discount_null + 0.2:
-                discount = dirt.plain_amount(cents // 10)
+                counts["D12"] += 1
+            elif d < p_discount:
+                discount = tenth[cents]
             else:
                 discount = "0.00"
-            status = "failed" if rng.random() < 0.1 else "succeeded"
-            created = self._created_at()
+            status = "failed" if rnd() < 0.1 else "succeeded"
+            created = created_at()
             row: Row = (
                 payment_id,
                 sub_id,
                 user_id,
-                f"ch_{rng.getrandbits(96):024x}",
+                f"ch_{getrandbits(96):024x}",
                 amount,
                 discount,
-                self._cat(domain.PAYMENT_CURRENCY),
-                self._cat(status),
+                currency if rnd() >= d1 else dirty(currency),
+                status if rnd() >= d1 else dirty(status),
                 created,
                 created,
-                self.clock,
+                clock,
             )
             rows.append(row)
             if r >= p_duplicate:
                 clean.append(row)
+        self.summary.dirt.update(counts)
         return rows
 
-    def _payable_subscriptions(
-        self, count: int, new_subscriptions: list[Row]
-    ) -> list[tuple[int, int, str, str]]:
-        """(id, user_id, canonical plan, canonical billing) of subscriptions that pay this cycle."""
-        result = [
-            (row[0], row[1], _canonical(row[2]), _billing(row[4])) for row in new_subscriptions
-        ]
-        existing = self._sample_existing("subscriptions", max(count // 2, 1))
+    def _payable_subscriptions(self, new_subscriptions: list[Row]) -> list[tuple[int, int, int]]:
+        """(id, user_id, price in cents) of the subscriptions that pay this cycle.
+
+        New subscriptions pay their first invoice; a bounded sample of older ones renews,
+        so a cycle's cost does not grow with the size of the source.
+        """
+        prices = self.state.prices
+        candidates = [(row[0], row[1], row[2], row[4]) for row in new_subscriptions]
+        existing = self._sample_existing("subscriptions", RENEWALS_PER_CYCLE)
         if existing:
-            fetched = self.conn.execute(
-                f"select id, user_id, lower(trim(plan)), lower(trim(billing_period)) "
-                f"from {SCHEMA}.subscriptions where id = any(%s) order by id",
-                (existing,),
-            ).fetchall()
-            result.extend((i, u, p, _billing(b)) for i, u, p, b in fetched)
-        return result
+            candidates.extend(
+                self.conn.execute(
+                    f"select id, user_id, plan, billing_period from {SCHEMA}.subscriptions "
+                    "where id = any(%s) order by id",
+                    (existing,),
+                ).fetchall()
+            )
+        payable = []
+        for sub_id, user_id, plan, billing in candidates:
+            monthly, annual = prices.get(_canonical(plan or ""), (0, 0))
+            payable.append((sub_id, user_id, annual if _billing(billing) == "annual" else monthly))
+        return payable
 
     # -- updates -------------------------------------------------------------------------------
 
@@ -379,6 +443,7 @@ class _Cycle:
             (ids,),
         ).fetchall()
         rng = self.rng
+        rnd = rng.random
         ladder = self.state.plan_ladder
         changes: list[tuple[int, str, str, datetime | None]] = []
         for sub_id, plan, status in current:
@@ -389,7 +454,7 @@ class _Cycle:
             if status in ("cancelled", "blocked") or (status == "idle" and rng.random() < 0.5):
                 action, new_status = "reactivate", "active"
             else:
-                action = ("cancel", "upgrade", "downgrade", "idle")[rng.randrange(4)]
+                action = ("cancel", "upgrade", "downgrade", "idle")[int(rnd() * 4)]
                 if action == "upgrade" and rank == len(ladder) - 1:
                     action = "downgrade"
                 if action == "downgrade" and rank == 0:
@@ -448,7 +513,7 @@ class _Cycle:
     def _change_emails(self, count: int) -> None:
         users = self._alive_users(count)
         changes = [
-            (uid, self._email(first, last, uid * 10 + self.rng.randrange(10)))
+            (uid, self._email(first, last, uid * 10 + _below(self.rng, 10)))
             for uid, first, last in users
         ]
         if changes:
@@ -467,6 +532,17 @@ class _Cycle:
                 (self.clock, self.clock, ids),
             )
         self.summary.updated["users.soft_delete"] += len(ids)
+
+
+def _uuid4(bits: int) -> str:
+    """A version-4 UUID in text form from 128 random bits."""
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def _below(rng: random.Random, n: int) -> int:
+    """A uniform integer in [0, n): cheaper than randrange and as reproducible."""
+    return int(rng.random() * n)
 
 
 def _canonical(value: str) -> str:

@@ -6,7 +6,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +37,8 @@ def mdp_home() -> Iterator[Path]:
         try:
             yield home
         finally:
-            localpg.stop(home / "pg")
+            # The folder is deleted next, so skip the shutdown checkpoint.
+            localpg.stop(home / "pg", mode="immediate")
             shutil.rmtree(home, ignore_errors=True)
 
 
@@ -47,6 +48,11 @@ def pg_server(mdp_home: Path) -> Iterator[str]:
     pgdata = mdp_home / "pg"
     app_dsn = localpg.start(pgdata)
     server_dsn = app_dsn.replace(f"/{localpg.SOURCE_DATABASE}?", "/postgres?", 1)
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        # Throwaway data: trade durability for speed, as the suite runs on small shared machines.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(sql.SQL("alter system set {} = off").format(sql.Identifier(setting)))
+        conn.execute("select pg_reload_conf()")
     localpg.ensure_database(server_dsn, _TEMPLATE)
     with psycopg.connect(app_dsn.replace(f"/{localpg.SOURCE_DATABASE}?", f"/{_TEMPLATE}?")) as conn:
         migrate(conn, clock=PLAN_SEED_CLOCK)
@@ -57,29 +63,31 @@ def database_dsn(server_dsn: str, database: str) -> str:
     return server_dsn.replace("/postgres?", f"/{database}?", 1)
 
 
-@pytest.fixture
-def empty_dsn(pg_server: str) -> Iterator[str]:
-    """A fresh, empty database (no schema) on the session's server."""
-    yield from _fresh_database(pg_server, template=None)
-
-
-@pytest.fixture
-def source_dsn(pg_server: str) -> Iterator[str]:
-    """A fresh database with the source schema (contract section 1) and the plan seed applied."""
-    yield from _fresh_database(pg_server, template=_TEMPLATE)
-
-
-def _fresh_database(server_dsn: str, template: str | None) -> Iterator[str]:
+def _create_database(server_dsn: str, template: str | None) -> str:
     name = f"t{os.getpid()}_{next(_counter)}"
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         statement = sql.SQL("create database {}").format(sql.Identifier(name))
         if template:
             statement = sql.SQL("{} template {}").format(statement, sql.Identifier(template))
         conn.execute(statement)
-    try:
-        yield database_dsn(server_dsn, name)
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+    # Databases are not dropped one by one: a drop forces a checkpoint, and the whole server
+    # folder is deleted when the session ends.
+    return database_dsn(server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def source_db_factory(pg_server: str) -> Callable[[], str]:
+    """Creates a fresh source database (schema and plans applied) per call; for module fixtures too."""
+    return lambda: _create_database(pg_server, _TEMPLATE)
+
+
+@pytest.fixture
+def empty_dsn(pg_server: str) -> str:
+    """A fresh, empty database (no schema) on the session's server."""
+    return _create_database(pg_server, None)
+
+
+@pytest.fixture
+def source_dsn(pg_server: str) -> str:
+    """A fresh database with the source schema (contract section 1) and the plan seed applied."""
+    return _create_database(pg_server, _TEMPLATE)

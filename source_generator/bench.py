@@ -1,0 +1,153 @@
+"""`make bench-generator`: generator rows/s against a bare COPY FROM STDIN of the same rows, measured in the same run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+from mdp import localpg
+from source_generator.config import GeneratorConfig
+from source_generator.migrate import migrate
+from source_generator.simulation import Row, generate_cycle
+from source_generator.writer import copy_rows
+
+GENERATOR_DB = "mdp_bench_generator"
+COPY_DB = "mdp_bench_copy"
+START_CLOCK = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    rows: int
+    rows_updated: int
+    cycles: int
+    generator_seconds: float
+    copy_seconds: float
+
+    @property
+    def generator_rows_per_s(self) -> float:
+        return self.rows / self.generator_seconds
+
+    @property
+    def copy_rows_per_s(self) -> float:
+        return self.rows / self.copy_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.generator_rows_per_s / self.copy_rows_per_s
+
+
+def _recreate(server_dsn: str, database: str) -> str:
+    with localpg.connect(server_dsn, autocommit=True) as conn:
+        name = sql.Identifier(database)
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(name))
+        conn.execute(sql.SQL("create database {}").format(name))
+    return _on(server_dsn, database)
+
+
+def _drop(server_dsn: str, database: str) -> None:
+    with localpg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+        )
+
+
+def _on(server_dsn: str, database: str) -> str:
+    return server_dsn.replace("/postgres?", f"/{database}?", 1)
+
+
+def run(rows: int, rows_per_cycle: int, seed: int, server_dsn: str) -> BenchResult:
+    """Write `rows` new rows with the generator, then COPY each cycle's rows again as the baseline.
+
+    Each cycle is followed at once by its baseline COPY, so both see the same machine load.
+    Both databases start empty with the same schema and indexes; both write in one
+    transaction per cycle.
+    """
+    generator_dsn = _recreate(server_dsn, GENERATOR_DB)
+    copy_dsn = _recreate(server_dsn, COPY_DB)
+    config = GeneratorConfig(rows_per_cycle=rows_per_cycle, seed=seed)
+    generator_seconds = copy_seconds = 0.0
+    written = updated = cycles = 0
+    try:
+        with (
+            psycopg.connect(generator_dsn) as gconn,
+            psycopg.connect(copy_dsn) as cconn,
+        ):
+            migrate(gconn, clock=START_CLOCK)
+            migrate(cconn, clock=START_CLOCK)
+            while written < rows:
+                this_cycle = min(rows_per_cycle, rows - written)
+                captured: list[tuple[str, list[Row]]] = []
+
+                def capture(table: str, batch: list[Row], sink: list[Any] = captured) -> None:
+                    sink.append((table, batch))
+
+                started = time.perf_counter()
+                summary = generate_cycle(
+                    gconn,
+                    replace(config, rows_per_cycle=this_cycle),
+                    clock=START_CLOCK + timedelta(hours=2 * (cycles + 1)),
+                    on_rows=capture,
+                )
+                generator_seconds += time.perf_counter() - started
+
+                started = time.perf_counter()
+                with cconn.transaction():
+                    for table, batch in captured:
+                        copy_rows(cconn, table, batch)
+                copy_seconds += time.perf_counter() - started
+
+                written += summary.rows_inserted
+                updated += summary.rows_updated
+                cycles += 1
+    finally:
+        _drop(server_dsn, GENERATOR_DB)
+        _drop(server_dsn, COPY_DB)
+    return BenchResult(written, updated, cycles, generator_seconds, copy_seconds)
+
+
+def main(
+    rows: Annotated[int, typer.Option(help="New rows to write in total.")] = 1_000_000,
+    rows_per_cycle: Annotated[int, typer.Option(help="Rows per generator cycle.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 42,
+) -> None:
+    """Measure the generator against a bare COPY FROM STDIN of the same rows."""
+    console = Console()
+    app_dsn = localpg.start()
+    server_dsn = app_dsn.replace(f"/{localpg.SOURCE_DATABASE}?", "/postgres?", 1)
+    console.print(f"Embedded PostgreSQL: {localpg.redact(server_dsn)}")
+    console.print(f"Writing {rows:,} rows in cycles of {rows_per_cycle:,} ...")
+    result = run(rows, rows_per_cycle, seed, server_dsn)
+    table = Table(title="Generator benchmark")
+    table.add_column("measure")
+    table.add_column("rows/s", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_row(
+        f"generator ({result.cycles} cycles, {result.rows_updated:,} rows also updated)",
+        f"{result.generator_rows_per_s:,.0f}",
+        f"{result.generator_seconds:.2f}",
+    )
+    table.add_row(
+        "bare COPY FROM STDIN of the same rows (baseline)",
+        f"{result.copy_rows_per_s:,.0f}",
+        f"{result.copy_seconds:.2f}",
+    )
+    console.print(table)
+    verdict = "meets" if result.ratio >= 0.6 else "is below"
+    console.print(
+        f"rows: {result.rows:,}  generator: {result.generator_rows_per_s:,.0f} rows/s  "
+        f"baseline COPY: {result.copy_rows_per_s:,.0f} rows/s  "
+        f"ratio: {result.ratio:.2f} ({verdict} the 0.6 goal)"
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)
