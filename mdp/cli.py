@@ -24,3 +24,7 @@ app.command()(generate)
 app.command()(status)
 app.command()(stop)
 app.command()(demo)
+
+from ingestion.cli import sync as _sync  # noqa: E402
+
+app.command("sync")(_sync)

@@ -1,0 +1,44 @@
+"""Errors a sync can end with, each saying what happened, what was kept safe and what to do next."""
+
+from __future__ import annotations
+
+
+class IngestionError(Exception):
+    """A sync failure a user can act on."""
+
+    def __init__(self, what: str, kept_safe: str, next_step: str) -> None:
+        self.what = what
+        self.kept_safe = kept_safe
+        self.next_step = next_step
+        super().__init__(f"{what}\n{kept_safe}\n{next_step}")
+
+
+class SourceUnavailable(IngestionError):
+    """The source PostgreSQL cannot be reached, or went away during the read."""
+
+
+class SourceSchemaError(IngestionError):
+    """A stream in the catalog has no usable table in the source."""
+
+
+class ReconciliationFailed(IngestionError):
+    """Raw and source disagree on row count or checksum for at least one stream."""
+
+    def __init__(self, mismatches: list[str]) -> None:
+        self.mismatches = mismatches
+        # The full SyncResult, so a caller can still print what was synced.
+        self.result: object | None = None
+        streams = ", ".join(m.split(":", 1)[0] for m in mismatches)
+        super().__init__(
+            "Reconciliation failed: RAW does not match the source for "
+            f"{len(mismatches)} stream(s):\n  " + "\n  ".join(mismatches),
+            "Every stream's rows and cursor were committed; nothing was rolled back or deleted.",
+            "Rebuild the affected stream(s) from the source with "
+            f"`mdp sync --full-refresh --stream <name>` ({streams}); if a stream keeps "
+            "drifting, the source is hard-deleting rows or committing rows later than the "
+            "lookback window (raise --lookback).",
+        )
+
+
+class WarehouseBusy(IngestionError):
+    """Another process holds the RAW DuckDB file."""
