@@ -1,0 +1,53 @@
+-- Subscriptions as they are now, with their plan resolved case-insensitively (D1) and the
+-- annual value they are worth at current list prices.
+with
+
+subscriptions as (
+
+    select * from {{ ref('stg_postgres_airbyte__subscriptions') }}
+
+),
+
+plans as (
+
+    select * from {{ ref('dim_plans') }}
+
+),
+
+users as (
+
+    select * from {{ ref('stg_postgres_airbyte__users') }}
+
+),
+
+joined as (
+
+    select
+        subscriptions.subscription_id,
+        subscriptions.user_id,
+        plans.plan_id,
+        plans.plan_name,
+        subscriptions.plan_key,
+        subscriptions.status,
+        subscriptions.billing_period,
+        subscriptions.payment_method,
+        subscriptions.started_at,
+        subscriptions.cancelled_at,
+        coalesce(users.is_deleted, false) as is_user_deleted,
+        subscriptions.status = 'active' and not coalesce(users.is_deleted, false) as is_recurring,
+        -- Twelve months of revenue: exact in both billing periods, divided by 12 only in marts.
+        case subscriptions.billing_period
+            when 'monthly' then plans.monthly_price * 12
+            when 'annual' then plans.annual_price
+        end as annual_value,
+        subscriptions.created_at,
+        subscriptions.updated_at,
+        subscriptions._airbyte_extracted_at
+
+    from subscriptions
+    left join plans on subscriptions.plan_key = plans.plan_key
+    left join users on subscriptions.user_id = users.user_id
+
+)
+
+select * from joined
