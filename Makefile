@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean
+.PHONY: help install demo test lint fmt clean dashboard export bench-exports
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,3 +41,12 @@ fmt: install ## Format the code and apply safe lint fixes
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
 	rm -rf .local
+
+dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501)
+	$(RUN) mdp dashboard --port $(or $(PORT),8501)
+
+export: install ## Export fct_payments and the marts as Hive-partitioned zstd Parquet (.local/exports/)
+	$(RUN) mdp export
+
+bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
+	$(RUN) python -m exports.bench

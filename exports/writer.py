@@ -104,8 +104,8 @@ class ExportResult:
 def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSystem, str, str]:
     """(filesystem, base path in it, display URI) for a local folder or an `s3://bucket/prefix`."""
     if target is None:
-        base = paths.exports_dir()
-        return pafs.LocalFileSystem(), str(base), str(base)
+        default = str(paths.exports_dir())
+        return pafs.LocalFileSystem(), default, default
     text = os.fspath(target)
     parsed = urlparse(text)
     if parsed.scheme == "s3":
@@ -117,12 +117,12 @@ def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSyst
             region=os.environ.get(S3_REGION_ENV) or os.environ.get("AWS_REGION") or None,
             endpoint_override=os.environ.get(S3_ENDPOINT_ENV) or None,
         )
-        base = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
-        return fs, base, f"s3://{base}"
+        key = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+        return fs, key, f"s3://{key}"
     if parsed.scheme and len(parsed.scheme) > 1:
         raise ValueError(f"{text!r}: only local folders and s3:// URIs are export targets.")
-    base = str(Path(text).expanduser().resolve())
-    return pafs.LocalFileSystem(), base, base
+    folder = str(Path(text).expanduser().resolve())
+    return pafs.LocalFileSystem(), folder, folder
 
 
 def _partition_values(table: pa.Table, spec: Partitioning) -> pa.Array:

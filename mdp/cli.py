@@ -8,6 +8,8 @@ from mdp.demo import demo
 from mdp.status import status, stop
 from source_generator.cli import generate
 
+from dashboard.cli import dashboard_command, export_command
+
 app = typer.Typer(
     help="mdp: a modern data platform as code.",
     no_args_is_help=True,
@@ -28,3 +30,6 @@ app.command()(demo)
 from ingestion.cli import sync as _sync  # noqa: E402
 
 app.command("sync")(_sync)
+
+app.command("dashboard")(dashboard_command)
+app.command("export")(export_command)
