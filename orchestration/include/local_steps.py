@@ -78,7 +78,54 @@ def generate_day(day_end: Any, settings: Settings) -> dict[str, Any]:
 
 def _as_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        # A plain datetime: pendulum's (Airflow's logical date) loses its zone in astimezone().
+        return datetime.fromtimestamp(value.timestamp(), tz=UTC)
     if isinstance(value, str):
         return _as_datetime(datetime.fromisoformat(value))
     raise TypeError(f"expected the run's logical date, got {value!r}")
+
+
+def release_dbt_duckdb() -> None:
+    """Close the DuckDB files dbt-duckdb keeps open in this process.
+
+    When tasks share one interpreter (`dag.test()`), dbt-duckdb keeps ANALYTICS open read-write
+    and RAW attached read-only after the last dbt task; the loader and the exports then cannot
+    open those files with another configuration. With one process per task this does nothing.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    env = getattr(DuckDBConnectionManager, "_ENV", None)
+    if env is not None:
+        env.close()
+        DuckDBConnectionManager.close_all_connections()
+
+
+def sync() -> dict[str, Any]:
+    """Incremental Append + Deduped load of every stream into RAW, reconciled against the source."""
+    from ingestion.sync import run_sync
+    from mdp import localpg
+
+    release_dbt_duckdb()
+    result = run_sync(conninfo=localpg.source_dsn())
+    for s in result.streams:
+        log.info(
+            "%s: %d rows read, %d inserted, %d updated in %.1f s (cursor %s)",
+            s.stream,
+            s.rows_read,
+            s.inserted,
+            s.updated,
+            s.seconds,
+            s.cursor.isoformat() if s.cursor else "none",
+        )
+    return {
+        "raw": str(result.raw_path),
+        "sync_id": result.sync_id,
+        "rows_read": sum(s.rows_read for s in result.streams),
+        "rows_inserted": sum(s.inserted for s in result.streams),
+        "rows_updated": sum(s.updated for s in result.streams),
+        "streams_reconciled": len(result.reconciliations),
+    }

@@ -40,6 +40,10 @@ def publish(settings: Settings) -> dict[str, Any]:
     from dashboard.warehouse import from_env
     from exports import export_marts
 
+    if settings.target == "local":
+        from orchestration.include.local_steps import release_dbt_duckdb
+
+        release_dbt_duckdb()
     warehouse = from_env()
     counts = check_marts(warehouse)
     log.info("marts checked in %s: %s", warehouse.description, counts)
