@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from dashboard.cli import dashboard_command, export_command
 from mdp.demo import demo
 from mdp.status import status, stop
 from source_generator.cli import generate
-
-from dashboard.cli import dashboard_command, export_command
 
 app = typer.Typer(
     help="mdp: a modern data platform as code.",

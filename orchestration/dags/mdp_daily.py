@@ -88,7 +88,6 @@ with DAG(
             task_id="source_freshness",
             project_dir=str(settings.dbt_project_dir),
             profile_config=dbt.profile_config(settings),
-            install_deps=False,
             execution_timeout=timedelta(minutes=15),
         )
         upstream = trigger >> wait >> freshness

@@ -65,6 +65,8 @@ def project_config(settings: Settings) -> ProjectConfig:
         dbt_project_path=settings.dbt_project_dir,
         manifest_path=require_manifest(settings),
         install_dbt_deps=False,
+        # dbt reads the DuckDB paths of profiles.yml from MDP_HOME.
+        env_vars={"MDP_HOME": str(paths.local_home())},
     )
 
 
@@ -101,13 +103,7 @@ def freeze_heap(context: Any) -> None:
 
 
 def operator_args(settings: Settings) -> dict[str, Any]:
-    return {
-        "install_deps": False,
-        "execution_timeout": settings.task_timeout,
-        "pre_execute": freeze_heap,
-        # dbt reads the DuckDB paths of profiles.yml from MDP_HOME.
-        "env": {"MDP_HOME": str(paths.local_home())},
-    }
+    return {"execution_timeout": settings.task_timeout, "pre_execute": freeze_heap}
 
 
 def build_manifest(settings: Settings | None = None) -> Path:
