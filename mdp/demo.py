@@ -24,8 +24,10 @@ def demo_days(days: int, now: datetime | None = None) -> list[datetime]:
     A re-run simulates the same days: the generator cycles already in the source are kept as they
     are, so it shows that re-running a day changes nothing.
     """
-    midnight = (now or datetime.now(UTC)).astimezone(UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
+    midnight = (
+        (now or datetime.now(UTC))
+        .astimezone(UTC)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
     )
     return [midnight - timedelta(days=days - 1 - k) for k in range(days)]
 
@@ -117,7 +119,7 @@ def demo(
 
     console.rule("[bold]1/4 Source: embedded PostgreSQL")
     try:
-        dsn = localpg.source_dsn()
+        dsn = localpg.source_dsn() or ""
     except (localpg.LocalPostgresError, localpg.SourceUnreachable) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
@@ -172,7 +174,9 @@ def demo(
     )
     console.print(f"  Source PostgreSQL    {localpg.redact(dsn)} (data in {paths.pg_dir()})")
     console.print(f"  RAW (DuckDB)         {paths.raw_db()}")
-    console.print(f"  ANALYTICS (DuckDB)   {paths.analytics_db()} (schemas staging, intermediate, finance)")
+    console.print(
+        f"  ANALYTICS (DuckDB)   {paths.analytics_db()} (schemas staging, intermediate, finance)"
+    )
     console.print(f"  Parquet exports      {paths.exports_dir()}")
     console.print(f"  Airflow state, logs  {home} (this demo's task logs: {logs})")
     console.print(

@@ -37,6 +37,8 @@ with DAG(
     # Every sync is incremental from the saved cursor, so one run catches up any missed days.
     catchup=False,
     max_active_runs=1,
+    # DuckDB takes one writer process at a time: locally, tasks run one after another.
+    max_active_tasks=1 if settings.target == "local" else 8,
     default_args=default_args,
     dagrun_timeout=timedelta(hours=6),
     tags=["mdp", settings.target, "dbt", "cosmos"],

@@ -42,7 +42,7 @@ def generate_day(day_end: Any, settings: Settings) -> dict[str, Any]:
     if settings.seed is not None:
         config_args["seed"] = settings.seed
     config = GeneratorConfig(**config_args)
-    dsn = localpg.source_dsn()
+    dsn = localpg.source_dsn() or ""
     inserted = updated = 0
     with localpg.connect(dsn) as conn:
         migrate(conn, clock=clocks[0] - timedelta(days=1))
@@ -110,7 +110,7 @@ def sync() -> dict[str, Any]:
     from mdp import localpg
 
     release_dbt_duckdb()
-    result = run_sync(conninfo=localpg.source_dsn())
+    result = run_sync(conninfo=localpg.source_dsn() or None)
     for s in result.streams:
         log.info(
             "%s: %d rows read, %d inserted, %d updated in %.1f s (cursor %s)",
