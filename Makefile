@@ -9,6 +9,7 @@ export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean bench-ingestion
 .PHONY: help install demo test lint fmt clean dashboard export bench-exports
+.PHONY: help install demo test lint fmt clean airflow dbt-manifest dashboard export bench-exports
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,3 +62,9 @@ export: install ## Export fct_payments and the marts as Hive-partitioned zstd Pa
 
 bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
 	$(RUN) python -m exports.bench
+
+dbt-manifest: install ## Parse the dbt project into transform/target/manifest.json (the DAG renders from it)
+	$(RUN) python -m orchestration.include.dbt
+
+airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
+	$(RUN) python -m orchestration.include.standalone

@@ -1,82 +1,186 @@
-"""`mdp demo`: run the local platform end to end, one step after another."""
+"""`mdp demo`: the whole local pipeline, run day by day through the Airflow DAG with `dag.test()`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from mdp import localpg, paths
-from source_generator.cli import run_cycles, summary_table
-from source_generator.config import GeneratorConfig
 
-DEMO_CYCLES = 3
-DEMO_ROWS_PER_CYCLE = 2000
+DEFAULT_DAYS = 3
+DAYS_ENV = "MDP_DEMO_DAYS"
 
 
-@dataclass
-class DemoContext:
-    """What the steps share: the console, the source DSN, and one line per finished step for the recap."""
+def demo_days(days: int, now: datetime | None = None) -> list[datetime]:
+    """The logical dates of the simulated days: the `days` UTC days that end at today's midnight.
 
-    console: Console
-    source_dsn: str = ""
-    facts: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Step:
-    title: str
-    run: Callable[[DemoContext], None]
+    A re-run simulates the same days: the generator cycles already in the source are kept as they
+    are, so it shows that re-running a day changes nothing.
+    """
+    midnight = (
+        (now or datetime.now(UTC))
+        .astimezone(UTC)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    return [midnight - timedelta(days=days - 1 - k) for k in range(days)]
 
 
-def start_source(ctx: DemoContext) -> None:
-    ctx.source_dsn = localpg.source_dsn() or ""
-    ctx.facts.append(f"Source PostgreSQL: {localpg.redact(ctx.source_dsn)}")
+def _money(value: Any) -> str:
+    return f"${value:,.2f}"
 
 
-def generate_source_data(ctx: DemoContext) -> None:
-    config = GeneratorConfig(rows_per_cycle=DEMO_ROWS_PER_CYCLE, seed=42)
-    totals = run_cycles(ctx.source_dsn, config, DEMO_CYCLES)
-    ctx.console.print(summary_table(totals, "Source generator"))
-    inserted = sum(totals.inserted.values())
-    updated = sum(totals.updated.values())
-    ctx.facts.append(
-        f"Generator: {totals.cycles} cycles wrote {inserted:,} new rows and updated {updated:,} "
-        f"in schema app (tables users, banks, credit_cards, plans, subscriptions, payments)"
+def marts_summary() -> tuple[Table, Table]:
+    """Net revenue by plan (all time) and MRR by plan for the current month, read from ANALYTICS."""
+    from dashboard.warehouse import DuckDBWarehouse
+
+    with DuckDBWarehouse().session() as session:
+        tables = session.read_required(["net_revenue_by_plan", "mrr_by_plan"])
+    revenue = tables["net_revenue_by_plan"].to_pylist()
+    mrr_rows = tables["mrr_by_plan"].to_pylist()
+    current = max((r["month"] for r in mrr_rows), default=None)
+
+    net = Table(title="Net revenue by plan (all time)")
+    net.add_column("plan")
+    net.add_column("net revenue", justify="right")
+    net.add_column("succeeded payments", justify="right")
+    for r in sorted(revenue, key=lambda r: r["net_revenue"], reverse=True):
+        net.add_row(r["plan_name"], _money(r["net_revenue"]), f"{r['succeeded_payments']:,}")
+    net.add_row(
+        "[bold]total",
+        f"[bold]{_money(sum(r['net_revenue'] for r in revenue))}",
+        f"[bold]{sum(r['succeeded_payments'] for r in revenue):,}",
     )
 
+    mrr = Table(title=f"MRR by plan, {current:%B %Y}" if current else "MRR by plan")
+    mrr.add_column("plan")
+    mrr.add_column("MRR", justify="right")
+    mrr.add_column("active subscriptions", justify="right")
+    current_rows = [r for r in mrr_rows if r["month"] == current]
+    for r in sorted(current_rows, key=lambda r: r["mrr"], reverse=True):
+        mrr.add_row(r["plan_name"], _money(r["mrr"]), f"{r['active_subscriptions']:,}")
+    mrr.add_row(
+        "[bold]total",
+        f"[bold]{_money(sum(r['mrr'] for r in current_rows))}",
+        f"[bold]{sum(r['active_subscriptions'] for r in current_rows):,}",
+    )
+    return net, mrr
 
-# Later stages (sync, dbt, Airflow, dashboard) append their steps here.
-STEPS: list[Step] = [
-    Step("Start the embedded PostgreSQL source", start_source),
-    Step("Generate dirty source data", generate_source_data),
-]
+
+def _phase_seconds(result: Any) -> str:
+    phases: dict[str, float] = {}
+    for t in result.tasks:
+        phase = "dbt" if t.task_id.startswith("transform.") else t.task_id
+        phases[phase] = phases.get(phase, 0.0) + t.seconds
+    return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items())
 
 
-def demo() -> None:
-    """Run the local platform: start the source, generate data, and say where everything is."""
-    console = Console()
-    ctx = DemoContext(console=console)
-    started = datetime.now(UTC)
-    for number, step in enumerate(STEPS, start=1):
-        console.rule(f"[bold]{number}/{len(STEPS)} {step.title}")
-        try:
-            step.run(ctx)
-        except (localpg.LocalPostgresError, localpg.SourceUnreachable) as err:
-            console.print(f"[red]Step {number} failed: {err}[/red]")
-            raise typer.Exit(1) from None
-    elapsed = (datetime.now(UTC) - started).total_seconds()
-    console.rule("[bold green]Done")
-    console.print(f"The demo ran {len(STEPS)} steps in {elapsed:.0f}s:")
-    for fact in ctx.facts:
-        console.print(f"  - {fact}")
-    console.print(f"Local state: {paths.local_home()} (PostgreSQL data in {paths.pg_dir()})")
+def _report_failure(console: Console, result: Any) -> None:
+    failed = [t.task_id for t in result.tasks if t.state == "failed"]
+    skipped = [t.task_id for t in result.tasks if t.state in ("upstream_failed", "skipped")]
+    console.print(f"[red]The run for the day ending {result.logical_date:%Y-%m-%d} failed.[/red]")
+    console.print(f"Failed tasks: {', '.join(failed) or 'none'}")
+    console.print(f"Skipped downstream of them: {len(skipped)} tasks, publishing included.")
     console.print(
-        "Next: `uv run mdp status --json` prints the DSN and paths; "
-        "`uv run mdp generate --cycles 5` adds data; `uv run mdp stop` stops PostgreSQL."
+        "Tables built before the failure, RAW and the previous exports are kept as they were. "
+        f"The full log, with dbt's error for the failing model, is in {result.log_file}. "
+        "Fix the cause, then run `make demo` again: days already generated are not generated twice."
+    )
+    if result.log_file and Path(result.log_file).exists():
+        lines = Path(result.log_file).read_text(errors="replace").splitlines()
+        errors = [line for line in lines if "Error" in line or "error" in line][-8:]
+        for line in errors:
+            console.print(f"  [dim]{line[:240]}[/dim]")
+
+
+def demo(
+    days: Annotated[
+        int,
+        typer.Option(help=f"Simulated days to run (default: {DAYS_ENV} or {DEFAULT_DAYS})."),
+    ] = 0,
+) -> None:
+    """Run the local platform end to end through Airflow: generate, sync, dbt, publish, per day."""
+    days = days or int(os.environ.get(DAYS_ENV, DEFAULT_DAYS))
+    console = Console()
+    started = time.perf_counter()
+
+    # Airflow reads its configuration when first imported: configure before any import of it.
+    from orchestration.include import runner
+
+    # A demo should not sit through production retry delays when something is broken.
+    os.environ.setdefault("MDP_DAG_RETRY_DELAY_SECONDS", "5")
+    home = runner.configure()
+
+    console.rule("[bold]1/4 Source: embedded PostgreSQL")
+    try:
+        dsn = localpg.source_dsn() or ""
+    except (localpg.LocalPostgresError, localpg.SourceUnreachable) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Source: {localpg.redact(dsn)}")
+
+    console.rule("[bold]2/4 Airflow and the dbt manifest")
+    from orchestration.include import dbt
+    from orchestration.include.settings import Settings
+
+    t0 = time.perf_counter()
+    runner.migrate()
+    manifest = dbt.build_manifest(Settings.from_env())
+    t1 = time.perf_counter()
+    dag = runner.load_dag()
+    parse_seconds = time.perf_counter() - t1
+    dbt_tasks = [t for t in dag.task_ids if t.startswith("transform.")]
+    console.print(
+        f"Airflow metadata DB and dbt manifest ready in {t1 - t0:.1f}s ({manifest}).\n"
+        f"DAG {dag.dag_id} parsed in {parse_seconds:.2f}s: {len(dag.task_ids)} tasks, "
+        f"{len(dbt_tasks)} of them dbt tasks rendered by Cosmos from the manifest."
+    )
+
+    console.rule(f"[bold]3/4 {days} simulated days through the DAG (dag.test)")
+    logs = home / "logs" / "demo"
+    day_seconds: list[float] = []
+    for number, day_end in enumerate(demo_days(days), start=1):
+        log_file = logs / f"{day_end:%Y-%m-%d}.log"
+        with console.status(f"Day {number}/{days}, ending {day_end:%Y-%m-%d %H:%M} UTC…"):
+            result = runner.run_day(dag, day_end, log_file)
+        if not result.ok:
+            _report_failure(console, result)
+            raise typer.Exit(1)
+        day_seconds.append(result.seconds)
+        console.print(
+            f"[green]✓[/green] Day {number}/{days} (ending {day_end:%Y-%m-%d}): "
+            f"{len(result.tasks)} tasks succeeded in {result.seconds:.1f}s — {_phase_seconds(result)}"
+        )
+    from orchestration.include.local_steps import release_dbt_duckdb
+
+    release_dbt_duckdb()
+
+    console.rule("[bold]4/4 Marts")
+    net, mrr = marts_summary()
+    console.print(net)
+    console.print(mrr)
+
+    total = time.perf_counter() - started
+    console.rule("[bold green]Done")
+    console.print(
+        f"The demo ran {days} simulated days in {total:.0f}s "
+        f"({sum(day_seconds) / len(day_seconds):.1f}s per day on average)."
+    )
+    console.print(f"  Source PostgreSQL    {localpg.redact(dsn)} (data in {paths.pg_dir()})")
+    console.print(f"  RAW (DuckDB)         {paths.raw_db()}")
+    console.print(
+        f"  ANALYTICS (DuckDB)   {paths.analytics_db()} (schemas staging, intermediate, finance)"
+    )
+    console.print(f"  Parquet exports      {paths.exports_dir()}")
+    console.print(f"  Airflow state, logs  {home} (this demo's task logs: {logs})")
+    console.print(
+        "Next: `make dashboard` (or `uv run mdp dashboard`) serves the dashboard on "
+        "http://127.0.0.1:8501; `make airflow` starts the Airflow UI on http://127.0.0.1:8080; "
+        "`make demo` again re-runs the same days and changes nothing."
     )

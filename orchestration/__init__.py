@@ -1,0 +1,1 @@
+"""Airflow orchestration of the daily pipeline: sync, then transform, then publish."""

@@ -1,0 +1,1 @@
+"""Code shared by the DAG, `mdp demo` and the tests: settings, dbt wiring and the pipeline steps."""

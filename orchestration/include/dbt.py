@@ -1,0 +1,134 @@
+"""Cosmos wiring for the dbt project: a pre-built manifest, local execution, one profile per target."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.profiles import SnowflakePrivateKeyPemProfileMapping
+
+from mdp import paths
+from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
+
+# Snowflake database each dbt target builds into (issue: dev = DBT_DEV, prod = ANALYTICS).
+SNOWFLAKE_DATABASES = {"dev": "DBT_DEV", "prod": "ANALYTICS"}
+
+
+class ManifestMissingError(FileNotFoundError):
+    """The DAG needs a dbt manifest built ahead of time; the message says how to build it."""
+
+
+def project_file(project_dir: Path) -> dict[str, Any]:
+    with (project_dir / "dbt_project.yml").open() as f:
+        data: dict[str, Any] = yaml.safe_load(f)
+    return data
+
+
+def require_manifest(settings: Settings) -> Path:
+    if not settings.dbt_manifest.is_file():
+        raise ManifestMissingError(
+            f"dbt manifest not found at {settings.dbt_manifest}. The DAG renders one task per dbt "
+            "model from it and never runs `dbt ls` at parse time. Build it with `make dbt-manifest` "
+            "(or `uv run python -m orchestration.include.dbt`), then reload the DAG. Nothing ran."
+        )
+    return settings.dbt_manifest
+
+
+def profile_config(settings: Settings) -> ProfileConfig:
+    profile_name = str(project_file(settings.dbt_project_dir).get("profile", "mdp"))
+    if settings.target == "local":
+        # DuckDB needs no credentials: the project's own profiles.yml holds the file paths.
+        return ProfileConfig(
+            profile_name=profile_name,
+            target_name=settings.dbt_target,
+            profiles_yml_filepath=settings.dbt_profiles_yml,
+        )
+    database = SNOWFLAKE_DATABASES.get(settings.dbt_target, settings.dbt_target.upper())
+    return ProfileConfig(
+        profile_name=profile_name,
+        target_name=settings.dbt_target,
+        # Account, user, role, warehouse and the private key come from the Airflow connection,
+        # which the Airflow host reads from AWS Secrets Manager: nothing secret is in the repo.
+        profile_mapping=SnowflakePrivateKeyPemProfileMapping(
+            conn_id=SNOWFLAKE_CONN_ID,
+            profile_args={"database": database, "schema": "staging"},
+        ),
+    )
+
+
+def project_config(settings: Settings) -> ProjectConfig:
+    return ProjectConfig(
+        dbt_project_path=settings.dbt_project_dir,
+        manifest_path=require_manifest(settings),
+        install_dbt_deps=False,
+        # dbt reads the DuckDB paths of profiles.yml from MDP_HOME.
+        env_vars={"MDP_HOME": str(paths.local_home())},
+    )
+
+
+def render_config() -> RenderConfig:
+    # BUILD: one task per model running the model and then its tests, so a failing test
+    # stops bad rows before any downstream model reads them, at one dbt call per model.
+    # A test that reads several models (relationships, reconciliation) gets its own task after
+    # all of them: inside one model's task, the other model might not be built yet.
+    return RenderConfig(
+        load_method=LoadMode.DBT_MANIFEST,
+        test_behavior=TestBehavior.BUILD,
+        should_detach_multiple_parents_tests=True,
+        emit_datasets=False,
+    )
+
+
+def execution_config() -> ExecutionConfig:
+    # dbt runs inside the worker process (dbtRunner): no interpreter start-up per model.
+    return ExecutionConfig(
+        execution_mode=ExecutionMode.LOCAL,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+    )
+
+
+def freeze_heap(context: Any) -> None:
+    """Before each dbt task: move the long-lived heap out of the garbage collector's reach.
+
+    Cosmos runs a full `gc.collect()` after every dbt call. When many dbt tasks share one
+    interpreter (`dag.test()`, `make demo`), each collection walks Airflow's and dbt's whole
+    heap and costs seconds; frozen objects are skipped. Garbage left by the previous task was
+    already collected by then, so nothing collectable is frozen.
+    """
+    gc.freeze()
+
+
+def operator_args(settings: Settings) -> dict[str, Any]:
+    return {"execution_timeout": settings.task_timeout, "pre_execute": freeze_heap}
+
+
+def build_manifest(settings: Settings | None = None) -> Path:
+    """Parse the dbt project into target/manifest.json (no database connection needed)."""
+    from dbt.cli.main import dbtRunner
+
+    settings = settings or Settings.from_env()
+    args = [
+        "parse",
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_profiles_yml.parent),
+        "--target",
+        settings.dbt_target if settings.target == "local" else "local",
+        "--quiet",
+    ]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        raise RuntimeError(
+            f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}. "
+            "Fix the dbt project, then build the manifest again."
+        )
+    return settings.dbt_project_dir / "target" / "manifest.json"
+
+
+if __name__ == "__main__":
+    print(build_manifest())

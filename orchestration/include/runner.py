@@ -1,0 +1,140 @@
+"""Run the daily DAG in-process with `dag.test()`: Airflow state under one folder, no scheduler."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mdp import paths
+
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+
+
+def airflow_home() -> Path:
+    """`AIRFLOW_HOME` when set, else `airflow/` under the local state folder."""
+    return Path(os.environ.get("AIRFLOW_HOME") or paths.local_home() / "airflow").resolve()
+
+
+def configure(home: Path | None = None, **overrides: str) -> Path:
+    """Point Airflow at a local sqlite metadata DB and this repository's DAG folder.
+
+    Must run before the first `import airflow`: Airflow reads its configuration at import time.
+    """
+    home = (home or airflow_home()).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        "DO_NOT_TRACK": "1",
+        "SCARF_ANALYTICS": "false",
+        # dbt resolves the DuckDB paths in profiles.yml from MDP_HOME: make it absolute.
+        "MDP_HOME": str(paths.local_home()),
+    }
+    env.update(overrides)
+    for key, value in env.items():
+        if key in ("AIRFLOW_HOME", "MDP_HOME", "AIRFLOW__CORE__DAGS_FOLDER") or key in overrides:
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
+    return home
+
+
+def migrate() -> None:
+    """Create or upgrade the metadata DB; a DB already at the current revision is left as is."""
+    from airflow.utils import db
+
+    try:
+        db.check_migrations(timeout=1)
+    except Exception:
+        # A missing or older DB: initdb creates it from the models or runs the migrations.
+        db.initdb()
+
+
+def load_dag() -> Any:
+    """The daily DAG, or an error that lists every import error of the DAG folder."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from orchestration.include.settings import DAG_ID
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    if bag.import_errors or DAG_ID not in bag.dags:
+        errors = "\n".join(f"{path}:\n{err}" for path, err in bag.import_errors.items())
+        raise RuntimeError(f"The DAG {DAG_ID} did not load from {DAGS_FOLDER}.\n{errors}")
+    return bag.dags[DAG_ID]
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    state: str
+    seconds: float
+
+
+@dataclass
+class DayResult:
+    logical_date: datetime
+    state: str
+    seconds: float
+    tasks: list[TaskResult] = field(default_factory=list)
+    log_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "success"
+
+    def states(self) -> dict[str, str]:
+        return {t.task_id: t.state for t in self.tasks}
+
+
+@contextlib.contextmanager
+def _output_to(log_file: Path | None) -> Iterator[None]:
+    """Send everything written to stdout/stderr, dbt and child processes included, to a file."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_file.open("ab") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_day(dag: Any, logical_date: datetime, log_file: Path | None = None) -> DayResult:
+    """One DAG run for the simulated day ending at `logical_date`; a re-run replaces that run."""
+    start = time.perf_counter()
+    with _output_to(log_file):
+        run = dag.test(logical_date=logical_date, run_after=logical_date)
+    seconds = time.perf_counter() - start
+    tasks = []
+    for ti in sorted(run.get_task_instances(), key=lambda t: t.start_date or logical_date):
+        took = (
+            (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else 0.0
+        )
+        tasks.append(TaskResult(ti.task_id, str(getattr(ti.state, "value", ti.state)), took))
+    state = str(getattr(run.state, "value", run.state))
+    return DayResult(logical_date, state, seconds, tasks, log_file)

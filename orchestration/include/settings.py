@@ -1,0 +1,88 @@
+"""Typed DAG settings read from the environment, so one DAG file serves the local and cloud targets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from mdp import paths
+
+Target = Literal["local", "cloud"]
+TARGETS: tuple[Target, ...] = ("local", "cloud")
+
+DAG_ID = "mdp_daily"
+# Cloud wiring: names the Airflow host resolves through its Secrets Manager backend.
+AIRBYTE_CONN_ID = "airbyte_cloud"
+AIRBYTE_CONNECTION_ID_VARIABLE = "mdp_airbyte_connection_id"
+SNOWFLAKE_CONN_ID = "snowflake_dbt"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the DAG cannot use; the message names the variable and the fix."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={raw!r} is not a whole number; unset it or set e.g. {name}={default}"
+        ) from None
+    if value < minimum:
+        raise SettingsError(
+            f"{name}={value} is below {minimum}; unset it or set e.g. {name}={default}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the DAG reads from the environment, validated once at parse time."""
+
+    target: Target
+    schedule: str
+    retries: int
+    retry_delay: timedelta
+    task_timeout: timedelta
+    sync_timeout: timedelta
+    cycles_per_day: int
+    rows_per_cycle: int | None
+    seed: int | None
+    dbt_project_dir: Path
+    dbt_manifest: Path
+    dbt_profiles_yml: Path
+    dbt_target: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        target = os.environ.get("MDP_TARGET", "local").strip().lower()
+        if target not in TARGETS:
+            raise SettingsError(
+                f"MDP_TARGET={target!r} is not a target; use MDP_TARGET=local or MDP_TARGET=cloud"
+            )
+        project = paths.transform_dir()
+        manifest = Path(os.environ.get("MDP_DBT_MANIFEST", project / "target" / "manifest.json"))
+        profiles = Path(os.environ.get("MDP_DBT_PROFILES_YML", project / "profiles.yml"))
+        rows = _int("MDP_ROWS_PER_CYCLE", 0)
+        seed = os.environ.get("MDP_SEED")
+        return cls(
+            target=target,  # type: ignore[arg-type]
+            schedule=os.environ.get("MDP_DAG_SCHEDULE", "@daily"),
+            retries=_int("MDP_DAG_RETRIES", 2),
+            retry_delay=timedelta(seconds=_int("MDP_DAG_RETRY_DELAY_SECONDS", 300)),
+            task_timeout=timedelta(seconds=_int("MDP_DAG_TASK_TIMEOUT_SECONDS", 30 * 60, 1)),
+            sync_timeout=timedelta(seconds=_int("MDP_DAG_SYNC_TIMEOUT_SECONDS", 3 * 60 * 60, 1)),
+            cycles_per_day=_int("MDP_CYCLES_PER_DAY", 12, 1),
+            rows_per_cycle=rows or None,
+            seed=_int("MDP_SEED", 0) if seed else None,
+            dbt_project_dir=project,
+            dbt_manifest=manifest.resolve(),
+            dbt_profiles_yml=profiles.resolve(),
+            dbt_target=os.environ.get("MDP_DBT_TARGET", "local" if target == "local" else "prod"),
+        )

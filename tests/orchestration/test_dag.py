@@ -1,0 +1,157 @@
+"""DAG integrity and structure: it imports cleanly, is safe to schedule, and orders sync, dbt, publish."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.orchestration.conftest import load_dag
+
+MODEL_SUFFIX = "_model_build"
+
+
+def _models(manifest: Path) -> set[str]:
+    nodes = json.loads(manifest.read_text())["nodes"].values()
+    return {n["name"] for n in nodes if n["resource_type"] == "model"}
+
+
+def _upstream_closure(task: Any) -> set[str]:
+    seen: set[str] = set()
+    todo = [task]
+    while todo:
+        for parent in todo.pop().upstream_list:
+            if parent.task_id not in seen:
+                seen.add(parent.task_id)
+                todo.append(parent)
+    return seen
+
+
+@pytest.fixture
+def local_dag(monkeypatch: pytest.MonkeyPatch, dbt_project: Path) -> Any:
+    monkeypatch.delenv("MDP_TARGET", raising=False)
+    for key in ("MDP_DAG_RETRIES", "MDP_DAG_RETRY_DELAY_SECONDS", "MDP_DAG_TASK_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(key, raising=False)
+    return load_dag(monkeypatch, dbt_project)
+
+
+@pytest.fixture
+def cloud_dag(monkeypatch: pytest.MonkeyPatch, dbt_project: Path) -> Any:
+    return load_dag(monkeypatch, dbt_project, MDP_TARGET="cloud")
+
+
+def test_the_dag_folder_imports_without_errors_and_parses_fast(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from orchestration.include.runner import DAGS_FOLDER
+
+    monkeypatch.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    seconds = time.perf_counter() - started
+    assert bag.import_errors == {}
+    assert list(bag.dags) == ["mdp_daily"]
+    print(f"DAG folder parsed in {seconds:.2f}s")
+
+
+def test_schedule_safety_settings_on_every_task(local_dag: Any) -> None:
+    assert local_dag.max_active_runs == 1
+    assert local_dag.catchup is False
+    assert {"mdp", "local", "dbt"} <= set(local_dag.tags)
+    for task in local_dag.tasks:
+        assert task.retries >= 2, task.task_id
+        assert task.retry_delay >= timedelta(seconds=60), task.task_id
+        assert task.execution_timeout is not None, task.task_id
+        assert task.execution_timeout <= timedelta(hours=3), task.task_id
+
+
+def test_retries_come_from_configuration(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    dag = load_dag(monkeypatch, dbt_project, MDP_DAG_RETRIES="0")
+    assert {t.retries for t in dag.tasks} == {0}
+
+
+def test_local_order_generate_sync_then_one_task_per_model_then_publish(
+    local_dag: Any, dbt_project: Path
+) -> None:
+    tasks = {t.task_id: t for t in local_dag.tasks}
+    dbt_tasks = [t for t in tasks if t.startswith("transform.")]
+    model_tasks = {
+        t.removeprefix("transform.").removesuffix(MODEL_SUFFIX)
+        for t in dbt_tasks
+        if t.endswith(MODEL_SUFFIX)
+    }
+
+    assert model_tasks == _models(dbt_project / "target" / "manifest.json")
+    assert "generate" in _upstream_closure(tasks["sync"])
+    for task_id in dbt_tasks:
+        assert "sync" in _upstream_closure(tasks[task_id]), f"{task_id} may run before the sync"
+    publish = tasks["publish"]
+    assert publish.downstream_list == []
+    assert _upstream_closure(publish) == set(tasks) - {"publish"}
+
+
+def test_cloud_order_airbyte_sync_deferrable_wait_freshness_then_dbt_then_publish(
+    cloud_dag: Any,
+) -> None:
+    from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
+    from airflow.providers.airbyte.sensors.airbyte import AirbyteJobSensor
+
+    tasks = {t.task_id: t for t in cloud_dag.tasks}
+    assert "generate" not in tasks
+    trigger, wait = tasks["airbyte_trigger_sync"], tasks["sync"]
+    assert isinstance(trigger, AirbyteTriggerSyncOperator) and trigger.asynchronous
+    assert "var.value.mdp_airbyte_connection_id" in trigger.connection_id
+    assert isinstance(wait, AirbyteJobSensor) and wait.deferrable
+    assert _upstream_closure(tasks["source_freshness"]) == {"airbyte_trigger_sync", "sync"}
+    for task_id in (t for t in tasks if t.startswith("transform.")):
+        assert "source_freshness" in _upstream_closure(tasks[task_id])
+    assert _upstream_closure(tasks["publish"]) == set(tasks) - {"publish"}
+    assert "cloud" in cloud_dag.tags
+
+
+def test_cloud_dbt_uses_the_snowflake_private_key_profile_mapping(cloud_dag: Any) -> None:
+    from cosmos.profiles import SnowflakePrivateKeyPemProfileMapping
+
+    build = next(t for t in cloud_dag.tasks if t.task_id.endswith(MODEL_SUFFIX))
+    mapping = build.profile_config.profile_mapping
+    assert isinstance(mapping, SnowflakePrivateKeyPemProfileMapping)
+    assert mapping.conn_id == "snowflake_dbt"
+    assert mapping.profile_args["database"] == "ANALYTICS"
+
+
+def test_a_missing_manifest_is_a_clear_import_error(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from orchestration.include.runner import DAGS_FOLDER
+
+    missing = dbt_project / "target" / "no-such-manifest.json"
+    monkeypatch.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
+    monkeypatch.setenv("MDP_DBT_MANIFEST", str(missing))
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    (error,) = bag.import_errors.values()
+    assert str(missing) in error
+    assert "make dbt-manifest" in error
+
+
+def test_a_bad_target_is_a_clear_import_error(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from orchestration.include.runner import DAGS_FOLDER
+
+    monkeypatch.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
+    monkeypatch.setenv("MDP_TARGET", "moon")
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    (error,) = bag.import_errors.values()
+    assert "MDP_TARGET=local or MDP_TARGET=cloud" in error

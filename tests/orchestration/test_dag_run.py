@@ -1,0 +1,171 @@
+"""The local DAG end to end with `dag.test()`: marts match the contract, re-runs change nothing, failures stop."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from tests.orchestration import contract_marts
+from tests.orchestration.conftest import FAST_SETTINGS, load_dag
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+DAY_1 = datetime(2026, 3, 10, tzinfo=UTC)
+DAY_2 = DAY_1 + timedelta(days=1)
+BROKEN_MODEL = "dim_subscriptions"
+SOURCE_TABLES = ("users", "banks", "credit_cards", "subscriptions", "payments")
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    mdp_home: Path, airflow_home: Path, source_db_factory: Callable[[], str]
+) -> Iterator[dict[str, Any]]:
+    """A fresh source database and warehouse folder, with the fast test settings."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_HOME", str(mdp_home / "orchestration"))
+        mp.setenv("MDP_SOURCE_DSN", source_db_factory())
+        mp.delenv("MDP_TARGET", raising=False)
+        for key, value in FAST_SETTINGS.items():
+            mp.setenv(key, value)
+        yield {"home": mdp_home / "orchestration"}
+
+
+def _run(dag: Any, day: datetime, log: Path) -> Any:
+    from orchestration.include import runner
+    from orchestration.include.local_steps import release_dbt_duckdb
+
+    result = runner.run_day(dag, day, log)
+    release_dbt_duckdb()
+    return result
+
+
+def _analytics(query: str) -> list[tuple[Any, ...]]:
+    from mdp import paths
+
+    with duckdb.connect(str(paths.analytics_db()), read_only=True) as con:
+        return con.execute(query).fetchall()
+
+
+def _marts() -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        name: _analytics(f"select * from finance.{name} order by all")
+        for name in ("net_revenue_by_plan", "monthly_net_revenue_by_plan", "mrr_by_plan")
+    }
+
+
+def _source_counts() -> dict[str, int]:
+    from mdp import localpg
+
+    with psycopg.connect(localpg.source_dsn()) as conn:
+        return {
+            t: conn.execute(f"select count(*) from app.{t}").fetchone()[0] for t in SOURCE_TABLES
+        }  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def first_day(pipeline: dict[str, Any], dbt_project: Path) -> Any:
+    with pytest.MonkeyPatch.context() as mp:
+        dag = load_dag(mp, dbt_project)
+        return _run(dag, DAY_1, pipeline["home"] / "day1.log")
+
+
+def test_a_full_local_run_succeeds_with_every_task(first_day: Any) -> None:
+    assert first_day.state == "success"
+    assert set(first_day.states().values()) == {"success"}, first_day.states()
+    assert len(first_day.tasks) > 20
+
+
+def test_marts_match_the_contract_computed_from_the_source(first_day: Any) -> None:
+    from mdp import localpg
+
+    with psycopg.connect(localpg.source_dsn()) as conn:
+        expected = contract_marts.compute(conn)
+
+    net = {p: (Decimal(r), n) for p, r, n in _analytics(
+        "select plan_name, net_revenue, succeeded_payments from finance.net_revenue_by_plan"
+    )}  # fmt: skip
+    assert {p.lower(): v for p, v in net.items()} == {
+        p.lower(): v for p, v in expected.net_revenue_by_plan.items()
+    }
+    assert sum(n for _, n in net.values()) > 0
+
+    monthly = {(m, p.lower()): Decimal(r) for m, p, r in _analytics(
+        "select revenue_month, plan_name, net_revenue from finance.monthly_net_revenue_by_plan"
+    )}  # fmt: skip
+    for (month, plan), revenue in expected.monthly_net_revenue_by_plan.items():
+        assert monthly.get((month, plan.lower())) == revenue, (month, plan)
+    extra = {
+        k: v
+        for k, v in monthly.items()
+        if (k[0], k[1]) not in {(m, p.lower()) for m, p in expected.monthly_net_revenue_by_plan}
+    }
+    assert all(v == 0 for v in extra.values()), extra
+
+    (current,) = _analytics("select max(month) from finance.mrr_by_plan")[0]
+    assert current == date.today().replace(day=1)
+    mrr = {p.lower(): (Decimal(m), n) for p, m, n in _analytics(
+        f"select plan_name, mrr, active_subscriptions from finance.mrr_by_plan where month = '{current}'"
+    )}  # fmt: skip
+    assert mrr == {p.lower(): v for p, v in expected.current_mrr_by_plan.items()}
+
+
+def test_re_running_the_day_generates_nothing_more(first_day: Any) -> None:
+    from orchestration.include import local_steps
+    from orchestration.include.settings import Settings
+
+    before = _source_counts()
+    again = local_steps.generate_day(DAY_1, Settings.from_env())
+    assert again["cycles_run"] == 0
+    assert again["cycles_already_done"] == int(FAST_SETTINGS["MDP_CYCLES_PER_DAY"])
+    assert _source_counts() == before
+
+
+def test_a_broken_model_fails_its_task_skips_downstream_and_keeps_earlier_tables(
+    first_day: Any,
+    pipeline: dict[str, Any],
+    dbt_project: Path,
+    tmp_path: Path,
+    manifest_builder: Callable[[Path], Path],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "transform"
+    shutil.copytree(dbt_project, broken)
+    model = next(broken.glob(f"models/**/{BROKEN_MODEL}.sql"))
+    model.write_text(
+        model.read_text().rstrip().rstrip(";") + "\nwhere no_such_column_on_purpose = 1\n"
+    )
+    manifest_builder(broken)
+    marts_before = _marts()
+    source_before = _source_counts()
+
+    with pytest.MonkeyPatch.context() as mp:
+        dag = load_dag(mp, broken)
+        log = pipeline["home"] / "day2-broken.log"
+        result = _run(dag, DAY_2, log)
+
+    states = result.states()
+    assert result.state == "failed"
+    broken_task = f"transform.{BROKEN_MODEL}_model_build"
+    assert states[broken_task] == "failed"
+    assert states["sync"] == "success"
+    downstream = {t.task_id for t in dag.get_task(broken_task).get_flat_relatives(upstream=False)}
+    assert "publish" in downstream
+    assert {states[t] for t in downstream} == {"upstream_failed"}
+    # Models that do not depend on the broken one were still refreshed.
+    assert states["transform.dim_users_model_build"] == "success"
+
+    # The new day reached the source and RAW; the marts keep the last good build.
+    assert _source_counts() != source_before
+    assert _marts() == marts_before
+    # The task log names the model and dbt's error (under pytest the output is captured here).
+    text = log.read_text(errors="replace") + capfd.readouterr().out
+    assert f"Runtime Error in model {BROKEN_MODEL}" in text
+    assert 'Binder Error: Referenced column "no_such_column_on_purpose" not found' in text
