@@ -188,6 +188,8 @@ class AirbyteClient:
         """
         s = self.settings
         last = ""
+        # The SDK drops a cached OAuth token on 401; one more try fetches a fresh one.
+        token_retry = not s.token
         for attempt in range(1, s.max_attempts + 1):
             response: httpx.Response | None = None
             try:
@@ -203,6 +205,9 @@ class AirbyteClient:
                     raise AirbyteNotFound(
                         f"{action}: not found in Airbyte ({message})", 404
                     ) from None
+                if status == 401 and token_retry:
+                    token_retry = False
+                    continue
                 if status not in _RETRYABLE_STATUS and status < 500:
                     raise AirbyteError(
                         self._client_error(action, status, message), status

@@ -201,9 +201,10 @@ def _paged(fetch: Callable[[int], Any]) -> list[dict[str, Any]]:
         page = fetch(offset).raw_response.json()
         data = page.get("data") or []
         out.extend(data)
-        if len(data) < PAGE or not page.get("next"):
+        # The server may cap the page below the limit asked for; `next` says whether more exist.
+        if not data or not page.get("next"):
             return out
-        offset += PAGE
+        offset += len(data)
 
 
 # ---- source -----------------------------------------------------------------------------------
