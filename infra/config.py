@@ -192,12 +192,65 @@ class AwsConfig(Section):
         return self
 
 
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
+_QUARTZ_FIELD = re.compile(r"^[0-9A-Za-z*?,/#LW-]+$")
+
+
+class AirbyteConfig(Section):
+    """Airbyte Cloud (`mdp:airbyte`): the workspace, when the connection syncs, and how it reads."""
+
+    workspace_id: str = Field(pattern=_UUID, examples=["5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"])
+    # "manual" leaves the schedule to Airflow, which triggers each sync.
+    schedule: Literal["cron", "manual"] = Field("cron", examples=["manual"])
+    # Quartz (seconds first), as Airbyte reads it; the time zone is a separate key.
+    cron: str = Field("0 0 17 * * ?", examples=["0 0 17 * * ?"])
+    timezone: str = Field("UTC", examples=["Europe/Paris"])
+    replication_method: Literal["cursor", "cdc"] = Field("cursor", examples=["cdc"])
+    cdc_publication: str = Field(
+        "airbyte_publication", pattern=_PG_IDENTIFIER, examples=["airbyte_publication"]
+    )
+    cdc_replication_slot: str = Field(
+        "airbyte_slot", pattern=_PG_IDENTIFIER, examples=["airbyte_slot"]
+    )
+    schema_change_policy: Literal[
+        "ignore", "disable_connection", "propagate_columns", "propagate_fully"
+    ] = Field("propagate_columns", examples=["propagate_columns"])
+
+    @field_validator("cron")
+    @classmethod
+    def _quartz(cls, v: str) -> str:
+        parts = v.split()
+        if len(parts) not in (6, 7) or not all(_QUARTZ_FIELD.match(p) for p in parts):
+            raise ValueError(
+                f"{v!r} is not a Quartz cron expression of 6 or 7 fields (seconds first), "
+                "such as '0 0 17 * * ?' for daily at 17:00; set the zone in airbyte.timezone"
+            )
+        if "*" in parts[0] or "*" in parts[1]:
+            raise ValueError(f"{v!r} runs more than once an hour, below Airbyte's minimum")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{v!r} is not an IANA time zone such as UTC or Europe/Paris"
+            ) from None
+        return v
+
+
 class StackConfig(Section):
     """The whole program's configuration; each component reads only its own section."""
 
     stack: Literal["dev", "prod"]
     project: str = PROJECT
     aws: AwsConfig
+    airbyte: AirbyteConfig | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -424,6 +477,10 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         raise ConfigError(stack, issues + _issues_from(stack, e)) from None
     if issues:
         raise ConfigError(stack, issues)
+    if config.airbyte is not None:
+        issues += _airbyte_issues(stack, config, read)
+        if issues:
+            raise ConfigError(stack, issues)
     if config.is_prod:
         for path, wanted, why in _PROD_REQUIREMENTS:
             if _get(config, path) != wanted:
@@ -437,6 +494,38 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         if issues:
             raise ConfigError(stack, issues)
     return config
+
+
+def _airbyte_issues(stack: str, config: StackConfig, read: ConfigReader) -> list[ConfigIssue]:
+    """Airbyte needs API credentials, and CDC needs logical replication on the source."""
+    issues: list[ConfigIssue] = []
+    has_client = (
+        read("airbyte", "clientId") is not None and read("airbyte", "clientSecret") is not None
+    )
+    if not has_client and read("airbyte", "bearerAuth") is None:
+        issues.append(
+            ConfigIssue(
+                key="airbyte:clientId / airbyte:clientSecret",
+                problem="Airbyte API credentials are not set (an application's client id and secret, or a token)",
+                fix=f"pulumi config set airbyte:clientId <id> --stack {stack} && "
+                f"pulumi config set --secret airbyte:clientSecret <secret> --stack {stack}",
+            )
+        )
+    airbyte = config.airbyte
+    if (
+        airbyte is not None
+        and airbyte.replication_method == "cdc"
+        and not config.aws.database.logical_replication
+    ):
+        key, fix = _key_and_fix(stack, ("aws", "database", "logicalReplication"), "true")
+        issues.append(
+            ConfigIssue(
+                key=key,
+                problem="airbyte.replicationMethod is 'cdc', which reads the WAL through logical replication",
+                fix=fix,
+            )
+        )
+    return issues
 
 
 def _pulumi_reader(namespace: str, key: str) -> Any:

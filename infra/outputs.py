@@ -34,6 +34,11 @@ AIRFLOW_CONNECTIONS_PREFIX: Final = "airflowConnectionsPrefix"
 AIRFLOW_VARIABLES_PREFIX: Final = "airflowVariablesPrefix"
 AIRFLOW_SECRET_ARNS: Final = "airflowSecretArns"
 
+# Airbyte Cloud; Airflow triggers syncs of the connection by its id.
+AIRBYTE_SOURCE_ID: Final = "airbyteSourceId"
+AIRBYTE_DESTINATION_ID: Final = "airbyteDestinationId"
+AIRBYTE_CONNECTION_ID: Final = "airbyteConnectionId"
+
 # Buckets and keys
 ARTIFACT_BUCKET: Final = "artifactBucket"
 ARTIFACT_KEY: Final = "artifactKey"
