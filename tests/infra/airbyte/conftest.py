@@ -14,6 +14,7 @@ from infra.airbyte.provider import (
     PostgresSourceProvider,
     SnowflakeDestinationProvider,
 )
+from tests.infra import conftest as infra_conftest
 from tests.infra.airbyte.fake_api import FakeAirbyte
 
 # Recognisable secret values, searched for in every output, error and log line.
@@ -42,6 +43,28 @@ SECRET_FRAGMENTS = (
 def _fresh_oauth_sessions() -> None:
     # The SDK caches OAuth tokens per client id for the whole process; each fake issues its own.
     ClientCredentialsHook._sessions.clear()
+
+
+AIRBYTE_IDS = {
+    "pulumi-python:dynamic/airbyte:PostgresSource": "source_id",
+    "pulumi-python:dynamic/airbyte:SnowflakeDestination": "destination_id",
+    "pulumi-python:dynamic/airbyte:Connection": "connection_id",
+}
+
+
+@pytest.fixture
+def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mocked Airbyte resources answer with their id output, as the provider's create does."""
+    computed = infra_conftest._computed_outputs
+
+    def with_airbyte_ids(typ: str, name: str, inputs: Any) -> dict[str, Any]:
+        out = computed(typ, name, inputs)
+        if typ in AIRBYTE_IDS:
+            rid = f"{AIRBYTE_IDS[typ].split('_')[0]}-{name}-uuid"
+            out |= {AIRBYTE_IDS[typ]: rid, "__id": rid}
+        return out
+
+    monkeypatch.setattr(infra_conftest, "_computed_outputs", with_airbyte_ids)
 
 
 @pytest.fixture

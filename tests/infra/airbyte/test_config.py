@@ -82,6 +82,8 @@ def test_cdc_needs_logical_replication_on_the_source() -> None:
     raw_aws = stack_config("dev")["mdp:aws"]
     raw_aws = raw_aws | {"database": raw_aws["database"] | {"logicalReplication": True}}
     cfg = load(
-        {"workspaceId": WORKSPACE, "replicationMethod": "cdc"}, **CREDENTIALS, **{"mdp:aws": raw_aws}
+        {"workspaceId": WORKSPACE, "replicationMethod": "cdc"},
+        **CREDENTIALS,
+        **{"mdp:aws": raw_aws},
     ).airbyte
     assert cfg is not None and cfg.replication_method == "cdc"
