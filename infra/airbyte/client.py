@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +149,12 @@ def _retry_after_s(response: httpx.Response | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds; every provider call would pay it twice.
+    return httpx.create_ssl_context()
+
+
 class AirbyteClient:
     """One SDK client over HTTP clients we own, closed by us, never by the SDK's finalizer."""
 
@@ -154,9 +162,10 @@ class AirbyteClient:
         self.settings = settings
         self.redact = Redactor([*secrets, *settings.credential_values])
         timeout = httpx.Timeout(settings.timeout_s)
+        tls = _tls_context()
         # Passing both clients stops the SDK from creating (and later asyncio.run-closing) its own.
-        self._http = httpx.Client(follow_redirects=True, timeout=timeout)
-        self._ahttp = httpx.AsyncClient(follow_redirects=True, timeout=timeout)
+        self._http = httpx.Client(follow_redirects=True, timeout=timeout, verify=tls)
+        self._ahttp = httpx.AsyncClient(follow_redirects=True, timeout=timeout, verify=tls)
         self.sdk = AirbyteAPI(
             security=settings.security(),
             server_url=settings.server_url,
