@@ -1,6 +1,6 @@
 """Snowflake as code: the component, its config section and its naming."""
 
+from infra.config import SnowflakeConfig
 from infra.snowflake.platform import SnowflakePlatform, SnowflakePlatformArgs
-from infra.snowflake.settings import SnowflakeSettings
 
-__all__ = ["SnowflakePlatform", "SnowflakePlatformArgs", "SnowflakeSettings"]
+__all__ = ["SnowflakeConfig", "SnowflakePlatform", "SnowflakePlatformArgs"]

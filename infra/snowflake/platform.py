@@ -12,8 +12,8 @@ import pulumi_aws as aws
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
+from infra.config import SnowflakeConfig
 from infra.snowflake import naming as n
-from infra.snowflake.settings import SnowflakeSettings
 
 AUTO_SUSPEND_SECONDS = 60
 # Queries waiting this long for a busy XSMALL warehouse are better retried by the caller.
@@ -32,9 +32,11 @@ ACCOUNTADMIN = "ACCOUNTADMIN"
 class SnowflakePlatformArgs:
     """Inputs of the Snowflake component; `settings` is the validated `mdp:snowflake` section."""
 
-    settings: SnowflakeSettings
+    settings: SnowflakeConfig
     stack: str
     protect: bool
+    # Airbyte Cloud's egress IPs: the only networks the Airbyte user signs in from.
+    airbyte_cidrs: Sequence[str]
     # The Airflow host's egress IP (an AWS output): the only network the dbt user signs in from.
     airflow_egress_ip: pulumi.Input[str] | None = None
     # PEM key of the deploying user; None lets the provider read SNOWFLAKE_PRIVATE_KEY.
@@ -366,16 +368,23 @@ class SnowflakePlatform(pulumi.ComponentResource):
 
     def _create_service_users(self) -> None:
         s = self._args.settings
-        dbt_cidrs: pulumi.Input[Sequence[str]] = list(s.dbt_allowed_cidrs)
+        extra = sorted(str(c) for c in s.dbt_allowed_cidrs)
+        dbt_cidrs: pulumi.Input[Sequence[str]] = extra
         if self._args.airflow_egress_ip is not None:
             dbt_cidrs = pulumi.Output.from_input(self._args.airflow_egress_ip).apply(
-                lambda ip: sorted({*s.dbt_allowed_cidrs, ip})
+                lambda ip: sorted({*extra, ip if "/" in ip else f"{ip}/32"})
             )
-        elif not s.dbt_allowed_cidrs:
+        elif not extra:
             raise ValueError(
-                "The dbt service user would have no network to sign in from: pass the Airflow "
+                "The dbt service user would have no network to sign in from: wire the Airflow "
                 "host's egress IP, or run `pulumi config set --path "
                 "'mdp:snowflake.dbtAllowedCidrs[0]' <ip>/32`. Nothing was created."
+            )
+        if not self._args.airbyte_cidrs:
+            raise ValueError(
+                "The Airbyte service user would have no network to sign in from: run "
+                "`pulumi config set --path 'mdp:snowflake.airbyteAllowedCidrs[0]' <ip>/32`. "
+                "Nothing was created."
             )
         specs = (
             _ServiceUserSpec(
@@ -384,7 +393,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 "LOADING",
                 n.RAW,
                 n.RAW_SCHEMA,
-                sorted(s.airbyte_allowed_cidrs),
+                sorted(str(c) for c in self._args.airbyte_cidrs),
             ),
             _ServiceUserSpec(
                 n.DBT_USER, n.DATA_ENGINEER, "TRANSFORMING", n.ANALYTICS, "STAGING", dbt_cidrs

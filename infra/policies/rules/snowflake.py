@@ -29,7 +29,9 @@ NETWORK_POLICY = "snowflake:index/networkPolicy:NetworkPolicy"
 TLS_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 
-ADMIN_ROLES = frozenset({"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"})
+ADMIN_ROLES = frozenset(
+    {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"}
+)
 SYSTEM_ROLES = ADMIN_ROLES | {"SYSADMIN", "PUBLIC"}
 
 MAX_AUTO_SUSPEND_SECONDS = 60
@@ -58,6 +60,13 @@ Violations = list[str]
 def _ident(value: Any) -> str:
     """`"RAW"."POSTGRES_AIRBYTE"` and `RAW.POSTGRES_AIRBYTE` compare equal."""
     return ".".join(part.strip().strip('"') for part in str(value or "").split("."))
+
+
+def _number(value: Any) -> float | None:
+    """Engine properties arrive as JSON numbers (floats); booleans are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _truthy(value: Any) -> bool:
@@ -146,8 +155,8 @@ def warehouse_suspends_when_idle(r: Resource) -> Violations:
     if r.type != WAREHOUSE:
         return []
     found = []
-    suspend = r.props.get("autoSuspend")
-    if not isinstance(suspend, int) or not 0 < suspend <= MAX_AUTO_SUSPEND_SECONDS:
+    suspend = _number(r.props.get("autoSuspend"))
+    if suspend is None or not 0 < suspend <= MAX_AUTO_SUSPEND_SECONDS:
         found.append(f"{r.name}: auto_suspend is {suspend}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s")
     if not _truthy(r.props.get("autoResume")):
         found.append(f"{r.name}: auto_resume is not true")
@@ -167,8 +176,8 @@ def warehouse_statement_timeout(r: Resource) -> Violations:
     """Statements time out well below Snowflake's two-day default."""
     if r.type != WAREHOUSE:
         return []
-    timeout = r.props.get("statementTimeoutInSeconds")
-    if not isinstance(timeout, int) or not 0 < timeout <= MAX_STATEMENT_TIMEOUT_SECONDS:
+    timeout = _number(r.props.get("statementTimeoutInSeconds"))
+    if timeout is None or not 0 < timeout <= MAX_STATEMENT_TIMEOUT_SECONDS:
         return [
             f"{r.name}: statement timeout is {timeout}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"
         ]
@@ -190,13 +199,13 @@ def resource_monitor_thresholds(r: Resource) -> Violations:
     if r.type != RESOURCE_MONITOR:
         return []
     found = []
-    quota = r.props.get("creditQuota")
-    if not isinstance(quota, int) or quota <= 0:
+    quota = _number(r.props.get("creditQuota"))
+    if quota is None or quota <= 0:
         found.append(f"{r.name}: no positive credit quota")
     notify = {int(t) for t in r.props.get("notifyTriggers") or []}
     if not {75, 90} <= notify:
         found.append(f"{r.name}: notify triggers {sorted(notify)} lack 75 and 90")
-    suspend = r.props.get("suspendTrigger")
+    suspend = _number(r.props.get("suspendTrigger"))
     if suspend != 100:
         found.append(f"{r.name}: suspend trigger is {suspend}, not 100")
     return found
@@ -241,10 +250,8 @@ def rsa_keys_are_strong(r: Resource) -> Violations:
     """Key pairs are RSA with at least 2048 bits."""
     if r.type != TLS_PRIVATE_KEY:
         return []
-    bits = r.props.get("rsaBits")
-    if str(r.props.get("algorithm")).upper() != "RSA" or not (
-        isinstance(bits, int) and bits >= MIN_RSA_BITS
-    ):
+    bits = _number(r.props.get("rsaBits"))
+    if str(r.props.get("algorithm")).upper() != "RSA" or bits is None or bits < MIN_RSA_BITS:
         return [f"{r.name}: key must be RSA with >= {MIN_RSA_BITS} bits, got {bits}"]
     return []
 
@@ -361,9 +368,7 @@ def allowed_system_role_grants(prefix: str, monitors: Iterable[str]) -> dict[str
             ("USAGE", f"SCHEMA {prefix}ADMIN.NETWORK"),
             ("CREATE NETWORK RULE", f"SCHEMA {prefix}ADMIN.NETWORK"),
         },
-        "SYSADMIN": {
-            (p, f"RESOURCE MONITOR {m}") for m in monitors for p in ("MODIFY", "MONITOR")
-        },
+        "SYSADMIN": {(p, f"RESOURCE MONITOR {m}") for m in monitors for p in ("MODIFY", "MONITOR")},
     }
 
 
@@ -453,9 +458,7 @@ def grants_match_matrix(resources: Sequence[Resource], prefix: str | None = None
     graph = _role_graph(resources)
     expected = expected_grants(prefix)
     found = []
-    declared = {
-        _ident(r.props.get("name")).upper() for r in resources if r.type == ACCOUNT_ROLE
-    }
+    declared = {_ident(r.props.get("name")).upper() for r in resources if r.type == ACCOUNT_ROLE}
     for role in sorted(declared - set(expected)):
         found.append(f"role {role} is not in the grant matrix")
     for role, wanted in expected.items():
