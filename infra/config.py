@@ -244,6 +244,53 @@ class AirbyteConfig(Section):
         return v
 
 
+# --- Snowflake (infra/snowflake) ----------------------------------------------------------
+
+# Snowflake's default statement timeout is two days; four hours is the most a daily batch needs.
+SNOWFLAKE_MAX_STATEMENT_TIMEOUT_SECONDS = 4 * 3600
+_SNOWFLAKE_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*_)?$")
+
+
+def _narrow_cidr(net: IPv4Network) -> IPv4Network:
+    if net.prefixlen < 16:
+        raise ValueError(f"{net} is broader than /16; list the exact egress addresses")
+    return net
+
+
+SignInCidr = Annotated[IPv4Network, AfterValidator(_narrow_cidr)]
+
+
+class SnowflakeConfig(Section):
+    """Snowflake account, names, cost guard and service-user networks (`mdp:snowflake`)."""
+
+    organization_name: str = Field(min_length=1, examples=["MYORG"])
+    account_name: str = Field(min_length=1, examples=["MDP"])
+    # The key-pair user Pulumi signs in as (see the README's one-time bootstrap).
+    admin_user: str = Field("PULUMI_MDP", min_length=1, examples=["PULUMI_MDP"])
+    # Prefix of every account-level name, so dev and prod can share one account.
+    name_prefix: str = Field("", examples=["DEV_"])
+    credit_quota: int = Field(gt=0, le=10_000, examples=[20])
+    warehouse_size: Literal["XSMALL", "SMALL", "MEDIUM"] = Field("XSMALL", examples=["XSMALL"])
+    statement_timeout_seconds: int = Field(
+        3600, ge=60, le=SNOWFLAKE_MAX_STATEMENT_TIMEOUT_SECONDS, examples=[3600]
+    )
+    # Empty means Airbyte Cloud's IPs from `aws.airbyteCidrs`.
+    airbyte_allowed_cidrs: tuple[SignInCidr, ...] = Field((), examples=["13.37.4.46/32"])
+    # Added to the Airflow host's egress IP for the dbt user.
+    dbt_allowed_cidrs: tuple[SignInCidr, ...] = Field((), examples=["198.51.100.7/32"])
+    notify_users: tuple[str, ...] = Field((), examples=["ADMIN_USER"])
+    rsa_bits: int = Field(4096, ge=2048, le=8192, examples=[4096])
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _SNOWFLAKE_PREFIX.match(v):
+            raise ValueError(
+                "must be empty or upper-case letters, digits and underscores ending in '_'"
+            )
+        return v
+
+
 class StackConfig(Section):
     """The whole program's configuration; each component reads only its own section."""
 
@@ -251,6 +298,7 @@ class StackConfig(Section):
     project: str = PROJECT
     aws: AwsConfig
     airbyte: AirbyteConfig | None = None
+    snowflake: SnowflakeConfig | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -477,6 +525,19 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         raise ConfigError(stack, issues + _issues_from(stack, e)) from None
     if issues:
         raise ConfigError(stack, issues)
+    if config.snowflake is not None and not config.is_prod and not config.snowflake.name_prefix:
+        raise ConfigError(
+            stack,
+            [
+                ConfigIssue(
+                    key=f"{PROJECT}:snowflake.namePrefix",
+                    problem="is empty, so this stack would take prod's Snowflake names "
+                    "in a shared account",
+                    fix=f"pulumi config set --path 'snowflake.namePrefix' "
+                    f"{stack.upper()}_ --stack {stack}",
+                )
+            ],
+        )
     if config.airbyte is not None:
         issues += _airbyte_issues(stack, config, read)
         if issues:
@@ -509,6 +570,15 @@ def _airbyte_issues(stack: str, config: StackConfig, read: ConfigReader) -> list
                 problem="Airbyte API credentials are not set (an application's client id and secret, or a token)",
                 fix=f"pulumi config set airbyte:clientId <id> --stack {stack} && "
                 f"pulumi config set --secret airbyte:clientSecret <secret> --stack {stack}",
+            )
+        )
+    if config.snowflake is None:
+        issues.append(
+            ConfigIssue(
+                key=f"{PROJECT}:snowflake",
+                problem="mdp:airbyte is set, but its destination, the Snowflake section, is not",
+                fix="set the mdp:snowflake keys (see the README), or "
+                f"`pulumi config rm {PROJECT}:airbyte --stack {stack}`",
             )
         )
     airbyte = config.airbyte

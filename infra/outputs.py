@@ -48,3 +48,23 @@ KMS_KEY_ARN: Final = "kmsKeyArn"
 
 # Outputs that carry a credential; the program exports them only as Output.secret.
 SECRET_OUTPUTS: Final = frozenset({DB_REPLICATION_CONNECTION_URI})
+
+# Snowflake (infra/snowflake). Private keys are never exported: only the ARNs of their secrets.
+SNOWFLAKE_ACCOUNT: Final = "snowflakeAccount"
+SNOWFLAKE_ACCOUNT_LOCATOR: Final = "snowflakeAccountLocator"
+SNOWFLAKE_HOST: Final = "snowflakeHost"
+SNOWFLAKE_RAW_DATABASE: Final = "snowflakeRawDatabase"
+SNOWFLAKE_RAW_SCHEMA: Final = "snowflakeRawSchema"
+SNOWFLAKE_ANALYTICS_DATABASE: Final = "snowflakeAnalyticsDatabase"
+SNOWFLAKE_DBT_DEV_DATABASE: Final = "snowflakeDbtDevDatabase"
+SNOWFLAKE_LOADING_WAREHOUSE: Final = "snowflakeLoadingWarehouse"
+SNOWFLAKE_TRANSFORMING_WAREHOUSE: Final = "snowflakeTransformingWarehouse"
+SNOWFLAKE_REPORTING_WAREHOUSE: Final = "snowflakeReportingWarehouse"
+SNOWFLAKE_AIRBYTE_ROLE: Final = "snowflakeAirbyteRole"
+SNOWFLAKE_DATA_ENGINEER_ROLE: Final = "snowflakeDataEngineerRole"
+SNOWFLAKE_REPORTER_ROLE: Final = "snowflakeReporterRole"
+SNOWFLAKE_AIRBYTE_USER: Final = "snowflakeAirbyteUser"
+SNOWFLAKE_DBT_USER: Final = "snowflakeDbtUser"
+SNOWFLAKE_AIRBYTE_KEY_SECRET_ARN: Final = "snowflakeAirbyteKeySecretArn"
+SNOWFLAKE_DBT_KEY_SECRET_ARN: Final = "snowflakeDbtKeySecretArn"
+SNOWFLAKE_RESOURCE_MONITOR: Final = "snowflakeResourceMonitor"

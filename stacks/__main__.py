@@ -5,12 +5,143 @@ from __future__ import annotations
 import pulumi
 
 from infra import outputs
+from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
+from infra.airbyte.client import DEFAULT_SERVER_URL
 from infra.config import StackConfig, load_stack_config
 from infra.database import Database, DatabaseArgs
 from infra.encryption import EncryptionKey, EncryptionKeyArgs
 from infra.hosts import AirflowHost, AirflowHostArgs, GeneratorHost, GeneratorHostArgs, HostCommon
 from infra.network import Network, NetworkArgs
+from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.storage import Storage, StorageArgs
+
+
+# --- Snowflake (infra/snowflake) -------------------------------------------------------------
+def build_snowflake(
+    config: StackConfig, airflow_egress_ip: pulumi.Input[str] | None = None
+) -> SnowflakePlatform | None:
+    """The Snowflake objects, when `mdp:snowflake` is set; exports names and secret ARNs only."""
+    if config.snowflake is None:
+        return None
+    settings = config.snowflake
+    platform = SnowflakePlatform(
+        "snowflake",
+        SnowflakePlatformArgs(
+            settings=settings,
+            stack=config.stack,
+            protect=config.is_prod,
+            airbyte_cidrs=[
+                str(c) for c in (settings.airbyte_allowed_cidrs or config.aws.airbyte_cidrs)
+            ],
+            airflow_egress_ip=airflow_egress_ip,
+            # Unset: the provider reads SNOWFLAKE_PRIVATE_KEY from the environment instead.
+            admin_private_key=pulumi.Config("snowflake").get_secret("privateKey"),
+            secret_recovery_window_days=30 if config.is_prod else 7,
+        ),
+    )
+    for name, value in {
+        outputs.SNOWFLAKE_ACCOUNT: platform.account_identifier,
+        outputs.SNOWFLAKE_ACCOUNT_LOCATOR: platform.account_locator,
+        outputs.SNOWFLAKE_HOST: platform.host,
+        outputs.SNOWFLAKE_RAW_DATABASE: platform.raw_database,
+        outputs.SNOWFLAKE_RAW_SCHEMA: platform.raw_schema,
+        outputs.SNOWFLAKE_ANALYTICS_DATABASE: platform.analytics_database,
+        outputs.SNOWFLAKE_DBT_DEV_DATABASE: platform.dbt_dev_database,
+        outputs.SNOWFLAKE_LOADING_WAREHOUSE: platform.loading_warehouse,
+        outputs.SNOWFLAKE_TRANSFORMING_WAREHOUSE: platform.transforming_warehouse,
+        outputs.SNOWFLAKE_REPORTING_WAREHOUSE: platform.reporting_warehouse,
+        outputs.SNOWFLAKE_AIRBYTE_ROLE: platform.airbyte_role,
+        outputs.SNOWFLAKE_DATA_ENGINEER_ROLE: platform.data_engineer_role,
+        outputs.SNOWFLAKE_REPORTER_ROLE: platform.reporter_role,
+        outputs.SNOWFLAKE_AIRBYTE_USER: platform.airbyte_user,
+        outputs.SNOWFLAKE_DBT_USER: platform.dbt_user,
+        outputs.SNOWFLAKE_AIRBYTE_KEY_SECRET_ARN: platform.airbyte_key_secret_arn,
+        outputs.SNOWFLAKE_DBT_KEY_SECRET_ARN: platform.dbt_key_secret_arn,
+        outputs.SNOWFLAKE_RESOURCE_MONITOR: platform.resource_monitor,
+    }.items():
+        pulumi.export(name, value)
+    return platform
+
+
+# --- end Snowflake ---------------------------------------------------------------------------
+
+
+# --- Airbyte (infra/airbyte) ----------------------------------------------------------------
+AIRFLOW_AIRBYTE_CONN_ID = "airbyte_cloud"
+AIRFLOW_AIRBYTE_CONNECTION_ID_VARIABLE = "mdp_airbyte_connection_id"
+
+
+def build_airbyte(
+    config: StackConfig,
+    database: Database,
+    generator: GeneratorHost,
+    snowflake: SnowflakePlatform | None,
+    airflow_connections: dict[str, pulumi.Input[str]],
+    airflow_variables: dict[str, pulumi.Input[str]],
+) -> AirbyteCloud | None:
+    """Airbyte Cloud source, destination and connection, when `mdp:airbyte` is set."""
+    settings = config.airbyte
+    if settings is None or snowflake is None:
+        return None
+    cloud = AirbyteCloud(
+        "airbyte",
+        AirbyteCloudArgs(
+            workspace_id=settings.workspace_id,
+            name_prefix=f"{config.project}-{config.stack}",
+            db_host=database.address,
+            db_port=database.port,
+            db_name=database.db_name,
+            db_username=database.replication_username,
+            db_password=database.replication_password,
+            tunnel_host=generator.public_ip,
+            tunnel_user=generator.tunnel_user,
+            tunnel_private_key=generator.tunnel_private_key,
+            snowflake_host=snowflake.host,
+            snowflake_database=snowflake.raw_database,
+            snowflake_schema=snowflake.raw_schema,
+            snowflake_role=snowflake.airbyte_role,
+            snowflake_warehouse=snowflake.loading_warehouse,
+            snowflake_username=snowflake.airbyte_user,
+            snowflake_private_key=snowflake.airbyte_private_key,
+            replication_method=settings.replication_method,
+            cdc_publication=settings.cdc_publication,
+            cdc_replication_slot=settings.cdc_replication_slot,
+            schedule_mode=settings.schedule,
+            cron=settings.cron,
+            timezone=settings.timezone,
+            schema_change_policy=settings.schema_change_policy,
+        ),
+    )
+    # Airflow triggers syncs of this connection (always in manual mode, on demand otherwise).
+    airflow_variables[AIRFLOW_AIRBYTE_CONNECTION_ID_VARIABLE] = cloud.connection_id
+    api = pulumi.Config("airbyte")
+    client_id, client_secret = api.get("clientId"), api.get_secret("clientSecret")
+    if client_id and client_secret is not None:
+        server_url = (api.get("serverUrl") or DEFAULT_SERVER_URL).rstrip("/")
+        airflow_connections[AIRFLOW_AIRBYTE_CONN_ID] = pulumi.Output.secret(
+            pulumi.Output.json_dumps(
+                {
+                    "conn_type": "airbyte",
+                    "host": f"{server_url}/",
+                    "login": client_id,
+                    "password": client_secret,
+                    # An absolute token URL: the hook's relative default assumes a bare host.
+                    "schema": f"{server_url}/applications/token",
+                }
+            )
+        )
+    else:
+        pulumi.log.warn(
+            "Airbyte is configured with a token only; Airflow's Airbyte hook needs "
+            "airbyte:clientId and airbyte:clientSecret to trigger syncs."
+        )
+    pulumi.export(outputs.AIRBYTE_SOURCE_ID, cloud.source_id)
+    pulumi.export(outputs.AIRBYTE_DESTINATION_ID, cloud.destination_id)
+    pulumi.export(outputs.AIRBYTE_CONNECTION_ID, cloud.connection_id)
+    return cloud
+
+
+# --- end Airbyte -----------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -92,6 +223,9 @@ def main() -> None:
         "mdp_exports_bucket": storage.exports_bucket,
         "mdp_stack": stack,
     }
+    # The Airflow host's egress IP (an AWS output) limits where the dbt user signs in from.
+    snowflake = build_snowflake(config, airflow_egress_ip=None)
+    build_airbyte(config, database, generator, snowflake, airflow_connections, airflow_variables)
 
     airflow = AirflowHost(
         "airflow",

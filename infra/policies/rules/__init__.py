@@ -1,0 +1,1 @@
+"""Policy rules as plain functions, importable without pulumi_policy."""
