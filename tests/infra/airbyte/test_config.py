@@ -8,13 +8,14 @@ import pytest
 
 from infra.config import ConfigError, StackConfig, build_stack_config
 from tests.infra.conftest import stack_config
+from tests.infra.snowflake.conftest import snowflake_config
 
 WORKSPACE = "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"
 CREDENTIALS = {"airbyte:clientId": "app-id", "airbyte:clientSecret": "app-secret"}
 
 
 def load(airbyte: dict[str, Any] | None, stack: str = "dev", **extra: Any) -> StackConfig:
-    raw = stack_config(stack) | extra
+    raw = stack_config(stack) | {"mdp:snowflake": snowflake_config(stack)} | extra
     if airbyte is not None:
         raw["mdp:airbyte"] = airbyte
 
@@ -67,6 +68,12 @@ def test_missing_credentials_say_which_secret_to_set() -> None:
     assert "pulumi config set --secret airbyte:clientSecret" in str(err.value)
     with pytest.raises(ConfigError):
         load({"workspaceId": WORKSPACE}, **{"airbyte:clientId": "only-the-id"})
+
+
+def test_airbyte_needs_the_snowflake_destination() -> None:
+    with pytest.raises(ConfigError) as err:
+        load({"workspaceId": WORKSPACE}, **CREDENTIALS, **{"mdp:snowflake": None})
+    assert "mdp:snowflake" in str(err.value) and "pulumi config rm mdp:airbyte" in str(err.value)
 
 
 def test_a_bearer_token_alone_is_enough() -> None:
