@@ -41,3 +41,7 @@ fmt: install ## Format the code and apply safe lint fixes
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
 	rm -rf .local
+
+.PHONY: test-airbyte
+test-airbyte: install ## Airbyte provider (against a fake Airbyte API), component and program tests
+	$(RUN) pytest tests/infra/airbyte

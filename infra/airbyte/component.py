@@ -138,8 +138,10 @@ class AirbyteCloud(pulumi.ComponentResource):
             ConnectionArgs(
                 workspace_id=args.workspace_id,
                 name=f"{args.name_prefix}-postgres-to-snowflake",
-                source_id=self.source.source_id,
-                destination_id=self.destination.destination_id,
+                # The ids stay known during a preview that only updates the source or
+                # destination, so the connection is not shown as replaced.
+                source_id=self.source.id,
+                destination_id=self.destination.id,
                 streams=catalog_streams(args.streams),
                 namespace_format=args.snowflake_schema,
                 schedule_type=args.schedule_mode,
