@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +30,7 @@ CONFIG_TOKEN = "airbyte:bearerAuth"
 
 REDACTED = "[secret]"
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+_TOKEN_STATUS = re.compile(r"Unexpected status code (\d+) from token endpoint")
 
 
 @dataclass(frozen=True)
@@ -236,12 +238,18 @@ class AirbyteClient:
                 raise
             except Exception as exc:
                 # The SDK's OAuth hook raises a bare Exception when the token request fails.
-                if "token endpoint" not in str(exc):
+                token_error = _TOKEN_STATUS.search(str(exc))
+                if token_error is None:
                     raise
-                raise AirbyteError(
-                    f"{action}: Airbyte refused the API credentials ({exc}). Nothing was changed. "
-                    f"Check {CONFIG_CLIENT_ID} and {CONFIG_CLIENT_SECRET} in the stack config."
-                ) from None
+                status = int(token_error.group(1))
+                if status not in _RETRYABLE_STATUS:
+                    raise AirbyteError(
+                        f"{action}: Airbyte refused the API credentials (HTTP {status} from the "
+                        f"token endpoint). Nothing was changed. Check {CONFIG_CLIENT_ID} and "
+                        f"{CONFIG_CLIENT_SECRET} in the stack config.",
+                        status,
+                    ) from None
+                last = f"token endpoint answered HTTP {status}"
             if attempt == s.max_attempts:
                 break
             delay = _retry_after_s(response)

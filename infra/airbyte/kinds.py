@@ -194,6 +194,16 @@ def _json(response: Any) -> dict[str, Any]:
     return data
 
 
+def _expect_type(body: dict[str, Any], key: str, wanted: str, what: str) -> dict[str, Any]:
+    # Importing the wrong id would otherwise show up as a confusing diff of every field.
+    if body.get(key) != wanted:
+        raise AirbyteError(
+            f"Airbyte {what} is a {body.get(key)!r} connector, not {wanted!r}. Nothing was "
+            "changed. Check the id given to the `import_` option."
+        )
+    return body
+
+
 def _paged(fetch: Callable[[int], Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     offset = 0
@@ -313,7 +323,8 @@ class PostgresSourceKind(Kind):
         return _json(c.sdk.sources.create_source(request=req))
 
     def get(self, c: AirbyteClient, id_: str) -> dict[str, Any]:
-        return _json(c.sdk.sources.get_source(request=api.GetSourceRequest(source_id=id_)))
+        body = _json(c.sdk.sources.get_source(request=api.GetSourceRequest(source_id=id_)))
+        return _expect_type(body, "sourceType", "postgres", f"source {id_}")
 
     def patch(self, c: AirbyteClient, id_: str, props: Mapping[str, Any]) -> dict[str, Any]:
         body = models.SourcePatchRequest(
@@ -394,7 +405,8 @@ class SnowflakeDestinationKind(Kind):
 
     def get(self, c: AirbyteClient, id_: str) -> dict[str, Any]:
         req = api.GetDestinationRequest(destination_id=id_)
-        return _json(c.sdk.destinations.get_destination(request=req))
+        body = _json(c.sdk.destinations.get_destination(request=req))
+        return _expect_type(body, "destinationType", "snowflake", f"destination {id_}")
 
     def patch(self, c: AirbyteClient, id_: str, props: Mapping[str, Any]) -> dict[str, Any]:
         body = models.DestinationPatchRequest(

@@ -38,6 +38,8 @@ class Fault:
     stall_s: float = 0.0
     echo_body: bool = False
     skip: int = 0
+    # With status 200: answer normally but leave this field out of the body.
+    omit: str | None = None
 
 
 @dataclass
@@ -148,11 +150,13 @@ class FakeAirbyte:
             fault = self._fault(seen)
         status, payload, headers = 200, None, {}
         try:
-            if fault is not None and not fault.apply_first:
+            if fault is not None and not fault.apply_first and fault.omit is None:
                 raise ApiError(fault.status, "fault", self._fault_message(fault, raw))
             with self._lock:
                 status, payload = self._route(seen)
-            if fault is not None:
+            if fault is not None and fault.omit is not None:
+                payload = {k: v for k, v in payload.items() if k != fault.omit}
+            elif fault is not None:
                 time.sleep(fault.stall_s)
                 raise ApiError(fault.status, "fault", self._fault_message(fault, raw))
         except ApiError as e:

@@ -136,6 +136,17 @@ def test_import_by_id_adopts_without_changes(fake: FakeAirbyte, providers: Provi
     assert src.diff(created.id, imported.outs, source_props(fake, password="other-pw-123")).changes
 
 
+def test_importing_an_id_of_another_connector_type_is_refused(
+    fake: FakeAirbyte, providers: Providers
+) -> None:
+    src = providers[0]
+    created = src.create(source_props(fake))
+    fake.edit("sources", created.id, sourceType="mysql")
+    with pytest.raises(AirbyteError) as err:
+        src.read(created.id, source_props(fake))
+    assert "'mysql' connector, not 'postgres'" in str(err.value)
+
+
 # -- diff matrix --------------------------------------------------------------------------------
 SOURCE_CHANGES = {
     "workspace_id": ("99999999-2222-3333-4444-555555555555", "replace"),
@@ -385,6 +396,26 @@ def test_4xx_names_the_resource_and_quotes_airbyte(fake: FakeAirbyte, providers:
     assert "is not valid" in message and "we expect one of [6, 7]" in message
     assert "Nothing was changed" in message
     assert len(fake.requests("PATCH", r"/v1/connections/.+")) == 1  # a 4xx is not retried
+
+
+def test_a_response_missing_a_required_field_is_a_clear_error(
+    fake: FakeAirbyte, providers: Providers
+) -> None:
+    src = providers[0]
+    created = src.create(source_props(fake))
+    fake.fail("GET", r"/v1/sources/.+", 200, omit="workspaceId")
+    with pytest.raises(AirbyteError) as err:
+        src.read(created.id, created.outs)
+    assert f"Airbyte source {created.id}: read" in str(err.value)
+    assert "cannot read" in str(err.value) and "workspaceId" in str(err.value)
+    assert "pulumi refresh" in str(err.value)
+
+
+def test_token_endpoint_outage_is_retried(fake: FakeAirbyte, providers: Providers) -> None:
+    fake.fail("POST", r"/v1/applications/token", 503, times=2)
+    created = providers[0].create(source_props(fake))
+    assert created.id in fake.sources
+    assert len(fake.requests("POST", "/v1/applications/token")) == 3
 
 
 def test_bad_credentials_say_which_config_to_fix(fake: FakeAirbyte, settings: ApiSettings) -> None:
