@@ -360,7 +360,8 @@ _SECRET_PATTERNS = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"AKIA[0-9A-Z]{16}"),
     re.compile(r"(?i)aws_secret_access_key\s*[=:]"),
-    re.compile(r"(?i)\b(?:PG)?PASSWORD\s*[=:]\s*['\"]?[^\s'\"$]{6,}"),
+    # A literal value on its own line; shell expansions and code such as password=cfg["x"] do not match.
+    re.compile(r"(?im)\b(?:PG)?PASSWORD\s*[=:]\s*['\"]?[A-Za-z0-9!#%+/=@^_~.-]{8,}['\"]?\s*$"),
     re.compile(r"(?i)postgres(?:ql)?://[^:/\s]+:[^@/\s$]+@"),
 )
 
