@@ -6,12 +6,22 @@ import pulumi
 
 from infra import outputs
 from infra.config import StackConfig, load_stack_config
+from infra.database import Database, DatabaseArgs
+from infra.encryption import EncryptionKey, EncryptionKeyArgs
+from infra.hosts import AirflowHost, AirflowHostArgs, GeneratorHost, GeneratorHostArgs, HostCommon
+from infra.network import Network, NetworkArgs
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
-
+from infra.storage import Storage, StorageArgs
 
 # --- Snowflake (infra/snowflake) -------------------------------------------------------------
+# The connection id the DAG's dbt tasks read (orchestration/include/settings.py).
+SNOWFLAKE_AIRFLOW_CONN_ID = "snowflake_dbt"
+
+
 def build_snowflake(
-    config: StackConfig, airflow_egress_ip: pulumi.Input[str] | None = None
+    config: StackConfig,
+    secrets_kms_key_id: pulumi.Input[str] | None = None,
+    airflow_egress_ip: pulumi.Input[str] | None = None,
 ) -> SnowflakePlatform | None:
     """The Snowflake objects, when `mdp:snowflake` is set; exports names and secret ARNs only."""
     if config.snowflake is None:
@@ -29,6 +39,7 @@ def build_snowflake(
             airflow_egress_ip=airflow_egress_ip,
             # Unset: the provider reads SNOWFLAKE_PRIVATE_KEY from the environment instead.
             admin_private_key=pulumi.Config("snowflake").get_secret("privateKey"),
+            secrets_kms_key_id=secrets_kms_key_id,
             secret_recovery_window_days=30 if config.is_prod else 7,
         ),
     )
@@ -62,11 +73,132 @@ def build_snowflake(
 def main() -> None:
     # Validation happens here, before the first resource is declared.
     config: StackConfig = load_stack_config()
-    # Components are built in dependency order: network, database, hosts; then Snowflake and
-    # Airbyte (each when its config section is set); then the Airflow host, which receives
-    # their connection values.
-    # The Airflow host's egress IP (an AWS output) limits where the dbt user signs in from.
-    build_snowflake(config, airflow_egress_ip=None)
+    aws_cfg, stack = config.aws, config.stack
+
+    key = EncryptionKey(
+        "kms",
+        EncryptionKeyArgs(
+            stack=stack, region=aws_cfg.region, deletion_window_days=30 if config.is_prod else 7
+        ),
+    )
+    network = Network(
+        "network",
+        NetworkArgs(
+            stack=stack,
+            region=aws_cfg.region,
+            cidr=aws_cfg.vpc_cidr,
+            availability_zones=aws_cfg.availability_zones,
+            nat_gateway=aws_cfg.nat_gateway,
+            flow_log_retention_days=aws_cfg.flow_log_retention_days,
+            kms_key_arn=key.key_arn,
+        ),
+    )
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            stack=stack,
+            kms_key_arn=key.key_arn,
+            force_destroy=aws_cfg.force_destroy_buckets,
+            protect=aws_cfg.protect,
+        ),
+    )
+    database = Database(
+        "source-db",
+        DatabaseArgs(
+            stack=stack,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            settings=aws_cfg.database,
+            kms_key_arn=key.key_arn,
+            log_retention_days=aws_cfg.log_retention_days,
+            protect=aws_cfg.protect,
+        ),
+    )
+    common = HostCommon(
+        stack=stack,
+        region=aws_cfg.region,
+        vpc_id=network.vpc_id,
+        kms_key_arn=key.key_arn,
+        artifact_bucket=storage.artifact_bucket,
+        artifact_bucket_arn=storage.artifact_bucket_arn,
+        artifact_parameter_name=storage.artifact_parameter_name,
+        artifact_parameter_arn=storage.artifact_parameter_arn,
+        protect=aws_cfg.protect,
+    )
+    generator = GeneratorHost(
+        "generator",
+        GeneratorHostArgs(
+            common=common,
+            subnet_id=network.public_subnet_id,
+            settings=aws_cfg.generator,
+            ssh_cidrs=(*aws_cfg.airbyte_cidrs, *aws_cfg.admin_cidrs),
+            db_host=database.address,
+            db_port=database.port,
+            db_name=database.db_name,
+            db_security_group_id=database.security_group_id,
+            db_master_secret_arn=database.master_secret_arn,
+            db_replication_secret_arn=database.replication_secret_arn,
+            logical_replication=aws_cfg.database.logical_replication,
+        ),
+    )
+
+    # Snowflake and Airbyte components plug in here, each when its config section is set, and
+    # add their Airflow connections (secret JSON) and variables to these two mappings.
+    airflow_connections: dict[str, pulumi.Input[str]] = {}
+    airflow_variables: dict[str, pulumi.Input[str]] = {
+        "mdp_exports_bucket": storage.exports_bucket,
+        "mdp_stack": stack,
+    }
+
+    # --- Snowflake (infra/snowflake) ---------------------------------------------------------
+    snowflake = build_snowflake(config, secrets_kms_key_id=key.key_arn)
+    if snowflake is not None:
+        airflow_connections[SNOWFLAKE_AIRFLOW_CONN_ID] = snowflake.dbt_airflow_connection
+    # --- end Snowflake -----------------------------------------------------------------------
+
+    airflow = AirflowHost(
+        "airflow",
+        AirflowHostArgs(
+            common=common,
+            subnet_id=network.public_subnet_id
+            if aws_cfg.airflow.public_subnet
+            else network.private_subnet_ids.apply(lambda ids: ids[0]),
+            public_ip=aws_cfg.airflow.public_subnet,
+            settings=aws_cfg.airflow,
+            exports_bucket_arn=storage.exports_bucket_arn,
+            connections=airflow_connections,
+            variables=airflow_variables,
+        ),
+    )
+
+    pulumi.export(outputs.VPC_ID, network.vpc_id)
+    pulumi.export(outputs.PUBLIC_SUBNET_ID, network.public_subnet_id)
+    pulumi.export(outputs.PRIVATE_SUBNET_IDS, network.private_subnet_ids)
+    pulumi.export(outputs.KMS_KEY_ARN, key.key_arn)
+    pulumi.export(outputs.DB_ENDPOINT, database.address)
+    pulumi.export(outputs.DB_PORT, database.port)
+    pulumi.export(outputs.DB_NAME, database.db_name)
+    pulumi.export(outputs.DB_MASTER_SECRET_ARN, database.master_secret_arn)
+    pulumi.export(outputs.DB_REPLICATION_USER, database.replication_username)
+    pulumi.export(outputs.DB_REPLICATION_SECRET_ARN, database.replication_secret_arn)
+    pulumi.export(outputs.DB_CONNECTION_URI, database.connection_uri)
+    pulumi.export(
+        outputs.DB_REPLICATION_CONNECTION_URI,
+        pulumi.Output.secret(database.replication_connection_uri),
+    )
+    pulumi.export(outputs.BASTION_PUBLIC_IP, generator.public_ip)
+    pulumi.export(outputs.BASTION_PUBLIC_DNS, generator.public_dns)
+    pulumi.export(outputs.BASTION_TUNNEL_USER, generator.tunnel_user)
+    pulumi.export(outputs.BASTION_TUNNEL_KEY_SECRET_ARN, generator.tunnel_key_secret_arn)
+    pulumi.export(outputs.GENERATOR_INSTANCE_ID, generator.instance_id)
+    pulumi.export(outputs.AIRFLOW_INSTANCE_ID, airflow.instance_id)
+    pulumi.export(outputs.AIRFLOW_CONNECTIONS_PREFIX, airflow.connections_prefix)
+    pulumi.export(outputs.AIRFLOW_VARIABLES_PREFIX, airflow.variables_prefix)
+    pulumi.export(outputs.AIRFLOW_SECRET_ARNS, airflow.secret_arns)
+    pulumi.export(outputs.ARTIFACT_BUCKET, storage.artifact_bucket)
+    pulumi.export(outputs.ARTIFACT_KEY, storage.artifact_key)
+    pulumi.export(outputs.EXPORTS_BUCKET, storage.exports_bucket)
+    pulumi.export(outputs.EXPORTS_BUCKET_ARN, storage.exports_bucket_arn)
 
 
 main()

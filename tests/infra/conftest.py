@@ -112,17 +112,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.states[f"{typ}::{name}"] = state
         return rid, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         self.calls.append((args.token, dict(args.args)))
         if args.token == "aws:ssm/getParameter:getParameter":
-            return {"name": args.args.get("name"), "value": MOCK_AMI, "type": "String"}, None
+            return {"name": args.args.get("name"), "value": MOCK_AMI, "type": "String"}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": _arn("iam", "user/ci"), "userId": "AIDA"}, None
+            return {"accountId": ACCOUNT_ID, "arn": _arn("iam", "user/ci"), "userId": "AIDA"}, []
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if args.token == "aws:index/getRegion:getRegion":
-            return {"name": "eu-west-3", "region": "eu-west-3"}, None
-        return {}, None
+            return {"name": "eu-west-3", "region": "eu-west-3"}, []
+        return {}, []
 
 
 def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -454,6 +454,8 @@ def infer_prefix(resources: Sequence[Resource]) -> str:
 
 def grants_match_matrix(resources: Sequence[Resource], prefix: str | None = None) -> Violations:
     """Each functional role holds exactly the grant matrix; system roles get only what is listed."""
+    if not any(r.type.startswith("snowflake:") for r in resources):
+        return []
     prefix = infer_prefix(resources) if prefix is None else prefix
     graph = _role_graph(resources)
     expected = expected_grants(prefix)
@@ -559,3 +561,68 @@ def check_stack(resources: Sequence[Resource], stack: str) -> Violations:
     for stack_rule in STACK_RULES:
         found.extend(stack_rule(resources))
     return found
+
+
+# --- the policy pack's registry --------------------------------------------------------
+# The pack sees a resource's type, name and properties only: the rules that need its
+# protect option or its provider's role run in the program tests alone.
+
+_SOURCES: dict[Callable[..., Violations], tuple[str, ...]] = {
+    service_users_use_key_pairs: ("CIS Snowflake 1.6", "Snowflake service users (TYPE=SERVICE)"),
+    service_users_have_network_policy: ("CIS Snowflake 3.2",),
+    service_users_have_narrow_defaults: ("CIS Snowflake 1.12", "mdp: secondary roles off"),
+    no_admin_role_grants: ("CIS Snowflake 1.10", "CIS Snowflake 1.13"),
+    grants_are_explicit: ("Snowflake provider: grant migration guide", "mdp: no permanent diff"),
+    no_ownership_transfers: ("Snowflake provider: grant_ownership caveats",),
+    warehouse_suspends_when_idle: ("mdp: cost guard", "Snowflake warehouse best practices"),
+    warehouse_has_resource_monitor: ("mdp: cost guard", "Snowflake resource monitors"),
+    warehouse_statement_timeout: ("mdp: cost guard", "STATEMENT_TIMEOUT_IN_SECONDS"),
+    warehouse_size_capped: ("mdp: cost guard",),
+    resource_monitor_thresholds: ("mdp: cost guard", "Snowflake resource monitors"),
+    network_rules_are_narrow: ("CIS Snowflake 3.2", "mdp: no open ingress"),
+    network_policies_use_rules: ("Snowflake network rules",),
+    rsa_keys_are_strong: ("Snowflake key-pair authentication (2048-bit RSA minimum)",),
+    no_plaintext_private_keys: ("mdp: secrets only as secrets",),
+    provider_uses_key_pair: ("CIS Snowflake 1.6", "Snowflake password sign-in deprecation"),
+    grants_match_matrix: ("mdp: grant matrix (README)", "CIS Snowflake 1.13"),
+    functional_roles_reach_sysadmin: ("Snowflake access control best practices",),
+    warehouses_use_declared_monitor: ("mdp: cost guard",),
+}
+
+
+def _register() -> None:
+    from infra.policies.rules import REGISTRY, Context, Props, Violation
+    from infra.policies.rules import Resource as PackResource
+
+    def resource_check(fn: Callable[[Resource], Violations]) -> Any:
+        def check(resource_type: str, props: Props, _: Context) -> list[str]:
+            found = fn(Resource(resource_type, "", props))
+            return [message.removeprefix(": ") for message in found]
+
+        return check
+
+    def stack_check(fn: Callable[[Sequence[Resource]], Violations]) -> Any:
+        def check(resources: Sequence[PackResource], _: Context) -> list[Violation]:
+            mine = [Resource(r.type, r.name, r.props) for r in resources]
+            return [Violation(name, "snowflake", message) for message in fn(mine)]
+
+        name = f"snowflake-{fn.__name__.replace('_', '-')}"
+        return name, check
+
+    for fn in RESOURCE_RULES:
+        REGISTRY.resource_rule(
+            f"snowflake-{fn.__name__.replace('_', '-')}",
+            (fn.__doc__ or "").strip(),
+            _SOURCES[fn],
+            types=(),
+        )(resource_check(fn))
+    for stack_fn in (
+        grants_match_matrix,
+        functional_roles_reach_sysadmin,
+        warehouses_use_declared_monitor,
+    ):
+        name, check = stack_check(stack_fn)
+        REGISTRY.stack_rule(name, (stack_fn.__doc__ or "").strip(), _SOURCES[stack_fn])(check)
+
+
+_register()

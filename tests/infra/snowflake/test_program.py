@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pulumi
@@ -148,7 +149,7 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     config_ips = set(json.loads(sf_dev.run.config["mdp:aws"])["airbyteCidrs"])
     assert airbyte_ips == config_ips
     assert rules_by_name["DBT_SVC_INGRESS"].props["valueLists"] == [DBT_CIDR]
-    keys = sf_dev.of_type(rules.TLS_PRIVATE_KEY)
+    keys = [k for k in sf_dev.of_type(rules.TLS_PRIVATE_KEY) if k.name.startswith("snowflake-")]
     assert len(keys) == 2 and all(k.props["rsaBits"] >= 2048 for k in keys)
 
 
@@ -177,7 +178,7 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
     }
     assert holders == {rules.SECRET_VERSION}
     for version in sf_stack.run.of_type(rules.SECRET_VERSION):
-        if "snowflake" not in version.name:
+        if not version.name.startswith("snowflake-"):
             continue
         # The engine stores it encrypted: the value arrives wrapped as a secret.
         wrapped = version.inputs["secretString"]
@@ -198,6 +199,23 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
         )
         == []
     )
+
+
+def test_airflow_connection_signs_dbt_in_with_its_key(sf_dev: SnowflakeRun) -> None:
+    version = sf_dev.run.named("airflow-connection-snowflake-dbt-value")
+    conn = json.loads(version.inputs["secretString"]["value"])
+    dbt_key = sf_dev.run.named("snowflake-dbt-svc-key").outputs["privateKeyPemPkcs8"]
+    extra = conn["extra"]
+    assert base64.b64decode(extra.pop("private_key_content")).decode() == dbt_key
+    assert conn["conn_type"] == "snowflake" and conn["login"] == "DEV_DBT_SVC"
+    assert extra == {
+        "account": "EXAMPLEORG-MDP",
+        "database": "DEV_ANALYTICS",
+        "warehouse": "DEV_TRANSFORMING_WH",
+        "role": "DEV_DATA_ENGINEER",
+    }
+    secret = sf_dev.run.named("airflow-connection-snowflake-dbt")
+    assert secret.inputs.get("kmsKeyId"), "the connection secret is not encrypted with the CMK"
 
 
 def test_outputs(sf_dev: SnowflakeRun) -> None:

@@ -293,3 +293,21 @@ def test_rules_import_without_pulumi() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(rules.RESOURCE_RULES)
+
+
+def test_policy_pack_registry_runs_the_snowflake_rules(sf_stack: SnowflakeRun) -> None:
+    from infra.policies.rules import Context, all_rules, evaluate
+    from infra.policies.rules import Resource as PackResource
+
+    names = {r.name for r in all_rules() if r.name.startswith("snowflake-")}
+    assert len(names) == len(rules.RESOURCE_RULES) + 3
+    pack = [PackResource(r.type, r.name, r.props) for r in sf_stack.resources]
+    context = Context(production=sf_stack.run.stack == "prod")
+    assert [v for v in evaluate(pack, context) if v.rule in names] == []
+    wh = next(r for r in pack if r.type == rules.WAREHOUSE)
+    bad = replace(wh, props={**wh.props, "autoSuspend": 3600})
+    found = [v for v in evaluate([bad if r is wh else r for r in pack], context) if v.rule in names]
+    assert [(v.rule, v.resource) for v in found] == [
+        ("snowflake-warehouse-suspends-when-idle", wh.name)
+    ]
+    assert found[0].message == "auto_suspend is 3600, not 1-60 s"
