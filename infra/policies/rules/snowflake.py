@@ -69,6 +69,10 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _show(value: float | None) -> str:
+    return "unset" if value is None else f"{value:g}"
+
+
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
@@ -157,7 +161,9 @@ def warehouse_suspends_when_idle(r: Resource) -> Violations:
     found = []
     suspend = _number(r.props.get("autoSuspend"))
     if suspend is None or not 0 < suspend <= MAX_AUTO_SUSPEND_SECONDS:
-        found.append(f"{r.name}: auto_suspend is {suspend}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s")
+        found.append(
+            f"{r.name}: auto_suspend is {_show(suspend)}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s"
+        )
     if not _truthy(r.props.get("autoResume")):
         found.append(f"{r.name}: auto_resume is not true")
     if not _truthy(r.props.get("initiallySuspended")):
@@ -179,7 +185,7 @@ def warehouse_statement_timeout(r: Resource) -> Violations:
     timeout = _number(r.props.get("statementTimeoutInSeconds"))
     if timeout is None or not 0 < timeout <= MAX_STATEMENT_TIMEOUT_SECONDS:
         return [
-            f"{r.name}: statement timeout is {timeout}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"
+            f"{r.name}: statement timeout is {_show(timeout)}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"
         ]
     return []
 
@@ -207,7 +213,7 @@ def resource_monitor_thresholds(r: Resource) -> Violations:
         found.append(f"{r.name}: notify triggers {sorted(notify)} lack 75 and 90")
     suspend = _number(r.props.get("suspendTrigger"))
     if suspend != 100:
-        found.append(f"{r.name}: suspend trigger is {suspend}, not 100")
+        found.append(f"{r.name}: suspend trigger is {_show(suspend)}, not 100")
     return found
 
 
@@ -252,7 +258,7 @@ def rsa_keys_are_strong(r: Resource) -> Violations:
         return []
     bits = _number(r.props.get("rsaBits"))
     if str(r.props.get("algorithm")).upper() != "RSA" or bits is None or bits < MIN_RSA_BITS:
-        return [f"{r.name}: key must be RSA with >= {MIN_RSA_BITS} bits, got {bits}"]
+        return [f"{r.name}: key must be RSA with >= {MIN_RSA_BITS} bits, got {_show(bits)}"]
     return []
 
 
