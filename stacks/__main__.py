@@ -15,10 +15,15 @@ from infra.network import Network, NetworkArgs
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.storage import Storage, StorageArgs
 
-
 # --- Snowflake (infra/snowflake) -------------------------------------------------------------
+# The connection id the DAG's dbt tasks read (orchestration/include/settings.py).
+SNOWFLAKE_AIRFLOW_CONN_ID = "snowflake_dbt"
+
+
 def build_snowflake(
-    config: StackConfig, airflow_egress_ip: pulumi.Input[str] | None = None
+    config: StackConfig,
+    secrets_kms_key_id: pulumi.Input[str] | None = None,
+    airflow_egress_ip: pulumi.Input[str] | None = None,
 ) -> SnowflakePlatform | None:
     """The Snowflake objects, when `mdp:snowflake` is set; exports names and secret ARNs only."""
     if config.snowflake is None:
@@ -36,6 +41,7 @@ def build_snowflake(
             airflow_egress_ip=airflow_egress_ip,
             # Unset: the provider reads SNOWFLAKE_PRIVATE_KEY from the environment instead.
             admin_private_key=pulumi.Config("snowflake").get_secret("privateKey"),
+            secrets_kms_key_id=secrets_kms_key_id,
             secret_recovery_window_days=30 if config.is_prod else 7,
         ),
     )
@@ -223,9 +229,16 @@ def main() -> None:
         "mdp_exports_bucket": storage.exports_bucket,
         "mdp_stack": stack,
     }
-    # The Airflow host's egress IP (an AWS output) limits where the dbt user signs in from.
-    snowflake = build_snowflake(config, airflow_egress_ip=None)
+
+    # --- Snowflake (infra/snowflake) ---------------------------------------------------------
+    snowflake = build_snowflake(config, secrets_kms_key_id=key.key_arn)
+    if snowflake is not None:
+        airflow_connections[SNOWFLAKE_AIRFLOW_CONN_ID] = snowflake.dbt_airflow_connection
+    # --- end Snowflake -----------------------------------------------------------------------
+
+    # --- Airbyte (infra/airbyte) -------------------------------------------------------------
     build_airbyte(config, database, generator, snowflake, airflow_connections, airflow_variables)
+    # --- end Airbyte -------------------------------------------------------------------------
 
     airflow = AirflowHost(
         "airflow",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,23 @@ def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
     return out
 
 
+def _airflow_connection(
+    account: str, user: str, database: str, warehouse: str, role: str, pem: str
+) -> str:
+    # The Snowflake provider (>= 6.3) and Cosmos read private_key_content base64-encoded.
+    extra = {
+        "account": account,
+        "database": database,
+        "warehouse": warehouse,
+        "role": role,
+        "private_key_content": base64.b64encode(pem.encode()).decode(),
+    }
+    return json.dumps(
+        {"conn_type": "snowflake", "login": user, "schema": "STAGING", "extra": extra},
+        sort_keys=True,
+    )
+
+
 def public_key_body(pem: str) -> str:
     """Snowflake takes the RSA public key as one line without the PEM header and trailer."""
     return "".join(line.strip() for line in pem.strip().splitlines() if "-----" not in line)
@@ -89,6 +107,8 @@ class SnowflakePlatform(pulumi.ComponentResource):
     dbt_private_key: pulumi.Output[str]
     airbyte_key_secret_arn: pulumi.Output[str]
     dbt_key_secret_arn: pulumi.Output[str]
+    # The Airflow connection (Secrets Manager JSON form) the DAG's dbt tasks sign in with.
+    dbt_airflow_connection: pulumi.Output[str]
     resource_monitor: pulumi.Output[str]
 
     def __init__(
@@ -524,6 +544,15 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self.airbyte_key_secret_arn = self._secrets[n.AIRBYTE_USER].arn
         self.dbt_key_secret_arn = self._secrets[n.DBT_USER].arn
         self.resource_monitor = monitor.name
+        self.dbt_airflow_connection = _secret(
+            pulumi.Output.all(
+                self.dbt_user,
+                self.analytics_database,
+                self.transforming_warehouse,
+                self.data_engineer_role,
+                self._keys[n.DBT_USER].private_key_pem_pkcs8,
+            ).apply(lambda v: _airflow_connection(self.account_identifier, *v))
+        )
 
 
 _DATABASE_PURPOSE = {

@@ -69,6 +69,10 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _show(value: float | None) -> str:
+    return "unset" if value is None else f"{value:g}"
+
+
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
@@ -157,7 +161,9 @@ def warehouse_suspends_when_idle(r: Resource) -> Violations:
     found = []
     suspend = _number(r.props.get("autoSuspend"))
     if suspend is None or not 0 < suspend <= MAX_AUTO_SUSPEND_SECONDS:
-        found.append(f"{r.name}: auto_suspend is {suspend}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s")
+        found.append(
+            f"{r.name}: auto_suspend is {_show(suspend)}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s"
+        )
     if not _truthy(r.props.get("autoResume")):
         found.append(f"{r.name}: auto_resume is not true")
     if not _truthy(r.props.get("initiallySuspended")):
@@ -179,7 +185,7 @@ def warehouse_statement_timeout(r: Resource) -> Violations:
     timeout = _number(r.props.get("statementTimeoutInSeconds"))
     if timeout is None or not 0 < timeout <= MAX_STATEMENT_TIMEOUT_SECONDS:
         return [
-            f"{r.name}: statement timeout is {timeout}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"
+            f"{r.name}: statement timeout is {_show(timeout)}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"
         ]
     return []
 
@@ -207,7 +213,7 @@ def resource_monitor_thresholds(r: Resource) -> Violations:
         found.append(f"{r.name}: notify triggers {sorted(notify)} lack 75 and 90")
     suspend = _number(r.props.get("suspendTrigger"))
     if suspend != 100:
-        found.append(f"{r.name}: suspend trigger is {suspend}, not 100")
+        found.append(f"{r.name}: suspend trigger is {_show(suspend)}, not 100")
     return found
 
 
@@ -252,7 +258,7 @@ def rsa_keys_are_strong(r: Resource) -> Violations:
         return []
     bits = _number(r.props.get("rsaBits"))
     if str(r.props.get("algorithm")).upper() != "RSA" or bits is None or bits < MIN_RSA_BITS:
-        return [f"{r.name}: key must be RSA with >= {MIN_RSA_BITS} bits, got {bits}"]
+        return [f"{r.name}: key must be RSA with >= {MIN_RSA_BITS} bits, got {_show(bits)}"]
     return []
 
 
@@ -454,6 +460,8 @@ def infer_prefix(resources: Sequence[Resource]) -> str:
 
 def grants_match_matrix(resources: Sequence[Resource], prefix: str | None = None) -> Violations:
     """Each functional role holds exactly the grant matrix; system roles get only what is listed."""
+    if not any(r.type.startswith("snowflake:") for r in resources):
+        return []
     prefix = infer_prefix(resources) if prefix is None else prefix
     graph = _role_graph(resources)
     expected = expected_grants(prefix)
@@ -559,3 +567,68 @@ def check_stack(resources: Sequence[Resource], stack: str) -> Violations:
     for stack_rule in STACK_RULES:
         found.extend(stack_rule(resources))
     return found
+
+
+# --- the policy pack's registry --------------------------------------------------------
+# The pack sees a resource's type, name and properties only: the rules that need its
+# protect option or its provider's role run in the program tests alone.
+
+_SOURCES: dict[Callable[..., Violations], tuple[str, ...]] = {
+    service_users_use_key_pairs: ("CIS Snowflake 1.6", "Snowflake service users (TYPE=SERVICE)"),
+    service_users_have_network_policy: ("CIS Snowflake 3.2",),
+    service_users_have_narrow_defaults: ("CIS Snowflake 1.12", "mdp: secondary roles off"),
+    no_admin_role_grants: ("CIS Snowflake 1.10", "CIS Snowflake 1.13"),
+    grants_are_explicit: ("Snowflake provider: grant migration guide", "mdp: no permanent diff"),
+    no_ownership_transfers: ("Snowflake provider: grant_ownership caveats",),
+    warehouse_suspends_when_idle: ("mdp: cost guard", "Snowflake warehouse best practices"),
+    warehouse_has_resource_monitor: ("mdp: cost guard", "Snowflake resource monitors"),
+    warehouse_statement_timeout: ("mdp: cost guard", "STATEMENT_TIMEOUT_IN_SECONDS"),
+    warehouse_size_capped: ("mdp: cost guard",),
+    resource_monitor_thresholds: ("mdp: cost guard", "Snowflake resource monitors"),
+    network_rules_are_narrow: ("CIS Snowflake 3.2", "mdp: no open ingress"),
+    network_policies_use_rules: ("Snowflake network rules",),
+    rsa_keys_are_strong: ("Snowflake key-pair authentication (2048-bit RSA minimum)",),
+    no_plaintext_private_keys: ("mdp: secrets only as secrets",),
+    provider_uses_key_pair: ("CIS Snowflake 1.6", "Snowflake password sign-in deprecation"),
+    grants_match_matrix: ("mdp: grant matrix (README)", "CIS Snowflake 1.13"),
+    functional_roles_reach_sysadmin: ("Snowflake access control best practices",),
+    warehouses_use_declared_monitor: ("mdp: cost guard",),
+}
+
+
+def _register() -> None:
+    from infra.policies.rules import REGISTRY, Context, Props, Violation
+    from infra.policies.rules import Resource as PackResource
+
+    def resource_check(fn: Callable[[Resource], Violations]) -> Any:
+        def check(resource_type: str, props: Props, _: Context) -> list[str]:
+            found = fn(Resource(resource_type, "", props))
+            return [message.removeprefix(": ") for message in found]
+
+        return check
+
+    def stack_check(fn: Callable[[Sequence[Resource]], Violations]) -> Any:
+        def check(resources: Sequence[PackResource], _: Context) -> list[Violation]:
+            mine = [Resource(r.type, r.name, r.props) for r in resources]
+            return [Violation(name, "snowflake", message) for message in fn(mine)]
+
+        name = f"snowflake-{fn.__name__.replace('_', '-')}"
+        return name, check
+
+    for fn in RESOURCE_RULES:
+        REGISTRY.resource_rule(
+            f"snowflake-{fn.__name__.replace('_', '-')}",
+            (fn.__doc__ or "").strip(),
+            _SOURCES[fn],
+            types=(),
+        )(resource_check(fn))
+    for stack_fn in (
+        grants_match_matrix,
+        functional_roles_reach_sysadmin,
+        warehouses_use_declared_monitor,
+    ):
+        name, check = stack_check(stack_fn)
+        REGISTRY.stack_rule(name, (stack_fn.__doc__ or "").strip(), _SOURCES[stack_fn])(check)
+
+
+_register()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -101,10 +101,16 @@ def to_rule_resources(run: harness.ProgramRun, provider_of: Mapping[str, str]) -
 
 
 def run_snowflake(
-    stack: str, overrides: Mapping[str, Any] | None = None, **section: Any
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    drop: Sequence[str] = (),
+    **section: Any,
 ) -> SnowflakeRun:
     """Run the program for `stack` with the Snowflake section set (and any other overrides)."""
-    all_overrides = {"mdp:snowflake": snowflake_config(stack, **section), **(overrides or {})}
+    config = snowflake_config(stack, **section)
+    for key in drop:
+        config.pop(key)
+    all_overrides = {"mdp:snowflake": config, **(overrides or {})}
     with _recording():
         run = harness.run_program(stack, overrides=all_overrides)
     monitor = ProviderRecordingMonitor.last
@@ -134,3 +140,35 @@ def sf_prod() -> SnowflakeRun:
 @pytest.fixture(params=["dev", "prod"], scope="session")
 def sf_stack(request: pytest.FixtureRequest) -> SnowflakeRun:
     return cached_snowflake(request.param)
+
+
+def run_component(
+    build: Callable[[], Mapping[str, Any] | None],
+    resolved: dict[str, harness.Resolved] | None = None,
+) -> list[harness.Recorded]:
+    """Build Snowflake resources directly (outside the stack program) under the same mocks.
+
+    `build` may return outputs by name; they are resolved into `resolved` within the run.
+    """
+    from pulumi.runtime import settings as pulumi_settings
+    from pulumi.runtime.config import set_all_config
+
+    set_all_config({}, [])
+    mocks = SnowflakeMocks()
+    monitor = ProviderRecordingMonitor(mocks)
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project="mdp", stack="dev", preview=False, monitor=monitor)
+
+    async def program() -> None:
+        for name, value in (build() or {}).items():
+            out = pulumi.Output.from_input(value)
+            if resolved is not None:
+                resolved[name] = harness.Resolved(
+                    await out.future(with_unknowns=True),
+                    await out.is_secret(),
+                    await out.is_known(),
+                )
+
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    harness._sync_run(program)
+    return list(monitor.recorded)
