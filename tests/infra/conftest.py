@@ -212,9 +212,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
 def _plain(value: Any) -> Any:
     """Deserialised inputs may hold unknowns or secret wrappers; keep plain JSON-like values."""
     if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
