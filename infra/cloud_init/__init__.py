@@ -106,7 +106,7 @@ def render_generator(boot: GeneratorBoot) -> str:
         "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
         "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
         "MDP_GENERATOR_ARGS": f"{GENERATOR_ARGS} --rows {boot.rows_per_cycle}",
-        "MDP_RESTART_UNITS": "mdp-migrate.service",
+        "MDP_START_UNITS": "mdp-migrate.service",
     }
     timer = (
         "[Unit]\nDescription=mdp: run the source generator on its schedule\n\n"

@@ -200,10 +200,17 @@ def test_airflow_reads_only_its_backend_secrets(dev: ProgramRun) -> None:
             assert res != "*"
 
 
+def test_admin_cidrs_open_ssh_to_the_admin_only() -> None:
+    run = run_program("dev", overrides={"mdp:aws.adminCidrs": ["198.51.100.7/32"]})
+    sg = run.one("aws:ec2/securityGroup:SecurityGroup", "generator")
+    assert "198.51.100.7/32" in {c for rule in sg.props["ingress"] for c in rule["cidrBlocks"]}
+
+
 def test_ssh_only_from_configured_cidrs(dev: ProgramRun) -> None:
     sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "generator")
     cidrs = {c for rule in sg.props["ingress"] for c in rule["cidrBlocks"]}
-    assert cidrs == {"13.37.4.46/32", "13.37.142.60/32", "35.181.124.238/32"}
+    configured = json.loads(dev.config["mdp:aws"])["airbyteCidrs"]
+    assert cidrs == set(configured) and len(configured) >= 3
     assert {rule["fromPort"] for rule in sg.props["ingress"]} == {22}
     assert dev.one("aws:ec2/securityGroup:SecurityGroup", "airflow").props.get("ingress", []) == []
 
@@ -217,6 +224,16 @@ def test_dev_has_no_nat_gateway_and_prod_keeps_airflow_private(
     airflow = prod.one(EC2, "airflow").props
     assert airflow["associatePublicIpAddress"] is False
     assert airflow["subnetId"] in prod.outputs[outputs.PRIVATE_SUBNET_IDS]
+
+
+def test_rds_logs_go_to_encrypted_groups_with_retention(each_stack: ProgramRun) -> None:
+    db = each_stack.one(RDS)
+    groups = {
+        g.props["name"]: g.props for g in each_stack.of_type("aws:cloudwatch/logGroup:LogGroup")
+    }
+    for log in db.props["enabledCloudwatchLogsExports"]:
+        group = groups[f"/aws/rds/instance/{db.props['identifier']}/{log}"]
+        assert group["kmsKeyId"] and group["retentionInDays"] > 0
 
 
 def test_prod_protects_the_database_and_buckets(dev: ProgramRun, prod: ProgramRun) -> None:
@@ -287,4 +304,4 @@ def test_prod_refuses_to_run_without_its_safety_settings() -> None:
 def test_missing_region_names_the_provider_key() -> None:
     with pytest.raises(ConfigError) as err:
         run_program("dev", overrides={"aws:region": DELETE})
-    assert "pulumi config set aws:region eu-west-1 --stack dev" in str(err.value)
+    assert "pulumi config set aws:region us-east-1 --stack dev" in str(err.value)

@@ -26,6 +26,9 @@ if [[ -n "${MDP_EXTRA_REQUIREMENTS:-}" ]]; then
 fi
 chmod -R go-w "$release"
 ln -sfn "$release" /opt/mdp/app.next && mv -T /opt/mdp/app.next /opt/mdp/app
+# Long-running units restart on the new release; one-shot units (the migration) run once more.
 # shellcheck disable=SC2086
-[[ -n "${MDP_RESTART_UNITS:-}" ]] && systemctl try-restart $MDP_RESTART_UNITS
+if [[ -n "${MDP_RESTART_UNITS:-}" ]]; then systemctl try-restart $MDP_RESTART_UNITS; fi
+# shellcheck disable=SC2086
+if [[ -n "${MDP_START_UNITS:-}" ]]; then systemctl start --no-block $MDP_START_UNITS; fi
 echo "deployed $key"
