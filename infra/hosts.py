@@ -63,6 +63,8 @@ class AirflowHostArgs:
     public_ip: bool
     settings: AirflowSettings
     exports_bucket_arn: pulumi.Input[str]
+    # The Elastic IP (from the network) that gives a public Airflow host a stable egress address.
+    eip_allocation_id: pulumi.Input[str] | None = None
     connections: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
@@ -423,6 +425,13 @@ class AirflowHost(_Host):
             public_ip=args.public_ip,
             detailed_monitoring=args.settings.detailed_monitoring,
         )
+        if args.eip_allocation_id is not None:
+            aws.ec2.EipAssociation(
+                f"{name}-eip-association",
+                allocation_id=args.eip_allocation_id,
+                instance_id=instance.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.instance_id = instance.id
         self.register_outputs(
             {

@@ -144,7 +144,11 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
             ],
         }
     elif typ == "aws:ec2/eip:Eip":
-        out |= {"publicIp": "198.51.100.10", "publicDns": "ec2-198-51-100-10.compute.amazonaws.com"}
+        octet = int(hashlib.sha256(name.encode()).hexdigest()[:2], 16) % 250 + 1
+        out |= {
+            "publicIp": f"198.51.100.{octet}",
+            "publicDns": f"ec2-198-51-100-{octet}.compute-1.amazonaws.com",
+        }
     elif typ == "aws:ec2/instance:Instance":
         out |= {"privateIp": "10.0.0.10", "publicIp": "", "primaryNetworkInterfaceId": "eni-1"}
     elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):

@@ -485,3 +485,39 @@ def test_plain_output_with_a_credential_is_caught(dev: ProgramRun) -> None:
     assert r.output_violations(leaked, set()) != [], (
         "the replication URI must be recognised as a credential"
     )
+
+
+def test_a_module_of_plain_rule_functions_joins_the_pack() -> None:
+    # A provider module may list plain functions instead of registering them (rules/snowflake.py).
+    import types
+    from dataclasses import dataclass as dc
+
+    from infra.policies.rules import adapt_module
+
+    @dc(frozen=True)
+    class Res:
+        type: str
+        name: str
+        props: Any
+
+    def warehouse_suspends(res: Res) -> list[str]:
+        """Warehouses auto-suspend."""
+        return [] if res.props.get("autoSuspend") else [f"{res.name}: never suspends"]
+
+    def one_monitor(resources: list[Res]) -> list[str]:
+        """A monitor exists."""
+        return [] if any(x.type == "m" for x in resources) else ["no monitor"]
+
+    module = types.ModuleType("infra.policies.rules.fake")
+    module.Resource = Res  # type: ignore[attr-defined]
+    module.RESOURCE_RULES = (warehouse_suspends,)  # type: ignore[attr-defined]
+    module.STACK_RULES = (one_monitor,)  # type: ignore[attr-defined]
+    module.SOURCES = {"warehouse_suspends": ("CKV_SNOW_1",)}  # type: ignore[attr-defined]
+    per_resource, stack = adapt_module(module)
+    assert per_resource.name == "fake-warehouse-suspends" and per_resource.sources == (
+        "CKV_SNOW_1",
+    )
+    assert per_resource("w", {"autoSuspend": 0}) and not per_resource("w", {"autoSuspend": 60})
+    assert stack.on_stack([Resource("w", "w1", {})]) and not stack.on_stack(
+        [Resource("m", "m1", {})]
+    )

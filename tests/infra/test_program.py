@@ -236,6 +236,19 @@ def test_rds_logs_go_to_encrypted_groups_with_retention(each_stack: ProgramRun) 
         assert group["kmsKeyId"] and group["retentionInDays"] > 0
 
 
+def test_airflow_egress_ip_is_stable_for_snowflakes_network_policy(
+    dev: ProgramRun, prod: ProgramRun
+) -> None:
+    eip = dev.named("network-airflow-eip")
+    assert dev.outputs[outputs.AIRFLOW_EGRESS_IP] == eip.outputs["publicIp"]
+    association = dev.named("airflow-eip-association")
+    assert association.props["allocationId"] == eip.id
+    assert association.props["instanceId"] == dev.outputs[outputs.AIRFLOW_INSTANCE_ID]
+    nat_eip = prod.named("network-nat-eip")
+    assert prod.outputs[outputs.AIRFLOW_EGRESS_IP] == nat_eip.outputs["publicIp"]
+    assert [r for r in prod.resources if r.name == "airflow-eip-association"] == []
+
+
 def test_prod_protects_the_database_and_buckets(dev: ProgramRun, prod: ProgramRun) -> None:
     db = prod.one(RDS)
     assert db.protect and db.props["deletionProtection"] and db.props["multiAz"]
