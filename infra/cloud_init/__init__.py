@@ -14,7 +14,7 @@ import yaml
 FILES = Path(__file__).resolve().parent / "files"
 UV_VERSION = "0.13.9"
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem"
-# The generator's command line: `python -m mdp.cli <args>`, connecting with libpq PG* variables.
+# One cycle per timer tick: `mdp generate`, writing to MDP_SOURCE_DSN (libpq PG* variables carry the login).
 GENERATOR_ARGS = "generate --cycles 1"
 
 
@@ -105,7 +105,8 @@ def render_generator(boot: GeneratorBoot) -> str:
         "MDP_LOGICAL_REPLICATION": "true" if boot.logical_replication else "false",
         "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
         "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
-        "MDP_GENERATOR_ARGS": f"{GENERATOR_ARGS} --rows {boot.rows_per_cycle}",
+        "MDP_GENERATOR_ARGS": GENERATOR_ARGS,
+        "MDP_GENERATOR_ROWS_PER_CYCLE": boot.rows_per_cycle,
         "MDP_START_UNITS": "mdp-migrate.service",
     }
     timer = (
