@@ -138,6 +138,10 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     assert "SecretsManagerBackend" in airflow_env
     assert dev.outputs[outputs.AIRFLOW_CONNECTIONS_PREFIX] in airflow_env
     assert "AIRFLOW__API__HOST=127.0.0.1" in airflow_env
+    assert "MDP_TARGET=cloud" in airflow_env
+    host_env = files["/etc/mdp/host.env"]
+    assert "apache-airflow-providers-amazon==" in host_env
+    assert "MDP_BUILD_COMMAND='-m orchestration.include.dbt'" in host_env
 
 
 def test_artifact_holds_the_lock_file_and_the_code(dev: ProgramRun) -> None:

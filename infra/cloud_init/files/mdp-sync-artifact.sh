@@ -24,6 +24,12 @@ if [[ -n "${MDP_EXTRA_REQUIREMENTS:-}" ]]; then
   /usr/local/bin/uv pip install --python "$release/.venv/bin/python" \
     --constraint "$work/constraints.txt" $MDP_EXTRA_REQUIREMENTS
 fi
+if [[ -n "${MDP_BUILD_COMMAND:-}" ]]; then
+  # Build steps (the dbt manifest the DAG renders from) run against the new release only.
+  # shellcheck disable=SC2086
+  MDP_HOME="$work" MDP_DBT_PROJECT_DIR="$release/transform" PYTHONPATH="$release" \
+    "$release/.venv/bin/python" $MDP_BUILD_COMMAND
+fi
 chmod -R go-w "$release"
 ln -sfn "$release" /opt/mdp/app.next && mv -T /opt/mdp/app.next /opt/mdp/app
 # Long-running units restart on the new release; one-shot units (the migration) run once more.
