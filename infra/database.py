@@ -143,9 +143,22 @@ class Database(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        identifier = f"mdp-{args.stack}-source"
+        # Declared before the instance so RDS exports into encrypted groups with a retention,
+        # instead of creating its own that keep logs forever.
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{log}-logs",
+                name=f"/aws/rds/instance/{identifier}/{log}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for log in ("postgresql", "upgrade")
+        ]
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
-            identifier_prefix=f"mdp-{args.stack}-",
+            identifier=identifier,
             engine="postgres",
             engine_version=s.engine_version,
             instance_class=s.instance_class,
@@ -179,7 +192,7 @@ class Database(pulumi.ComponentResource):
             monitoring_role_arn=monitoring_role.arn,
             ca_cert_identifier="rds-ca-rsa2048-g1",
             apply_immediately=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
         )
         self.address = self.instance.address
         self.port = self.instance.port
