@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from airbyte_api._hooks.clientcredentials import ClientCredentialsHook
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
 
 from infra.airbyte import ApiSettings, catalog_streams, quartz_with_timezone
 from infra.airbyte.provider import (
@@ -65,6 +68,23 @@ def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
         return out
 
     monkeypatch.setattr(infra_conftest, "_computed_outputs", with_airbyte_ids)
+
+
+@contextmanager
+def raw_inputs() -> Iterator[dict[str, dict[str, Any]]]:
+    """Each declared resource's inputs as sent, secret wrappers kept, keyed by resource name."""
+    seen: dict[str, dict[str, Any]] = {}
+    original = pulumi_mocks.MockMonitor.RegisterResource
+
+    def record(self: Any, request: Any) -> Any:
+        seen[request.name] = rpc.deserialize_properties(request.object)
+        return original(self, request)
+
+    pulumi_mocks.MockMonitor.RegisterResource = record  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        pulumi_mocks.MockMonitor.RegisterResource = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from pulumi.runtime import settings as pulumi_settings
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
 from infra.airbyte.provider import AirbyteProvider
 from ingestion.catalog import STREAMS
+from tests.infra.airbyte.conftest import raw_inputs
 from tests.infra.conftest import Recorded, RecordingMocks, RecordingMonitor, _sync_run
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -27,6 +29,7 @@ CONNECTION = "pulumi-python:dynamic/airbyte:Connection"
 
 
 def run_component(make: Callable[[], Any]) -> list[Recorded]:
+    """Declare the component under mocks; inputs keep their secret wrappers."""
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
@@ -36,8 +39,9 @@ def run_component(make: Callable[[], Any]) -> list[Recorded]:
         make()
 
     pulumi_settings.SETTINGS.rpc_manager.clear()
-    _sync_run(program)
-    return list(monitor.recorded)
+    with raw_inputs() as raw:
+        _sync_run(program)
+    return [dataclasses.replace(r, inputs=raw[r.name]) for r in monitor.recorded]
 
 
 def args(**over: Any) -> AirbyteCloudArgs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from infra import outputs
 from ingestion.catalog import STREAMS
 from tests.infra import conftest as harness
+from tests.infra.airbyte.conftest import raw_inputs
 from tests.infra.snowflake.conftest import _recording, cached_snowflake, snowflake_config
 
 WORKSPACE = "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"
@@ -30,12 +32,15 @@ def run(
         "mdp:airbyte": {"workspaceId": WORKSPACE, **section},
         "airbyte:clientId": "mock-client-id",
     }
-    with _recording():
-        return harness.run_program(
+    with _recording(), raw_inputs() as raw:
+        result = harness.run_program(
             stack,
             overrides=overrides,
             secrets=dict({"airbyte:clientSecret": CLIENT_SECRET}, **(secrets or {})),
         )
+    # Keep the secret wrappers on the inputs, to assert what is sent as a secret.
+    result.resources = [dataclasses.replace(r, inputs=raw[r.name]) for r in result.resources]
+    return result
 
 
 def secret_value(value: Any) -> Any:
@@ -75,7 +80,7 @@ def test_source_reads_rds_through_the_bastion_as_the_replication_user(
 ) -> None:
     src = dev_run.one(SOURCE).inputs
     rds = dev_run.one("aws:rds/instance:Instance")
-    eip = dev_run.one("aws:ec2/eip:Eip")
+    eip = dev_run.one("aws:ec2/eip:Eip", "generator")
     assert src["host"] == rds.outputs["address"]
     assert src["port"] == rds.outputs["port"]
     assert src["database"] == "app" and src["username"] == "airbyte_reader"
