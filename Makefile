@@ -10,6 +10,7 @@ export AIRFLOW__API__HOST ?= 127.0.0.1
 .PHONY: help install demo test lint fmt clean bench-ingestion
 .PHONY: help install demo test lint fmt clean dashboard export bench-exports
 .PHONY: help install demo test lint fmt clean airflow dbt-manifest dashboard export bench-exports
+.PHONY: help install demo test lint fmt clean test-infra policy-pack-env
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,3 +69,13 @@ dbt-manifest: install ## Parse the dbt project into transform/target/manifest.js
 
 airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
 	$(RUN) python -m orchestration.include.standalone
+test-infra: install ## Pulumi program under mocks (both stacks), policy rules, cloud-init checks
+	$(RUN) pytest tests/infra
+
+policy-pack-env: ## Create the policy pack's own environment (pulumi-policy needs protobuf 5)
+	$(UV) venv --quiet --python 3.11 .venv-policy
+	VIRTUAL_ENV=.venv-policy $(UV) pip install --quiet -r infra/policies/requirements.txt
+
+.PHONY: test-airbyte
+test-airbyte: install ## Airbyte provider (against a fake Airbyte API), component and program tests
+	$(RUN) pytest tests/infra/airbyte

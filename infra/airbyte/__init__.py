@@ -1,0 +1,25 @@
+"""Airbyte Cloud as code: dynamic providers over the airbyte-api SDK and the component using them."""
+
+from infra.airbyte.client import ApiSettings
+from infra.airbyte.component import (
+    DEFAULT_CRON,
+    DEFAULT_TIMEZONE,
+    AirbyteCloud,
+    AirbyteCloudArgs,
+    catalog_streams,
+    quartz_with_timezone,
+)
+from infra.airbyte.resources import Connection, PostgresSource, SnowflakeDestination
+
+__all__ = [
+    "DEFAULT_CRON",
+    "DEFAULT_TIMEZONE",
+    "AirbyteCloud",
+    "AirbyteCloudArgs",
+    "ApiSettings",
+    "Connection",
+    "PostgresSource",
+    "SnowflakeDestination",
+    "catalog_streams",
+    "quartz_with_timezone",
+]

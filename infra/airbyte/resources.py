@@ -1,0 +1,186 @@
+"""Typed Pulumi resources for the Airbyte source, destination and connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi import dynamic
+
+from infra.airbyte.kinds import SECRET_HASHES
+from infra.airbyte.provider import (
+    AirbyteProvider,
+    ConnectionProvider,
+    PostgresSourceProvider,
+    SnowflakeDestinationProvider,
+)
+
+
+def _opts(opts: pulumi.ResourceOptions | None, secrets: Sequence[str]) -> pulumi.ResourceOptions:
+    # The digests and any secret-named property stay encrypted in the state file.
+    extra = pulumi.ResourceOptions(additional_secret_outputs=[SECRET_HASHES, *secrets])
+    return pulumi.ResourceOptions.merge(opts, extra)
+
+
+@dataclass(frozen=True)
+class PostgresSourceArgs:
+    """An Airbyte PostgreSQL source reached through an SSH key tunnel, with SSL required."""
+
+    workspace_id: pulumi.Input[str]
+    name: pulumi.Input[str]
+    host: pulumi.Input[str]
+    database: pulumi.Input[str]
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+    tunnel_host: pulumi.Input[str]
+    tunnel_user: pulumi.Input[str]
+    ssh_key: pulumi.Input[str]
+    port: pulumi.Input[int] = 5432
+    tunnel_port: pulumi.Input[int] = 22
+    schemas: Sequence[str] = ("app",)
+    replication_method: str = "cursor"
+    cdc_publication: str | None = None
+    cdc_replication_slot: str | None = None
+
+
+class PostgresSource(dynamic.Resource, module="airbyte", name="PostgresSource"):
+    source_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: PostgresSourceArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: AirbyteProvider | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "workspace_id": args.workspace_id,
+            "name": args.name,
+            "host": args.host,
+            "port": args.port,
+            "database": args.database,
+            "username": args.username,
+            "password": pulumi.Output.secret(args.password),
+            "schemas": list(args.schemas),
+            "ssl_mode": "require",
+            "replication_method": args.replication_method,
+            "cdc_publication": args.cdc_publication,
+            "cdc_replication_slot": args.cdc_replication_slot,
+            "tunnel_host": args.tunnel_host,
+            "tunnel_port": args.tunnel_port,
+            "tunnel_user": args.tunnel_user,
+            "ssh_key": pulumi.Output.secret(args.ssh_key),
+            "source_id": None,
+            SECRET_HASHES: None,
+        }
+        super().__init__(
+            provider or PostgresSourceProvider(), name, props, _opts(opts, ["password", "ssh_key"])
+        )
+
+
+@dataclass(frozen=True)
+class SnowflakeDestinationArgs:
+    """An Airbyte Snowflake destination with key-pair auth as a service user."""
+
+    workspace_id: pulumi.Input[str]
+    name: pulumi.Input[str]
+    host: pulumi.Input[str]
+    database: pulumi.Input[str]
+    schema: pulumi.Input[str]
+    role: pulumi.Input[str]
+    warehouse: pulumi.Input[str]
+    username: pulumi.Input[str]
+    private_key: pulumi.Input[str]
+
+
+class SnowflakeDestination(dynamic.Resource, module="airbyte", name="SnowflakeDestination"):
+    destination_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: SnowflakeDestinationArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: AirbyteProvider | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "workspace_id": args.workspace_id,
+            "name": args.name,
+            "host": args.host,
+            "database": args.database,
+            "schema": args.schema,
+            "role": args.role,
+            "warehouse": args.warehouse,
+            "username": args.username,
+            "private_key": pulumi.Output.secret(args.private_key),
+            "destination_id": None,
+            SECRET_HASHES: None,
+        }
+        super().__init__(
+            provider or SnowflakeDestinationProvider(), name, props, _opts(opts, ["private_key"])
+        )
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One synced stream, as the Airbyte API configures it."""
+
+    name: str
+    sync_mode: str
+    cursor_field: tuple[str, ...]
+    primary_key: tuple[str, ...]
+
+    def as_props(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sync_mode": self.sync_mode,
+            "cursor_field": list(self.cursor_field),
+            "primary_key": [[k] for k in self.primary_key],
+        }
+
+
+@dataclass(frozen=True)
+class ConnectionArgs:
+    """A connection: which streams, when, into which namespace, and how schema changes apply."""
+
+    workspace_id: pulumi.Input[str]
+    name: pulumi.Input[str]
+    source_id: pulumi.Input[str]
+    destination_id: pulumi.Input[str]
+    streams: Sequence[StreamSpec]
+    namespace_format: pulumi.Input[str]
+    schedule_type: str = "cron"
+    cron_expression: str | None = None
+    non_breaking_schema_updates_behavior: str = "propagate_columns"
+    status: str = "active"
+
+
+class Connection(dynamic.Resource, module="airbyte", name="Connection"):
+    connection_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: ConnectionArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: AirbyteProvider | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "workspace_id": args.workspace_id,
+            "name": args.name,
+            "source_id": args.source_id,
+            "destination_id": args.destination_id,
+            "streams": [s.as_props() for s in args.streams],
+            "schedule_type": args.schedule_type,
+            "cron_expression": args.cron_expression if args.schedule_type == "cron" else None,
+            "namespace_definition": "custom_format",
+            "namespace_format": args.namespace_format,
+            "prefix": "",
+            "non_breaking_schema_updates_behavior": args.non_breaking_schema_updates_behavior,
+            "status": args.status,
+            "connection_id": None,
+            SECRET_HASHES: None,
+        }
+        super().__init__(provider or ConnectionProvider(), name, props, _opts(opts, []))

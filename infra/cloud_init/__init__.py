@@ -1,0 +1,223 @@
+"""cloud-config documents for the hosts, rendered from stack outputs; they never hold a secret value."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FILES = Path(__file__).resolve().parent / "files"
+UV_VERSION = "0.13.9"
+RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem"
+# One cycle per timer tick: `mdp generate`, writing to MDP_SOURCE_DSN (libpq PG* variables carry the login).
+GENERATOR_ARGS = "generate --cycles 1"
+
+
+@dataclass(frozen=True)
+class GeneratorBoot:
+    """Everything the generator/bastion host needs at boot: names and ARNs, never secret values."""
+
+    stack: str
+    region: str
+    db_host: str
+    db_port: int
+    db_name: str
+    db_secret_arn: str
+    replication_secret_arn: str
+    logical_replication: bool
+    artifact_bucket: str
+    artifact_parameter: str
+    on_calendar: str
+    tunnel_user: str
+    tunnel_public_key: str
+    rows_per_cycle: int
+
+
+@dataclass(frozen=True)
+class AirflowBoot:
+    """Everything the Airflow host needs at boot: names and ARNs, never secret values."""
+
+    stack: str
+    region: str
+    artifact_bucket: str
+    artifact_parameter: str
+    connections_prefix: str
+    variables_prefix: str
+    amazon_provider_version: str
+
+
+def _file(name: str) -> str:
+    return (FILES / name).read_text()
+
+
+def _env_file(values: Mapping[str, object]) -> str:
+    lines = [f"{k}={shlex.quote(str(v))}" for k, v in values.items()]
+    return (
+        "# Rendered by Pulumi from stack outputs: names and ARNs only, no secret values.\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def _write(path: str, content: str, mode: str = "0644") -> dict[str, Any]:
+    return {"path": path, "content": content, "owner": "root:root", "permissions": mode}
+
+
+def _document(doc: dict[str, Any]) -> str:
+    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def _common_files(region: str) -> list[dict[str, Any]]:
+    return [
+        _write("/usr/local/bin/mdp-sync-artifact", _file("mdp-sync-artifact.sh"), "0755"),
+        _write("/etc/systemd/system/mdp-sync.service", _file("mdp-sync.service")),
+        _write("/etc/systemd/system/mdp-sync.timer", _file("mdp-sync.timer")),
+    ]
+
+
+def _bootstrap_commands(region: str) -> list[list[str]]:
+    return [
+        ["python3.11", "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"],
+        ["ln", "-sf", "/usr/local/bin/uv", "/usr/bin/uv"],
+        ["curl", "-fsSL", "-o", "/etc/mdp/rds-ca.pem", RDS_CA_URL.format(region=region)],
+        ["mkdir", "-p", "/opt/mdp/releases"],
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "start", "mdp-sync.service"],
+        ["systemctl", "enable", "--now", "mdp-sync.timer"],
+    ]
+
+
+def render_generator(boot: GeneratorBoot) -> str:
+    """The generator/bastion host: the Airbyte SSH tunnel user, the artifact sync, the migration and the 2-hourly timer."""
+    env = {
+        "MDP_STACK": boot.stack,
+        "AWS_REGION": boot.region,
+        "MDP_DB_HOST": boot.db_host,
+        "MDP_DB_PORT": boot.db_port,
+        "MDP_DB_NAME": boot.db_name,
+        "MDP_DB_SECRET_ARN": boot.db_secret_arn,
+        "MDP_REPLICATION_SECRET_ARN": boot.replication_secret_arn,
+        "MDP_LOGICAL_REPLICATION": "true" if boot.logical_replication else "false",
+        "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
+        "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
+        "MDP_GENERATOR_ARGS": GENERATOR_ARGS,
+        "MDP_GENERATOR_ROWS_PER_CYCLE": boot.rows_per_cycle,
+        "MDP_START_UNITS": "mdp-migrate.service",
+        "PYTHONPATH": "/opt/mdp/app",
+    }
+    timer = (
+        "[Unit]\nDescription=mdp: run the source generator on its schedule\n\n"
+        f"[Timer]\nOnCalendar={boot.on_calendar}\nPersistent=true\nRandomizedDelaySec=120\n\n"
+        "[Install]\nWantedBy=timers.target\n"
+    )
+    # The tunnel key may only forward to the database: no shell, no other destination.
+    tunnel_key = (
+        f'restrict,port-forwarding,permitopen="{boot.db_host}:{boot.db_port}" '
+        f"{boot.tunnel_public_key.strip()}"
+    )
+    sshd = (
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n"
+        "AllowTcpForwarding no\nX11Forwarding no\n"
+        f"Match User {boot.tunnel_user}\n  AllowTcpForwarding local\n"
+        f"  PermitOpen {boot.db_host}:{boot.db_port}\n  PermitTTY no\n"
+    )
+    doc: dict[str, Any] = {
+        "package_update": True,
+        "packages": ["python3.11", "python3.11-pip", "jq", "unzip"],
+        "users": [
+            "default",
+            {"name": "mdp", "system": True, "shell": "/sbin/nologin", "homedir": "/opt/mdp"},
+            {
+                "name": boot.tunnel_user,
+                "shell": "/sbin/nologin",
+                "lock_passwd": True,
+                "ssh_authorized_keys": [tunnel_key],
+            },
+        ],
+        "write_files": [
+            _write("/etc/mdp/host.env", _env_file(env)),
+            _write("/etc/ssh/sshd_config.d/50-mdp.conf", sshd, "0600"),
+            *_common_files(boot.region),
+            _write("/usr/local/bin/mdp-generate", _file("mdp-generate.sh"), "0755"),
+            _write("/usr/local/lib/mdp/mdp_replication_user.py", _file("mdp_replication_user.py")),
+            _write("/etc/systemd/system/mdp-migrate.service", _file("mdp-migrate.service")),
+            _write("/etc/systemd/system/mdp-generator.service", _file("mdp-generator.service")),
+            _write("/etc/systemd/system/mdp-generator.timer", timer),
+        ],
+        "runcmd": [
+            *_bootstrap_commands(boot.region),
+            ["systemctl", "restart", "sshd"],
+            ["systemctl", "start", "mdp-migrate.service"],
+            ["systemctl", "enable", "--now", "mdp-generator.timer"],
+        ],
+    }
+    return _document(doc)
+
+
+def render_airflow(boot: AirflowBoot) -> str:
+    """The Airflow host: pinned Airflow/Cosmos/dbt from uv.lock, Secrets Manager as the secrets backend."""
+    env = {
+        "MDP_STACK": boot.stack,
+        "AWS_REGION": boot.region,
+        "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
+        "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
+        "MDP_EXTRA_REQUIREMENTS": f"apache-airflow-providers-amazon=={boot.amazon_provider_version}",
+        # Cosmos renders the DAG from a manifest built once per release, never `dbt ls` at parse time.
+        "MDP_BUILD_COMMAND": "-m orchestration.include.dbt",
+        "PYTHONPATH": "/opt/mdp/app",
+        "MDP_RESTART_UNITS": "airflow@scheduler airflow@dag-processor airflow@triggerer airflow@api-server",
+    }
+    backend_kwargs = json.dumps(
+        {
+            "connections_prefix": boot.connections_prefix,
+            "variables_prefix": boot.variables_prefix,
+            "region_name": boot.region,
+        }
+    )
+    airflow_env = {
+        "AIRFLOW_HOME": "/var/lib/airflow",
+        "AIRFLOW__CORE__DAGS_FOLDER": "/opt/mdp/app/orchestration/dags",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
+        "AIRFLOW__SECRETS__BACKEND": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": backend_kwargs,
+        # No inbound rule exists; the UI is reached through an SSM port-forwarding session.
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": "8080",
+        "MDP_DBT_PROJECT_DIR": "/opt/mdp/app/transform",
+        "MDP_HOME": "/var/lib/mdp",
+        # The DAG's cloud target: Airbyte Cloud sync, dbt on Snowflake through Cosmos.
+        "MDP_TARGET": "cloud",
+    }
+    doc: dict[str, Any] = {
+        "package_update": True,
+        "packages": ["python3.11", "python3.11-pip", "unzip", "postgresql16-server"],
+        "users": [
+            "default",
+            {
+                "name": "airflow",
+                "system": True,
+                "shell": "/sbin/nologin",
+                "homedir": "/var/lib/airflow",
+            },
+        ],
+        "write_files": [
+            _write("/etc/mdp/host.env", _env_file(env)),
+            _write("/etc/mdp/airflow.env", _env_file(airflow_env)),
+            *_common_files(boot.region),
+            _write("/usr/local/bin/mdp-airflow-setup", _file("airflow-setup.sh"), "0755"),
+            _write("/etc/systemd/system/airflow@.service", _file("airflow@.service")),
+        ],
+        "runcmd": [
+            *_bootstrap_commands(boot.region),
+            ["/usr/local/bin/mdp-airflow-setup"],
+        ],
+    }
+    return _document(doc)

@@ -1,0 +1,236 @@
+"""The RDS PostgreSQL 16 source: private, encrypted, TLS-only, with a read-only replication user."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.config import DatabaseSettings
+
+PORT = 5432
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    stack: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    settings: DatabaseSettings
+    kms_key_arn: pulumi.Input[str]
+    log_retention_days: int
+    protect: bool
+
+
+class Database(pulumi.ComponentResource):
+    """RDS PostgreSQL with a managed master secret and a replication-user secret for Airbyte."""
+
+    address: pulumi.Output[str]
+    port: pulumi.Output[int]
+    db_name: str
+    instance_id: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    master_secret_arn: pulumi.Output[str]
+    replication_username: str
+    replication_password: pulumi.Output[str]
+    replication_secret_arn: pulumi.Output[str]
+    connection_uri: pulumi.Output[str]
+    replication_connection_uri: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mdp:database:Database", name, None, opts)
+        self._name = name
+        self._args = args
+        self.db_name = args.settings.db_name
+        self.replication_username = args.settings.replication_username
+        self._create_network()
+        self._create_parameter_group()
+        self._create_instance()
+        self._create_replication_secret()
+        self.connection_uri = pulumi.Output.format(
+            "postgresql://{0}:{1}/{2}?sslmode=verify-full", self.address, self.port, self.db_name
+        )
+        # Embeds a password: secret wherever it flows.
+        self.replication_connection_uri = pulumi.Output.secret(
+            pulumi.Output.format(
+                "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
+                self.replication_username,
+                self.replication_password,
+                self.address,
+                self.port,
+                self.db_name,
+            )
+        )
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "dbName": self.db_name,
+                "masterSecretArn": self.master_secret_arn,
+                "replicationSecretArn": self.replication_secret_arn,
+            }
+        )
+
+    def _create_network(self) -> None:
+        name, args = self._name, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        self.subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=args.private_subnet_ids,
+            description=f"mdp {args.stack}: private subnets of the source database",
+            opts=child,
+        )
+        # Ingress is added by the host that needs it (the generator), from its security group only.
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="mdp source database: PostgreSQL from the generator host only",
+            ingress=[],
+            egress=[],
+            opts=child,
+        )
+        self.security_group_id = self.security_group.id
+
+    def _create_parameter_group(self) -> None:
+        s = self._args.settings
+        parameters = [
+            ("rds.force_ssl", "1", "pending-reboot"),
+            ("log_statement", "ddl", "immediate"),
+            ("log_min_duration_statement", str(s.log_min_duration_ms), "immediate"),
+            ("log_connections", "1", "immediate"),
+            ("log_disconnections", "1", "immediate"),
+        ]
+        if s.logical_replication:
+            # CDC for Airbyte: a static parameter, applied at the next reboot.
+            parameters.append(("rds.logical_replication", "1", "pending-reboot"))
+        self.parameter_group = aws.rds.ParameterGroup(
+            f"{self._name}-params",
+            family="postgres16",
+            description=f"mdp {self._args.stack}: TLS only, statement logging",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name=n, value=v, apply_method=m)
+                for n, v, m in parameters
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _create_instance(self) -> None:
+        name, args, s = self._name, self._args, self._args.settings
+        monitoring_role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy",
+            role=monitoring_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        identifier = f"mdp-{args.stack}-source"
+        # Declared before the instance so RDS exports into encrypted groups with a retention,
+        # instead of creating its own that keep logs forever.
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{log}-logs",
+                name=f"/aws/rds/instance/{identifier}/{log}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for log in ("postgresql", "upgrade")
+        ]
+        self.instance = aws.rds.Instance(
+            f"{name}-postgres",
+            identifier=identifier,
+            engine="postgres",
+            engine_version=s.engine_version,
+            instance_class=s.instance_class,
+            allocated_storage=s.allocated_storage_gb,
+            max_allocated_storage=s.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            db_name=s.db_name,
+            username=s.master_username,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=args.kms_key_arn,
+            port=PORT,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            parameter_group_name=self.parameter_group.name,
+            publicly_accessible=False,
+            multi_az=s.multi_az,
+            backup_retention_period=s.backup_retention_days,
+            backup_window="02:00-03:00",
+            maintenance_window="sun:03:30-sun:04:30",
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            deletion_protection=s.deletion_protection,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"mdp-{args.stack}-source-final",
+            auto_minor_version_upgrade=True,
+            iam_database_authentication_enabled=True,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            monitoring_interval=60,
+            monitoring_role_arn=monitoring_role.arn,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            apply_immediately=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
+        )
+        self.address = self.instance.address
+        self.port = self.instance.port
+        self.instance_id = self.instance.id
+        self.master_secret_arn = self.instance.master_user_secrets.apply(
+            lambda secrets: (secrets[0].secret_arn or "") if secrets else ""
+        )
+
+    def _create_replication_secret(self) -> None:
+        name, args = self._name, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        # Alphanumeric only, so the password is safe inside a connection URI unescaped.
+        password = random.RandomPassword(
+            f"{name}-replication-password", length=40, special=False, opts=child
+        )
+        self.replication_password = pulumi.Output.secret(password.result)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-replication-secret",
+            name=f"mdp/{args.stack}/db/replication-user",
+            description="Read-only replication user Airbyte connects as; created by the generator host's migration",
+            kms_key_id=args.kms_key_arn,
+            recovery_window_in_days=30 if args.protect else 7,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-replication-secret-value",
+            secret_id=secret.id,
+            # Secret because it embeds the password output.
+            secret_string=pulumi.Output.json_dumps(
+                {
+                    "engine": "postgres",
+                    "username": self.replication_username,
+                    "password": password.result,
+                    "host": self.address,
+                    "port": self.port,
+                    "dbname": self.db_name,
+                }
+            ),
+            opts=child,
+        )
+        self.replication_secret_arn = secret.arn

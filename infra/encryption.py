@@ -1,0 +1,86 @@
+"""One customer-managed KMS key per stack for RDS, EBS, secrets, logs and buckets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class EncryptionKeyArgs:
+    stack: str
+    region: str
+    deletion_window_days: int = 30
+
+
+class EncryptionKey(pulumi.ComponentResource):
+    """A rotating KMS key whose policy lets CloudWatch Logs encrypt the stack's log groups."""
+
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mdp:encryption:EncryptionKey", name, None, opts)
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        self._key = aws.kms.Key(
+            f"{name}-key",
+            description=f"mdp {args.stack}: RDS, EBS, Secrets Manager, S3 and CloudWatch Logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=args.deletion_window_days,
+            policy=account_id.apply(lambda acct: _key_policy(acct, args.region)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/mdp-{args.stack}",
+            target_key_id=self._key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.key_arn = self._key.arn
+        self.key_id = self._key.key_id
+        self.register_outputs({"keyArn": self.key_arn, "keyId": self.key_id})
+
+
+def _key_policy(account_id: str, region: str) -> str:
+    # The account root delegates to IAM; only CloudWatch Logs needs a service grant in the key policy.
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                    "Action": [
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": (
+                                f"arn:aws:logs:{region}:{account_id}:log-group:*"
+                            )
+                        }
+                    },
+                },
+            ],
+        }
+    )

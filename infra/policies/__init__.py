@@ -1,0 +1,1 @@
+"""The policy pack and the rule functions its tests call."""

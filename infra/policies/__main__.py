@@ -1,0 +1,75 @@
+"""The mdp policy pack: every rule in infra/policies/rules as a mandatory Pulumi policy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+# The pack runs from infra/policies in its own virtualenv; the rules import as `infra.policies.rules`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from infra.policies.rules import Context, Resource, Rule, all_rules
+
+# `--policy-pack-config` sets production=true for the prod stack, turning on the prod-only rules.
+CONFIG_SCHEMA = PolicyConfigSchema(properties={"production": {"type": "boolean", "default": False}})
+
+
+def _context(args: ResourceValidationArgs | StackValidationArgs) -> Context:
+    config = args.get_config() or {}
+    return Context(production=bool(config.get("production", False)))
+
+
+def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        for message in rule(args.resource_type, args.props, _context(args)):
+            report(f"{message} ({', '.join(rule.sources)})")
+
+    return ResourceValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=CONFIG_SCHEMA,
+        severity=Severity(rule.severity),
+    )
+
+
+def _stack_policy(rule: Rule) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        resources = [Resource(r.resource_type, r.name, r.props) for r in args.resources]
+        for violation in rule.on_stack(resources, _context(args)):
+            report(f"{violation.resource}: {violation.message} ({', '.join(rule.sources)})")
+
+    return StackValidationPolicy(
+        name=f"{rule.name}-stack",
+        description=rule.description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=CONFIG_SCHEMA,
+        severity=Severity(rule.severity),
+    )
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    out: list[ResourceValidationPolicy | StackValidationPolicy] = []
+    for rule in all_rules():
+        if rule.check is not None:
+            out.append(_resource_policy(rule))
+        if rule.stack_check is not None:
+            out.append(_stack_policy(rule))
+    return out
+
+
+PolicyPack(name="mdp", enforcement_level=EnforcementLevel.MANDATORY, policies=policies())

@@ -1,0 +1,681 @@
+"""AWS rules, mirroring Checkov, tfsec/Trivy and AWS Foundational Security Best Practices checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from infra.policies.rules import REGISTRY, Context, Props, Resource, Violation
+
+SG = "aws:ec2/securityGroup:SecurityGroup"
+SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+SUBNET = "aws:ec2/subnet:Subnet"
+VPC = "aws:ec2/vpc:Vpc"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
+RDS = "aws:rds/instance:Instance"
+RDS_PARAMS = "aws:rds/parameterGroup:ParameterGroup"
+EC2 = "aws:ec2/instance:Instance"
+KMS_KEY = "aws:kms/key:Key"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+SECRET = "aws:secretsmanager/secret:Secret"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_V2 = "aws:s3/bucketV2:BucketV2"
+PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+POLICY = "aws:iam/policy:Policy"
+
+ADMIN_PORTS = {22: "SSH", 3389: "RDP", 5432: "PostgreSQL", 8080: "Airflow web", 3306: "MySQL"}
+OPEN = {"0.0.0.0/0", "::/0"}
+rule = REGISTRY.resource_rule
+stack_rule = REGISTRY.stack_rule
+
+
+def _list(value: Any) -> list[Any]:
+    # The policy engine hands over read-only Mapping/Sequence proxies, not dicts and lists.
+    if value is None:
+        return []
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return [value]
+
+
+def _exposed_ports(from_port: Any, to_port: Any, protocol: Any) -> list[int]:
+    if str(protocol) in ("-1", "all"):
+        return sorted(ADMIN_PORTS)
+    lo, hi = int(from_port or 0), int(to_port if to_port is not None else from_port or 0)
+    return [p for p in sorted(ADMIN_PORTS) if lo <= p <= hi]
+
+
+def _open_ingress(rules: Sequence[Mapping[str, Any]]) -> list[str]:
+    found = []
+    for r in rules:
+        cidrs = set(_list(r.get("cidrBlocks"))) | set(_list(r.get("ipv6CidrBlocks")))
+        cidrs |= {c for c in (r.get("cidrIpv4"), r.get("cidrIpv6")) if c}
+        if cidrs & OPEN:
+            for port in _exposed_ports(
+                r.get("fromPort"), r.get("toPort"), r.get("protocol", r.get("ipProtocol"))
+            ):
+                found.append(
+                    f"{ADMIN_PORTS[port]} port {port} is open to the internet ({', '.join(sorted(cidrs & OPEN))})"
+                )
+    return found
+
+
+@rule(
+    "no-internet-ingress-to-admin-ports",
+    "No ingress from 0.0.0.0/0 or ::/0 to SSH, RDP, PostgreSQL, MySQL or the Airflow web port",
+    (
+        "Checkov CKV_AWS_24",
+        "Checkov CKV_AWS_25",
+        "Trivy AVD-AWS-0107",
+        "FSBP EC2.13",
+        "FSBP EC2.19",
+    ),
+    (SG, SG_INGRESS_RULE, SG_RULE),
+    severity="critical",
+)
+def no_internet_ingress(t: str, p: Props, c: Context) -> list[str]:
+    if t == SG:
+        return _open_ingress(_list(p.get("ingress")))
+    if t == SG_RULE and p.get("type") != "ingress":
+        return []
+    return _open_ingress([dict(p)])
+
+
+@rule(
+    "security-group-rules-described",
+    "Every security group rule says why it exists",
+    ("Checkov CKV_AWS_23", "Trivy AVD-AWS-0124"),
+    (SG, SG_INGRESS_RULE, SG_RULE),
+    severity="low",
+)
+def rules_described(t: str, p: Props, c: Context) -> list[str]:
+    if t != SG:
+        return [] if p.get("description") else ["security group rule has no description"]
+    if not p.get("description"):
+        return ["security group has no description"]
+    rules = _list(p.get("ingress")) + _list(p.get("egress"))
+    return [
+        f"rule on port {r.get('fromPort')} has no description"
+        for r in rules
+        if not r.get("description")
+    ]
+
+
+@rule(
+    "default-security-group-closed",
+    "The VPC's default security group allows no traffic",
+    ("Checkov CKV2_AWS_12", "FSBP EC2.2"),
+    (DEFAULT_SG,),
+)
+def default_sg_closed(t: str, p: Props, c: Context) -> list[str]:
+    if _list(p.get("ingress")) or _list(p.get("egress")):
+        return ["default security group still has rules; declare it with ingress=[] and egress=[]"]
+    return []
+
+
+@rule(
+    "subnet-no-auto-public-ip",
+    "Subnets do not hand out public IPs by default",
+    ("Checkov CKV_AWS_130", "FSBP EC2.15"),
+    (SUBNET,),
+    severity="medium",
+)
+def subnet_no_public_ip(t: str, p: Props, c: Context) -> list[str]:
+    return ["mapPublicIpOnLaunch is true"] if p.get("mapPublicIpOnLaunch") else []
+
+
+@stack_rule(
+    "vpc-flow-logs",
+    "Every VPC has flow logs capturing ALL traffic",
+    ("Checkov CKV2_AWS_11", "Trivy AVD-AWS-0178", "FSBP EC2.6"),
+)
+def vpc_flow_logs(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    vpcs = [r for r in resources if r.type == VPC]
+    logs = [r for r in resources if r.type == FLOW_LOG and r.props.get("trafficType") == "ALL"]
+    if vpcs and len(logs) < len(vpcs):
+        return [
+            Violation("vpc-flow-logs", v.name, "VPC has no flow log with trafficType ALL")
+            for v in vpcs
+        ]
+    return []
+
+
+@rule(
+    "rds-not-public",
+    "RDS is not publicly accessible",
+    ("Checkov CKV_AWS_17", "Trivy AVD-AWS-0180", "FSBP RDS.2"),
+    (RDS,),
+    "critical",
+)
+def rds_private(t: str, p: Props, c: Context) -> list[str]:
+    return ["publiclyAccessible is true"] if p.get("publiclyAccessible") else []
+
+
+@rule(
+    "rds-encrypted",
+    "RDS storage is encrypted with a customer-managed KMS key",
+    ("Checkov CKV_AWS_16", "Trivy AVD-AWS-0080", "FSBP RDS.3"),
+    (RDS,),
+)
+def rds_encrypted(t: str, p: Props, c: Context) -> list[str]:
+    out = [] if p.get("storageEncrypted") else ["storageEncrypted is not true"]
+    return out + ([] if p.get("kmsKeyId") else ["no kmsKeyId: storage uses the AWS-managed key"])
+
+
+@rule(
+    "rds-backup-retention",
+    "RDS keeps automated backups for at least 7 days",
+    ("Checkov CKV_AWS_133", "Trivy AVD-AWS-0077", "FSBP RDS.11"),
+    (RDS,),
+)
+def rds_backups(t: str, p: Props, c: Context) -> list[str]:
+    days = int(p.get("backupRetentionPeriod") or 0)
+    return [] if days >= 7 else [f"backupRetentionPeriod is {days}, below 7 days"]
+
+
+@rule(
+    "rds-final-snapshot",
+    "Deleting RDS takes a final snapshot",
+    ("mdp: final snapshot on delete (AWS Well-Architected REL09)",),
+    (RDS,),
+)
+def rds_final_snapshot(t: str, p: Props, c: Context) -> list[str]:
+    if p.get("skipFinalSnapshot") or not p.get("finalSnapshotIdentifier"):
+        return ["a delete would skip the final snapshot"]
+    return []
+
+
+@rule(
+    "rds-deletion-protection-in-prod",
+    "Production RDS has deletion protection",
+    ("Checkov CKV_AWS_293", "FSBP RDS.8"),
+    (RDS,),
+)
+def rds_deletion_protection(t: str, p: Props, c: Context) -> list[str]:
+    return (
+        ["deletionProtection is off in production"]
+        if c.production and not p.get("deletionProtection")
+        else []
+    )
+
+
+@rule(
+    "rds-multi-az-in-prod",
+    "Production RDS runs Multi-AZ",
+    ("Checkov CKV_AWS_157", "FSBP RDS.5"),
+    (RDS,),
+)
+def rds_multi_az(t: str, p: Props, c: Context) -> list[str]:
+    return ["multiAz is off in production"] if c.production and not p.get("multiAz") else []
+
+
+@rule(
+    "rds-logs-exported",
+    "RDS exports the PostgreSQL log to CloudWatch",
+    ("Checkov CKV_AWS_129", "FSBP RDS.9"),
+    (RDS,),
+    "medium",
+)
+def rds_logs(t: str, p: Props, c: Context) -> list[str]:
+    return (
+        []
+        if "postgresql" in _list(p.get("enabledCloudwatchLogsExports"))
+        else ["postgresql log is not exported"]
+    )
+
+
+@rule(
+    "rds-iam-auth",
+    "RDS accepts IAM database authentication",
+    ("Checkov CKV_AWS_161", "FSBP RDS.10"),
+    (RDS,),
+    "medium",
+)
+def rds_iam_auth(t: str, p: Props, c: Context) -> list[str]:
+    return (
+        [] if p.get("iamDatabaseAuthenticationEnabled") else ["IAM database authentication is off"]
+    )
+
+
+@rule(
+    "rds-auto-minor-upgrade",
+    "RDS takes minor engine upgrades",
+    ("Checkov CKV_AWS_226", "FSBP RDS.13"),
+    (RDS,),
+    "medium",
+)
+def rds_minor_upgrades(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("autoMinorVersionUpgrade", True) else ["autoMinorVersionUpgrade is off"]
+
+
+@rule(
+    "rds-enhanced-monitoring",
+    "RDS has enhanced monitoring",
+    ("Checkov CKV_AWS_118",),
+    (RDS,),
+    "low",
+)
+def rds_monitoring(t: str, p: Props, c: Context) -> list[str]:
+    return [] if int(p.get("monitoringInterval") or 0) > 0 else ["monitoringInterval is 0"]
+
+
+@rule(
+    "rds-copy-tags-to-snapshots",
+    "RDS copies tags to snapshots",
+    ("Checkov CKV2_AWS_60", "FSBP RDS.17"),
+    (RDS,),
+    "low",
+)
+def rds_copy_tags(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("copyTagsToSnapshot") else ["copyTagsToSnapshot is off"]
+
+
+@rule(
+    "rds-managed-master-password",
+    "The master password lives in Secrets Manager, never in the program",
+    ("mdp: RDS-managed master password in Secrets Manager",),
+    (RDS,),
+    "critical",
+)
+def rds_managed_password(t: str, p: Props, c: Context) -> list[str]:
+    out = [] if p.get("manageMasterUserPassword") else ["manageMasterUserPassword is off"]
+    return out + (["a master password is set in the program"] if p.get("password") else [])
+
+
+def _parameters(p: Props) -> dict[str, str]:
+    return {str(x.get("name")): str(x.get("value")) for x in _list(p.get("parameters"))}
+
+
+@rule(
+    "postgres-force-ssl",
+    "PostgreSQL refuses connections without TLS",
+    ("Checkov CKV2_AWS_69",),
+    (RDS_PARAMS,),
+)
+def pg_force_ssl(t: str, p: Props, c: Context) -> list[str]:
+    if not str(p.get("family", "")).startswith("postgres"):
+        return []
+    return [] if _parameters(p).get("rds.force_ssl") == "1" else ["rds.force_ssl is not 1"]
+
+
+@rule(
+    "postgres-statement-logging",
+    "PostgreSQL logs DDL and slow statements",
+    ("Checkov CKV2_AWS_30",),
+    (RDS_PARAMS,),
+    "medium",
+)
+def pg_logging(t: str, p: Props, c: Context) -> list[str]:
+    if not str(p.get("family", "")).startswith("postgres"):
+        return []
+    params = _parameters(p)
+    out = (
+        [] if params.get("log_statement") in ("ddl", "mod", "all") else ["log_statement is not set"]
+    )
+    return out + (
+        [] if "log_min_duration_statement" in params else ["log_min_duration_statement is not set"]
+    )
+
+
+@rule(
+    "ec2-imdsv2",
+    "EC2 requires IMDSv2 tokens",
+    ("Checkov CKV_AWS_79", "Trivy AVD-AWS-0028", "FSBP EC2.8"),
+    (EC2,),
+)
+def ec2_imdsv2(t: str, p: Props, c: Context) -> list[str]:
+    meta = p.get("metadataOptions") or {}
+    return (
+        []
+        if meta.get("httpTokens") == "required"
+        else ["metadataOptions.httpTokens is not 'required'"]
+    )
+
+
+@rule(
+    "ec2-root-volume-encrypted",
+    "EC2 root volumes are encrypted",
+    ("Checkov CKV_AWS_8", "Trivy AVD-AWS-0131", "FSBP EC2.3"),
+    (EC2,),
+)
+def ec2_encrypted(t: str, p: Props, c: Context) -> list[str]:
+    root = p.get("rootBlockDevice") or {}
+    out = [] if root.get("encrypted") else ["root volume is not encrypted"]
+    return out + [
+        f"EBS volume {d.get('deviceName')} is not encrypted"
+        for d in _list(p.get("ebsBlockDevices"))
+        if not d.get("encrypted")
+    ]
+
+
+_SECRET_PATTERNS = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"AKIA[0-9A-Z]{16}"),
+    re.compile(r"(?i)aws_secret_access_key\s*[=:]"),
+    # A literal value on its own line; shell expansions and code such as password=cfg["x"] do not match.
+    re.compile(r"(?im)\b(?:PG)?PASSWORD\s*[=:]\s*['\"]?[A-Za-z0-9!#%+/=@^_~.-]{8,}['\"]?\s*$"),
+    re.compile(r"(?i)postgres(?:ql)?://[^:/\s]+:[^@/\s$]+@"),
+)
+
+
+def secret_findings(text: str) -> list[str]:
+    """Patterns in `text` that look like a credential (private keys, AWS keys, passwords, URIs with one)."""
+    return [
+        f"looks like a credential ({pat.pattern[:30]}...)"
+        for pat in _SECRET_PATTERNS
+        if pat.search(text)
+    ]
+
+
+@rule(
+    "ec2-no-secrets-in-user-data",
+    "User data holds no credential",
+    ("Checkov CKV_AWS_46", "Trivy AVD-AWS-0029"),
+    (EC2,),
+    "critical",
+)
+def ec2_no_secrets(t: str, p: Props, c: Context) -> list[str]:
+    return [f"user data {m}" for m in secret_findings(str(p.get("userData") or ""))]
+
+
+@rule(
+    "ec2-ebs-optimized", "EC2 instances are EBS-optimized", ("Checkov CKV_AWS_135",), (EC2,), "low"
+)
+def ec2_ebs_optimized(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("ebsOptimized") else ["ebsOptimized is off"]
+
+
+@rule(
+    "ec2-detailed-monitoring",
+    "EC2 instances have detailed monitoring",
+    ("Checkov CKV_AWS_126",),
+    (EC2,),
+    "low",
+)
+def ec2_monitoring(t: str, p: Props, c: Context) -> list[str]:
+    return (
+        ["detailed monitoring is off in production"]
+        if c.production and not p.get("monitoring")
+        else []
+    )
+
+
+@rule(
+    "ec2-instance-profile",
+    "EC2 instances run with an IAM instance profile (for SSM and scoped access)",
+    ("Checkov CKV2_AWS_41", "FSBP SSM.1"),
+    (EC2,),
+    "medium",
+)
+def ec2_profile(t: str, p: Props, c: Context) -> list[str]:
+    return (
+        []
+        if p.get("iamInstanceProfile")
+        else ["no iamInstanceProfile: no SSM and no scoped credentials"]
+    )
+
+
+@rule(
+    "ec2-no-ssh-key-pair",
+    "EC2 instances carry no long-lived SSH key pair (SSM or EC2 Instance Connect instead)",
+    ("mdp: SSM-only admin access", "FSBP SSM.1"),
+    (EC2,),
+    "medium",
+)
+def ec2_no_keypair(t: str, p: Props, c: Context) -> list[str]:
+    return [f"keyName {p['keyName']!r} is set"] if p.get("keyName") else []
+
+
+@rule(
+    "kms-key-rotation",
+    "KMS keys rotate yearly",
+    ("Checkov CKV_AWS_7", "Trivy AVD-AWS-0065", "FSBP KMS.4"),
+    (KMS_KEY,),
+    "medium",
+)
+def kms_rotation(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("enableKeyRotation") else ["enableKeyRotation is off"]
+
+
+@rule(
+    "log-group-encrypted",
+    "CloudWatch log groups are encrypted with KMS",
+    ("Checkov CKV_AWS_158", "Trivy AVD-AWS-0017"),
+    (LOG_GROUP,),
+    "medium",
+)
+def log_group_kms(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("kmsKeyId") else ["no kmsKeyId"]
+
+
+@rule(
+    "log-group-retention",
+    "CloudWatch log groups have a finite retention (1 year in production)",
+    ("Checkov CKV_AWS_66", "Checkov CKV_AWS_338", "FSBP CloudWatch.16"),
+    (LOG_GROUP,),
+    "low",
+)
+def log_group_retention(t: str, p: Props, c: Context) -> list[str]:
+    days = int(p.get("retentionInDays") or 0)
+    if days <= 0:
+        return ["retentionInDays is not set: logs are kept and billed forever"]
+    return ["retention is below 365 days in production"] if c.production and days < 365 else []
+
+
+@rule(
+    "secret-encrypted-with-cmk",
+    "Secrets Manager secrets use the stack's customer-managed KMS key",
+    ("Checkov CKV_AWS_149", "Trivy AVD-AWS-0098"),
+    (SECRET,),
+    "medium",
+)
+def secret_cmk(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("kmsKeyId") else ["no kmsKeyId: encrypted with the AWS-managed key"]
+
+
+@rule(
+    "s3-public-access-blocked",
+    "All four S3 public access block settings are on",
+    (
+        "Checkov CKV_AWS_53",
+        "Checkov CKV_AWS_54",
+        "Checkov CKV_AWS_55",
+        "Checkov CKV_AWS_56",
+        "Trivy AVD-AWS-0086",
+        "FSBP S3.8",
+    ),
+    (PAB,),
+    "critical",
+)
+def s3_public_block(t: str, p: Props, c: Context) -> list[str]:
+    keys = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    return [f"{k} is not true" for k in keys if not p.get(k)]
+
+
+@rule(
+    "s3-default-encryption",
+    "S3 default encryption is on (KMS, or SSE-S3 for the access-log bucket)",
+    ("Checkov CKV_AWS_19", "Checkov CKV_AWS_145", "Trivy AVD-AWS-0088"),
+    (SSE,),
+)
+def s3_encryption(t: str, p: Props, c: Context) -> list[str]:
+    algos = [
+        ((r.get("applyServerSideEncryptionByDefault") or {}).get("sseAlgorithm"))
+        for r in _list(p.get("rules"))
+    ]
+    return (
+        []
+        if algos and all(a in ("aws:kms", "aws:kms:dsse", "AES256") for a in algos)
+        else ["no default encryption rule"]
+    )
+
+
+@rule(
+    "s3-versioning",
+    "S3 versioning is enabled",
+    ("Checkov CKV_AWS_21", "Trivy AVD-AWS-0090", "FSBP S3.14"),
+    (VERSIONING,),
+    "medium",
+)
+def s3_versioning(t: str, p: Props, c: Context) -> list[str]:
+    status = (p.get("versioningConfiguration") or {}).get("status")
+    return [] if status == "Enabled" else [f"versioning status is {status!r}"]
+
+
+@rule(
+    "s3-tls-only",
+    "S3 bucket policies deny requests without TLS",
+    ("FSBP S3.5",),
+    (BUCKET_POLICY,),
+)
+def s3_tls_only(t: str, p: Props, c: Context) -> list[str]:
+    try:
+        doc = json.loads(p.get("policy") or "{}")
+    except (TypeError, ValueError):
+        return ["policy is not valid JSON"]
+    for s in _list(doc.get("Statement")):
+        cond = (s.get("Condition") or {}).get("Bool") or {}
+        if s.get("Effect") == "Deny" and str(cond.get("aws:SecureTransport")).lower() == "false":
+            return []
+    return ["no Deny statement on aws:SecureTransport=false"]
+
+
+@rule(
+    "s3-acls-disabled",
+    "S3 object ownership is BucketOwnerEnforced (ACLs off)",
+    ("Checkov CKV2_AWS_65", "FSBP S3.12"),
+    (OWNERSHIP,),
+    "medium",
+)
+def s3_acls_disabled(t: str, p: Props, c: Context) -> list[str]:
+    owner = (p.get("rule") or {}).get("objectOwnership")
+    return [] if owner == "BucketOwnerEnforced" else [f"objectOwnership is {owner!r}"]
+
+
+def _children(resources: Sequence[Resource], bucket: Resource, type_: str) -> list[Resource]:
+    # Linked by the component naming convention (children are named f"{bucket}-..."), which
+    # holds in preview too, when the bucket id is still unknown.
+    return [r for r in resources if r.type == type_ and r.name.startswith(f"{bucket.name}-")]
+
+
+@stack_rule(
+    "s3-bucket-hardened",
+    "Every bucket has a public access block, default encryption, versioning, a TLS-only policy and (except the log bucket) access logging",
+    ("Checkov CKV_AWS_18", "Checkov CKV2_AWS_6", "Trivy AVD-AWS-0089", "FSBP S3.9", "FSBP S3.8"),
+)
+def s3_bucket_hardened(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    found: list[Violation] = []
+    buckets = [r for r in resources if r.type in (BUCKET, BUCKET_V2)]
+    log_targets = {str(r.props.get("targetBucket")) for r in resources if r.type == LOGGING}
+    for b in buckets:
+        for type_, what in (
+            (PAB, "public access block"),
+            (SSE, "default encryption"),
+            (VERSIONING, "versioning"),
+            (BUCKET_POLICY, "TLS-only policy"),
+        ):
+            if not _children(resources, b, type_):
+                found.append(Violation("s3-bucket-hardened", b.name, f"no {what}"))
+        is_log_target = str(b.props.get("bucket")) in log_targets or "access-logs" in b.name
+        if not is_log_target and not _children(resources, b, LOGGING):
+            found.append(Violation("s3-bucket-hardened", b.name, "no server access logging"))
+    return found
+
+
+def _statements(policy: Any) -> list[Mapping[str, Any]]:
+    try:
+        doc = json.loads(policy) if isinstance(policy, str) else (policy or {})
+    except ValueError:
+        return []
+    return [s for s in _list(doc.get("Statement")) if isinstance(s, Mapping)]
+
+
+@rule(
+    "iam-no-wildcard-actions",
+    "IAM policies grant no '*' or 'service:*' actions",
+    ("Checkov CKV_AWS_62", "Checkov CKV_AWS_290", "Trivy AVD-AWS-0057", "FSBP IAM.21"),
+    (ROLE_POLICY, POLICY),
+)
+def iam_no_wildcards(t: str, p: Props, c: Context) -> list[str]:
+    out = []
+    for s in _statements(p.get("policy")):
+        if s.get("Effect") != "Allow":
+            continue
+        for action in _list(s.get("Action")):
+            if action == "*" or str(action).endswith(":*"):
+                out.append(f"statement {s.get('Sid', '?')} allows {action}")
+    return out
+
+
+@rule(
+    "iam-secrets-named",
+    "Secret reads and data access name their resources, never '*'",
+    ("Checkov CKV_AWS_355", "Checkov CKV_AWS_288", "FSBP IAM.21"),
+    (ROLE_POLICY, POLICY),
+    "critical",
+)
+def iam_named_resources(t: str, p: Props, c: Context) -> list[str]:
+    out = []
+    sensitive = (
+        "secretsmanager:",
+        "s3:GetObject",
+        "s3:PutObject",
+        "kms:Decrypt",
+        "ssm:GetParameter",
+    )
+    for s in _statements(p.get("policy")):
+        actions = [str(a) for a in _list(s.get("Action"))]
+        if s.get("Effect") == "Allow" and any(a.startswith(sensitive) for a in actions):
+            for res in _list(s.get("Resource")):
+                if res == "*" or str(res).endswith(":secret:*") or str(res) == "arn:aws:s3:::*":
+                    out.append(
+                        f"statement {s.get('Sid', '?')} allows {', '.join(actions)} on {res}"
+                    )
+    return out
+
+
+@rule(
+    "iam-trust-no-wildcard-principal",
+    "Role trust policies name their principal",
+    ("Checkov CKV_AWS_60", "Checkov CKV_AWS_61"),
+    (ROLE,),
+    "critical",
+)
+def iam_trust(t: str, p: Props, c: Context) -> list[str]:
+    out = []
+    for s in _statements(p.get("assumeRolePolicy")):
+        principal = s.get("Principal")
+        values = _list(principal.get("AWS")) if isinstance(principal, Mapping) else [principal]
+        if s.get("Effect") == "Allow" and "*" in values:
+            out.append("trust policy allows any principal ('*')")
+    return out
+
+
+def output_violations(
+    outputs: dict[str, Any], secret_names: frozenset[str] | set[str]
+) -> list[Violation]:
+    """Plain stack outputs must not carry a credential (a URI with a password, a key, a password)."""
+    found = []
+    for name, value in outputs.items():
+        if name in secret_names:
+            continue
+        for m in secret_findings(json.dumps(value) if not isinstance(value, str) else value):
+            found.append(
+                Violation(
+                    "outputs-credentials-secret",
+                    name,
+                    f"plain output {m}; wrap it in Output.secret",
+                )
+            )
+    return found

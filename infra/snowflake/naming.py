@@ -1,0 +1,120 @@
+"""Snowflake object names and the access matrix, as plain data shared by the component and its docs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Roles Snowflake ships with; the program never creates or grants the admin ones.
+ADMIN_ROLES = frozenset(
+    {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"}
+)
+SYSTEM_ROLES = ADMIN_ROLES | {"SYSADMIN", "PUBLIC"}
+
+RAW = "RAW"
+ANALYTICS = "ANALYTICS"
+DBT_DEV = "DBT_DEV"
+ADMIN = "ADMIN"
+
+RAW_SCHEMA = "POSTGRES_AIRBYTE"
+MODEL_SCHEMAS = ("STAGING", "INTERMEDIATE", "FINANCE")
+NETWORK_SCHEMA = "NETWORK"
+
+SCHEMAS: dict[str, tuple[str, ...]] = {
+    RAW: (RAW_SCHEMA,),
+    ANALYTICS: MODEL_SCHEMAS,
+    DBT_DEV: MODEL_SCHEMAS,
+    ADMIN: (NETWORK_SCHEMA,),
+}
+
+# Schema-level privileges of each access (database) role. Ownership of tables and views
+# comes from creating them, so no access role ever carries OWNERSHIP.
+READ_OBJECT_TYPES = ("TABLES", "VIEWS")
+WRITE_PRIVILEGES = {
+    RAW: ("CREATE STAGE", "CREATE TABLE", "USAGE"),
+    ANALYTICS: ("CREATE TABLE", "CREATE VIEW", "USAGE"),
+    DBT_DEV: ("CREATE TABLE", "CREATE VIEW", "USAGE"),
+}
+SCHEMA_CREATOR = "SCHEMA_CREATOR"
+
+# Workload -> the functional role that runs on that warehouse.
+WAREHOUSES = ("LOADING", "TRANSFORMING", "REPORTING")
+
+DATA_ENGINEER = "DATA_ENGINEER"
+AIRBYTE_ROLE = "AIRBYTE_ROLE"
+REPORTER = "REPORTER"
+FUNCTIONAL_ROLES = (DATA_ENGINEER, AIRBYTE_ROLE, REPORTER)
+
+AIRBYTE_USER = "AIRBYTE"
+DBT_USER = "DBT"
+
+_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*_)?$")
+
+
+def valid_prefix(prefix: str) -> bool:
+    """An empty prefix, or upper-case letters, digits and underscores ending in `_`."""
+    return bool(_PREFIX.match(prefix))
+
+
+def read_role(schema: str) -> str:
+    return f"{schema}_READ"
+
+
+def write_role(schema: str) -> str:
+    return f"{schema}_WRITE"
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    """One database role granted to one functional role."""
+
+    functional_role: str
+    database: str
+    database_role: str
+
+
+# The grant matrix: which access roles make up each functional role.
+ACCESS_MATRIX: tuple[AccessGrant, ...] = (
+    AccessGrant(AIRBYTE_ROLE, RAW, write_role(RAW_SCHEMA)),
+    AccessGrant(DATA_ENGINEER, RAW, read_role(RAW_SCHEMA)),
+    *(
+        AccessGrant(DATA_ENGINEER, db, role)
+        for db in (ANALYTICS, DBT_DEV)
+        for schema in MODEL_SCHEMAS
+        for role in (read_role(schema), write_role(schema))
+    ),
+    AccessGrant(DATA_ENGINEER, DBT_DEV, SCHEMA_CREATOR),
+    AccessGrant(REPORTER, ANALYTICS, read_role("FINANCE")),
+)
+
+WAREHOUSE_USERS = {"LOADING": AIRBYTE_ROLE, "TRANSFORMING": DATA_ENGINEER, "REPORTING": REPORTER}
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Account-level names for one stack; the prefix keeps stacks apart in a shared account."""
+
+    prefix: str = ""
+
+    def database(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    def role(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    def warehouse(self, workload: str) -> str:
+        return f"{self.prefix}{workload}_WH"
+
+    def user(self, base: str) -> str:
+        return f"{self.prefix}{base}_SVC"
+
+    def resource_monitor(self) -> str:
+        return f"{self.prefix}MDP_CREDIT_MONITOR"
+
+    def network_policy(self, user_base: str) -> str:
+        return f"{self.prefix}{user_base}_SVC_POLICY"
+
+
+def quote(*parts: str) -> str:
+    """A fully qualified identifier in the form the provider reads back, which avoids diffs."""
+    return ".".join(f'"{p}"' for p in parts)

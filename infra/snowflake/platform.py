@@ -1,0 +1,568 @@
+"""The Snowflake side of mdp: databases, access and functional roles, warehouses, cost guard, service users."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_snowflake as snowflake
+import pulumi_tls as tls
+
+from infra.config import SnowflakeConfig
+from infra.snowflake import naming as n
+
+AUTO_SUSPEND_SECONDS = 60
+# Queries waiting this long for a busy XSMALL warehouse are better retried by the caller.
+STATEMENT_QUEUED_TIMEOUT_SECONDS = 900
+NOTIFY_AT_PERCENT = (75, 90)
+SUSPEND_AT_PERCENT = 100
+# SUSPEND lets running statements finish; this bounds the overrun they can cause.
+SUSPEND_IMMEDIATELY_AT_PERCENT = 110
+
+SYSADMIN = "SYSADMIN"
+SECURITYADMIN = "SECURITYADMIN"
+ACCOUNTADMIN = "ACCOUNTADMIN"
+
+
+@dataclass(frozen=True)
+class SnowflakePlatformArgs:
+    """Inputs of the Snowflake component; `settings` is the validated `mdp:snowflake` section."""
+
+    settings: SnowflakeConfig
+    stack: str
+    protect: bool
+    # Airbyte Cloud's egress IPs: the only networks the Airbyte user signs in from.
+    airbyte_cidrs: Sequence[str]
+    # The Airflow host's egress IP (an AWS output): the only network the dbt user signs in from.
+    airflow_egress_ip: pulumi.Input[str] | None = None
+    # PEM key of the deploying user; None lets the provider read SNOWFLAKE_PRIVATE_KEY.
+    admin_private_key: pulumi.Input[str] | None = None
+    secret_name_prefix: str = "mdp"
+    secrets_kms_key_id: pulumi.Input[str] | None = None
+    secret_recovery_window_days: int = 30
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _ServiceUserSpec:
+    base: str
+    role: str
+    warehouse: str
+    database: str
+    schema: str
+    cidrs: pulumi.Input[Sequence[str]]
+
+
+def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
+    out: pulumi.Output[str] = pulumi.Output.secret(value)
+    return out
+
+
+def _airflow_connection(
+    account: str, user: str, database: str, warehouse: str, role: str, pem: str
+) -> str:
+    # The Snowflake provider (>= 6.3) and Cosmos read private_key_content base64-encoded.
+    extra = {
+        "account": account,
+        "database": database,
+        "warehouse": warehouse,
+        "role": role,
+        "private_key_content": base64.b64encode(pem.encode()).decode(),
+    }
+    return json.dumps(
+        {"conn_type": "snowflake", "login": user, "schema": "STAGING", "extra": extra},
+        sort_keys=True,
+    )
+
+
+def public_key_body(pem: str) -> str:
+    """Snowflake takes the RSA public key as one line without the PEM header and trailer."""
+    return "".join(line.strip() for line in pem.strip().splitlines() if "-----" not in line)
+
+
+class SnowflakePlatform(pulumi.ComponentResource):
+    """Every Snowflake object mdp needs, secure by default."""
+
+    account_identifier: str
+    host: str
+    account_locator: pulumi.Output[str]
+    raw_database: pulumi.Output[str]
+    raw_schema: pulumi.Output[str]
+    analytics_database: pulumi.Output[str]
+    dbt_dev_database: pulumi.Output[str]
+    loading_warehouse: pulumi.Output[str]
+    transforming_warehouse: pulumi.Output[str]
+    reporting_warehouse: pulumi.Output[str]
+    airbyte_role: pulumi.Output[str]
+    data_engineer_role: pulumi.Output[str]
+    reporter_role: pulumi.Output[str]
+    airbyte_user: pulumi.Output[str]
+    dbt_user: pulumi.Output[str]
+    airbyte_private_key: pulumi.Output[str]
+    dbt_private_key: pulumi.Output[str]
+    airbyte_key_secret_arn: pulumi.Output[str]
+    dbt_key_secret_arn: pulumi.Output[str]
+    # The Airflow connection (Secrets Manager JSON form) the DAG's dbt tasks sign in with.
+    dbt_airflow_connection: pulumi.Output[str]
+    resource_monitor: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SnowflakePlatformArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mdp:snowflake:SnowflakePlatform", name, None, opts)
+        self._name = name
+        self._args = args
+        self._naming = n.Naming(args.settings.name_prefix)
+        identifier = f"{args.settings.organization_name}-{args.settings.account_name}".upper()
+        self.account_identifier = identifier
+        self.host = f"{identifier.lower()}.snowflakecomputing.com"
+        self._providers = self._create_providers()
+        self.databases: dict[str, snowflake.Database] = {}
+        self.schemas: dict[tuple[str, str], snowflake.Schema] = {}
+        self.database_roles: dict[tuple[str, str], snowflake.DatabaseRole] = {}
+        self.roles: dict[str, snowflake.AccountRole] = {}
+        self.warehouses: dict[str, snowflake.Warehouse] = {}
+        self._create_databases()
+        self._create_access_roles()
+        self._create_functional_roles()
+        monitor = self._create_resource_monitor()
+        self._create_warehouses(monitor)
+        self._create_service_users()
+        self._set_outputs(monitor)
+        self.register_outputs(
+            {
+                "account_identifier": self.account_identifier,
+                "host": self.host,
+                "raw_database": self.raw_database,
+                "analytics_database": self.analytics_database,
+                "loading_warehouse": self.loading_warehouse,
+                "airbyte_role": self.airbyte_role,
+                "airbyte_user": self.airbyte_user,
+                "dbt_user": self.dbt_user,
+                "airbyte_key_secret_arn": self.airbyte_key_secret_arn,
+                "dbt_key_secret_arn": self.dbt_key_secret_arn,
+            }
+        )
+
+    # Providers: each object class is managed by the least powerful system role that can.
+    def _create_providers(self) -> dict[str, snowflake.Provider]:
+        s = self._args.settings
+        providers = {}
+        for role in (SYSADMIN, SECURITYADMIN, ACCOUNTADMIN):
+            providers[role] = snowflake.Provider(
+                f"{self._name}-{role.lower()}",
+                organization_name=s.organization_name,
+                account_name=s.account_name,
+                user=s.admin_user,
+                authenticator="SNOWFLAKE_JWT",
+                private_key=(
+                    pulumi.Output.secret(self._args.admin_private_key)
+                    if self._args.admin_private_key is not None
+                    else None
+                ),
+                role=role,
+                preview_features_enabled=["snowflake_current_account_datasource"],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return providers
+
+    def _opts(
+        self, role: str, *, protect: bool = False, depends_on: Sequence[pulumi.Resource] = ()
+    ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self,
+            provider=self._providers[role],
+            protect=protect,
+            depends_on=list(depends_on),
+        )
+
+    def _create_databases(self) -> None:
+        for base, schemas in n.SCHEMAS.items():
+            db = snowflake.Database(
+                f"{self._name}-db-{base.lower()}",
+                name=self._naming.database(base),
+                comment=f"mdp {self._args.stack}: {_DATABASE_PURPOSE[base]}",
+                # Nothing should land in an unmanaged PUBLIC schema.
+                drop_public_schema_on_creation=True,
+                # Developer models are rebuilt at will: no Fail-safe storage to pay for.
+                is_transient=base == n.DBT_DEV,
+                opts=self._opts(SYSADMIN, protect=self._args.protect),
+            )
+            self.databases[base] = db
+            for schema in schemas:
+                self.schemas[(base, schema)] = snowflake.Schema(
+                    f"{self._name}-schema-{base.lower()}-{schema.lower()}",
+                    database=db.name,
+                    name=schema,
+                    # Managed access: only the schema owner grants, and it may set schema-
+                    # level future grants without the account-wide MANAGE GRANTS privilege.
+                    with_managed_access="true",
+                    opts=self._opts(SYSADMIN, protect=self._args.protect),
+                )
+
+    def _db_role_fqn(self, base: str, role: str) -> pulumi.Output[str]:
+        db_role = self.database_roles[(base, role)]
+        return pulumi.Output.all(self.databases[base].name, db_role.name).apply(
+            lambda parts: n.quote(*parts)
+        )
+
+    def _schema_fqn(self, base: str, schema: str) -> pulumi.Output[str]:
+        return pulumi.Output.all(
+            self.databases[base].name, self.schemas[(base, schema)].name
+        ).apply(lambda parts: n.quote(*parts))
+
+    def _database_role(self, base: str, role: str, comment: str) -> pulumi.Output[str]:
+        self.database_roles[(base, role)] = snowflake.DatabaseRole(
+            f"{self._name}-dbrole-{base.lower()}-{role.lower()}",
+            database=self.databases[base].name,
+            name=role,
+            comment=comment,
+            opts=self._opts(SYSADMIN),
+        )
+        return self._db_role_fqn(base, role)
+
+    def _grant(
+        self,
+        suffix: str,
+        db_role: pulumi.Output[str],
+        privileges: Sequence[str],
+        *,
+        on_database: pulumi.Input[str] | None = None,
+        on_schema: Any = None,
+        on_schema_object: Any = None,
+    ) -> None:
+        # Explicit, sorted, upper-case lists and always_apply off keep `pulumi preview` quiet;
+        # OWNERSHIP is never granted here (objects are owned by the role that creates them).
+        snowflake.GrantPrivilegesToDatabaseRole(
+            f"{self._name}-grant-{suffix}",
+            database_role_name=db_role,
+            privileges=sorted(privileges),
+            on_database=on_database,
+            on_schema=on_schema,
+            on_schema_object=on_schema_object,
+            always_apply=False,
+            with_grant_option=False,
+            opts=self._opts(SYSADMIN),
+        )
+
+    def _create_access_roles(self) -> None:
+        db_names = {base: self.databases[base].name for base in self.databases}
+        for (base, schema), _ in self.schemas.items():
+            if base == n.ADMIN:
+                continue
+            key = f"{base.lower()}-{schema.lower()}"
+            schema_fqn = self._schema_fqn(base, schema)
+            reader = self._database_role(base, n.read_role(schema), f"Read {base}.{schema}")
+            self._grant(f"{key}-read-db", reader, ["USAGE"], on_database=db_names[base])
+            self._grant(
+                f"{key}-read-schema", reader, ["USAGE"], on_schema={"schema_name": schema_fqn}
+            )
+            for plural in n.READ_OBJECT_TYPES:
+                # Current objects, and (at schema level) every object created later: Airbyte
+                # dropping and recreating a table keeps readers' access.
+                for scope in ("all", "future"):
+                    self._grant(
+                        f"{key}-read-{scope}-{plural.lower()}",
+                        reader,
+                        ["SELECT"],
+                        on_schema_object={
+                            scope: {"object_type_plural": plural, "in_schema": schema_fqn}
+                        },
+                    )
+            writer = self._database_role(base, n.write_role(schema), f"Write {base}.{schema}")
+            self._grant(f"{key}-write-db", writer, ["USAGE"], on_database=db_names[base])
+            self._grant(
+                f"{key}-write-schema",
+                writer,
+                n.WRITE_PRIVILEGES[base],
+                on_schema={"schema_name": schema_fqn},
+            )
+        creator = self._database_role(
+            n.DBT_DEV, n.SCHEMA_CREATOR, "Create developer schemas in DBT_DEV"
+        )
+        self._grant(
+            "dbt_dev-schema-creator",
+            creator,
+            ["CREATE SCHEMA", "USAGE"],
+            on_database=db_names[n.DBT_DEV],
+        )
+
+    def _create_functional_roles(self) -> None:
+        for base in n.FUNCTIONAL_ROLES:
+            role = snowflake.AccountRole(
+                f"{self._name}-role-{base.lower()}",
+                name=self._naming.role(base),
+                comment=_ROLE_PURPOSE[base],
+                opts=self._opts(SECURITYADMIN),
+            )
+            self.roles[base] = role
+            # SYSADMIN inherits every functional role, so admins can manage what it owns.
+            snowflake.GrantAccountRole(
+                f"{self._name}-role-{base.lower()}-to-sysadmin",
+                role_name=role.name,
+                parent_role_name=SYSADMIN,
+                opts=self._opts(SECURITYADMIN),
+            )
+        for access in n.ACCESS_MATRIX:
+            snowflake.GrantDatabaseRole(
+                f"{self._name}-access-{access.database.lower()}-"
+                f"{access.database_role.lower()}-to-{access.functional_role.lower()}",
+                database_role_name=self._db_role_fqn(access.database, access.database_role),
+                parent_role_name=self.roles[access.functional_role].name,
+                opts=self._opts(SECURITYADMIN),
+            )
+        # SECURITYADMIN owns the network rules, which live in ADMIN.NETWORK.
+        admin_db = self.databases[n.ADMIN]
+        snowflake.GrantPrivilegesToAccountRole(
+            f"{self._name}-grant-admin-db-to-securityadmin",
+            account_role_name=SECURITYADMIN,
+            privileges=["USAGE"],
+            on_account_object={"object_type": "DATABASE", "object_name": admin_db.name},
+            always_apply=False,
+            opts=self._opts(SYSADMIN),
+        )
+        snowflake.GrantPrivilegesToAccountRole(
+            f"{self._name}-grant-network-schema-to-securityadmin",
+            account_role_name=SECURITYADMIN,
+            privileges=["CREATE NETWORK RULE", "USAGE"],
+            on_schema={"schema_name": self._schema_fqn(n.ADMIN, n.NETWORK_SCHEMA)},
+            always_apply=False,
+            opts=self._opts(SYSADMIN),
+        )
+
+    def _create_resource_monitor(self) -> snowflake.ResourceMonitor:
+        s = self._args.settings
+        monitor = snowflake.ResourceMonitor(
+            f"{self._name}-credit-monitor",
+            name=self._naming.resource_monitor(),
+            credit_quota=s.credit_quota,
+            notify_triggers=list(NOTIFY_AT_PERCENT),
+            notify_users=list(s.notify_users) or None,
+            suspend_trigger=SUSPEND_AT_PERCENT,
+            suspend_immediate_trigger=SUSPEND_IMMEDIATELY_AT_PERCENT,
+            opts=self._opts(ACCOUNTADMIN),
+        )
+        # Lets the warehouse owner attach the monitor; ACCOUNTADMIN does nothing else here.
+        self._monitor_grant = snowflake.GrantPrivilegesToAccountRole(
+            f"{self._name}-grant-monitor-to-sysadmin",
+            account_role_name=SYSADMIN,
+            privileges=["MODIFY", "MONITOR"],
+            on_account_object={"object_type": "RESOURCE MONITOR", "object_name": monitor.name},
+            always_apply=False,
+            opts=self._opts(ACCOUNTADMIN),
+        )
+        return monitor
+
+    def _create_warehouses(self, monitor: snowflake.ResourceMonitor) -> None:
+        s = self._args.settings
+        for workload in n.WAREHOUSES:
+            wh = snowflake.Warehouse(
+                f"{self._name}-wh-{workload.lower()}",
+                name=self._naming.warehouse(workload),
+                comment=f"mdp {self._args.stack}: {workload.lower()} workload",
+                warehouse_size=s.warehouse_size,
+                auto_suspend=AUTO_SUSPEND_SECONDS,
+                auto_resume="true",
+                initially_suspended=True,
+                enable_query_acceleration="false",
+                statement_timeout_in_seconds=s.statement_timeout_seconds,
+                statement_queued_timeout_in_seconds=STATEMENT_QUEUED_TIMEOUT_SECONDS,
+                resource_monitor=monitor.name,
+                opts=self._opts(SYSADMIN, depends_on=[self._monitor_grant]),
+            )
+            self.warehouses[workload] = wh
+            user_role = n.WAREHOUSE_USERS[workload]
+            snowflake.GrantPrivilegesToAccountRole(
+                f"{self._name}-grant-wh-{workload.lower()}-to-{user_role.lower()}",
+                account_role_name=self.roles[user_role].name,
+                privileges=["USAGE"],
+                on_account_object={"object_type": "WAREHOUSE", "object_name": wh.name},
+                always_apply=False,
+                opts=self._opts(SYSADMIN),
+            )
+
+    def _create_service_users(self) -> None:
+        s = self._args.settings
+        extra = sorted(str(c) for c in s.dbt_allowed_cidrs)
+        dbt_cidrs: pulumi.Input[Sequence[str]] = extra
+        if self._args.airflow_egress_ip is not None:
+            dbt_cidrs = pulumi.Output.from_input(self._args.airflow_egress_ip).apply(
+                lambda ip: sorted({*extra, ip if "/" in ip else f"{ip}/32"})
+            )
+        elif not extra:
+            raise ValueError(
+                "The dbt service user would have no network to sign in from: wire the Airflow "
+                "host's egress IP, or run `pulumi config set --path "
+                "'mdp:snowflake.dbtAllowedCidrs[0]' <ip>/32`. Nothing was created."
+            )
+        if not self._args.airbyte_cidrs:
+            raise ValueError(
+                "The Airbyte service user would have no network to sign in from: run "
+                "`pulumi config set --path 'mdp:snowflake.airbyteAllowedCidrs[0]' <ip>/32`. "
+                "Nothing was created."
+            )
+        specs = (
+            _ServiceUserSpec(
+                n.AIRBYTE_USER,
+                n.AIRBYTE_ROLE,
+                "LOADING",
+                n.RAW,
+                n.RAW_SCHEMA,
+                sorted(str(c) for c in self._args.airbyte_cidrs),
+            ),
+            _ServiceUserSpec(
+                n.DBT_USER, n.DATA_ENGINEER, "TRANSFORMING", n.ANALYTICS, "STAGING", dbt_cidrs
+            ),
+        )
+        self._users: dict[str, snowflake.ServiceUser] = {}
+        self._keys: dict[str, tls.PrivateKey] = {}
+        self._secrets: dict[str, aws.secretsmanager.Secret] = {}
+        for spec in specs:
+            self._create_service_user(spec)
+
+    def _create_service_user(self, spec: _ServiceUserSpec) -> None:
+        key_name = f"{self._name}-{spec.base.lower()}-svc"
+        admin_db = self.databases[n.ADMIN]
+        rule = snowflake.NetworkRule(
+            f"{key_name}-ingress-rule",
+            database=admin_db.name,
+            schema=self.schemas[(n.ADMIN, n.NETWORK_SCHEMA)].name,
+            name=f"{spec.base}_SVC_INGRESS",
+            type="IPV4",
+            mode="INGRESS",
+            value_lists=spec.cidrs,
+            comment=f"Where {self._naming.user(spec.base)} may sign in from",
+            opts=self._opts(SECURITYADMIN),
+        )
+        policy = snowflake.NetworkPolicy(
+            f"{key_name}-network-policy",
+            name=self._naming.network_policy(spec.base),
+            allowed_network_rule_lists=[
+                pulumi.Output.all(admin_db.name, rule.schema, rule.name).apply(
+                    lambda parts: n.quote(*parts)
+                )
+            ],
+            comment=f"Sign-in networks of {self._naming.user(spec.base)}",
+            opts=self._opts(SECURITYADMIN),
+        )
+        key = tls.PrivateKey(
+            f"{key_name}-key",
+            algorithm="RSA",
+            rsa_bits=self._args.settings.rsa_bits,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role = self.roles[spec.role]
+        warehouse = self.warehouses[spec.warehouse]
+        database = self.databases[spec.database]
+        user = snowflake.ServiceUser(
+            key_name,
+            name=self._naming.user(spec.base),
+            login_name=self._naming.user(spec.base),
+            display_name=f"mdp {spec.base.lower()} ({self._args.stack})",
+            comment=f"mdp {self._args.stack}: key-pair service user for {spec.base.lower()}",
+            default_role=role.name,
+            # Only the default role's privileges, never a union of every granted role.
+            default_secondary_roles_option="NONE",
+            default_warehouse=warehouse.name,
+            default_namespace=pulumi.Output.concat(database.name, ".", spec.schema),
+            rsa_public_key=key.public_key_pem.apply(public_key_body),
+            network_policy=policy.name,
+            opts=self._opts(SECURITYADMIN),
+        )
+        snowflake.GrantAccountRole(
+            f"{key_name}-role",
+            role_name=role.name,
+            user_name=user.name,
+            opts=self._opts(SECURITYADMIN),
+        )
+        secret = aws.secretsmanager.Secret(
+            f"{key_name}-key-secret",
+            name=(
+                f"{self._args.secret_name_prefix}/{self._args.stack}/snowflake/"
+                f"{spec.base.lower()}-svc"
+            ),
+            description=(
+                f"Key-pair credentials of Snowflake user {self._naming.user(spec.base)} "
+                f"(mdp {self._args.stack})"
+            ),
+            kms_key_id=self._args.secrets_kms_key_id,
+            recovery_window_in_days=self._args.secret_recovery_window_days,
+            tags={**self._args.tags, "mdp:snowflake-user": self._naming.user(spec.base)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        payload: pulumi.Output[str] = pulumi.Output.all(
+            user.name, role.name, warehouse.name, database.name, key.private_key_pem_pkcs8
+        ).apply(
+            lambda v: json.dumps(
+                {
+                    "account": self.account_identifier,
+                    "host": self.host,
+                    "user": v[0],
+                    "role": v[1],
+                    "warehouse": v[2],
+                    "database": v[3],
+                    "schema": spec.schema,
+                    "private_key": v[4],
+                },
+                sort_keys=True,
+            )
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{key_name}-key-secret-version",
+            secret_id=secret.id,
+            secret_string=_secret(payload),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._users[spec.base] = user
+        self._keys[spec.base] = key
+        self._secrets[spec.base] = secret
+
+    def _set_outputs(self, monitor: snowflake.ResourceMonitor) -> None:
+        account = snowflake.get_current_account_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self._providers[SYSADMIN])
+        )
+        self.account_locator = account.account
+        self.raw_database = self.databases[n.RAW].name
+        self.raw_schema = self.schemas[(n.RAW, n.RAW_SCHEMA)].name
+        self.analytics_database = self.databases[n.ANALYTICS].name
+        self.dbt_dev_database = self.databases[n.DBT_DEV].name
+        self.loading_warehouse = self.warehouses["LOADING"].name
+        self.transforming_warehouse = self.warehouses["TRANSFORMING"].name
+        self.reporting_warehouse = self.warehouses["REPORTING"].name
+        self.airbyte_role = self.roles[n.AIRBYTE_ROLE].name
+        self.data_engineer_role = self.roles[n.DATA_ENGINEER].name
+        self.reporter_role = self.roles[n.REPORTER].name
+        self.airbyte_user = self._users[n.AIRBYTE_USER].name
+        self.dbt_user = self._users[n.DBT_USER].name
+        self.airbyte_private_key = _secret(self._keys[n.AIRBYTE_USER].private_key_pem_pkcs8)
+        self.dbt_private_key = _secret(self._keys[n.DBT_USER].private_key_pem_pkcs8)
+        self.airbyte_key_secret_arn = self._secrets[n.AIRBYTE_USER].arn
+        self.dbt_key_secret_arn = self._secrets[n.DBT_USER].arn
+        self.resource_monitor = monitor.name
+        self.dbt_airflow_connection = _secret(
+            pulumi.Output.all(
+                self.dbt_user,
+                self.analytics_database,
+                self.transforming_warehouse,
+                self.data_engineer_role,
+                self._keys[n.DBT_USER].private_key_pem_pkcs8,
+            ).apply(lambda v: _airflow_connection(self.account_identifier, *v))
+        )
+
+
+_DATABASE_PURPOSE = {
+    n.RAW: "raw tables written by Airbyte",
+    n.ANALYTICS: "dbt models served to reporting",
+    n.DBT_DEV: "dbt development builds",
+    n.ADMIN: "network rules of the service users",
+}
+_ROLE_PURPOSE = {
+    n.DATA_ENGINEER: "mdp: reads RAW, builds and owns the dbt models",
+    n.AIRBYTE_ROLE: "mdp: loads RAW.POSTGRES_AIRBYTE",
+    n.REPORTER: "mdp: reads ANALYTICS.FINANCE for the dashboard",
+}
