@@ -168,6 +168,8 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
         out |= {"arn": _arn("logs", f"log-group:{inputs.get('name', name)}")}
     elif typ == "aws:ssm/parameter:Parameter":
         out |= {"arn": _arn("ssm", f"parameter{inputs.get('name', name)}")}
+    elif typ == "random:index/randomId:RandomId":
+        out |= {"hex": hashlib.sha256(name.encode()).hexdigest()[:8], "b64Url": "bW9jaw"}
     elif typ == "random:index/randomPassword:RandomPassword":
         out |= {"result": _fake_secret(name, "password"), "bcryptHash": "$2a$mock"}
     elif typ == "tls:index/privateKey:PrivateKey":

@@ -98,6 +98,12 @@ def test_cloud_init_is_valid_cloud_config(
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("host", ["generator", "airflow"])
+def test_user_data_fits_the_ec2_limit(each_stack: ProgramRun, host: str) -> None:
+    # EC2 rejects user data above 16 KB (before base64).
+    assert len(_user_data(each_stack, host).encode()) < 16 * 1024
+
+
 def test_cloud_init_schema_check_rejects_a_bad_document() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(
@@ -256,6 +262,8 @@ def test_airflow_egress_ip_is_stable_for_snowflakes_network_policy(
 def test_prod_protects_the_database_and_buckets(dev: ProgramRun, prod: ProgramRun) -> None:
     db = prod.one(RDS)
     assert db.protect and db.props["deletionProtection"] and db.props["multiAz"]
+    assert prod.one("aws:kms/key:Key").protect
+    assert db.props["finalSnapshotIdentifier"].startswith("mdp-prod-source-final-")
     assert all(b.protect for b in prod.of_type("aws:s3/bucket:Bucket"))
     assert not dev.one(RDS).protect
 
