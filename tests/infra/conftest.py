@@ -46,6 +46,8 @@ class Recorded:
     additional_secret_outputs: tuple[str, ...]
     delete_before_replace: bool
     retain_on_delete: bool
+    # Top-level inputs the program passed as secrets.
+    secret_inputs: tuple[str, ...] = ()
 
     @property
     def props(self) -> dict[str, Any]:
@@ -216,6 +218,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 retain_on_delete=bool(request.retainOnDelete),
+                secret_inputs=tuple(
+                    sorted(
+                        k
+                        for k, v in inputs.items()
+                        if isinstance(v, dict) and v.get(_SIG_KEY) == _SECRET_SIG
+                    )
+                ),
             )
         )
         return response
