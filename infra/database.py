@@ -144,6 +144,10 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         identifier = f"mdp-{args.stack}-source"
+        # A new suffix per instance, so a second teardown never collides with an old snapshot.
+        snapshot_suffix = random.RandomId(
+            f"{name}-final-snapshot-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self)
+        )
         # Declared before the instance so RDS exports into encrypted groups with a retention,
         # instead of creating its own that keep logs forever.
         log_groups = [
@@ -184,7 +188,9 @@ class Database(pulumi.ComponentResource):
             delete_automated_backups=False,
             deletion_protection=s.deletion_protection,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"mdp-{args.stack}-source-final",
+            final_snapshot_identifier=pulumi.Output.concat(
+                identifier, "-final-", snapshot_suffix.hex
+            ),
             auto_minor_version_upgrade=True,
             iam_database_authentication_enabled=True,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],

@@ -158,7 +158,10 @@ def main() -> None:
     key = EncryptionKey(
         "kms",
         EncryptionKeyArgs(
-            stack=stack, region=aws_cfg.region, deletion_window_days=30 if config.is_prod else 7
+            stack=stack,
+            region=aws_cfg.region,
+            deletion_window_days=30 if config.is_prod else 7,
+            protect=aws_cfg.protect,
         ),
     )
     network = Network(

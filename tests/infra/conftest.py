@@ -46,6 +46,8 @@ class Recorded:
     additional_secret_outputs: tuple[str, ...]
     delete_before_replace: bool
     retain_on_delete: bool
+    # Top-level inputs the program passed as secrets.
+    secret_inputs: tuple[str, ...] = ()
 
     @property
     def props(self) -> dict[str, Any]:
@@ -168,6 +170,8 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
         out |= {"arn": _arn("logs", f"log-group:{inputs.get('name', name)}")}
     elif typ == "aws:ssm/parameter:Parameter":
         out |= {"arn": _arn("ssm", f"parameter{inputs.get('name', name)}")}
+    elif typ == "random:index/randomId:RandomId":
+        out |= {"hex": hashlib.sha256(name.encode()).hexdigest()[:8], "b64Url": "bW9jaw"}
     elif typ == "random:index/randomPassword:RandomPassword":
         out |= {"result": _fake_secret(name, "password"), "bcryptHash": "$2a$mock"}
     elif typ == "tls:index/privateKey:PrivateKey":
@@ -214,6 +218,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 retain_on_delete=bool(request.retainOnDelete),
+                secret_inputs=tuple(
+                    sorted(
+                        k
+                        for k, v in inputs.items()
+                        if isinstance(v, dict) and v.get(_SIG_KEY) == _SECRET_SIG
+                    )
+                ),
             )
         )
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -98,6 +99,12 @@ def test_cloud_init_is_valid_cloud_config(
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("host", ["generator", "airflow"])
+def test_user_data_fits_the_ec2_limit(each_stack: ProgramRun, host: str) -> None:
+    # EC2 rejects user data above 16 KB (before base64).
+    assert len(_user_data(each_stack, host).encode()) < 16 * 1024
+
+
 def test_cloud_init_schema_check_rejects_a_bad_document() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(
@@ -142,6 +149,16 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     host_env = files["/etc/mdp/host.env"]
     assert "apache-airflow-providers-amazon==" in host_env
     assert "MDP_BUILD_COMMAND='-m orchestration.include.dbt'" in host_env
+    # Airflow asks Secrets Manager only for the ids this program wrote (and may read).
+    kwargs_line = next(
+        line
+        for line in airflow_env.splitlines()
+        if line.startswith("AIRFLOW__SECRETS__BACKEND_KWARGS=")
+    )
+    kwargs = json.loads(shlex.split(kwargs_line.split("=", 1)[1])[0])
+    assert re.fullmatch(kwargs["variables_lookup_pattern"], "mdp_exports_bucket")
+    assert not re.fullmatch(kwargs["variables_lookup_pattern"], "some_other_variable")
+    assert kwargs["connections_lookup_pattern"] == "^$"  # none configured in this stack
 
 
 def test_artifact_holds_the_lock_file_and_the_code(dev: ProgramRun) -> None:
@@ -256,6 +273,8 @@ def test_airflow_egress_ip_is_stable_for_snowflakes_network_policy(
 def test_prod_protects_the_database_and_buckets(dev: ProgramRun, prod: ProgramRun) -> None:
     db = prod.one(RDS)
     assert db.protect and db.props["deletionProtection"] and db.props["multiAz"]
+    assert prod.one("aws:kms/key:Key").protect
+    assert db.props["finalSnapshotIdentifier"].startswith("mdp-prod-source-final-")
     assert all(b.protect for b in prod.of_type("aws:s3/bucket:Bucket"))
     assert not dev.one(RDS).protect
 
@@ -274,6 +293,14 @@ def test_components_parent_their_children(dev: ProgramRun) -> None:
         children = dev.children_of(component)
         assert children, f"{component.type} has no children"
         assert all(c.name.startswith(f"{component.name}-") for c in children)
+
+
+def test_secret_values_are_passed_as_secrets(each_stack: ProgramRun) -> None:
+    versions = each_stack.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    holding_secrets = [v for v in versions if "MOCKSECRET" in json.dumps(v.props)]
+    assert holding_secrets, "the replication password and tunnel key are stored in Secrets Manager"
+    for version in holding_secrets:
+        assert "secretString" in version.secret_inputs, version.name
 
 
 def test_no_secret_value_in_any_plain_input(each_stack: ProgramRun) -> None:
