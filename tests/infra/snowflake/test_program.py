@@ -257,6 +257,11 @@ def test_outputs(sf_dev: SnowflakeRun) -> None:
         ({"statementTimeoutSeconds": 172800}, "mdp:snowflake.statementTimeoutSeconds", "3600"),
         ({"rsaBits": 1024}, "mdp:snowflake.rsaBits", "4096"),
         ({"acountName": "X"}, "mdp:snowflake.acountName", "did you mean 'accountName'"),
+        (
+            {"dbtAllowedCidrs": None},
+            "mdp:snowflake.dbtAllowedCidrs[0]",
+            "pulumi config set --path 'snowflake.dbtAllowedCidrs[0]' 198.51.100.7/32 --stack dev",
+        ),
     ],
     ids=lambda v: str(v),
 )
@@ -272,7 +277,14 @@ def test_bad_config_fails_before_any_resource(section: dict, key: str, fix: str)
 
 def _settings(**extra: object) -> SnowflakeConfig:
     return SnowflakeConfig.model_validate(
-        {"organizationName": "O", "accountName": "A", "creditQuota": 5, "namePrefix": "T_", **extra}
+        {
+            "organizationName": "O",
+            "accountName": "A",
+            "creditQuota": 5,
+            "namePrefix": "T_",
+            "dbtAllowedCidrs": ["198.51.100.7/32"],
+            **extra,
+        }
     )
 
 
@@ -290,17 +302,24 @@ def test_dbt_user_signs_in_from_the_airflow_egress_ip() -> None:
     }
     assert ingress == {
         "AIRBYTE_SVC_INGRESS": ["13.37.4.46/32"],
-        "DBT_SVC_INGRESS": ["198.51.100.20/32"],
+        "DBT_SVC_INGRESS": ["198.51.100.20/32", "198.51.100.7/32"],
     }
 
 
 def test_a_service_user_without_a_network_is_refused() -> None:
+    # Config validation already demands the networks; the component guards on its own too.
+    no_dbt = _settings().model_copy(update={"dbt_allowed_cidrs": ()})
     args = SnowflakePlatformArgs(
-        settings=_settings(), stack="dev", protect=False, airbyte_cidrs=["13.37.4.46/32"]
+        settings=no_dbt, stack="dev", protect=False, airbyte_cidrs=["13.37.4.46/32"]
     )
     with pytest.raises(ValueError, match="dbt service user would have no network") as err:
-        run_component(lambda: {"platform": SnowflakePlatform("t", args).dbt_user})
-    assert "dbtAllowedCidrs" in str(err.value) and "Nothing was created" in str(err.value)
+        run_component(lambda: {"user": SnowflakePlatform("t", args).dbt_user})
+    assert "dbtAllowedCidrs" in str(err.value) and "No Snowflake object was declared" in str(
+        err.value
+    )
+    args = SnowflakePlatformArgs(settings=_settings(), stack="dev", protect=False, airbyte_cidrs=[])
+    with pytest.raises(ValueError, match="Airbyte service user would have no network"):
+        run_component(lambda: {"user": SnowflakePlatform("t", args).dbt_user})
 
 
 def test_component_attributes_for_airbyte() -> None:
