@@ -326,7 +326,7 @@ def test_component_attributes_for_airbyte() -> None:
     found: dict[str, Resolved] = {}
     names = (
         "airbyte_user", "airbyte_private_key", "airbyte_role", "loading_warehouse",
-        "raw_database", "raw_schema", "dbt_private_key", "dbt_user",
+        "raw_database", "raw_schema", "dbt_private_key", "dbt_user", "dbt_airflow_connection",
     )  # fmt: skip
 
     def build() -> dict[str, object]:
@@ -349,4 +349,5 @@ def test_component_attributes_for_airbyte() -> None:
     assert found["raw_schema"].value == "POSTGRES_AIRBYTE"
     for key in ("airbyte_private_key", "dbt_private_key"):
         assert found[key].is_secret and str(found[key].value).startswith("MOCKSECRET-pkcs8")
+    assert found["dbt_airflow_connection"].is_secret
     assert not found["airbyte_user"].is_secret
