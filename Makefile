@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean
+.PHONY: help install demo test lint fmt clean test-infra policy-pack-env
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,3 +41,10 @@ fmt: install ## Format the code and apply safe lint fixes
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
 	rm -rf .local
+
+test-infra: install ## Pulumi program under mocks (both stacks), policy rules, cloud-init checks
+	$(RUN) pytest tests/infra
+
+policy-pack-env: ## Create the policy pack's own environment (pulumi-policy needs protobuf 5)
+	$(UV) venv --quiet --python 3.11 .venv-policy
+	VIRTUAL_ENV=.venv-policy $(UV) pip install --quiet -r infra/policies/requirements.txt

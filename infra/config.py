@@ -107,6 +107,8 @@ class HostSettings(Section):
 
     instance_type: str = Field("t3.small", examples=["t3.small"])
     root_volume_gb: int = Field(20, ge=8, le=500, examples=[30])
+    # One-minute CloudWatch metrics cost about $2 per host a month: on in prod, off in dev.
+    detailed_monitoring: bool = Field(False, examples=[True])
 
     @field_validator("instance_type")
     @classmethod
@@ -135,7 +137,7 @@ class GeneratorSettings(HostSettings):
 class AirflowSettings(HostSettings):
     """The Airflow host."""
 
-    instance_type: str = Field("t3.large", examples=["t3.large"])
+    instance_type: str = Field("t3.medium", examples=["t3.large"])
     root_volume_gb: int = Field(30, ge=20, le=500, examples=[30])
     public_subnet: bool = Field(True, examples=[False])
     # Not in uv.lock: the secrets backend provider, installed under the lock file's constraints.
@@ -145,8 +147,8 @@ class AirflowSettings(HostSettings):
 class AwsConfig(Section):
     """Network, database, hosts and buckets in one AWS account and region."""
 
-    region: str = Field(examples=["eu-west-1"])
-    availability_zones: tuple[str, str] = Field(examples=[["eu-west-1a", "eu-west-1b"]])
+    region: str = Field(examples=["us-east-1"])
+    availability_zones: tuple[str, str] = Field(examples=[["us-east-1a", "us-east-1b"]])
     vpc_cidr: IPv4Network = Field(IPv4Network("10.40.0.0/16"), examples=["10.40.0.0/16"])
     nat_gateway: bool = Field(False, examples=[True])
     airbyte_cidrs: tuple[IngressCidr, ...] = Field(min_length=1, examples=["34.106.109.131/32"])
@@ -258,6 +260,8 @@ _PROD_REQUIREMENTS: tuple[tuple[tuple[str, ...], Any, str], ...] = (
     (("aws", "database", "multi_az"), True, "prod runs the source database Multi-AZ"),
     (("aws", "database", "deletion_protection"), True, "prod keeps RDS deletion protection on"),
     (("aws", "protect"), True, "prod resources carry protect=True"),
+    (("aws", "generator", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
+    (("aws", "airflow", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
 )
 
 
@@ -363,7 +367,7 @@ def _key_and_fix(
     if tuple(loc) == ("aws", "region"):
         return (
             "aws:region",
-            f"pulumi config set aws:region {example or 'eu-west-1'} --stack {stack}",
+            f"pulumi config set aws:region {example or 'us-east-1'} --stack {stack}",
         )
     owner, field = _model_at(loc)
     if field is not None and owner is not None:

@@ -143,9 +143,26 @@ class Database(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        identifier = f"mdp-{args.stack}-source"
+        # A new suffix per instance, so a second teardown never collides with an old snapshot.
+        snapshot_suffix = random.RandomId(
+            f"{name}-final-snapshot-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self)
+        )
+        # Declared before the instance so RDS exports into encrypted groups with a retention,
+        # instead of creating its own that keep logs forever.
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{log}-logs",
+                name=f"/aws/rds/instance/{identifier}/{log}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for log in ("postgresql", "upgrade")
+        ]
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
-            identifier_prefix=f"mdp-{args.stack}-",
+            identifier=identifier,
             engine="postgres",
             engine_version=s.engine_version,
             instance_class=s.instance_class,
@@ -171,7 +188,9 @@ class Database(pulumi.ComponentResource):
             delete_automated_backups=False,
             deletion_protection=s.deletion_protection,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"mdp-{args.stack}-source-final",
+            final_snapshot_identifier=pulumi.Output.concat(
+                identifier, "-final-", snapshot_suffix.hex
+            ),
             auto_minor_version_upgrade=True,
             iam_database_authentication_enabled=True,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
@@ -179,7 +198,7 @@ class Database(pulumi.ComponentResource):
             monitoring_role_arn=monitoring_role.arn,
             ca_cert_identifier="rds-ca-rsa2048-g1",
             apply_immediately=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
         )
         self.address = self.instance.address
         self.port = self.instance.port

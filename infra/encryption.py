@@ -14,6 +14,7 @@ class EncryptionKeyArgs:
     stack: str
     region: str
     deletion_window_days: int = 30
+    protect: bool = False
 
 
 class EncryptionKey(pulumi.ComponentResource):
@@ -35,7 +36,8 @@ class EncryptionKey(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=args.deletion_window_days,
             policy=account_id.apply(lambda acct: _key_policy(acct, args.region)),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Losing the key loses every snapshot, secret and object encrypted with it.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.kms.Alias(
             f"{name}-alias",

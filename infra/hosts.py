@@ -63,6 +63,8 @@ class AirflowHostArgs:
     public_ip: bool
     settings: AirflowSettings
     exports_bucket_arn: pulumi.Input[str]
+    # The Elastic IP (from the network) that gives a public Airflow host a stable egress address.
+    eip_allocation_id: pulumi.Input[str] | None = None
     connections: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
@@ -86,12 +88,14 @@ def _policy(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def _kms_via(region: str, key_arn: str, services: Sequence[str]) -> dict[str, Any]:
-    # The key decrypts only on behalf of the named services, never for direct kms:Decrypt calls.
+def _kms_via(
+    region: str, key_arn: str, services: Sequence[str], write: bool = False
+) -> dict[str, Any]:
+    # The key works only on behalf of the named services, never for direct kms:Decrypt calls.
     return {
-        "Sid": "DecryptThroughServices",
+        "Sid": "UseKeyThroughServices",
         "Effect": "Allow",
-        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if write else "kms:Decrypt",
         "Resource": key_arn,
         "Condition": {
             "StringEquals": {"kms:ViaService": [f"{s}.{region}.amazonaws.com" for s in services]}
@@ -140,6 +144,7 @@ class _Host(pulumi.ComponentResource):
         profile: aws.iam.InstanceProfile,
         user_data: pulumi.Input[str],
         public_ip: bool,
+        detailed_monitoring: bool,
     ) -> aws.ec2.Instance:
         ami = aws.ssm.get_parameter_output(
             name=AMI_PARAMETER, opts=pulumi.InvokeOutputOptions(parent=self)
@@ -153,7 +158,7 @@ class _Host(pulumi.ComponentResource):
             iam_instance_profile=profile.name,
             associate_public_ip_address=public_ip,
             ebs_optimized=True,
-            monitoring=True,
+            monitoring=detailed_monitoring,
             disable_api_termination=common.protect,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                 http_endpoint="enabled",
@@ -206,7 +211,10 @@ class GeneratorHost(_Host):
             security_group,
             profile,
             self.user_data,
-            public_ip=False,
+            # A public address from the first boot, so cloud-init can reach the package
+            # repositories before the Elastic IP is associated (which then replaces it).
+            public_ip=True,
+            detailed_monitoring=args.settings.detailed_monitoring,
         )
         eip = aws.ec2.Eip(
             f"{name}-eip",
@@ -415,7 +423,15 @@ class AirflowHost(_Host):
             profile,
             self.user_data,
             public_ip=args.public_ip,
+            detailed_monitoring=args.settings.detailed_monitoring,
         )
+        if args.eip_allocation_id is not None:
+            aws.ec2.EipAssociation(
+                f"{name}-eip-association",
+                allocation_id=args.eip_allocation_id,
+                instance_id=instance.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.instance_id = instance.id
         self.register_outputs(
             {
@@ -474,7 +490,8 @@ def _airflow_policy(
     secret_arns: list[str],
 ) -> str:
     statements: list[dict[str, Any]] = [
-        _kms_via(region, key_arn, ["secretsmanager", "s3"]),
+        # Writing exports to the KMS-encrypted bucket needs data keys too.
+        _kms_via(region, key_arn, ["secretsmanager", "s3"], write=True),
         *_artifact_read(artifact_bucket_arn, parameter_arn),
         {
             "Sid": "WriteParquetExports",

@@ -19,6 +19,8 @@ class NetworkArgs:
     nat_gateway: bool
     flow_log_retention_days: int
     kms_key_arn: pulumi.Input[str]
+    # The Airflow host sits in the public subnet (dev) and needs its own stable address.
+    airflow_public: bool = True
 
 
 class Network(pulumi.ComponentResource):
@@ -28,6 +30,8 @@ class Network(pulumi.ComponentResource):
     public_subnet_id: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
     vpc_cidr: str
+    airflow_egress_ip: pulumi.Output[str]
+    airflow_eip_allocation_id: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -61,6 +65,7 @@ class Network(pulumi.ComponentResource):
             self._subnet("private-b", blocks[2], args.availability_zones[1]),
         ]
         self._create_routing()
+        self._create_airflow_address()
         self._create_flow_logs()
         self.vpc_id = self.vpc.id
         self.vpc_cidr = str(args.cidr)
@@ -71,6 +76,7 @@ class Network(pulumi.ComponentResource):
                 "vpcId": self.vpc_id,
                 "publicSubnetId": self.public_subnet_id,
                 "privateSubnetIds": self.private_subnet_ids,
+                "airflowEgressIp": self.airflow_egress_ip,
             }
         )
 
@@ -102,8 +108,10 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         private_routes: list[aws.ec2.RouteTableRouteArgs] = []
+        self._nat_ip: pulumi.Output[str] | None = None
         if self._args.nat_gateway:
             eip = aws.ec2.Eip(f"{name}-nat-eip", domain="vpc", opts=child)
+            self._nat_ip = eip.public_ip
             nat = aws.ec2.NatGateway(
                 f"{name}-nat",
                 allocation_id=eip.id,
@@ -132,6 +140,24 @@ class Network(pulumi.ComponentResource):
             route_table_ids=[public_rt.id, private_rt.id],
             opts=child,
         )
+
+    def _create_airflow_address(self) -> None:
+        # Snowflake's network policy for the dbt user allows exactly this address, so it must
+        # not change when the host is replaced: an Elastic IP in dev, the NAT's in prod.
+        if self._args.airflow_public:
+            eip = aws.ec2.Eip(
+                f"{self._name}-airflow-eip",
+                domain="vpc",
+                tags={"Name": f"mdp-{self._args.stack}-airflow"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.airflow_egress_ip = eip.public_ip
+            self.airflow_eip_allocation_id = eip.id
+            return
+        if self._nat_ip is None:
+            raise ValueError("a private Airflow host needs the NAT gateway for its egress")
+        self.airflow_egress_ip = self._nat_ip
+        self.airflow_eip_allocation_id = None
 
     def _create_flow_logs(self) -> None:
         name, child = self._name, pulumi.ResourceOptions(parent=self)

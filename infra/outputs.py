@@ -30,6 +30,8 @@ GENERATOR_INSTANCE_ID: Final = "generatorInstanceId"
 
 # Airflow host and its Secrets Manager backend
 AIRFLOW_INSTANCE_ID: Final = "airflowInstanceId"
+# The stable public address Airflow (dbt) connects from: for Snowflake's network policy.
+AIRFLOW_EGRESS_IP: Final = "airflowEgressIp"
 AIRFLOW_CONNECTIONS_PREFIX: Final = "airflowConnectionsPrefix"
 AIRFLOW_VARIABLES_PREFIX: Final = "airflowVariablesPrefix"
 AIRFLOW_SECRET_ARNS: Final = "airflowSecretArns"

@@ -78,7 +78,10 @@ def main() -> None:
     key = EncryptionKey(
         "kms",
         EncryptionKeyArgs(
-            stack=stack, region=aws_cfg.region, deletion_window_days=30 if config.is_prod else 7
+            stack=stack,
+            region=aws_cfg.region,
+            deletion_window_days=30 if config.is_prod else 7,
+            protect=aws_cfg.protect,
         ),
     )
     network = Network(
@@ -91,6 +94,7 @@ def main() -> None:
             nat_gateway=aws_cfg.nat_gateway,
             flow_log_retention_days=aws_cfg.flow_log_retention_days,
             kms_key_arn=key.key_arn,
+            airflow_public=aws_cfg.airflow.public_subnet,
         ),
     )
     storage = Storage(
@@ -144,6 +148,8 @@ def main() -> None:
 
     # Snowflake and Airbyte components plug in here, each when its config section is set, and
     # add their Airflow connections (secret JSON) and variables to these two mappings.
+    # `network.airflow_egress_ip` is known before the Airflow host exists, for Snowflake's
+    # network policy on the dbt user.
     airflow_connections: dict[str, pulumi.Input[str]] = {}
     airflow_variables: dict[str, pulumi.Input[str]] = {
         "mdp_exports_bucket": storage.exports_bucket,
@@ -166,6 +172,7 @@ def main() -> None:
             public_ip=aws_cfg.airflow.public_subnet,
             settings=aws_cfg.airflow,
             exports_bucket_arn=storage.exports_bucket_arn,
+            eip_allocation_id=network.airflow_eip_allocation_id,
             connections=airflow_connections,
             variables=airflow_variables,
         ),
@@ -192,6 +199,7 @@ def main() -> None:
     pulumi.export(outputs.BASTION_TUNNEL_KEY_SECRET_ARN, generator.tunnel_key_secret_arn)
     pulumi.export(outputs.GENERATOR_INSTANCE_ID, generator.instance_id)
     pulumi.export(outputs.AIRFLOW_INSTANCE_ID, airflow.instance_id)
+    pulumi.export(outputs.AIRFLOW_EGRESS_IP, network.airflow_egress_ip)
     pulumi.export(outputs.AIRFLOW_CONNECTIONS_PREFIX, airflow.connections_prefix)
     pulumi.export(outputs.AIRFLOW_VARIABLES_PREFIX, airflow.variables_prefix)
     pulumi.export(outputs.AIRFLOW_SECRET_ARNS, airflow.secret_arns)

@@ -14,7 +14,7 @@ import yaml
 FILES = Path(__file__).resolve().parent / "files"
 UV_VERSION = "0.13.9"
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem"
-# The generator's command line: `python -m mdp.cli <args>`, connecting with libpq PG* variables.
+# One cycle per timer tick: `mdp generate`, writing to MDP_SOURCE_DSN (libpq PG* variables carry the login).
 GENERATOR_ARGS = "generate --cycles 1"
 
 
@@ -105,8 +105,10 @@ def render_generator(boot: GeneratorBoot) -> str:
         "MDP_LOGICAL_REPLICATION": "true" if boot.logical_replication else "false",
         "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
         "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
-        "MDP_GENERATOR_ARGS": f"{GENERATOR_ARGS} --rows {boot.rows_per_cycle}",
-        "MDP_RESTART_UNITS": "mdp-migrate.service",
+        "MDP_GENERATOR_ARGS": GENERATOR_ARGS,
+        "MDP_GENERATOR_ROWS_PER_CYCLE": boot.rows_per_cycle,
+        "MDP_START_UNITS": "mdp-migrate.service",
+        "PYTHONPATH": "/opt/mdp/app",
     }
     timer = (
         "[Unit]\nDescription=mdp: run the source generator on its schedule\n\n"
@@ -165,6 +167,9 @@ def render_airflow(boot: AirflowBoot) -> str:
         "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
         "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
         "MDP_EXTRA_REQUIREMENTS": f"apache-airflow-providers-amazon=={boot.amazon_provider_version}",
+        # Cosmos renders the DAG from a manifest built once per release, never `dbt ls` at parse time.
+        "MDP_BUILD_COMMAND": "-m orchestration.include.dbt",
+        "PYTHONPATH": "/opt/mdp/app",
         "MDP_RESTART_UNITS": "airflow@scheduler airflow@dag-processor airflow@triggerer airflow@api-server",
     }
     backend_kwargs = json.dumps(
@@ -187,7 +192,9 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": "8080",
         "MDP_DBT_PROJECT_DIR": "/opt/mdp/app/transform",
-        "MDP_TARGET": "snowflake",
+        "MDP_HOME": "/var/lib/mdp",
+        # The DAG's cloud target: Airbyte Cloud sync, dbt on Snowflake through Cosmos.
+        "MDP_TARGET": "cloud",
     }
     doc: dict[str, Any] = {
         "package_update": True,

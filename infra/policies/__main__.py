@@ -7,10 +7,12 @@ from pathlib import Path
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyConfigSchema,
     PolicyPack,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    Severity,
     StackValidationArgs,
     StackValidationPolicy,
 )
@@ -20,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from infra.policies.rules import Context, Resource, Rule, all_rules
 
-CONFIG_SCHEMA = {"properties": {"production": {"type": "boolean", "default": False}}}
+# `--policy-pack-config` sets production=true for the prod stack, turning on the prod-only rules.
+CONFIG_SCHEMA = PolicyConfigSchema(properties={"production": {"type": "boolean", "default": False}})
 
 
 def _context(args: ResourceValidationArgs | StackValidationArgs) -> Context:
@@ -39,6 +42,7 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
         validate=validate,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=CONFIG_SCHEMA,
+        severity=Severity(rule.severity),
     )
 
 
@@ -54,6 +58,7 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
         validate=validate,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=CONFIG_SCHEMA,
+        severity=Severity(rule.severity),
     )
 
 

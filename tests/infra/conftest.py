@@ -24,6 +24,9 @@ PROGRAM = REPO_ROOT / "stacks" / "__main__.py"
 PROJECT = "mdp"
 ACCOUNT_ID = "123456789012"
 MOCK_AMI = "ami-0mock0000000000001"
+# The region of the running stack, read from its `aws:region` config.
+_REGION = ["us-east-1"]
+_LAST_DECLARED: list[list[Recorded]] = [[]]
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class ProgramRun:
         return output_name in self.secret_outputs
 
 
-def _arn(service: str, resource: str, region: str = "eu-west-3") -> str:
-    return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+def _arn(service: str, resource: str, region: str | None = None) -> str:
+    return f"arn:aws:{service}:{region or _REGION[0]}:{ACCOUNT_ID}:{resource}"
 
 
 def _fake_secret(name: str, kind: str) -> str:
@@ -121,7 +124,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if args.token == "aws:index/getRegion:getRegion":
-            return {"name": "eu-west-3", "region": "eu-west-3"}, []
+            return {"name": _REGION[0], "region": _REGION[0]}, []
         return {}, []
 
 
@@ -129,7 +132,7 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
     """What the provider would fill in after create, for the types whose outputs the program reads."""
     out: dict[str, Any] = {"arn": _arn(typ.split(":")[1].split("/")[0], name)}
     if typ == "aws:rds/instance:Instance":
-        host = f"{name}.abcdefghijkl.eu-west-3.rds.amazonaws.com"
+        host = f"{name}.abcdefghijkl.{_REGION[0]}.rds.amazonaws.com"
         out |= {
             "address": host,
             "endpoint": f"{host}:5432",
@@ -143,7 +146,11 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
             ],
         }
     elif typ == "aws:ec2/eip:Eip":
-        out |= {"publicIp": "198.51.100.10", "publicDns": "ec2-198-51-100-10.compute.amazonaws.com"}
+        octet = int(hashlib.sha256(name.encode()).hexdigest()[:2], 16) % 250 + 1
+        out |= {
+            "publicIp": f"198.51.100.{octet}",
+            "publicDns": f"ec2-198-51-100-{octet}.compute-1.amazonaws.com",
+        }
     elif typ == "aws:ec2/instance:Instance":
         out |= {"privateIp": "10.0.0.10", "publicIp": "", "primaryNetworkInterfaceId": "eni-1"}
     elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
@@ -161,6 +168,8 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
         out |= {"arn": _arn("logs", f"log-group:{inputs.get('name', name)}")}
     elif typ == "aws:ssm/parameter:Parameter":
         out |= {"arn": _arn("ssm", f"parameter{inputs.get('name', name)}")}
+    elif typ == "random:index/randomId:RandomId":
+        out |= {"hex": hashlib.sha256(name.encode()).hexdigest()[:8], "b64Url": "bW9jaw"}
     elif typ == "random:index/randomPassword:RandomPassword":
         out |= {"result": _fake_secret(name, "password"), "bcryptHash": "$2a$mock"}
     elif typ == "tls:index/privateKey:PrivateKey":
@@ -212,9 +221,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
 def _plain(value: Any) -> Any:
     """Deserialised inputs may hold unknowns or secret wrappers; keep plain JSON-like values."""
     if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
@@ -274,6 +289,7 @@ def run_program(
     for key, value in (secrets or {}).items():
         encoded[key] = value
     set_all_config(encoded, list((secrets or {}).keys()))
+    _REGION[0] = str(config.get("aws:region") or "us-east-1")
 
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
@@ -296,6 +312,7 @@ def run_program(
                 secret_names.add(name)
 
     pulumi_settings.SETTINGS.rpc_manager.clear()
+    _LAST_DECLARED[0] = monitor.recorded
     _sync_run(program)
     return ProgramRun(
         stack=stack,
@@ -344,6 +361,11 @@ def walk_strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for v in value:
             yield from walk_strings(v)
+
+
+def last_declared() -> list[Recorded]:
+    """The resources the most recent run declared, also when it failed (for example on bad config)."""
+    return list(_LAST_DECLARED[0])
 
 
 _CACHE: dict[str, ProgramRun] = {}

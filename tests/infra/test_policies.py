@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -291,7 +291,7 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
         False,
     ),
     ("ec2-ebs-optimized", "CKV_AWS_135", EC2, "airflow", _set("ebsOptimized", False), False),
-    ("ec2-detailed-monitoring", "CKV_AWS_126", EC2, "airflow", _set("monitoring", False), False),
+    ("ec2-detailed-monitoring", "CKV_AWS_126", EC2, "airflow", _set("monitoring", False), True),
     (
         "ec2-instance-profile",
         "CKV2_AWS_41 / SSM.1",
@@ -320,16 +320,23 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
         "log-group-encrypted",
         "CKV_AWS_158 / AVD-AWS-0017",
         r.LOG_GROUP,
-        "",
+        "flow-logs",
         _set("kmsKeyId", None),
         False,
     ),
-    ("log-group-retention", "CKV_AWS_66", r.LOG_GROUP, "", _set("retentionInDays", 0), False),
+    (
+        "log-group-retention",
+        "CKV_AWS_66",
+        r.LOG_GROUP,
+        "flow-logs",
+        _set("retentionInDays", 0),
+        False,
+    ),
     (
         "log-group-retention",
         "CKV_AWS_338 / CloudWatch.16 (prod)",
         r.LOG_GROUP,
-        "",
+        "postgresql-logs",
         _set("retentionInDays", 30),
         True,
     ),
@@ -421,6 +428,39 @@ def test_rule_catches_a_bad_resource(
         ) or source.startswith("mdp")
 
 
+class _ReadOnlyMapping(Mapping[str, Any]):
+    """Stands in for the policy engine's props proxies: a Mapping and Sequences, not dicts and lists."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = {k: _freeze(v) for k, v in data.items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _ReadOnlyMapping(value)
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def test_rules_read_the_policy_engines_read_only_props(prod: ProgramRun) -> None:
+    rules = {x.name: x for x in all_rules()}
+    for rule_name, _, type_, name, mutate, production in NEGATIVE_CASES:
+        bad = _props(prod, type_, name)
+        mutate(bad)
+        frozen = _ReadOnlyMapping(bad)
+        assert rules[rule_name](type_, frozen, Context(production=production)), rule_name
+
+
 def test_negative_cases_cover_at_least_25_distinct_rules() -> None:
     assert len({c[0] for c in NEGATIVE_CASES}) >= 25
 
@@ -444,4 +484,40 @@ def test_plain_output_with_a_credential_is_caught(dev: ProgramRun) -> None:
     leaked = dict(dev.outputs)
     assert r.output_violations(leaked, set()) != [], (
         "the replication URI must be recognised as a credential"
+    )
+
+
+def test_a_module_of_plain_rule_functions_joins_the_pack() -> None:
+    # A provider module may list plain functions instead of registering them (rules/snowflake.py).
+    import types
+    from dataclasses import dataclass as dc
+
+    from infra.policies.rules import adapt_module
+
+    @dc(frozen=True)
+    class Res:
+        type: str
+        name: str
+        props: Any
+
+    def warehouse_suspends(res: Res) -> list[str]:
+        """Warehouses auto-suspend."""
+        return [] if res.props.get("autoSuspend") else [f"{res.name}: never suspends"]
+
+    def one_monitor(resources: list[Res]) -> list[str]:
+        """A monitor exists."""
+        return [] if any(x.type == "m" for x in resources) else ["no monitor"]
+
+    module = types.ModuleType("infra.policies.rules.fake")
+    module.Resource = Res  # type: ignore[attr-defined]
+    module.RESOURCE_RULES = (warehouse_suspends,)  # type: ignore[attr-defined]
+    module.STACK_RULES = (one_monitor,)  # type: ignore[attr-defined]
+    module.SOURCES = {"warehouse_suspends": ("CKV_SNOW_1",)}  # type: ignore[attr-defined]
+    per_resource, stack = adapt_module(module)
+    assert per_resource.name == "fake-warehouse-suspends" and per_resource.sources == (
+        "CKV_SNOW_1",
+    )
+    assert per_resource("w", {"autoSuspend": 0}) and not per_resource("w", {"autoSuspend": 60})
+    assert stack.on_stack([Resource("w", "w1", {})]) and not stack.on_stack(
+        [Resource("m", "m1", {})]
     )

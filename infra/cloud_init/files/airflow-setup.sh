@@ -11,6 +11,6 @@ sudo -u postgres psql -v ON_ERROR_STOP=1 -tc "select 1 from pg_roles where rolna
   || sudo -u postgres createuser airflow
 sudo -u postgres psql -tc "select 1 from pg_database where datname='airflow'" | grep -q 1 \
   || sudo -u postgres createdb -O airflow airflow
-mkdir -p "$AIRFLOW_HOME" && chown airflow:airflow "$AIRFLOW_HOME"
+mkdir -p "$AIRFLOW_HOME" "$MDP_HOME" && chown airflow:airflow "$AIRFLOW_HOME" "$MDP_HOME"
 sudo -u airflow --preserve-env /opt/mdp/app/.venv/bin/airflow db migrate
 systemctl enable --now airflow@scheduler airflow@dag-processor airflow@triggerer airflow@api-server

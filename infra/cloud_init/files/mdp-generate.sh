@@ -7,7 +7,9 @@ secret=$(aws secretsmanager get-secret-value --region "$AWS_REGION" \
 PGUSER=$(jq -r .username <<<"$secret")
 PGPASSWORD=$(jq -r .password <<<"$secret")
 unset secret
-export PGUSER PGPASSWORD PGHOST="$MDP_DB_HOST" PGPORT="$MDP_DB_PORT" PGDATABASE="$MDP_DB_NAME"
-export PGSSLMODE=verify-full PGSSLROOTCERT=/etc/mdp/rds-ca.pem
+# libpq takes the user and password from the environment, so the DSN the generator prints has none.
+export PGUSER PGPASSWORD
+export MDP_SOURCE_DSN="host=$MDP_DB_HOST port=$MDP_DB_PORT dbname=$MDP_DB_NAME sslmode=verify-full sslrootcert=/etc/mdp/rds-ca.pem"
 cd /opt/mdp/app
-exec /opt/mdp/app/.venv/bin/python -m mdp.cli $MDP_GENERATOR_ARGS
+# shellcheck disable=SC2086
+exec /opt/mdp/app/.venv/bin/python -c 'from mdp.cli import app; app(prog_name="mdp")' $MDP_GENERATOR_ARGS

@@ -24,8 +24,17 @@ if [[ -n "${MDP_EXTRA_REQUIREMENTS:-}" ]]; then
   /usr/local/bin/uv pip install --python "$release/.venv/bin/python" \
     --constraint "$work/constraints.txt" $MDP_EXTRA_REQUIREMENTS
 fi
+if [[ -n "${MDP_BUILD_COMMAND:-}" ]]; then
+  # Build steps (the dbt manifest the DAG renders from) run against the new release only.
+  # shellcheck disable=SC2086
+  MDP_HOME="$work" MDP_DBT_PROJECT_DIR="$release/transform" PYTHONPATH="$release" \
+    "$release/.venv/bin/python" $MDP_BUILD_COMMAND
+fi
 chmod -R go-w "$release"
 ln -sfn "$release" /opt/mdp/app.next && mv -T /opt/mdp/app.next /opt/mdp/app
+# Long-running units restart on the new release; one-shot units (the migration) run once more.
 # shellcheck disable=SC2086
-[[ -n "${MDP_RESTART_UNITS:-}" ]] && systemctl try-restart $MDP_RESTART_UNITS
+if [[ -n "${MDP_RESTART_UNITS:-}" ]]; then systemctl try-restart $MDP_RESTART_UNITS; fi
+# shellcheck disable=SC2086
+if [[ -n "${MDP_START_UNITS:-}" ]]; then systemctl start --no-block $MDP_START_UNITS; fi
 echo "deployed $key"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 Props = Mapping[str, Any]
@@ -120,8 +123,57 @@ def evaluate(resources: Sequence[Resource], context: Context | None = None) -> l
 
 
 def all_rules() -> list[Rule]:
-    # Importing the rule modules registers them.
-    from infra.policies.rules import aws as _aws  # noqa: F401
-    from infra.policies.rules import snowflake as _snowflake  # noqa: F401
-
+    """Every rule of every module in this package (a module per provider: aws, snowflake, ...)."""
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if module.__name__ not in _ADAPTED:
+            _ADAPTED.add(module.__name__)
+            for rule in adapt_module(module):
+                REGISTRY.add(rule)
     return list(REGISTRY.rules.values())
+
+
+_ADAPTED: set[str] = set()
+
+
+def adapt_module(module: ModuleType) -> list[Rule]:
+    """Rules of a module that lists plain functions instead of registering them.
+
+    Such a module exposes `Resource` (built as `Resource(type=..., name=..., props=...)`),
+    `RESOURCE_RULES` (functions of one Resource returning messages) and `STACK_RULES`
+    (functions of all Resources returning messages), and optionally `SOURCES`, mapping a
+    function name to the scanner rules it mirrors.
+    """
+    if not hasattr(module, "RESOURCE_RULES") and not hasattr(module, "STACK_RULES"):
+        return []
+    make = module.Resource
+    sources: Mapping[str, Sequence[str]] = getattr(module, "SOURCES", {})
+    short = module.__name__.rsplit(".", 1)[-1]
+    rules: list[Rule] = []
+
+    def describe(fn: Callable[..., Any]) -> tuple[str, str, tuple[str, ...]]:
+        name = f"{short}-{fn.__name__.replace('_', '-')}"
+        doc = (fn.__doc__ or name).strip().splitlines()[0]
+        return name, doc, tuple(sources.get(fn.__name__, (f"mdp: {short}",)))
+
+    for fn in getattr(module, "RESOURCE_RULES", ()):
+        name, doc, src = describe(fn)
+
+        def check(t: str, p: Props, c: Context, fn: Callable[..., list[str]] = fn) -> list[str]:
+            return list(fn(make(type=t, name=t.rsplit(":", 1)[-1], props=p)))
+
+        rules.append(Rule(name, doc, src, check=check))
+    for fn in getattr(module, "STACK_RULES", ()):
+        name, doc, src = describe(fn)
+
+        def stack_check(
+            resources: Sequence[Resource],
+            c: Context,
+            fn: Callable[..., list[str]] = fn,
+            name: str = name,
+        ) -> list[Violation]:
+            converted = [make(type=r.type, name=r.name, props=r.props) for r in resources]
+            return [Violation(name, "stack", m) for m in fn(converted)]
+
+        rules.append(Rule(name, doc, src, stack_check=stack_check))
+    return rules

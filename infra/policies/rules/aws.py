@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.policies.rules import REGISTRY, Context, Props, Resource, Violation
@@ -41,9 +41,12 @@ stack_rule = REGISTRY.stack_rule
 
 
 def _list(value: Any) -> list[Any]:
+    # The policy engine hands over read-only Mapping/Sequence proxies, not dicts and lists.
     if value is None:
         return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return [value]
 
 
 def _exposed_ports(from_port: Any, to_port: Any, protocol: Any) -> list[int]:
@@ -53,7 +56,7 @@ def _exposed_ports(from_port: Any, to_port: Any, protocol: Any) -> list[int]:
     return [p for p in sorted(ADMIN_PORTS) if lo <= p <= hi]
 
 
-def _open_ingress(rules: list[dict[str, Any]]) -> list[str]:
+def _open_ingress(rules: Sequence[Mapping[str, Any]]) -> list[str]:
     found = []
     for r in rules:
         cidrs = set(_list(r.get("cidrBlocks"))) | set(_list(r.get("ipv6CidrBlocks")))
@@ -401,7 +404,11 @@ def ec2_ebs_optimized(t: str, p: Props, c: Context) -> list[str]:
     "low",
 )
 def ec2_monitoring(t: str, p: Props, c: Context) -> list[str]:
-    return [] if p.get("monitoring") else ["detailed monitoring is off"]
+    return (
+        ["detailed monitoring is off in production"]
+        if c.production and not p.get("monitoring")
+        else []
+    )
 
 
 @rule(
@@ -586,12 +593,12 @@ def s3_bucket_hardened(resources: Sequence[Resource], c: Context) -> list[Violat
     return found
 
 
-def _statements(policy: Any) -> list[dict[str, Any]]:
+def _statements(policy: Any) -> list[Mapping[str, Any]]:
     try:
         doc = json.loads(policy) if isinstance(policy, str) else (policy or {})
     except ValueError:
         return []
-    return [s for s in _list(doc.get("Statement")) if isinstance(s, dict)]
+    return [s for s in _list(doc.get("Statement")) if isinstance(s, Mapping)]
 
 
 @rule(
@@ -649,7 +656,7 @@ def iam_trust(t: str, p: Props, c: Context) -> list[str]:
     out = []
     for s in _statements(p.get("assumeRolePolicy")):
         principal = s.get("Principal")
-        values = _list(principal.get("AWS")) if isinstance(principal, dict) else [principal]
+        values = _list(principal.get("AWS")) if isinstance(principal, Mapping) else [principal]
         if s.get("Effect") == "Allow" and "*" in values:
             out.append("trust policy allows any principal ('*')")
     return out
