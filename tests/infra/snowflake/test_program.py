@@ -148,7 +148,9 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     airbyte_ips = set(rules_by_name["AIRBYTE_SVC_INGRESS"].props["valueLists"])
     config_ips = set(json.loads(sf_dev.run.config["mdp:aws"])["airbyteCidrs"])
     assert airbyte_ips == config_ips
-    assert rules_by_name["DBT_SVC_INGRESS"].props["valueLists"] == [DBT_CIDR]
+    # The Airflow host's Elastic IP (from the network component) plus the configured extra.
+    eip = sf_dev.run.named("network-airflow-eip").outputs["publicIp"]
+    assert rules_by_name["DBT_SVC_INGRESS"].props["valueLists"] == sorted([f"{eip}/32", DBT_CIDR])
     keys = [k for k in sf_dev.of_type(rules.TLS_PRIVATE_KEY) if k.name.startswith("snowflake-")]
     assert len(keys) == 2 and all(k.props["rsaBits"] >= 2048 for k in keys)
 
@@ -257,11 +259,6 @@ def test_outputs(sf_dev: SnowflakeRun) -> None:
         ({"statementTimeoutSeconds": 172800}, "mdp:snowflake.statementTimeoutSeconds", "3600"),
         ({"rsaBits": 1024}, "mdp:snowflake.rsaBits", "4096"),
         ({"acountName": "X"}, "mdp:snowflake.acountName", "did you mean 'accountName'"),
-        (
-            {"dbtAllowedCidrs": None},
-            "mdp:snowflake.dbtAllowedCidrs[0]",
-            "pulumi config set --path 'snowflake.dbtAllowedCidrs[0]' 198.51.100.7/32 --stack dev",
-        ),
     ],
     ids=lambda v: str(v),
 )
@@ -351,3 +348,11 @@ def test_component_attributes_for_airbyte() -> None:
         assert found[key].is_secret and str(found[key].value).startswith("MOCKSECRET-pkcs8")
     assert found["dbt_airflow_connection"].is_secret
     assert not found["airbyte_user"].is_secret
+
+
+def test_prod_dbt_user_signs_in_from_the_nat_gateway(sf_prod: SnowflakeRun) -> None:
+    nat_ip = sf_prod.run.named("network-nat-eip").outputs["publicIp"]
+    dbt_rule = next(
+        r for r in sf_prod.of_type(rules.NETWORK_RULE) if r.props["name"] == "DBT_SVC_INGRESS"
+    )
+    assert f"{nat_ip}/32" in dbt_rule.props["valueLists"]
