@@ -279,7 +279,7 @@ class SnowflakeConfig(Section):
     )
     # Empty means Airbyte Cloud's IPs from `aws.airbyteCidrs`.
     airbyte_allowed_cidrs: tuple[SignInCidr, ...] = Field((), examples=["13.37.4.46/32"])
-    # Added to the Airflow host's egress IP for the dbt user.
+    # Added to the Airflow host's stable egress IP, where the dbt user signs in from.
     dbt_allowed_cidrs: tuple[SignInCidr, ...] = Field((), examples=["198.51.100.7/32"])
     notify_users: tuple[str, ...] = Field((), examples=["ADMIN_USER"])
     rsa_bits: int = Field(4096, ge=2048, le=8192, examples=[4096])

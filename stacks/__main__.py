@@ -237,7 +237,9 @@ def main() -> None:
     }
 
     # --- Snowflake (infra/snowflake) ---------------------------------------------------------
-    snowflake = build_snowflake(config, secrets_kms_key_id=key.key_arn)
+    snowflake = build_snowflake(
+        config, secrets_kms_key_id=key.key_arn, airflow_egress_ip=network.airflow_egress_ip
+    )
     if snowflake is not None:
         airflow_connections[SNOWFLAKE_AIRFLOW_CONN_ID] = snowflake.dbt_airflow_connection
     # --- end Snowflake -----------------------------------------------------------------------

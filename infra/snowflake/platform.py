@@ -63,6 +63,22 @@ def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
     return out
 
 
+def _check_networks(args: SnowflakePlatformArgs) -> None:
+    # Before any resource: an aborted program must not leave half a platform behind.
+    if args.airflow_egress_ip is None and not args.settings.dbt_allowed_cidrs:
+        raise ValueError(
+            "The dbt service user would have no network to sign in from: wire the Airflow "
+            "host's egress IP, or run `pulumi config set --path "
+            "'mdp:snowflake.dbtAllowedCidrs[0]' <ip>/32`. No Snowflake object was declared."
+        )
+    if not args.airbyte_cidrs:
+        raise ValueError(
+            "The Airbyte service user would have no network to sign in from: run "
+            "`pulumi config set --path 'mdp:snowflake.airbyteAllowedCidrs[0]' <ip>/32`. "
+            "No Snowflake object was declared."
+        )
+
+
 def _airflow_connection(
     account: str, user: str, database: str, warehouse: str, role: str, pem: str
 ) -> str:
@@ -114,6 +130,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: SnowflakePlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        _check_networks(args)
         super().__init__("mdp:snowflake:SnowflakePlatform", name, None, opts)
         self._name = name
         self._args = args
@@ -147,6 +164,14 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 "airbyte_key_secret_arn": self.airbyte_key_secret_arn,
                 "dbt_key_secret_arn": self.dbt_key_secret_arn,
             }
+        )
+
+    def _dbt_cidrs(self) -> pulumi.Input[Sequence[str]]:
+        extra = sorted(str(c) for c in self._args.settings.dbt_allowed_cidrs)
+        if self._args.airflow_egress_ip is None:
+            return extra
+        return pulumi.Output.from_input(self._args.airflow_egress_ip).apply(
+            lambda ip: sorted({*extra, ip if "/" in ip else f"{ip}/32"})
         )
 
     # Providers: each object class is managed by the least powerful system role that can.
@@ -387,25 +412,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
             )
 
     def _create_service_users(self) -> None:
-        s = self._args.settings
-        extra = sorted(str(c) for c in s.dbt_allowed_cidrs)
-        dbt_cidrs: pulumi.Input[Sequence[str]] = extra
-        if self._args.airflow_egress_ip is not None:
-            dbt_cidrs = pulumi.Output.from_input(self._args.airflow_egress_ip).apply(
-                lambda ip: sorted({*extra, ip if "/" in ip else f"{ip}/32"})
-            )
-        elif not extra:
-            raise ValueError(
-                "The dbt service user would have no network to sign in from: wire the Airflow "
-                "host's egress IP, or run `pulumi config set --path "
-                "'mdp:snowflake.dbtAllowedCidrs[0]' <ip>/32`. Nothing was created."
-            )
-        if not self._args.airbyte_cidrs:
-            raise ValueError(
-                "The Airbyte service user would have no network to sign in from: run "
-                "`pulumi config set --path 'mdp:snowflake.airbyteAllowedCidrs[0]' <ip>/32`. "
-                "Nothing was created."
-            )
+        dbt_cidrs = self._dbt_cidrs()
         specs = (
             _ServiceUserSpec(
                 n.AIRBYTE_USER,

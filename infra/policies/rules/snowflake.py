@@ -539,6 +539,10 @@ def accountadmin_only_for_monitors(resources: Sequence[Resource]) -> Violations:
     return found
 
 
+# The policy pack registers RESOURCE_RULES and STACK_RULES (infra/policies/rules/__init__.py).
+# It sees a resource's type, name and properties only, so `prod_databases_protected` (needs
+# the protect option) runs in the program tests, and `accountadmin_only_for_monitors` (needs
+# the provider's role) finds nothing to report there.
 STACK_RULES: tuple[Callable[[Sequence[Resource]], Violations], ...] = (
     grants_match_matrix,
     functional_roles_reach_sysadmin,
@@ -569,66 +573,26 @@ def check_stack(resources: Sequence[Resource], stack: str) -> Violations:
     return found
 
 
-# --- the policy pack's registry --------------------------------------------------------
-# The pack sees a resource's type, name and properties only: the rules that need its
-# protect option or its provider's role run in the program tests alone.
-
-_SOURCES: dict[Callable[..., Violations], tuple[str, ...]] = {
-    service_users_use_key_pairs: ("CIS Snowflake 1.6", "Snowflake service users (TYPE=SERVICE)"),
-    service_users_have_network_policy: ("CIS Snowflake 3.2",),
-    service_users_have_narrow_defaults: ("CIS Snowflake 1.12", "mdp: secondary roles off"),
-    no_admin_role_grants: ("CIS Snowflake 1.10", "CIS Snowflake 1.13"),
-    grants_are_explicit: ("Snowflake provider: grant migration guide", "mdp: no permanent diff"),
-    no_ownership_transfers: ("Snowflake provider: grant_ownership caveats",),
-    warehouse_suspends_when_idle: ("mdp: cost guard", "Snowflake warehouse best practices"),
-    warehouse_has_resource_monitor: ("mdp: cost guard", "Snowflake resource monitors"),
-    warehouse_statement_timeout: ("mdp: cost guard", "STATEMENT_TIMEOUT_IN_SECONDS"),
-    warehouse_size_capped: ("mdp: cost guard",),
-    resource_monitor_thresholds: ("mdp: cost guard", "Snowflake resource monitors"),
-    network_rules_are_narrow: ("CIS Snowflake 3.2", "mdp: no open ingress"),
-    network_policies_use_rules: ("Snowflake network rules",),
-    rsa_keys_are_strong: ("Snowflake key-pair authentication (2048-bit RSA minimum)",),
-    no_plaintext_private_keys: ("mdp: secrets only as secrets",),
-    provider_uses_key_pair: ("CIS Snowflake 1.6", "Snowflake password sign-in deprecation"),
-    grants_match_matrix: ("mdp: grant matrix (README)", "CIS Snowflake 1.13"),
-    functional_roles_reach_sysadmin: ("Snowflake access control best practices",),
-    warehouses_use_declared_monitor: ("mdp: cost guard",),
+# Where each rule comes from, for the policy pack's messages.
+SOURCES: dict[str, tuple[str, ...]] = {
+    "service_users_use_key_pairs": ("CIS Snowflake 1.6", "Snowflake TYPE=SERVICE users"),
+    "service_users_have_network_policy": ("CIS Snowflake 3.2",),
+    "service_users_have_narrow_defaults": ("CIS Snowflake 1.12", "mdp: secondary roles off"),
+    "no_admin_role_grants": ("CIS Snowflake 1.10", "CIS Snowflake 1.13"),
+    "grants_are_explicit": ("Snowflake provider grant migration guide", "mdp: no diffs"),
+    "no_ownership_transfers": ("Snowflake provider grant_ownership caveats",),
+    "warehouse_suspends_when_idle": ("mdp: cost guard", "Snowflake warehouse practices"),
+    "warehouse_has_resource_monitor": ("mdp: cost guard", "Snowflake resource monitors"),
+    "warehouse_statement_timeout": ("mdp: cost guard", "STATEMENT_TIMEOUT_IN_SECONDS"),
+    "warehouse_size_capped": ("mdp: cost guard",),
+    "resource_monitor_thresholds": ("mdp: cost guard", "Snowflake resource monitors"),
+    "network_rules_are_narrow": ("CIS Snowflake 3.2", "mdp: no open ingress"),
+    "network_policies_use_rules": ("Snowflake network rules",),
+    "rsa_keys_are_strong": ("Snowflake key-pair authentication: RSA 2048+",),
+    "no_plaintext_private_keys": ("mdp: secrets only as secrets",),
+    "provider_uses_key_pair": ("CIS Snowflake 1.6", "Snowflake password sign-in deprecation"),
+    "grants_match_matrix": ("mdp: grant matrix (README)", "CIS Snowflake 1.13"),
+    "functional_roles_reach_sysadmin": ("Snowflake access control best practices",),
+    "warehouses_use_declared_monitor": ("mdp: cost guard",),
+    "accountadmin_only_for_monitors": ("CIS Snowflake 1.10",),
 }
-
-
-def _register() -> None:
-    from infra.policies.rules import REGISTRY, Context, Props, Violation
-    from infra.policies.rules import Resource as PackResource
-
-    def resource_check(fn: Callable[[Resource], Violations]) -> Any:
-        def check(resource_type: str, props: Props, _: Context) -> list[str]:
-            found = fn(Resource(resource_type, "", props))
-            return [message.removeprefix(": ") for message in found]
-
-        return check
-
-    def stack_check(fn: Callable[[Sequence[Resource]], Violations]) -> Any:
-        def check(resources: Sequence[PackResource], _: Context) -> list[Violation]:
-            mine = [Resource(r.type, r.name, r.props) for r in resources]
-            return [Violation(name, "snowflake", message) for message in fn(mine)]
-
-        name = f"snowflake-{fn.__name__.replace('_', '-')}"
-        return name, check
-
-    for fn in RESOURCE_RULES:
-        REGISTRY.resource_rule(
-            f"snowflake-{fn.__name__.replace('_', '-')}",
-            (fn.__doc__ or "").strip(),
-            _SOURCES[fn],
-            types=(),
-        )(resource_check(fn))
-    for stack_fn in (
-        grants_match_matrix,
-        functional_roles_reach_sysadmin,
-        warehouses_use_declared_monitor,
-    ):
-        name, check = stack_check(stack_fn)
-        REGISTRY.stack_rule(name, (stack_fn.__doc__ or "").strip(), _SOURCES[stack_fn])(check)
-
-
-_register()

@@ -148,7 +148,9 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     airbyte_ips = set(rules_by_name["AIRBYTE_SVC_INGRESS"].props["valueLists"])
     config_ips = set(json.loads(sf_dev.run.config["mdp:aws"])["airbyteCidrs"])
     assert airbyte_ips == config_ips
-    assert rules_by_name["DBT_SVC_INGRESS"].props["valueLists"] == [DBT_CIDR]
+    # The Airflow host's Elastic IP (from the network component) plus the configured extra.
+    eip = sf_dev.run.named("network-airflow-eip").outputs["publicIp"]
+    assert rules_by_name["DBT_SVC_INGRESS"].props["valueLists"] == sorted([f"{eip}/32", DBT_CIDR])
     keys = [k for k in sf_dev.of_type(rules.TLS_PRIVATE_KEY) if k.name.startswith("snowflake-")]
     assert len(keys) == 2 and all(k.props["rsaBits"] >= 2048 for k in keys)
 
@@ -180,10 +182,9 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
     for version in sf_stack.run.of_type(rules.SECRET_VERSION):
         if not version.name.startswith("snowflake-"):
             continue
-        # The engine stores it encrypted: the value arrives wrapped as a secret.
-        wrapped = version.inputs["secretString"]
-        assert isinstance(wrapped, dict) and "value" in wrapped
-        payload = json.loads(wrapped["value"])
+        # The engine stores it encrypted in the state.
+        assert "secretString" in sf_stack.secret_inputs[version.urn]
+        payload = json.loads(version.inputs["secretString"])
         assert payload["private_key"] in key_values
         assert set(payload) == {
             "account", "host", "user", "role", "warehouse", "database", "schema", "private_key",
@@ -203,7 +204,8 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
 
 def test_airflow_connection_signs_dbt_in_with_its_key(sf_dev: SnowflakeRun) -> None:
     version = sf_dev.run.named("airflow-connection-snowflake-dbt-value")
-    conn = json.loads(version.inputs["secretString"]["value"])
+    assert "secretString" in sf_dev.secret_inputs[version.urn]
+    conn = json.loads(version.inputs["secretString"])
     dbt_key = sf_dev.run.named("snowflake-dbt-svc-key").outputs["privateKeyPemPkcs8"]
     extra = conn["extra"]
     assert base64.b64decode(extra.pop("private_key_content")).decode() == dbt_key
@@ -272,7 +274,14 @@ def test_bad_config_fails_before_any_resource(section: dict, key: str, fix: str)
 
 def _settings(**extra: object) -> SnowflakeConfig:
     return SnowflakeConfig.model_validate(
-        {"organizationName": "O", "accountName": "A", "creditQuota": 5, "namePrefix": "T_", **extra}
+        {
+            "organizationName": "O",
+            "accountName": "A",
+            "creditQuota": 5,
+            "namePrefix": "T_",
+            "dbtAllowedCidrs": ["198.51.100.7/32"],
+            **extra,
+        }
     )
 
 
@@ -290,24 +299,31 @@ def test_dbt_user_signs_in_from_the_airflow_egress_ip() -> None:
     }
     assert ingress == {
         "AIRBYTE_SVC_INGRESS": ["13.37.4.46/32"],
-        "DBT_SVC_INGRESS": ["198.51.100.20/32"],
+        "DBT_SVC_INGRESS": ["198.51.100.20/32", "198.51.100.7/32"],
     }
 
 
 def test_a_service_user_without_a_network_is_refused() -> None:
+    # Config validation already demands the networks; the component guards on its own too.
+    no_dbt = _settings().model_copy(update={"dbt_allowed_cidrs": ()})
     args = SnowflakePlatformArgs(
-        settings=_settings(), stack="dev", protect=False, airbyte_cidrs=["13.37.4.46/32"]
+        settings=no_dbt, stack="dev", protect=False, airbyte_cidrs=["13.37.4.46/32"]
     )
     with pytest.raises(ValueError, match="dbt service user would have no network") as err:
-        run_component(lambda: {"platform": SnowflakePlatform("t", args).dbt_user})
-    assert "dbtAllowedCidrs" in str(err.value) and "Nothing was created" in str(err.value)
+        run_component(lambda: {"user": SnowflakePlatform("t", args).dbt_user})
+    assert "dbtAllowedCidrs" in str(err.value) and "No Snowflake object was declared" in str(
+        err.value
+    )
+    args = SnowflakePlatformArgs(settings=_settings(), stack="dev", protect=False, airbyte_cidrs=[])
+    with pytest.raises(ValueError, match="Airbyte service user would have no network"):
+        run_component(lambda: {"user": SnowflakePlatform("t", args).dbt_user})
 
 
 def test_component_attributes_for_airbyte() -> None:
     found: dict[str, Resolved] = {}
     names = (
         "airbyte_user", "airbyte_private_key", "airbyte_role", "loading_warehouse",
-        "raw_database", "raw_schema", "dbt_private_key", "dbt_user",
+        "raw_database", "raw_schema", "dbt_private_key", "dbt_user", "dbt_airflow_connection",
     )  # fmt: skip
 
     def build() -> dict[str, object]:
@@ -330,4 +346,13 @@ def test_component_attributes_for_airbyte() -> None:
     assert found["raw_schema"].value == "POSTGRES_AIRBYTE"
     for key in ("airbyte_private_key", "dbt_private_key"):
         assert found[key].is_secret and str(found[key].value).startswith("MOCKSECRET-pkcs8")
+    assert found["dbt_airflow_connection"].is_secret
     assert not found["airbyte_user"].is_secret
+
+
+def test_prod_dbt_user_signs_in_from_the_nat_gateway(sf_prod: SnowflakeRun) -> None:
+    nat_ip = sf_prod.run.named("network-nat-eip").outputs["publicIp"]
+    dbt_rule = next(
+        r for r in sf_prod.of_type(rules.NETWORK_RULE) if r.props["name"] == "DBT_SVC_INGRESS"
+    )
+    assert f"{nat_ip}/32" in dbt_rule.props["valueLists"]

@@ -300,7 +300,8 @@ def test_policy_pack_registry_runs_the_snowflake_rules(sf_stack: SnowflakeRun) -
     from infra.policies.rules import Resource as PackResource
 
     names = {r.name for r in all_rules() if r.name.startswith("snowflake-")}
-    assert len(names) == len(rules.RESOURCE_RULES) + 3
+    assert len(names) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES)
+    assert set(rules.SOURCES) == {f.__name__ for f in (*rules.RESOURCE_RULES, *rules.STACK_RULES)}
     pack = [PackResource(r.type, r.name, r.props) for r in sf_stack.resources]
     context = Context(production=sf_stack.run.stack == "prod")
     assert [v for v in evaluate(pack, context) if v.rule in names] == []
@@ -310,4 +311,4 @@ def test_policy_pack_registry_runs_the_snowflake_rules(sf_stack: SnowflakeRun) -
     assert [(v.rule, v.resource) for v in found] == [
         ("snowflake-warehouse-suspends-when-idle", wh.name)
     ]
-    assert found[0].message == "auto_suspend is 3600, not 1-60 s"
+    assert found[0].message.endswith("auto_suspend is 3600, not 1-60 s")
