@@ -11,6 +11,7 @@ export AIRFLOW__API__HOST ?= 127.0.0.1
 .PHONY: help install demo test lint fmt clean dashboard export bench-exports
 .PHONY: help install demo test lint fmt clean airflow dbt-manifest dashboard export bench-exports
 .PHONY: help install demo test lint fmt clean test-infra policy-pack-env
+.PHONY: help install demo test lint fmt clean plan
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,6 +38,7 @@ lint: install ## ruff (lint + format check) and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy mdp infra stacks source_generator ingestion
+	$(RUN) actionlint
 
 fmt: install ## Format the code and apply safe lint fixes
 	$(RUN) ruff format .
@@ -79,3 +81,7 @@ policy-pack-env: ## Create the policy pack's own environment (pulumi-policy need
 .PHONY: test-airbyte
 test-airbyte: install ## Airbyte provider (against a fake Airbyte API), component and program tests
 	$(RUN) pytest tests/infra/airbyte
+STACK ?= dev
+FORMAT ?= text
+plan: install ## Credential-free plan of a stack under mocks: resources, policy violations, monthly cost (STACK=dev|prod FORMAT=text|markdown PLAN_OUT=file)
+	$(RUN) mdp plan --stack $(STACK) --format $(FORMAT) $(if $(PLAN_OUT),--output $(PLAN_OUT))

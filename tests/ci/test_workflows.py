@@ -1,0 +1,83 @@
+"""The GitHub workflows lint clean and call the commands the README documents, not copies of them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+# Tools the Makefile wraps: a workflow that calls them directly has copied a recipe.
+WRAPPED_TOOLS = re.compile(r"\b(pytest|ruff|mypy|sqlfluff|dbt|uv (sync|run)|pip install)\b")
+
+
+def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("actionlint")
+    assert exe, "actionlint is not installed in the environment (it comes with `make install`)"
+    return subprocess.run(
+        [exe, "-no-color", *map(str, paths)], capture_output=True, text=True, check=False
+    )
+
+
+def run_steps(workflow: Path) -> list[str]:
+    doc = yaml.safe_load(workflow.read_text())
+    return [step["run"] for job in doc["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def readme_commands() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, flags=re.S)
+    return {
+        line.split("#")[0].strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.split("#")[0].strip()
+    }
+
+
+def test_the_three_workflows_exist():
+    assert {w.name for w in WORKFLOWS} >= {"ci.yml", "preview.yml", "deploy.yml"}
+
+
+def test_actionlint_passes_on_every_workflow():
+    result = actionlint(*WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path):
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - run: echo ${{ github.event.no_such_thing.title }}\n"
+        "      - uses: actions/checkout@v5\n        with: {fetch-depth: banana}\n"
+        "    needs: [missing-job]\n"
+    )
+    result = actionlint(bad)
+    assert result.returncode != 0
+    assert "missing-job" in result.stdout
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_workflows_call_readme_commands_not_copies(workflow: Path):
+    documented = readme_commands()
+    documented_targets = {c.split()[1] for c in documented if c.startswith("make ")}
+    for script in run_steps(workflow):
+        assert not WRAPPED_TOOLS.search(script), (
+            f"{workflow.name} runs a tool directly instead of the README's make target:\n{script}"
+        )
+        for target in re.findall(r"\bmake\s+([a-z][\w-]*)", script):
+            assert target in documented_targets, (
+                f"{workflow.name} calls `make {target}`, which README.md does not document"
+            )
+
+
+def test_ci_runs_the_readme_test_command():
+    scripts = "\n".join(run_steps(ROOT / ".github" / "workflows" / "ci.yml"))
+    assert "make test" in scripts and "make test" in readme_commands()
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
