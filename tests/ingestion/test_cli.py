@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mdp import demo, paths
+from mdp import paths
 from mdp.cli import app
 
 pytestmark = pytest.mark.postgres
@@ -60,8 +60,3 @@ def test_status_json_reports_raw_and_each_cursor(
     assert {n: v["cursor"] for n, v in raw["streams"].items()} == {
         s["stream"]: s["cursor"] for s in synced["streams"]
     }
-
-
-def test_demo_syncs_right_after_generating() -> None:
-    runs = [step.run.__name__ for step in demo.STEPS]
-    assert runs[runs.index("generate_source_data") + 1] == "demo_sync"
