@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pulumi
 from pydantic import (
@@ -21,6 +21,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from infra.cost import CostAssumptions
 
 PROJECT = "mdp"
 STACKS = ("dev", "prod")
@@ -294,6 +297,44 @@ class SnowflakeConfig(Section):
         return v
 
 
+class WarehouseUsageSettings(Section):
+    """How often a workload wakes its Snowflake warehouse, and how long it works each time."""
+
+    runs_per_day: float = Field(1, ge=0, le=1440, examples=[1])
+    minutes_per_run: float = Field(10, ge=0, le=1440, examples=[15])
+
+
+class CostConfig(Section):
+    """`mdp:cost`: the monthly budget `mdp plan` guards, and the usage the price table cannot know."""
+
+    monthly_budget_usd: float = Field(150, gt=0, examples=[60])
+    # Per contract: on-demand Standard edition is about $2, Enterprise about $3.
+    snowflake_credit_price_usd: float = Field(3.0, gt=0, examples=[2.0])
+    # Airbyte Cloud bills by plan and volume: fill in what your plan costs.
+    airbyte_monthly_usd: float | None = Field(None, ge=0, examples=[10])
+    s3_gb_per_bucket: float = Field(5, ge=0, examples=[5])
+    log_gb_per_month: float = Field(1, ge=0, examples=[1])
+    warehouse_usage: dict[Literal["load", "transform", "report"], WarehouseUsageSettings] = {
+        "load": WarehouseUsageSettings(runs_per_day=1, minutes_per_run=10),
+        "transform": WarehouseUsageSettings(runs_per_day=1, minutes_per_run=15),
+        "report": WarehouseUsageSettings(runs_per_day=6, minutes_per_run=2),
+    }
+
+    def assumptions(self) -> CostAssumptions:
+        from infra.cost import CostAssumptions, WarehouseUsage
+
+        return CostAssumptions(
+            snowflake_credit_price_usd=self.snowflake_credit_price_usd,
+            s3_gb_per_bucket=self.s3_gb_per_bucket,
+            log_gb_per_month=self.log_gb_per_month,
+            airbyte_monthly_usd=self.airbyte_monthly_usd,
+            warehouse_usage={
+                k: WarehouseUsage(v.runs_per_day, v.minutes_per_run)
+                for k, v in self.warehouse_usage.items()
+            },
+        )
+
+
 class StackConfig(Section):
     """The whole program's configuration; each component reads only its own section."""
 
@@ -302,6 +343,7 @@ class StackConfig(Section):
     aws: AwsConfig
     airbyte: AirbyteConfig | None = None
     snowflake: SnowflakeConfig | None = None
+    cost: CostConfig = CostConfig.model_validate({})
 
     @property
     def is_prod(self) -> bool:

@@ -9,7 +9,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import fakesnow
 import psycopg
 import pytest
 from psycopg import sql
@@ -21,6 +23,15 @@ from source_generator.migrate import migrate
 PLAN_SEED_CLOCK = datetime(2024, 1, 1, tzinfo=UTC)
 _TEMPLATE = "mdp_source_template"
 _counter = itertools.count(1)
+# fakesnow.server() imports its submodule `fakesnow.server`, which replaces the function on the
+# package: a second call in the same process would call a module. Keep the function.
+_FAKESNOW_SERVER = fakesnow.server
+
+
+@pytest.fixture(scope="session")
+def start_fakesnow() -> Callable[..., Any]:
+    """fakesnow's `server()` context manager: a Snowflake-dialect server on 127.0.0.1."""
+    return _FAKESNOW_SERVER
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -92,11 +94,12 @@ def _rsa_key(path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result")
-def test_snowflake_marts_read_with_key_pair_auth(tmp_path: Path) -> None:
-    import fakesnow
+def test_snowflake_marts_read_with_key_pair_auth(
+    tmp_path: Path, start_fakesnow: Callable[..., Any]
+) -> None:
     import snowflake.connector
 
-    with fakesnow.server() as server:
+    with start_fakesnow() as server:
         endpoint = {k: server[k] for k in ("host", "port", "protocol")}
         admin = snowflake.connector.connect(**server)
         cur = admin.cursor()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -66,14 +66,14 @@ def query(connect: dict[str, Any], sql: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def fakesnow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnowflakeBuild]:
-    import fakesnow
-
+def fakesnow_server(
+    tmp_path_factory: pytest.TempPathFactory, start_fakesnow: Callable[..., Any]
+) -> Iterator[SnowflakeBuild]:
     home = tmp_path_factory.mktemp("mdp_home_snowflake")
     saved = os.environ.get("MDP_HOME")
     os.environ["MDP_HOME"] = str(home)
     try:
-        with fakesnow.server(host="127.0.0.1") as connect:
+        with start_fakesnow(host="127.0.0.1") as connect:
             profiles_dir = home / "profiles"
             profiles_dir.mkdir()
             # Same shape as the prod target, but password auth: fakesnow has no key-pair login.
