@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean
+.PHONY: help install demo test lint fmt clean transform dbt-manifest bench-transform
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,7 @@ lint: install ## ruff (lint + format check) and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy mdp infra stacks source_generator ingestion
+	$(RUN) sqlfluff lint transform/models --processes 2
 
 fmt: install ## Format the code and apply safe lint fixes
 	$(RUN) ruff format .
@@ -41,3 +42,12 @@ fmt: install ## Format the code and apply safe lint fixes
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
 	rm -rf .local
+
+transform: install ## Build the dbt project on the local warehouse and print the finance marts
+	$(RUN) mdp transform
+
+dbt-manifest: install ## Write transform/target/manifest.json (dbt parse) for Airflow/Cosmos
+	$(RUN) mdp transform manifest
+
+bench-transform: install ## Time a full dbt build over ~10M payments, then an incremental one
+	$(RUN) python transform/scripts/bench.py
