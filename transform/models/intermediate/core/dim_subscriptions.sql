@@ -16,7 +16,7 @@ plans as (
 
 users as (
 
-    select * from {{ ref('stg_postgres_airbyte__users') }}
+    select user_id, is_deleted from {{ ref('dim_users') }}
 
 ),
 
