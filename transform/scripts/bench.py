@@ -104,7 +104,9 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
     con.close()
 
 
-def payments_sql(first: int, count: int, total: int, subscriptions: int, days: int, verb: str) -> str:
+def payments_sql(
+    first: int, count: int, total: int, subscriptions: int, days: int, verb: str
+) -> str:
     """Payments `first+1 .. first+count`, spread evenly over `days` days of a `total`-row history."""
     return f"""
         {verb} POSTGRES_AIRBYTE.payments {"as" if verb.startswith("create") else ""}
@@ -186,7 +188,9 @@ def main() -> None:
     try:
         started = time.perf_counter()
         generate_raw(raw, options.payments, options.days)
-        print(f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s")
+        print(
+            f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s"
+        )
         run = ["run", "--threads", "2"]
         # Parse once up front so neither timed run pays for a cold project parse.
         timed_run(["parse"])
