@@ -52,3 +52,14 @@ def test_summary_reads_the_marts(local_build: LocalBuild) -> None:
     assert plans == {"Basic", "Bronze", "Standard", "Gold", "Platinum"}
     assert {row["plan_name"] for row in data["mrr_by_plan"]} == plans
     assert sum(row["active_subscriptions"] for row in data["mrr_by_plan"]) > 0
+
+
+def test_source_freshness_reads_the_sync_time(
+    local_build: LocalBuild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MDP_HOME", str(local_build.home))
+    outcome = transform.run_dbt(
+        ["source", "freshness"], target="local", target_path=local_build.home / "freshness"
+    )
+    assert outcome.success
+    assert outcome.statuses == {"pass": len(local_build.fixture.rows)}
