@@ -177,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--payments", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--threads", type=int, default=2, help="dbt threads, same for both runs")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark warehouse")
     options = parser.parse_args()
 
@@ -191,7 +192,7 @@ def main() -> None:
         print(
             f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s"
         )
-        run = ["run", "--threads", "2"]
+        run = ["run", "--threads", str(options.threads)]
         # Parse once up front so neither timed run pays for a cold project parse.
         timed_run(["parse"])
         full = timed_run([*run, "--full-refresh"])
