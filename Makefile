@@ -7,14 +7,11 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean bench-ingestion
-.PHONY: help install demo test lint fmt clean dashboard export bench-exports
-.PHONY: help install demo test lint fmt clean airflow dbt-manifest dashboard export bench-exports
-.PHONY: help install demo test lint fmt clean test-infra policy-pack-env
-.PHONY: help install demo test lint fmt clean plan
+.PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
+	plan test-infra policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(CURDIR)/.tools/bin/uv:
 	@echo "uv not found on PATH: installing it from PyPI into .tools/"
@@ -25,37 +22,24 @@ $(CURDIR)/.tools/bin/uv:
 	$(UV) sync --frozen
 	@touch $@
 
+## ---- Run it -------------------------------------------------------------------------------
 install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
-demo: install ## Run the platform locally: embedded PostgreSQL, generator, loader, dbt, Airflow
+demo: install ## Run the whole pipeline locally through Airflow, then serve the dashboard
 	$(RUN) mdp demo
 	$(RUN) mdp dashboard --background
 
-test: install lint ## Lint, type-check and run every test
-	$(RUN) pytest
+sync: install ## Load the local source into RAW (DuckDB) once
+	$(RUN) mdp sync
 
-lint: install ## ruff (lint + format check) and mypy
-	$(RUN) ruff check .
-	$(RUN) ruff format --check .
-	$(RUN) mypy mdp infra stacks source_generator ingestion
-	$(RUN) actionlint
+transform: install ## Build the dbt project on the local warehouse and print the finance marts
+	$(RUN) mdp transform
 
-fmt: install ## Format the code and apply safe lint fixes
-	$(RUN) ruff format .
-	$(RUN) ruff check --fix .
+dbt-manifest: install ## Write transform/target/manifest.json (dbt parse) for Airflow/Cosmos
+	$(RUN) mdp transform manifest
 
-ROWS ?= 1000000
-.PHONY: bench-generator
-bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS=1000000)
-	$(RUN) python -m source_generator.bench --rows $(ROWS)
-
-bench-ingestion: install ## Benchmark the loader: 1M-row full + 1% incremental sync vs bare COPY and dlt
-	$(RUN) python -m ingestion.bench
-
-clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
-	-$(RUN) mdp stop 2>/dev/null
-	-$(RUN) mdp dashboard --stop 2>/dev/null
-	rm -rf .local
+airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
+	$(RUN) python -m orchestration.include.standalone
 
 dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501)
 	$(RUN) mdp dashboard --port $(or $(PORT),8501)
@@ -63,25 +47,48 @@ dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501)
 export: install ## Export fct_payments and the marts as Hive-partitioned zstd Parquet (.local/exports/)
 	$(RUN) mdp export
 
-bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
-	$(RUN) python -m exports.bench
+STACK ?= dev
+FORMAT ?= text
+plan: install ## Credential-free plan of a stack: resources, policy violations, monthly cost (STACK=dev|prod FORMAT=text|markdown PLAN_OUT=file)
+	$(RUN) mdp plan --stack $(STACK) --format $(FORMAT) $(if $(PLAN_OUT),--output $(PLAN_OUT))
 
-dbt-manifest: install ## Parse the dbt project into transform/target/manifest.json (the DAG renders from it)
-	$(RUN) python -m orchestration.include.dbt
+clean: ## Stop the local services and delete all local state (.local/)
+	-$(RUN) mdp dashboard --stop 2>/dev/null
+	-$(RUN) mdp stop 2>/dev/null
+	rm -rf .local
 
-airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
-	$(RUN) python -m orchestration.include.standalone
-test-infra: install ## Pulumi program under mocks (both stacks), policy rules, cloud-init checks
-	$(RUN) pytest tests/infra
+## ---- Check it -----------------------------------------------------------------------------
+test: install lint ## Lint, type-check and run every test
+	$(RUN) pytest
+
+lint: install ## ruff (lint + format check), mypy, sqlfluff, actionlint
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy mdp infra stacks source_generator ingestion
+	$(RUN) sqlfluff lint transform/models --processes 2
+	$(RUN) actionlint
+
+fmt: install ## Format the code and apply safe lint fixes
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+test-infra: install ## Only the Pulumi program under mocks (both stacks), policy rules, Airbyte provider
+	$(RUN) pytest tests/infra tests/ci
 
 policy-pack-env: ## Create the policy pack's own environment (pulumi-policy needs protobuf 5)
 	$(UV) venv --quiet --python 3.11 .venv-policy
 	VIRTUAL_ENV=.venv-policy $(UV) pip install --quiet -r infra/policies/requirements.txt
 
-.PHONY: test-airbyte
-test-airbyte: install ## Airbyte provider (against a fake Airbyte API), component and program tests
-	$(RUN) pytest tests/infra/airbyte
-STACK ?= dev
-FORMAT ?= text
-plan: install ## Credential-free plan of a stack under mocks: resources, policy violations, monthly cost (STACK=dev|prod FORMAT=text|markdown PLAN_OUT=file)
-	$(RUN) mdp plan --stack $(STACK) --format $(FORMAT) $(if $(PLAN_OUT),--output $(PLAN_OUT))
+## ---- Measure it ---------------------------------------------------------------------------
+ROWS ?= 1000000
+bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS=1000000)
+	$(RUN) python -m source_generator.bench --rows $(ROWS)
+
+bench-ingestion: install ## Loader: 1M-row full + 1% incremental sync vs bare COPY and dlt
+	$(RUN) python -m ingestion.bench
+
+bench-transform: install ## Full dbt build over ~10M payments, then an incremental one after one more day
+	$(RUN) python transform/scripts/bench.py
+
+bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
+	$(RUN) python -m exports.bench
