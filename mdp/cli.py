@@ -7,7 +7,9 @@ import typer
 from dashboard.cli import dashboard_command, export_command
 from ingestion.cli import register as register_ingestion
 from mdp.demo import demo
+from mdp.plan import plan_command
 from mdp.status import status, stop
+from mdp.transform import app as transform_app
 from source_generator.cli import generate
 
 app = typer.Typer(
@@ -22,13 +24,13 @@ def main() -> None:
     """mdp: a modern data platform as code."""
 
 
+# In pipeline order: source, load, transform, publish; then the local services and the cloud plan.
 app.command()(generate)
+register_ingestion(app)
+app.add_typer(transform_app, name="transform")
+app.command("export")(export_command)
+app.command("dashboard")(dashboard_command)
+app.command()(demo)
 app.command()(status)
 app.command()(stop)
-app.command()(demo)
-register_ingestion(app)
-app.command("dashboard")(dashboard_command)
-app.command("export")(export_command)
-from mdp.transform import app as transform_app  # noqa: E402
-
-app.add_typer(transform_app, name="transform")
+app.command("plan")(plan_command)

@@ -113,7 +113,9 @@ def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
         check_budget(est, config.cost.monthly_budget_usd)
     except BudgetExceeded as exc:
         budget_error = str(exc)
-    return Plan(stack, dict(components), violations, est, config.cost.monthly_budget_usd, budget_error)
+    return Plan(
+        stack, dict(components), violations, est, config.cost.monthly_budget_usd, budget_error
+    )
 
 
 def _fmt_value(value: Any) -> str:
@@ -161,9 +163,7 @@ def render(plan: Plan, fmt: Literal["text", "markdown"]) -> str:
                 "| type | name | key properties |",
                 "|---|---|---|",
             ]
-            out += [
-                f"| `{_short_type(r.type)}` | `{r.name}` | {_key_props(r)} |" for r in members
-            ]
+            out += [f"| `{_short_type(r.type)}` | `{r.name}` | {_key_props(r)} |" for r in members]
             out += ["", "</details>"]
         else:
             out.append(f"  {component} ({len(members)})")
@@ -180,7 +180,11 @@ def render(plan: Plan, fmt: Literal["text", "markdown"]) -> str:
     out.append("### Estimated monthly cost" if md else "ESTIMATED MONTHLY COST")
     lines = sorted(plan.estimate.lines, key=lambda line: -line.monthly_usd)
     if md:
-        out += ["", "| cloud | resource | item | quantity | unit price | $/month |", "|---|---|---|--:|--:|--:|"]
+        out += [
+            "",
+            "| cloud | resource | item | quantity | unit price | $/month |",
+            "|---|---|---|--:|--:|--:|",
+        ]
         out += [
             f"| {line.cloud} | `{line.resource}` | {line.item} | {line.quantity:,.1f} {line.unit} "
             f"| ${line.unit_price:,.4f} | ${line.monthly_usd:,.2f} |"

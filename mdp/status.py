@@ -39,10 +39,21 @@ def paths_status() -> dict[str, Any]:
     }
 
 
+def analytics_status() -> dict[str, Any]:
+    """The ANALYTICS warehouse file that dbt builds (and the dashboard and exports read)."""
+    db = paths.analytics_db()
+    return {
+        "path": str(db),
+        "exists": db.is_file(),
+        "bytes": db.stat().st_size if db.is_file() else 0,
+    }
+
+
 # Each component adds one entry: a top-level key and a function returning JSON-ready data.
 PROVIDERS: dict[str, Callable[[], Any]] = {
     "source": source_status,
     "paths": paths_status,
+    "analytics": analytics_status,
 }
 
 
