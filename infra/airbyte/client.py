@@ -10,11 +10,12 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from airbyte_api import AirbyteAPI, errors, models
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class AirbyteClient:
                         f"{action}: not found in Airbyte ({message})", 404
                     ) from None
                 if status == 401 and token_retry:
-                    token_retry = False
+                    token_retry, last = False, f"HTTP 401: {message}"
                     continue
                 if status not in _RETRYABLE_STATUS and status < 500:
                     raise AirbyteError(
@@ -227,8 +228,14 @@ class AirbyteClient:
             except errors.ResponseValidationError as exc:
                 raise AirbyteError(
                     f"{action}: Airbyte answered HTTP {exc.status_code} with a body this SDK "
-                    f"version cannot read ({self.redact(str(exc.cause))[:300]}). The change may "
+                    f"version cannot read ({self._describe(exc.cause)}). The change may "
                     "have been applied; run `pulumi refresh` to see the live state."
+                ) from None
+            except pydantic.ValidationError as exc:
+                raise AirbyteError(
+                    f"{action}: the declared values do not fit Airbyte's model "
+                    f"({self._describe(exc)}). Nothing was sent. Fix them in the program or "
+                    "stack config."
                 ) from None
             except httpx.TimeoutException:
                 last = f"no answer within {s.timeout_s:g}s"
@@ -240,7 +247,9 @@ class AirbyteClient:
                 # The SDK's OAuth hook raises a bare Exception when the token request fails.
                 token_error = _TOKEN_STATUS.search(str(exc))
                 if token_error is None:
-                    raise
+                    raise AirbyteError(
+                        f"{action}: {type(exc).__name__}: {self._describe(exc)}"
+                    ) from None
                 status = int(token_error.group(1))
                 if status not in _RETRYABLE_STATUS:
                     raise AirbyteError(
@@ -271,6 +280,17 @@ class AirbyteClient:
             "did reach Airbyte is found by name instead of being duplicated."
         )
 
+    def _describe(self, exc: BaseException | None) -> str:
+        """An error's text without secret values; validation errors without their inputs."""
+        if isinstance(exc, pydantic.ValidationError):
+            text = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+        else:
+            text = str(exc)
+        return self.redact(text)[:500]
+
     @staticmethod
     def _client_error(action: str, status: int, message: str) -> str:
         if status in (401, 403):
@@ -281,9 +301,3 @@ class AirbyteClient:
         else:
             hint = "Fix the value in the stack config or program, then run `pulumi up` again."
         return f"{action}: Airbyte rejected the request (HTTP {status}): {message}. Nothing was changed. {hint}"
-
-
-def scrub_mapping(values: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    """A copy of `values` without `keys`: what may be stored as plain outputs."""
-    drop = set(keys)
-    return {k: v for k, v in values.items() if k not in drop}

@@ -44,6 +44,11 @@ def _int(v: Any) -> Any:
     return v if v is None or v == UNKNOWN else int(v)
 
 
+def _whole(v: Any) -> Any:
+    # 5432.0 from Pulumi becomes 5432; anything else is left for the SDK model to reject.
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _str_list(v: Any) -> Any:
     return v if v is None or v == UNKNOWN else [str(x) for x in v]
 
@@ -272,7 +277,7 @@ class PostgresSourceKind(Kind):
             method = models.SourcePostgresScanChangesWithUserDefinedCursor()
         return models.SourcePostgres(
             host=p["host"],
-            port=int(p["port"]),
+            port=_whole(p["port"]),
             database=p["database"],
             username=p["username"],
             password=p["password"],
@@ -281,7 +286,7 @@ class PostgresSourceKind(Kind):
             replication_method=method,
             tunnel_method=models.SourcePostgresSSHKeyAuthentication(
                 tunnel_host=p["tunnel_host"],
-                tunnel_port=int(p["tunnel_port"]),
+                tunnel_port=_whole(p["tunnel_port"]),
                 tunnel_user=p["tunnel_user"],
                 ssh_key=p["ssh_key"],
             ),

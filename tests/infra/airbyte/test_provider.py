@@ -515,6 +515,19 @@ def test_secrets_never_reach_outputs_errors_or_logs(
     assert fake.client_secret not in repr(settings)
 
 
+def test_values_the_sdk_model_rejects_fail_without_echoing_secrets(
+    fake: FakeAirbyte, providers: Providers
+) -> None:
+    src = providers[0]
+    with pytest.raises(AirbyteError) as err:
+        src.create(source_props(fake, tunnel_port=f"22 {SSH_KEY}"))
+    assert "Nothing was sent" in str(err.value) and "tunnel_port" in str(err.value)
+    # the SDK model's error would quote the value; ours names the field only
+    assert_no_secret(str(err.value))
+    assert "BEGIN RSA" not in str(err.value)
+    assert not fake.requests("POST", "/v1/sources")
+
+
 def test_redactor_catches_json_escaped_and_partial_keys() -> None:
     redact = Redactor([SSH_KEY, "short"])
     text = f"a {json.dumps(SSH_KEY)} b SECRETsshKEYline2QCx9T5fq2pZ4mB8v0hK3JdR7wY6nU1sLkE c"
