@@ -173,10 +173,15 @@ def estimate(
     lines: list[CostLine] = []
     credits: dict[str, float] = {}
 
+    # Instances whose address is an Elastic IP, attached directly or by an association.
     eip_instances = {
         str(_get(r.inputs, "instance"))
         for r in resources
         if r.type == "aws:ec2/eip:Eip" and _get(r.inputs, "instance")
+    } | {
+        str(_get(r.inputs, "instance_id"))
+        for r in resources
+        if r.type == "aws:ec2/eipAssociation:EipAssociation" and _get(r.inputs, "instance_id")
     }
 
     def add(r: PlannedResource, cloud: str, item: str, qty: float, unit: str, price: float) -> None:

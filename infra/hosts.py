@@ -412,6 +412,7 @@ class AirflowHost(_Host):
                     amazon_provider_version=args.settings.amazon_provider_version,
                     connection_ids=tuple(args.connections),
                     variable_keys=tuple(args.variables),
+                    swap_gb=args.settings.swap_gb,
                 )
             )
         )

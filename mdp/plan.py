@@ -5,17 +5,43 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from infra.config import STACKS, ConfigError
-from infra.cost import BudgetExceeded, Estimate, PlannedResource, check_budget, estimate
-from infra.policies.rules import Context, Resource, Violation, evaluate
-from infra.policies.rules.aws import output_violations
+if TYPE_CHECKING:
+    from infra.cost import Estimate
+    from infra.policies.rules import Violation
+
+STACKS = ("dev", "prod")
+# Account-specific sections a user sets with `pulumi config set` (README): a plan without them
+# uses these examples, so that reviewers still see every component, and says so.
+PLAN_EXAMPLES: Mapping[str, Mapping[str, Any]] = {
+    "dev": {
+        "mdp:snowflake": {
+            "organizationName": "EXAMPLEORG",
+            "accountName": "MDP",
+            "namePrefix": "DEV_",
+            "creditQuota": 20,
+        },
+        "mdp:airbyte": {"workspaceId": "00000000-0000-4000-8000-000000000000"},
+        "airbyte:clientId": "example-client-id",
+    },
+    "prod": {
+        "mdp:snowflake": {
+            "organizationName": "EXAMPLEORG",
+            "accountName": "MDP",
+            "creditQuota": 60,
+        },
+        "mdp:airbyte": {"workspaceId": "00000000-0000-4000-8000-000000000000"},
+        "airbyte:clientId": "example-client-id",
+    },
+}
+# Stand-ins for secret config, only ever seen by the mocks.
+PLAN_SECRETS = {"airbyte:clientSecret": "example-client-secret"}
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -56,23 +82,13 @@ class Plan:
     components: Mapping[str, list[Any]]
     violations: list[Violation]
     estimate: Estimate
-    budget_usd: float | None
+    budget_usd: float
     budget_error: str | None
+    examples_used: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.violations and self.budget_error is None
-
-
-def _plain(value: Any) -> Any:
-    """Recorded inputs may keep the engine's secret wrappers; a plan shows only that a value is secret."""
-    if isinstance(value, Mapping):
-        if value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
-            return "[secret]"
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _component_of(resource: Any, by_urn: Mapping[str, Any]) -> str:
@@ -89,21 +105,34 @@ def _component_of(resource: Any, by_urn: Mapping[str, Any]) -> str:
 
 def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     """Run the program for `stack` under mocks and evaluate the rules and the cost model."""
-    from infra.mockrun import run_program
+    from infra.config import build_stack_config
+    from infra.cost import BudgetExceeded, PlannedResource, check_budget, estimate
+    from infra.mockrun import run_program, stack_config
+    from infra.policies.rules import Context, Resource, evaluate
+    from infra.policies.rules.aws import output_violations
 
-    run = run_program(stack, overrides=overrides)
-    config = run.stack_config
+    committed = stack_config(stack)
+    settings: dict[str, Any] = {}
+    examples_used = []
+    for key, value in PLAN_EXAMPLES[stack].items():
+        if key not in committed:
+            settings[key] = value
+            examples_used.append(key)
+    settings.update(overrides or {})
+    run = run_program(stack, overrides=settings, secrets=PLAN_SECRETS)
+    decoded = {k: _decode(v) for k, v in run.config.items()}
+    config = build_stack_config(stack, lambda ns, key: decoded.get(f"{ns}:{key}"))
+
     by_urn = {r.urn: r for r in run.resources}
     components: dict[str, list[Any]] = defaultdict(list)
-    planned: list[PlannedResource] = []
+    planned = []
     for r in run.resources:
-        if not r.custom:
-            continue
-        component = _component_of(r, by_urn)
-        components[component].append(r)
-        planned.append(PlannedResource(r.type, r.name, _plain(r.inputs), component, r.id))
+        if r.custom:
+            component = _component_of(r, by_urn)
+            components[component].append(r)
+            planned.append(PlannedResource(r.type, r.name, r.inputs, component, r.id))
 
-    resources = [Resource(type=r.type, name=r.name, props=_plain(r.inputs)) for r in run.resources]
+    resources = [Resource(type=r.type, name=r.name, props=r.inputs) for r in run.resources]
     violations = evaluate(resources, Context(production=config.is_prod))
     violations += output_violations(run.outputs, run.secret_outputs)
 
@@ -114,8 +143,21 @@ def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     except BudgetExceeded as exc:
         budget_error = str(exc)
     return Plan(
-        stack, dict(components), violations, est, config.cost.monthly_budget_usd, budget_error
+        stack,
+        dict(components),
+        violations,
+        est,
+        config.cost.monthly_budget_usd,
+        budget_error,
+        examples_used,
     )
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _fmt_value(value: Any) -> str:
@@ -127,7 +169,7 @@ def _fmt_value(value: Any) -> str:
 
 
 def _key_props(r: Any) -> str:
-    inputs = _plain(r.inputs)
+    inputs = r.inputs
     keys = KEY_PROPERTIES.get(r.type, ())
     parts = [f"{k}={_fmt_value(inputs[k])}" for k in keys if inputs.get(k) not in (None, "")]
     return ", ".join(parts)
@@ -150,6 +192,12 @@ def render(plan: Plan, fmt: Literal["text", "markdown"]) -> str:
         f"${plan.estimate.total():,.2f}/month "
         f"(prices as of {plan.estimate.pricing_as_of})."
     )
+    if plan.examples_used:
+        out.append(
+            f"Not set in Pulumi.{plan.stack}.yaml, planned with example values: "
+            + ", ".join(plan.examples_used)
+            + "."
+        )
     out.append("")
 
     out.append("### Resources" if md else "RESOURCES")
@@ -200,8 +248,10 @@ def render(plan: Plan, fmt: Literal["text", "markdown"]) -> str:
         out.append(f"{'- ' if md else '  '}{cloud}: ${plan.estimate.total(cloud):,.2f}/month")
     for wh, credits in sorted(plan.estimate.snowflake_credits_per_day.items()):
         out.append(f"{'- ' if md else '  '}Snowflake {wh}: {credits:.2f} credits/day")
-    budget = f"${plan.budget_usd:,.2f}" if plan.budget_usd is not None else "not set"
-    out.append(f"{'- ' if md else '  '}total: ${plan.estimate.total():,.2f}/month; budget {budget}")
+    out.append(
+        f"{'- ' if md else '  '}total: ${plan.estimate.total():,.2f}/month; "
+        f"budget ${plan.budget_usd:,.2f} (mdp:cost.monthlyBudgetUsd)"
+    )
     if plan.budget_error:
         out += ["", f"❌ {plan.budget_error}" if md else f"BUDGET EXCEEDED: {plan.budget_error}"]
     out.append("")
@@ -219,39 +269,36 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 
 def plan_command(
-    stack: str = typer.Option("dev", "--stack", "-s", help="The stack to plan: dev or prod."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, or markdown for a PR comment."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the plan here."),
-    overrides: list[str] = typer.Option(
-        [], "--set", help="Override a config value for this plan only: mdp:aws.natGateway=true"
-    ),
+    stack: Annotated[str, typer.Option("--stack", "-s", help="dev or prod.")] = "dev",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="text, or markdown for a PR comment.")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the plan to this file.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Config for this plan only, e.g. mdp:aws.natGateway=true."),
+    ] = None,
 ) -> None:
     """Plan a stack without credentials: resources by component, policy violations, monthly cost."""
+    from infra.config import ConfigError
+
     if stack not in STACKS:
         raise typer.BadParameter(f"unknown stack {stack!r}; choose one of {', '.join(STACKS)}")
     if fmt not in ("text", "markdown"):
-        raise typer.BadParameter("--format is text or markdown")
+        raise typer.BadParameter(f"unknown format {fmt!r}; choose text or markdown")
     try:
-        plan = build_plan(stack, dict(_parse_override(o) for o in overrides))
+        plan = build_plan(stack, dict(_parse_override(o) for o in overrides or []))
     except ConfigError as exc:
-        typer.echo(f"mdp plan: the {stack} stack's config is invalid:\n{exc}", err=True)
+        typer.echo(f"mdp plan: the {stack} stack's config is invalid.\n{exc}", err=True)
         raise typer.Exit(2) from exc
-    text = render(plan, fmt)  # type: ignore[arg-type]
+    text = render(plan, "markdown" if fmt == "markdown" else "text")
     if output is not None:
         output.write_text(text)
     sys.stdout.write(text + "\n")
     if not plan.ok:
-        typer.echo(
-            f"mdp plan: {len(plan.violations)} policy violation(s)"
-            + (", over budget" if plan.budget_error else "")
-            + f" in stack {stack}.",
-            err=True,
-        )
+        problems = [f"{len(plan.violations)} policy violation(s)"] if plan.violations else []
+        problems += ["the estimate is over budget"] if plan.budget_error else []
+        typer.echo(f"mdp plan: stack {stack} fails: {' and '.join(problems)}.", err=True)
         raise typer.Exit(1)
-
-
-def violations_by_rule(violations: Sequence[Violation]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for v in violations:
-        counts[v.rule] += 1
-    return dict(counts)

@@ -52,6 +52,7 @@ class AirflowBoot:
     amazon_provider_version: str
     connection_ids: tuple[str, ...] = ()
     variable_keys: tuple[str, ...] = ()
+    swap_gb: int = 0
 
 
 def _exactly(names: tuple[str, ...]) -> str:
@@ -232,4 +233,7 @@ def render_airflow(boot: AirflowBoot) -> str:
             ["/usr/local/bin/mdp-airflow-setup"],
         ],
     }
+    if boot.swap_gb:
+        # A small dev host rides out the peaks of a daily run on swap instead of a larger size.
+        doc["swap"] = {"filename": "/swapfile", "size": boot.swap_gb * 1024**3}
     return _document(doc)

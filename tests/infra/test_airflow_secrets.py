@@ -11,7 +11,7 @@ from pulumi.runtime import settings as pulumi_settings
 
 from infra.config import AirflowSettings
 from infra.hosts import AirflowHost, AirflowHostArgs, HostCommon
-from tests.infra.conftest import RecordingMocks, RecordingMonitor, _sync_run
+from infra.mockrun import RecordingMocks, RecordingMonitor, _sync_run
 
 SNOWFLAKE_JSON = json.dumps({"conn_type": "snowflake", "password": "MOCKSECRET-snowflake-key"})
 

@@ -74,6 +74,12 @@ def test_public_ipv4_counted_once_when_an_elastic_ip_is_attached():
     eip = PlannedResource("aws:ec2/eip:Eip", "eip", {"instance": "i-1", "domain": "vpc"})
     with_eip = estimate([ec2(public=True), eip]).total("aws")
     assert with_eip - bare == pytest.approx(ip)
+    free_eip = PlannedResource("aws:ec2/eip:Eip", "eip", {"domain": "vpc"})
+    association = PlannedResource(
+        "aws:ec2/eipAssociation:EipAssociation", "assoc", {"instanceId": "i-1"}
+    )
+    associated = estimate([ec2(public=True), free_eip, association]).total("aws")
+    assert associated - bare == pytest.approx(ip)
 
 
 def test_nat_gateway_secrets_and_buckets_are_priced():

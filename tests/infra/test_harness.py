@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.config import ConfigError
-from tests.infra.conftest import DELETE, last_declared, resolve, run_program
+from infra.mockrun import DELETE, last_declared, resolve, run_program
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from infra.mockrun import ProgramRun
 from infra.policies.rules import Context, Resource, all_rules, evaluate
 from infra.policies.rules import aws as r
-from tests.infra.conftest import ProgramRun
 
 
 def _resources(run: ProgramRun) -> list[Resource]:

@@ -15,7 +15,7 @@ import yaml
 
 from infra import outputs
 from infra.config import ConfigError
-from tests.infra.conftest import DELETE, ProgramRun, run_program, walk_strings
+from infra.mockrun import DELETE, ProgramRun, run_program, walk_strings
 
 EC2 = "aws:ec2/instance:Instance"
 RDS = "aws:rds/instance:Instance"

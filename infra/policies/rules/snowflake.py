@@ -275,7 +275,15 @@ def _strings(value: Any) -> Iterable[str]:
 
 # Where private key material legitimately appears: the key itself, the secret holding it,
 # and the deploying identity's provider configuration (all stored encrypted as secrets).
-_KEY_HOLDERS = frozenset({TLS_PRIVATE_KEY, SECRET_VERSION, PROVIDER})
+# Airbyte's source (SSH tunnel key) and destination (Snowflake key) must send a key to Airbyte;
+# the dynamic provider takes it as a secret input and never outputs it.
+AIRBYTE_KEY_HOLDERS = frozenset(
+    {
+        "pulumi-python:dynamic/airbyte:PostgresSource",
+        "pulumi-python:dynamic/airbyte:SnowflakeDestination",
+    }
+)
+_KEY_HOLDERS = frozenset({TLS_PRIVATE_KEY, SECRET_VERSION, PROVIDER}) | AIRBYTE_KEY_HOLDERS
 
 
 def no_plaintext_private_keys(r: Resource) -> Violations:

@@ -11,13 +11,13 @@ from airbyte_api._hooks.clientcredentials import ClientCredentialsHook
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from infra import mockrun as infra_conftest
 from infra.airbyte import ApiSettings, catalog_streams, quartz_with_timezone
 from infra.airbyte.provider import (
     ConnectionProvider,
     PostgresSourceProvider,
     SnowflakeDestinationProvider,
 )
-from tests.infra import conftest as infra_conftest
 from tests.infra.airbyte.fake_api import FakeAirbyte
 
 # Recognisable secret values, searched for in every output, error and log line.

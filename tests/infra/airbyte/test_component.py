@@ -14,9 +14,9 @@ from pulumi.runtime import settings as pulumi_settings
 
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
 from infra.airbyte.provider import AirbyteProvider
+from infra.mockrun import Recorded, RecordingMocks, RecordingMonitor, _sync_run
 from ingestion.catalog import STREAMS
 from tests.infra.airbyte.conftest import raw_inputs
-from tests.infra.conftest import Recorded, RecordingMocks, RecordingMonitor, _sync_run
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"

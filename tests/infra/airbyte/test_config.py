@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, StackConfig, build_stack_config
-from tests.infra.conftest import stack_config
+from infra.mockrun import stack_config
 from tests.infra.snowflake.conftest import snowflake_config
 
 WORKSPACE = "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from infra import mockrun as harness
 from infra import outputs
 from ingestion.catalog import STREAMS
-from tests.infra import conftest as harness
 from tests.infra.airbyte.conftest import raw_inputs
 from tests.infra.snowflake.conftest import _recording, cached_snowflake, snowflake_config
 

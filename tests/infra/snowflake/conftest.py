@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from infra import mockrun as harness
 from infra.policies.rules.snowflake import PROVIDER, Resource
-from tests.infra import conftest as harness
 
 ACCOUNT_LOCATOR = "XY12345"
 # How the engine marks a secret value on the wire.

@@ -10,10 +10,10 @@ import pytest
 
 from infra import outputs
 from infra.config import ConfigError, SnowflakeConfig
+from infra.mockrun import Resolved, walk_strings
 from infra.policies.rules import snowflake as rules
 from infra.policies.rules.snowflake import check_stack, expected_grants, grants_match_matrix
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs, naming
-from tests.infra.conftest import Resolved, walk_strings
 from tests.infra.snowflake.conftest import (
     ACCOUNT_LOCATOR,
     DBT_CIDR,

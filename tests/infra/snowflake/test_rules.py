@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from infra.mockrun import REPO_ROOT
 from infra.policies.rules import snowflake as rules
 from infra.policies.rules.snowflake import Resource
-from tests.infra.conftest import REPO_ROOT
 from tests.infra.snowflake.conftest import SnowflakeRun
 
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
