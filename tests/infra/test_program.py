@@ -63,6 +63,15 @@ CLOUD_CONFIG_SCHEMA = {
             },
         },
         "runcmd": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+        "swap": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "filename": {"type": "string", "pattern": "^/"},
+                "size": {"type": "integer", "minimum": 0},
+                "maxsize": {"type": "integer", "minimum": 0},
+            },
+        },
     },
 }
 
