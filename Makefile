@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean airflow dbt-manifest dashboard export bench-exports
+.PHONY: help install demo test lint fmt clean airflow dashboard export bench-exports transform dbt-manifest bench-transform
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,7 @@ lint: install ## ruff (lint + format check) and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy mdp infra stacks source_generator ingestion
+	$(RUN) sqlfluff lint transform/models --processes 2
 
 fmt: install ## Format the code and apply safe lint fixes
 	$(RUN) ruff format .
@@ -51,8 +52,14 @@ export: install ## Export fct_payments and the marts as Hive-partitioned zstd Pa
 bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
 	$(RUN) python -m exports.bench
 
-dbt-manifest: install ## Parse the dbt project into transform/target/manifest.json (the DAG renders from it)
-	$(RUN) python -m orchestration.include.dbt
-
 airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
 	$(RUN) python -m orchestration.include.standalone
+
+transform: install ## Build the dbt project on the local warehouse and print the finance marts
+	$(RUN) mdp transform
+
+dbt-manifest: install ## Write transform/target/manifest.json (dbt parse) for Airflow/Cosmos
+	$(RUN) mdp transform manifest
+
+bench-transform: install ## Time a full dbt build over ~10M payments, then an incremental one
+	$(RUN) python transform/scripts/bench.py

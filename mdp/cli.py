@@ -32,3 +32,7 @@ app.command("sync")(_sync)
 
 app.command("dashboard")(dashboard_command)
 app.command("export")(export_command)
+
+from mdp.transform import app as transform_app  # noqa: E402
+
+app.add_typer(transform_app, name="transform")

@@ -399,3 +399,50 @@ def expected(fixture: Fixture) -> dict[str, Any]:
         },
         "current_month": month_start(fixture.now),
     }
+
+
+def advance(fixture: Fixture) -> Fixture:
+    """One more sync: new payments, a refund, an upgrade and a late duplicate, synced later."""
+    synced = fixture.now - timedelta(minutes=5)
+    rows = {table: [dict(r) for r in table_rows] for table, table_rows in fixture.rows.items()}
+    changed: list[Row] = []
+
+    refunded = next(p for p in rows["payments"] if p["id"] == 1)
+    refunded.update(status="Refunded", updated_at=synced)
+    changed.append(refunded)
+
+    upgraded = next(s for s in rows["subscriptions"] if s["id"] == 1)
+    upgraded.update(plan=" Standard", updated_at=synced)
+    changed.append(upgraded)
+
+    next_id = max(p["id"] for p in rows["payments"]) + 1
+    template = {c.name: None for c in TABLES["payments"]}
+    for offset, (sub, amount, status) in enumerate(
+        [(2, "USD 33,33", "succeeded"), (9, "20.83", "SUCCEEDED"), (11, "99.99", "failed")]
+    ):
+        paid = fixture.now - timedelta(minutes=30 + offset)
+        payment = template | {
+            "id": next_id + offset,
+            "subscription_id": sub,
+            "user_id": 1,
+            "charge_id": f"ch_new_{offset}",
+            "amount": amount,
+            "discount_amount": None,
+            "currency": "usd",
+            "status": status,
+            "paid_at": paid,
+            "created_at": paid,
+            "updated_at": paid,
+        }
+        rows["payments"].append(payment)
+        changed.append(payment)
+    duplicate = template | dict(rows["payments"][-1], id=next_id + 3)
+    rows["payments"].append(duplicate)
+    changed.append(duplicate)
+
+    for row in changed:
+        row["_airbyte_raw_id"] = str(uuid.uuid4())
+        row["_airbyte_extracted_at"] = synced
+        row["_airbyte_meta"] = json.dumps({"changes": [], "sync_id": 2})
+        row["_airbyte_generation_id"] = 1
+    return Fixture(now=fixture.now, rows=rows)

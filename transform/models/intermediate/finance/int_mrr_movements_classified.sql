@@ -7,6 +7,17 @@
 --   plan_change   last month's value moved from the old plan to the new one, so that every
 --                 plan's MRR bridge closes; the plan_change rows of a month sum to zero.
 -- Amounts are annual values (twelve months of revenue); marts divide by 12 once.
+-- Incremental by month, on the same window as int_subscription_months_evaluated.
+{{
+    config(
+        materialized='incremental',
+        unique_key='month',
+        incremental_strategy='delete+insert',
+        tmp_relation_type='transient',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where month >= {{ mrr_recompute_from() }}{% endif %}",
+    )
+}}
+
 with
 
 subscription_months as (
@@ -21,31 +32,77 @@ current_month as (
 
 ),
 
-sequenced as (
+first_months as (
 
     select
         subscription_id,
-        user_id,
-        plan_id,
-        annual_value,
-        month,
-        lag(month) over (partition by subscription_id order by month) as previous_month,
-        lag(plan_id) over (partition by subscription_id order by month) as previous_plan_id,
-        lag(annual_value) over (partition by subscription_id order by month) as previous_annual_value,
-        lead(month) over (partition by subscription_id order by month) as next_month
+        min(month) as first_month
 
     from subscription_months
+    group by subscription_id
 
 ),
 
-flagged as (
+this_month as (
+
+    select subscription_id, user_id, plan_id, annual_value, month
+    from subscription_months
+    {% if is_incremental() %}
+        where month >= {{ mrr_recompute_from() }}
+    {% endif %}
+
+),
+
+last_month as (
 
     select
-        *,
-        previous_month = cast({{ dbt.dateadd('month', -1, 'month') }} as date) as was_active_last_month,
-        cast({{ dbt.dateadd('month', 1, 'month') }} as date) as following_month
+        subscription_months.subscription_id,
+        subscription_months.user_id,
+        subscription_months.plan_id,
+        subscription_months.annual_value,
+        cast({{ dbt.dateadd('month', 1, 'subscription_months.month') }} as date) as month
 
-    from sequenced
+    from subscription_months
+    cross join current_month
+    where
+        cast({{ dbt.dateadd('month', 1, 'subscription_months.month') }} as date)
+        <= current_month.month_start_date
+        {% if is_incremental() %}
+            and cast({{ dbt.dateadd('month', 1, 'subscription_months.month') }} as date)
+            >= {{ mrr_recompute_from() }}
+        {% endif %}
+
+),
+
+compared as (
+
+    select
+        coalesce(this_month.month, last_month.month) as month,
+        coalesce(this_month.subscription_id, last_month.subscription_id) as subscription_id,
+        coalesce(this_month.user_id, last_month.user_id) as user_id,
+        this_month.plan_id,
+        this_month.annual_value,
+        last_month.plan_id as previous_plan_id,
+        last_month.annual_value as previous_annual_value,
+        this_month.subscription_id is not null as is_counted,
+        last_month.subscription_id is not null as was_counted
+
+    from this_month
+    full outer join last_month
+        on
+            this_month.subscription_id = last_month.subscription_id
+            and this_month.month = last_month.month
+
+),
+
+labelled as (
+
+    select
+        compared.*,
+        first_months.first_month
+
+    from compared
+    left join first_months on compared.subscription_id = first_months.subscription_id
 
 ),
 
@@ -56,11 +113,11 @@ starts as (
         subscription_id,
         user_id,
         plan_id,
-        case when previous_month is null then 'new' else 'reactivation' end as movement_type,
+        case when month = first_month then 'new' else 'reactivation' end as movement_type,
         annual_value as annual_value_change
 
-    from flagged
-    where not coalesce(was_active_last_month, false)
+    from labelled
+    where is_counted and not was_counted
 
 ),
 
@@ -74,8 +131,8 @@ plan_changes_in as (
         'plan_change' as movement_type,
         previous_annual_value as annual_value_change
 
-    from flagged
-    where was_active_last_month and plan_id <> previous_plan_id
+    from labelled
+    where is_counted and was_counted and plan_id <> previous_plan_id
 
 ),
 
@@ -89,8 +146,8 @@ plan_changes_out as (
         'plan_change' as movement_type,
         -1 * previous_annual_value as annual_value_change
 
-    from flagged
-    where was_active_last_month and plan_id <> previous_plan_id
+    from labelled
+    where is_counted and was_counted and plan_id <> previous_plan_id
 
 ),
 
@@ -107,26 +164,23 @@ value_changes as (
         end as movement_type,
         annual_value - previous_annual_value as annual_value_change
 
-    from flagged
-    where was_active_last_month and annual_value <> previous_annual_value
+    from labelled
+    where is_counted and was_counted and annual_value <> previous_annual_value
 
 ),
 
 churns as (
 
     select
-        flagged.following_month as month,
-        flagged.subscription_id,
-        flagged.user_id,
-        flagged.plan_id,
+        month,
+        subscription_id,
+        user_id,
+        previous_plan_id as plan_id,
         'churn' as movement_type,
-        -1 * flagged.annual_value as annual_value_change
+        -1 * previous_annual_value as annual_value_change
 
-    from flagged
-    cross join current_month
-    where
-        (flagged.next_month is null or flagged.next_month > flagged.following_month)
-        and flagged.following_month <= current_month.month_start_date
+    from labelled
+    where was_counted and not is_counted
 
 ),
 

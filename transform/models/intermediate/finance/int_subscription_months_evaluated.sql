@@ -3,6 +3,17 @@
 -- the month's last instant, read from the captured history; before a subscription's first
 -- captured version, it is taken as active from `started_at` with that version's plan.
 -- Soft-deleted users stop counting from `deleted_at`.
+-- Incremental by month: a run recomputes the newest month already built and every month since.
+{{
+    config(
+        materialized='incremental',
+        unique_key='month',
+        incremental_strategy='delete+insert',
+        tmp_relation_type='transient',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where month >= {{ mrr_recompute_from() }}{% endif %}",
+    )
+}}
+
 with
 
 versions as (
@@ -25,9 +36,16 @@ users as (
 
 months as (
 
-    select distinct month_start_date
+    select distinct
+        month_start_date,
+        cast({{ dbt.dateadd('month', 1, 'month_start_date') }} as date) as next_month_start_date
+
     from {{ ref('dim_date') }}
-    where date_day <= {{ utc_today() }}
+    where
+        date_day <= {{ utc_today() }}
+        {% if is_incremental() %}
+            and month_start_date >= {{ mrr_recompute_from() }}
+        {% endif %}
 
 ),
 
@@ -69,7 +87,7 @@ backfilled as (
 
 ),
 
-segments as (
+versioned_segments as (
 
     select subscription_id, user_id, plan_id, status, annual_value, valid_from, valid_to
     from ordered_versions
@@ -78,6 +96,23 @@ segments as (
 
     select subscription_id, user_id, plan_id, status, annual_value, valid_from, valid_to
     from backfilled
+
+),
+
+segments as (
+
+    -- Only active time counts; an open segment runs to the far future, which keeps the
+    -- month join a plain range join.
+    select
+        subscription_id,
+        user_id,
+        plan_id,
+        annual_value,
+        valid_from,
+        coalesce(valid_to, cast('9999-12-31' as {{ dbt.type_timestamp() }})) as active_until
+
+    from versioned_segments
+    where status = 'active'
 
 ),
 
@@ -93,19 +128,12 @@ past_months as (
     from segments
     inner join months
         on
-            segments.valid_from < {{ dbt.dateadd('month', 1, 'months.month_start_date') }}
-            and (
-                segments.valid_to is null
-                or segments.valid_to >= {{ dbt.dateadd('month', 1, 'months.month_start_date') }}
-            )
+            segments.valid_from < months.next_month_start_date
+            and segments.active_until >= months.next_month_start_date
     left join users on segments.user_id = users.user_id
     where
-        segments.status = 'active'
-        and months.month_start_date < (select month_start_date from current_month)
-        and (
-            users.deleted_at is null
-            or users.deleted_at >= {{ dbt.dateadd('month', 1, 'months.month_start_date') }}
-        )
+        months.month_start_date < (select current_month.month_start_date from current_month)
+        and (users.deleted_at is null or users.deleted_at >= months.next_month_start_date)
 
 ),
 

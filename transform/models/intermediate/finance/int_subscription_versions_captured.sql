@@ -18,10 +18,7 @@ subscriptions as (
     select * from {{ ref('dim_subscriptions') }}
 
     {% if is_incremental() %}
-        where _airbyte_extracted_at >= (
-            select {{ dbt.dateadd('hour', -1 * var('payments_lookback_hours'), 'max(_airbyte_extracted_at)') }}
-            from {{ this }}
-        )
+        where _airbyte_extracted_at >= {{ incremental_lower_bound('_airbyte_extracted_at', var('payments_lookback_hours')) }}
     {% endif %}
 
 ),

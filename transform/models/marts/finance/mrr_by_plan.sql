@@ -29,7 +29,7 @@ months as (
     where
         date_day <= {{ utc_today() }}
         and month_start_date >= coalesce(
-            (select min(month) from subscription_months),
+            (select min(subscription_months.month) from subscription_months),
             cast({{ dbt.date_trunc('month', utc_today()) }} as date)
         )
 

@@ -69,7 +69,7 @@ renamed as (
         {{ to_utc('paid_at') }} as paid_at,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        {{ to_utc('_airbyte_extracted_at') }} as _airbyte_extracted_at,
+        _airbyte_extracted_at,
         case
             -- D5
             when amount_value is null then 'unparseable_amount'

@@ -1,43 +1,26 @@
 -- Every raw payment with its rejection reason, if any. The rules that need other rows (an
 -- earlier payment with the same charge id, D7; the subscription table, D8) are why this
 -- staging model joins. Reasons are checked in contract order: D5, D6, D7, D8.
-with
+-- The payments are selected without a CTE and the lookups read the source tables: DuckDB
+-- materialises a CTE that correlated subqueries refer to, which would clean every raw row
+-- even when an incremental run asks for one day.
+select
+    payments.*,
+    case
+        when payments.amount_rejection_reason is not null
+            then payments.amount_rejection_reason
+        when exists (
+            select 1
+            from {{ source('postgres_airbyte', 'payments') }} as earlier
+            where
+                trim(earlier.charge_id) = payments.charge_id
+                and earlier.id < payments.payment_id
+        ) then 'duplicate_charge'
+        when not exists (
+            select 1
+            from {{ source('postgres_airbyte', 'subscriptions') }} as subscriptions
+            where subscriptions.id = payments.subscription_id
+        ) then 'orphan_subscription'
+    end as rejection_reason
 
-payments as (
-
-    select * from {{ ref('base_postgres_airbyte__payments') }}
-
-),
-
-subscriptions as (
-
-    select id as subscription_id from {{ source('postgres_airbyte', 'subscriptions') }}
-
-),
-
-checked as (
-
-    select
-        payments.*,
-        case
-            when payments.amount_rejection_reason is not null
-                then payments.amount_rejection_reason
-            when exists (
-                select 1
-                from payments as earlier
-                where
-                    earlier.charge_id = payments.charge_id
-                    and earlier.payment_id < payments.payment_id
-            ) then 'duplicate_charge'
-            when not exists (
-                select 1
-                from subscriptions
-                where subscriptions.subscription_id = payments.subscription_id
-            ) then 'orphan_subscription'
-        end as rejection_reason
-
-    from payments
-
-)
-
-select * from checked
+from {{ ref('base_postgres_airbyte__payments') }} as payments

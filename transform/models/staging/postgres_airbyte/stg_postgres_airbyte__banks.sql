@@ -19,7 +19,7 @@ renamed as (
         upper(trim(swift_bic)) as swift_bic,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        {{ to_utc('_airbyte_extracted_at') }} as _airbyte_extracted_at
+        _airbyte_extracted_at
 
     from source
 

@@ -39,7 +39,7 @@ renamed as (
         {{ to_utc('cancelled_at') }} as cancelled_at,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        {{ to_utc('_airbyte_extracted_at') }} as _airbyte_extracted_at
+        _airbyte_extracted_at
 
     from canonical
 

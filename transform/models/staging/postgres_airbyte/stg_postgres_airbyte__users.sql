@@ -41,7 +41,7 @@ renamed as (
         deleted_at is not null as is_deleted,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
-        {{ to_utc('_airbyte_extracted_at') }} as _airbyte_extracted_at
+        _airbyte_extracted_at
 
     from cleaned
 

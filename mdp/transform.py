@@ -1,0 +1,239 @@
+"""`mdp transform`: run the dbt project on the local warehouse and print the finance marts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mdp import paths
+
+app = typer.Typer(
+    help="Build the dbt project (staging, intermediate, finance) on the local DuckDB warehouse.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+
+class TransformError(RuntimeError):
+    """A dbt run that could not start or did not succeed; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    success: bool
+    statuses: dict[str, int]
+    results: list[Any]
+
+
+@contextmanager
+def _environment(overrides: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB files dbt-duckdb keeps open in this process, so others can open them."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        if env is not None:
+            env.close()
+            DuckDBConnectionManager._ENV = None
+
+
+def run_dbt(
+    args: Sequence[str],
+    *,
+    target: str | None = None,
+    project_dir: Path | None = None,
+    profiles_dir: Path | None = None,
+    target_path: Path | None = None,
+) -> DbtOutcome:
+    """Run one dbt command in-process against the project, with MDP_HOME made absolute."""
+    from dbt.cli.main import dbtRunner
+
+    project = project_dir or paths.transform_dir()
+    command = [
+        *args,
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(profiles_dir or project),
+        "--log-path",
+        str(paths.local_home() / "logs" / "dbt"),
+    ]
+    if target:
+        command += ["--target", target]
+    if target_path:
+        command += ["--target-path", str(target_path)]
+    env = {"MDP_HOME": str(paths.local_home()), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    with _environment(env):
+        try:
+            result = dbtRunner().invoke(command)
+        finally:
+            _release_duckdb()
+    if result.exception is not None:
+        raise TransformError(
+            f"dbt {' '.join(args)} could not run: {result.exception}. "
+            "Nothing was changed in the warehouse; fix the cause above and run it again."
+        )
+    statuses: dict[str, int] = {}
+    node_results = list(getattr(result.result, "results", None) or [])
+    for node in node_results:
+        status = str(node.status)
+        statuses[status] = statuses.get(status, 0) + 1
+    return DbtOutcome(success=bool(result.success), statuses=statuses, results=node_results)
+
+
+def build(select: str | None = None, full_refresh: bool = False) -> DbtOutcome:
+    """`dbt build` on the local target; raises TransformError with next steps if it fails."""
+    raw = paths.raw_db()
+    if not raw.exists():
+        raise TransformError(
+            f"The raw warehouse {raw} does not exist yet, so there is nothing to transform. "
+            "Load it first (generate and sync the source), then run `mdp transform` again."
+        )
+    paths.analytics_db().parent.mkdir(parents=True, exist_ok=True)
+    args = ["build"]
+    if select:
+        args += ["--select", select]
+    if full_refresh:
+        args.append("--full-refresh")
+    outcome = run_dbt(args, target="local")
+    if not outcome.success:
+        raise TransformError(
+            f"dbt build finished with failures ({outcome.statuses}). The raw layer is untouched "
+            f"and models that passed are in {paths.analytics_db()}. Read the failures above "
+            f"(logs: {paths.local_home() / 'logs' / 'dbt'}), fix them, then run `mdp transform` again."
+        )
+    return outcome
+
+
+def write_manifest(target_path: Path | None = None) -> Path:
+    """`dbt parse`: writes target/manifest.json (what Cosmos loads) without touching a warehouse."""
+    out = target_path or paths.transform_dir() / "target"
+    outcome = run_dbt(["parse"], target="local", target_path=out)
+    if not outcome.success:
+        raise TransformError("dbt parse failed: the project does not compile; see the log above.")
+    return out / "manifest.json"
+
+
+def summary(analytics_db: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Net revenue by plan and this month's MRR by plan, read from the local ANALYTICS file."""
+    import duckdb
+
+    db = analytics_db or paths.analytics_db()
+    if not db.exists():
+        raise TransformError(f"{db} does not exist: run `mdp transform` first.")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        revenue = con.execute(
+            "select plan_name, net_revenue, succeeded_payments "
+            "from finance.net_revenue_by_plan order by net_revenue desc, plan_name"
+        ).fetchall()
+        mrr = con.execute(
+            "select plan_name, mrr, active_subscriptions, arr from finance.mrr_by_plan "
+            "where month = (select max(month) from finance.mrr_by_plan) "
+            "order by mrr desc, plan_name"
+        ).fetchall()
+        month = con.execute("select max(month) from finance.mrr_by_plan").fetchone()
+    finally:
+        con.close()
+    return {
+        "net_revenue_by_plan": [
+            {"plan_name": p, "net_revenue": n, "succeeded_payments": c} for p, n, c in revenue
+        ],
+        "mrr_by_plan": [
+            {
+                "month": month[0] if month else None,
+                "plan_name": p,
+                "mrr": m,
+                "active_subscriptions": a,
+                "arr": arr,
+            }
+            for p, m, a, arr in mrr
+        ],
+    }
+
+
+def print_summary(analytics_db: Path | None = None) -> None:
+    """Print the two tables the demo ends with."""
+    from rich.console import Console
+    from rich.table import Table
+
+    data = summary(analytics_db)
+    console = Console()
+    revenue = Table(title="Net revenue by plan (all time, USD)")
+    for column in ("plan", "net revenue", "succeeded payments"):
+        revenue.add_column(column, justify="left" if column == "plan" else "right")
+    for row in data["net_revenue_by_plan"]:
+        revenue.add_row(
+            row["plan_name"], f"{row['net_revenue']:,.2f}", str(row["succeeded_payments"])
+        )
+    console.print(revenue)
+    month = data["mrr_by_plan"][0]["month"] if data["mrr_by_plan"] else "current month"
+    mrr = Table(title=f"MRR by plan, {month} (USD)")
+    for column in ("plan", "MRR", "active subscriptions", "ARR"):
+        mrr.add_column(column, justify="left" if column == "plan" else "right")
+    for row in data["mrr_by_plan"]:
+        mrr.add_row(
+            row["plan_name"],
+            f"{row['mrr']:,.2f}",
+            str(row["active_subscriptions"]),
+            f"{row['arr']:,.2f}",
+        )
+    console.print(mrr)
+
+
+@app.callback()
+def transform(
+    ctx: typer.Context,
+    select: str = typer.Option(None, "--select", "-s", help="dbt selector, e.g. +mrr_by_plan"),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild incremental models"),
+) -> None:
+    """Run `dbt build` on the local target, then print net revenue and MRR by plan."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        build(select=select, full_refresh=full_refresh)
+        print_summary()
+    except TransformError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error
+
+
+@app.command("manifest")
+def manifest_command() -> None:
+    """Write transform/target/manifest.json with `dbt parse` (for Airflow/Cosmos)."""
+    try:
+        typer.echo(write_manifest())
+    except TransformError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error
+
+
+@app.command("summary")
+def summary_command() -> None:
+    """Print net revenue by plan and current MRR by plan from the local warehouse."""
+    try:
+        print_summary()
+    except TransformError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error

@@ -1,0 +1,40 @@
+"""Shared dbt builds over the raw fixture: DuckDB (local target) and fakesnow (Snowflake)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mdp import transform
+from tests.transform import fixture
+
+
+@dataclass
+class LocalBuild:
+    home: Path
+    fixture: fixture.Fixture
+    outcome: transform.DbtOutcome
+    target_path: Path
+
+
+@pytest.fixture(scope="session")
+def local_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBuild]:
+    """`dbt build` on the local target over the dirty fixture, in a private MDP_HOME."""
+    home = tmp_path_factory.mktemp("mdp_home")
+    saved = os.environ.get("MDP_HOME")
+    os.environ["MDP_HOME"] = str(home)
+    try:
+        fx = fixture.build()
+        fixture.write_duckdb(home / "warehouse" / "raw.duckdb", fx)
+        target_path = home / "dbt_target"
+        outcome = transform.run_dbt(["build"], target="local", target_path=target_path)
+        yield LocalBuild(home=home, fixture=fx, outcome=outcome, target_path=target_path)
+    finally:
+        if saved is None:
+            os.environ.pop("MDP_HOME", None)
+        else:
+            os.environ["MDP_HOME"] = saved

@@ -1,0 +1,207 @@
+"""`make bench-transform`: full dbt build over ~10M raw payments, then an incremental one after a day."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+AIRBYTE = """
+    gen_random_uuid()::varchar as _airbyte_raw_id,
+    {extracted} as _airbyte_extracted_at,
+    '{{"changes": []}}'::json as _airbyte_meta,
+    1::bigint as _airbyte_generation_id
+"""
+
+
+def generate_raw(path: Path, payments: int, days: int) -> None:
+    """The raw layer of contract section 3, with every kind of dirt, written by SQL in DuckDB."""
+    users = max(payments // 20, 100)
+    subscriptions = max(payments // 16, 100)
+    con = duckdb.connect(str(path))
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("create schema if not exists POSTGRES_AIRBYTE")
+    con.execute(f"create or replace macro t0() as now()::timestamptz - interval {days + 1} day")
+    con.execute(
+        f"""
+        create or replace table POSTGRES_AIRBYTE.plans as
+        select id::bigint as id, name, monthly_price::decimal(10,2) as monthly_price,
+            annual_price::decimal(10,2) as annual_price, currency,
+            t0() as created_at, t0() as updated_at, {AIRBYTE.format(extracted="t0()")}
+        from (values (1, 'Basic', 10.00, 100.00, 'USD'), (2, 'Bronze', 15.00, 150.00, 'USD'),
+                     (3, 'Standard', 25.00, 250.00, 'USD'), (4, 'Gold', 40.00, 400.00, 'USD'),
+                     (5, 'Platinum', 99.99, 999.99, 'USD')) as p(id, name, monthly_price, annual_price, currency)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace table POSTGRES_AIRBYTE.users as
+        with s as (select range + 1 as i, t0() + (range * {days} * 86400 // {users}) * interval 1 second as ts
+                   from range({users}))
+        select i::bigint as id, gen_random_uuid() as uid, 'First' || i as first_name, 'Last' || i as last_name,
+            case when i % 50 = 0 then 'user' || i || '.example.com'
+                 when i % 10 = 0 then ' USER' || i || '@EXAMPLE.COM ' else 'user' || i || '@example.com' end as email,
+            '+1-555-' || lpad((i % 10000)::varchar, 4, '0') as phone,
+            case i % 4 when 0 then '1990-04-12' when 1 then '1990/04/12' when 2 then '12.04.1990'
+                 else '639878400' end as date_of_birth,
+            case i % 3 when 0 then 'US' when 1 then ' us ' else 'Ca' end as country,
+            md5(i::varchar) as password, '123-45-' || i as social_insurance_number,
+            case when i % 500 = 0 then ts + interval 30 day end as deleted_at,
+            ts as created_at, coalesce(case when i % 500 = 0 then ts + interval 30 day end, ts) as updated_at,
+            {AIRBYTE.format(extracted="coalesce(case when i % 500 = 0 then ts + interval 30 day end, ts) + interval 1 hour")}
+        from s
+        """
+    )
+    for table, extra in (
+        (
+            "banks",
+            "'Bank' || (i % 7) as bank_name, lpad(i::varchar, 12, '0') as account_number, "
+            "'GB29NWBK' || lpad(i::varchar, 14, '0') as iban, '021000021' as routing_number, "
+            "'NWBKGB2L' as swift_bic",
+        ),
+        (
+            "credit_cards",
+            "'4111 1111 ' || lpad(i::varchar, 8, '0') as card_number, "
+            "case i % 2 when 0 then 'Visa' else ' MASTERCARD' end as card_type, '12/29' as expiry",
+        ),
+    ):
+        con.execute(
+            f"""
+            create or replace table POSTGRES_AIRBYTE.{table} as
+            with s as (select range + 1 as i, t0() + (range * {days} * 86400 // {users}) * interval 1 second as ts
+                       from range({users}))
+            select i::bigint as id, i::bigint as user_id, {extra}, ts as created_at, ts as updated_at,
+                {AIRBYTE.format(extracted="ts + interval 1 hour")}
+            from s
+            """
+        )
+    con.execute(
+        f"""
+        create or replace table POSTGRES_AIRBYTE.subscriptions as
+        with s as (select range + 1 as i, t0() + (range * {days} * 86400 // {subscriptions}) * interval 1 second as ts
+                   from range({subscriptions}))
+        select i::bigint as id, (1 + (i * 7919) % {users})::bigint as user_id,
+            case i % 5 when 0 then 'Basic' when 1 then ' bronze' when 2 then 'STANDARD' when 3 then 'Gold '
+                 else 'Platinum' end as plan,
+            case when i % 10 < 7 then 'active' when i % 10 = 7 then (case i % 3 when 0 then 'canceled'
+                 when 1 then 'cancelled' else 'CANCELLED' end) when i % 10 = 8 then 'idle' else 'Blocked' end as status,
+            case i % 5 when 0 then 'Yearly' when 1 then 'annual' else 'monthly' end as billing_period,
+            case i % 2 when 0 then 'card' else 'bank' end as payment_method,
+            ts as started_at,
+            case when i % 10 = 7 then ts + interval 90 day end as cancelled_at,
+            ts as created_at, case when i % 10 = 7 then ts + interval 90 day else ts end as updated_at,
+            {AIRBYTE.format(extracted="case when i % 10 = 7 then ts + interval 90 day else ts end + interval 1 hour")}
+        from s
+        """
+    )
+    con.execute(payments_sql(0, payments, payments, subscriptions, days, "create or replace table"))
+    con.close()
+
+
+def payments_sql(first: int, count: int, total: int, subscriptions: int, days: int, verb: str) -> str:
+    """Payments `first+1 .. first+count`, spread evenly over `days` days of a `total`-row history."""
+    return f"""
+        {verb} POSTGRES_AIRBYTE.payments {"as" if verb.startswith("create") else ""}
+        with s as (
+            select range + 1 as i,
+                t0() + (range * {days}::bigint * 86400 // {total}) * interval 1 second as ts
+            from range({first}, {first + count})
+        )
+        select i::bigint as id,
+            (case when i % 200 = 0 then {subscriptions} + i else 1 + i % {subscriptions} end)::bigint
+                as subscription_id,
+            (1 + i % 1000)::bigint as user_id,
+            'ch_' || (case when i % 100 = 1 and i > 1 then i - 1 else i end) as charge_id,
+            case when i % 200 = 3 then 'N/A' when i % 500 = 4 then '-' || (10 + i % 90) || '.00'
+                 when i % 20 = 5 then '$' || (10 + i % 90) || '.50'
+                 when i % 20 = 6 then 'USD ' || (10 + i % 90) || '.50'
+                 when i % 20 = 7 then (10 + i % 90) || ',50'
+                 when i % 20 = 8 then ' ' || (10 + i % 90) || '.50 '
+                 else (10 + i % 90) || '.50' end as amount,
+            case when i % 10 = 0 then null else (i % 5)::decimal(10,2) end as discount_amount,
+            case when i % 3 = 0 then 'USD' else 'usd' end as currency,
+            case when i % 20 = 0 then 'failed' when i % 33 = 0 then 'refunded'
+                 when i % 7 = 0 then ' Succeeded' else 'succeeded' end as status,
+            ts as paid_at, ts as created_at, ts as updated_at,
+            {AIRBYTE.format(extracted="ts + interval 1 hour")}
+        from s
+    """
+
+
+def add_day(path: Path, payments: int, days: int) -> None:
+    """One more simulated day: its payments, refunds of older ones, plan changes, late syncs."""
+    subscriptions = max(payments // 16, 100)
+    per_day = payments // days
+    con = duckdb.connect(str(path))
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"create or replace macro t0() as now()::timestamptz - interval {days} day")
+    con.execute(payments_sql(payments, per_day, payments, subscriptions, days, "insert into"))
+    synced = "now()::timestamptz"
+    con.execute(
+        f"""
+        update POSTGRES_AIRBYTE.payments
+        set status = 'refunded', updated_at = {synced}, _airbyte_extracted_at = {synced}
+        where id % 10007 = 0
+        """
+    )
+    con.execute(
+        f"""
+        update POSTGRES_AIRBYTE.subscriptions
+        set plan = 'Platinum', updated_at = {synced}, _airbyte_extracted_at = {synced}
+        where id % 1009 = 0
+        """
+    )
+    con.close()
+
+
+def timed_run(args: list[str]) -> float:
+    from mdp import transform
+
+    started = time.perf_counter()
+    outcome = transform.run_dbt(args, target="local")
+    elapsed = time.perf_counter() - started
+    if not outcome.success:
+        sys.exit(f"dbt {' '.join(args)} failed: {outcome.statuses}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--payments", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark warehouse")
+    options = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="mdp-bench-transform-"))
+    os.environ["MDP_HOME"] = str(home)
+    warehouse = home / "warehouse"
+    warehouse.mkdir(parents=True)
+    raw = warehouse / "raw.duckdb"
+    try:
+        started = time.perf_counter()
+        generate_raw(raw, options.payments, options.days)
+        print(f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s")
+        run = ["run", "--threads", "2"]
+        # Parse once up front so neither timed run pays for a cold project parse.
+        timed_run(["parse"])
+        full = timed_run([*run, "--full-refresh"])
+        add_day(raw, options.payments, options.days)
+        incremental = timed_run(run)
+        print(f"full build (dbt run, baseline):     {full:8.1f}s")
+        print(f"incremental build after one day:    {incremental:8.1f}s")
+        print(f"ratio incremental / full:           {incremental / full:8.1%}  (goal <= 20%)")
+    finally:
+        if options.keep:
+            print(f"warehouse kept in {warehouse}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
