@@ -25,6 +25,7 @@ install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
 demo: install ## Run the platform locally: embedded PostgreSQL, generator, loader, dbt, Airflow
 	$(RUN) mdp demo
+	$(RUN) mdp dashboard --background
 
 test: install lint ## Lint, type-check and run every test
 	$(RUN) pytest
@@ -41,6 +42,7 @@ fmt: install ## Format the code and apply safe lint fixes
 
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
+	-$(RUN) mdp dashboard --stop 2>/dev/null
 	rm -rf .local
 
 dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501)

@@ -86,9 +86,9 @@ def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, period: str) -> None
     with left:
         trend = (
             alt.Chart(by_plan, title=f"MRR by plan, {period}")
-            .mark_area()
+            .mark_bar()
             .encode(
-                x=_month_x(),
+                x=_month_band(),
                 y=alt.Y(
                     "sum(mrr):Q", title="MRR (USD)", stack=True, axis=alt.Axis(format=MONEY_AXIS)
                 ),
@@ -130,6 +130,7 @@ def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, period: str) -> None
                 **{
                     label: [metrics.money(v) for v in monthly[col]]
                     for col, label in metrics.MOVEMENT_LABELS.items()
+                    if col in monthly.columns
                 },
             }
         )

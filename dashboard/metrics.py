@@ -14,12 +14,15 @@ CENT = Decimal("0.01")
 # Movements in the order they explain a month's change in MRR; the last two lower it.
 GAINS = ("new_mrr", "expansion_mrr", "reactivation_mrr")
 LOSSES = ("contraction_mrr", "churned_mrr")
+# MRR moved between plans by plan changes, signed; it nets to zero over all plans.
+SIGNED = ("plan_change_mrr",)
 MOVEMENT_LABELS = {
     "new_mrr": "New",
     "expansion_mrr": "Expansion",
     "reactivation_mrr": "Reactivation",
     "contraction_mrr": "Contraction",
     "churned_mrr": "Churn",
+    "plan_change_mrr": "Plan change",
 }
 
 
@@ -110,8 +113,9 @@ def monthly_mrr(marts: Marts) -> pd.DataFrame:
     previous month. Movements are shown with the sign of their effect: losses negative,
     whatever sign the mart stores them with.
     """
-    columns = ["mrr", "active_subscriptions", *GAINS, *LOSSES]
     df = marts.mrr
+    signed = [c for c in SIGNED if c in df.columns]
+    columns = ["mrr", "active_subscriptions", *GAINS, *LOSSES, *signed]
     if df.empty:
         return pd.DataFrame(columns=["month", *columns, "arpu", "churn_rate"])
     grouped = df.groupby("month", sort=True)[columns].agg(lambda s: total(s)).reset_index()
@@ -135,7 +139,8 @@ def movements_long(monthly: pd.DataFrame) -> pd.DataFrame:
     """One row per month and movement, for a diverging bar chart."""
     rows = [
         {"month": m, "movement": MOVEMENT_LABELS[col], "amount": float(v)}
-        for col in (*GAINS, *LOSSES)
+        for col in (*GAINS, *LOSSES, *SIGNED)
+        if col in monthly.columns
         for m, v in zip(monthly["month"], monthly[col], strict=True)
     ]
     return pd.DataFrame(rows, columns=["month", "movement", "amount"])

@@ -29,7 +29,7 @@ def _months(last: dt.date, count: int) -> list[dt.date]:
 
 def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
     """MRR by plan whose movements add up: mrr(t) = mrr(t-1) + new + expansion + reactivation
-    - contraction - churned (movements are positive amounts)."""
+    - contraction - churned + plan_change (the dbt mart's signs: losses positive, plan change signed)."""
     rows: dict[str, list[object]] = {
         k: []
         for k in (
@@ -42,6 +42,7 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
             "contraction_mrr",
             "churned_mrr",
             "reactivation_mrr",
+            "plan_change_mrr",
         )
     }
     for p_index, (plan, (price, _)) in enumerate(PLANS.items()):
@@ -56,6 +57,9 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
             active = active + new + reactivated - churned
             step = (price * Decimal("0.2")).quantize(CENT)
             expansion, contraction = up * step, down * step
+            # Upgrades from Basic land in Bronze: the plan-change movement nets to zero overall.
+            moved = Decimal(t % 3) * Decimal("9.99")
+            plan_change = -moved if plan == "Basic" else moved if plan == "Bronze" else Decimal(0)
             rows["month"].append(month)
             rows["plan_name"].append(plan)
             rows["active_subscriptions"].append(active)
@@ -64,6 +68,7 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
             rows["reactivation_mrr"].append(reactivated * price)
             rows["expansion_mrr"].append(expansion)
             rows["contraction_mrr"].append(contraction)
+            rows["plan_change_mrr"].append(plan_change)
             previous = rows["mrr"][-1] if t else Decimal(0)
             assert isinstance(previous, Decimal)
             rows["mrr"].append(
@@ -73,6 +78,7 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
                 + expansion
                 - churned * price
                 - contraction
+                + plan_change
             )
     money = pa.decimal128(14, 2)
     return pa.table(
@@ -81,6 +87,7 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
             "plan_name": pa.array(rows["plan_name"], pa.string()),
             "mrr": pa.array(rows["mrr"], money),
             "active_subscriptions": pa.array(rows["active_subscriptions"], pa.int64()),
+            "arr": pa.array([m * 12 for m in rows["mrr"]], money),  # type: ignore[operator]
             **{
                 k: pa.array(rows[k], money)
                 for k in (
@@ -89,6 +96,7 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
                     "contraction_mrr",
                     "churned_mrr",
                     "reactivation_mrr",
+                    "plan_change_mrr",
                 )
             },
         }
@@ -147,7 +155,9 @@ def build_sample_warehouse(
                     (h // 7) % 100 as plan_roll,
                     (h // 701) % 100 as status_roll,
                     (g // 13) % 10 as discount_roll,
-                    (g // 1009) % {span} as offset_seconds
+                    -- Ids are assigned at insert time, so they rise with paid_at, give or take.
+                    ((payment_id - 1) * {span} // {max(payments, 1)} + (g // 1009) % 900)
+                        % {span} as offset_seconds
                 from base
             )
             select
@@ -176,7 +186,8 @@ def build_sample_warehouse(
                     else 0
                 end::decimal(14, 2) as net_revenue,
                 timestamptz '{start.isoformat()}'
-                    + to_seconds(s.offset_seconds::bigint) as paid_at
+                    + to_seconds(s.offset_seconds::bigint) as paid_at,
+                status_roll < 90 as is_succeeded
             from shaped as s
             join plans_src as p
                 on p.plan_rank = case
@@ -188,6 +199,19 @@ def build_sample_warehouse(
                 end
             {"where false" if empty else ""}
             order by s.payment_id
+            """
+        )
+        con.execute(
+            """
+            alter table intermediate.fct_payments add column paid_date date;
+            alter table intermediate.fct_payments add column paid_month date;
+            alter table intermediate.fct_payments add column updated_at timestamptz;
+            alter table intermediate.fct_payments add column _airbyte_extracted_at timestamptz;
+            update intermediate.fct_payments set
+                paid_date = paid_at::date,
+                paid_month = date_trunc('month', paid_at)::date,
+                updated_at = paid_at + interval 2 minute,
+                _airbyte_extracted_at = date_trunc('hour', paid_at) + interval 2 hour;
             """
         )
         con.execute(
@@ -222,8 +246,15 @@ def build_sample_warehouse(
         )
         con.execute(
             """
-            create table finance.arr_by_plan as
-            select month, plan_name, (mrr * 12)::decimal(14, 2) as arr from finance.mrr_by_plan
+            create table finance.saas_metrics_monthly as
+            select
+                month,
+                sum(mrr) as mrr,
+                sum(arr) as arr,
+                sum(active_subscriptions) as active_subscriptions,
+                round(sum(mrr) / nullif(sum(active_subscriptions), 0), 2)::decimal(14, 2) as arpu
+            from finance.mrr_by_plan
+            group by month
             """
         )
     finally:

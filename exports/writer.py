@@ -31,6 +31,7 @@ MONTH_KEY = "year_month"
 # Readers (pyarrow, pandas, DuckDB, Spark, Athena) read this name as a NULL partition value.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 DATA_FILE = "data.parquet"
+TARGET_ENV = "MDP_EXPORTS_TARGET"
 S3_REGION_ENV = "MDP_EXPORTS_S3_REGION"
 S3_ENDPOINT_ENV = "MDP_EXPORTS_S3_ENDPOINT"
 
@@ -102,7 +103,13 @@ class ExportResult:
 
 
 def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSystem, str, str]:
-    """(filesystem, base path in it, display URI) for a local folder or an `s3://bucket/prefix`."""
+    """(filesystem, base path in it, display URI) for a local folder or an `s3://bucket/prefix`.
+
+    Without a target: `MDP_EXPORTS_TARGET` (set on the cloud hosts to the exports bucket),
+    else the local exports folder.
+    """
+    if target is None:
+        target = os.environ.get(TARGET_ENV) or None
     if target is None:
         default = str(paths.exports_dir())
         return pafs.LocalFileSystem(), default, default
@@ -153,18 +160,36 @@ def _split(table: pa.Table, spec: Partitioning | None) -> dict[str, pa.Table]:
     return parts
 
 
+def _write_parquet(sink: object, table: pa.Table, compression_level: int | None) -> None:
+    # Ids and timestamps are near-sorted within a month: delta encoding stores their small
+    # steps in a few bits, where plain encoding plus zstd keeps most of the 8 bytes.
+    delta = [
+        f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
+    ]
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=compression_level,
+        use_dictionary=[n for n in table.column_names if n not in delta],
+        column_encoding=dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
+    )
+
+
 def _write_atomically(
     fs: pafs.FileSystem, path: str, table: pa.Table, compression_level: int | None
 ) -> None:
     directory = path.rsplit("/", 1)[0]
-    fs.create_dir(directory, recursive=True)
+    # S3 keys need no parent directory, and creating one would add an empty marker object.
+    if not isinstance(fs, pafs.S3FileSystem):
+        fs.create_dir(directory, recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
         # Hidden name: readers skip it while it is written, and the rename replaces the old
         # file in one step, so a reader sees the old partition or the new one, never both.
         tmp = f"{directory}/.{DATA_FILE}.{uuid.uuid4().hex}.tmp"
         try:
             with fs.open_output_stream(tmp) as sink:
-                pq.write_table(table, sink, compression="zstd", compression_level=compression_level)
+                _write_parquet(sink, table, compression_level)
             fs.move(tmp, path)
         except BaseException:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
@@ -173,7 +198,7 @@ def _write_atomically(
     else:
         # An object store PUT is already atomic: readers see the old object or the new one.
         with fs.open_output_stream(path) as sink:
-            pq.write_table(table, sink, compression="zstd", compression_level=compression_level)
+            _write_parquet(sink, table, compression_level)
 
 
 def _remove_stale(fs: pafs.FileSystem, table_dir: str, keep: set[str]) -> int:
@@ -256,7 +281,8 @@ def export_marts(
     filesystem: pafs.FileSystem | None = None,
     compression_level: int | None = None,
 ) -> ExportResult:
-    """Export `fct_payments` and every FINANCE mart to `target` (default `.local/exports/`).
+    """Export `fct_payments` and every FINANCE mart to `target` (default: `MDP_EXPORTS_TARGET`,
+    else `.local/exports/`).
 
     `target` is a local folder or `s3://bucket/prefix`; with `filesystem`, it is a path in that
     filesystem. Each partition is one file, replaced atomically, so a re-run never duplicates

@@ -15,6 +15,7 @@ def mdp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("MDP_HOME", str(home))
     monkeypatch.delenv("MDP_TARGET", raising=False)
+    monkeypatch.delenv("MDP_EXPORTS_TARGET", raising=False)
     return home
 
 

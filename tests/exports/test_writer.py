@@ -25,7 +25,7 @@ TABLES = {
     "net_revenue_by_plan": ("finance.net_revenue_by_plan", "net_revenue"),
     "monthly_net_revenue_by_plan": ("finance.monthly_net_revenue_by_plan", "net_revenue"),
     "mrr_by_plan": ("finance.mrr_by_plan", "mrr"),
-    "arr_by_plan": ("finance.arr_by_plan", "arr"),
+    "saas_metrics_monthly": ("finance.saas_metrics_monthly", "arr"),
 }
 
 
@@ -179,6 +179,16 @@ def test_an_object_store_target_gets_the_same_layout(warehouse: Path) -> None:
     assert len(files) == 8
     table = ds.dataset("bucket/exports/fct_payments", filesystem=fs, partitioning="hive").to_table()
     assert table.num_rows == _truth(warehouse)["fct_payments"][0]
+
+
+def test_the_target_can_come_from_the_environment(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MDP_EXPORTS_TARGET", str(tmp_path / "published"))
+    result = export_marts()
+    assert Path(result.target) == tmp_path / "published"
+    assert (tmp_path / "published" / "mrr_by_plan").is_dir()
+    assert not paths.exports_dir().exists()
 
 
 def test_s3_uris_resolve_to_a_bucket_and_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

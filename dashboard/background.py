@@ -1,0 +1,131 @@
+"""A dashboard server that outlives the command that started it (`make demo`, `mdp dashboard --background`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from dashboard.cli import DEFAULT_PORT, free_port, serve
+from mdp import paths
+
+
+def state_file() -> Path:
+    return paths.local_home() / "dashboard.json"
+
+
+def log_file() -> Path:
+    return paths.local_home() / "logs" / "dashboard.log"
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # Reap it first when this process started it, so a finished server is not a zombie.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def running() -> dict[str, Any] | None:
+    """The recorded background server, if it is still up."""
+    try:
+        state = json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    if _alive(int(state["pid"])) and _healthy(str(state["url"])):
+        return dict(state)
+    return None
+
+
+def start(host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = 60) -> str:
+    """Start the server in its own session (or reuse the one running); return its address."""
+    current = running()
+    if current is not None:
+        return str(current["url"])
+    if port == 0 or not _port_free(host, port):
+        port = free_port(host)
+    log_file().parent.mkdir(parents=True, exist_ok=True)
+    with log_file().open("ab") as log:
+        process, url = serve(
+            host,
+            port,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while not _healthy(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(
+                f"The dashboard server did not start within {timeout:.0f} s; nothing else was "
+                f"changed. Its log is {log_file()}."
+            )
+        time.sleep(0.3)
+    state_file().write_text(json.dumps({"pid": process.pid, "url": url}))
+    return url
+
+
+def stop() -> bool:
+    """Stop the recorded background server; False when none was running."""
+    try:
+        state = json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return False
+    state_file().unlink(missing_ok=True)
+    pid = int(state["pid"])
+    if not _alive(pid):
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    return True
+
+
+def demo_step(ctx: Any) -> None:
+    """The demo's last step: export the marts and serve the dashboard in the background.
+
+    `ctx` is the demo's context: `facts` (a list of lines for the recap) is all it needs.
+    """
+    from exports import export_marts
+
+    result = export_marts()
+    ctx.facts.append(
+        f"Parquet exports: {result.rows:,} rows in {len(result.tables)} tables under {result.target}"
+    )
+    url = start()
+    ctx.facts.append(f"Dashboard: {url}  (`uv run mdp dashboard --stop` stops it)")
