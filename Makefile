@@ -40,6 +40,11 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+ROWS ?= 1000000
+.PHONY: bench-generator
+bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS=1000000)
+	$(RUN) python -m source_generator.bench --rows $(ROWS)
+
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null
 	-$(RUN) mdp dashboard --stop 2>/dev/null

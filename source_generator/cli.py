@@ -80,6 +80,15 @@ class RunTotals:
         self.last_clock = summary.clock
 
 
+class _CyclesFailed(Exception):
+    """Some ticks of a finite loop could not write their cycle."""
+
+    def __init__(self, failed: int, totals: RunTotals) -> None:
+        super().__init__(f"{failed} cycle(s) failed")
+        self.failed = failed
+        self.totals = totals
+
+
 class _Stop(Exception):
     """SIGTERM arrived: leave the loop; an open cycle rolls back."""
 
@@ -228,6 +237,13 @@ def generate(
     except localpg.SourceUnreachable as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from None
+    except _CyclesFailed as err:
+        out.print(summary_table(err.totals, f"{err.totals.cycles} cycle(s) written"))
+        console.print(
+            f"[red]{err.failed} of the requested cycles could not be written (see above); "
+            "the others are committed.[/red]"
+        )
+        raise typer.Exit(1) from None
     except (_Stop, KeyboardInterrupt):
         console.print(
             "[yellow]Stopped. Committed cycles are kept; the cycle in progress was rolled back, "
@@ -274,7 +290,7 @@ def _run_every(
     """Run a cycle on each tick; a failed cycle is logged and retried on the next tick."""
     totals = RunTotals()
     next_tick = time.monotonic()
-    done = 0
+    done = failed = 0
     while cycles == 0 or done < cycles:
         try:
             with localpg.connect(dsn) as conn:
@@ -290,9 +306,12 @@ def _run_every(
             console.print(
                 f"[red]{err}[/red]\nNothing of this cycle was written; retrying at the next tick."
             )
+            failed += 1
         done += 1
         if cycles and done >= cycles:
             break
         next_tick += period.total_seconds()
         time.sleep(max(0.0, next_tick - time.monotonic()))
+    if failed:
+        raise _CyclesFailed(failed, totals)
     return totals

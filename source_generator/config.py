@@ -116,10 +116,10 @@ def dirt_from_env(overrides: Iterable[str] = ()) -> DirtRates:
 class ChangeRates:
     """How much a cycle changes, as a fraction of the rows it inserts."""
 
-    subscription_changes: float = 0.05
-    refunds: float = 0.01
-    email_changes: float = 0.02
-    soft_deletes: float = 0.003
+    subscription_changes: float = 0.02
+    refunds: float = 0.005
+    email_changes: float = 0.01
+    soft_deletes: float = 0.002
     late_rows: float = 0.05  # share of new rows whose created_at is backdated
     late_max_hours: float = 72.0
 

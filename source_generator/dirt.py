@@ -74,12 +74,9 @@ def invalid_email(rng: random.Random, email: str) -> str:
     return email.replace("@", (" at ", "", ".", "#")[rng.randrange(4)])
 
 
-def date_of_birth(rng: random.Random, day: date, non_iso: float, unparseable: float) -> str | None:
-    """`day` in a non-ISO format or as text no format can read (D11); None keeps it ISO."""
-    r = rng.random()
-    if r >= non_iso:
-        return None
-    if r < unparseable:
+def non_iso_date(rng: random.Random, day: date, unreadable: bool) -> str:
+    """`day` in a non-ISO format of D11, or (when `unreadable`) text that no format can read."""
+    if unreadable:
         return UNPARSEABLE_DATES[rng.randrange(len(UNPARSEABLE_DATES))]
     # Epoch seconds only after 1970, so every epoch value stays a plain run of digits.
     choices = 3 if day.year >= 1970 else 2

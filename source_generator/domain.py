@@ -18,6 +18,9 @@ LAST_NAMES: tuple[str, ...] = (
     "Patel", "Singh", "Nielsen", "Hansen", "Berg", "Novak", "Silva", "Santos", "Costa",
 )  # fmt: skip
 
+FIRST_NAMES_LOWER = tuple(name.lower() for name in FIRST_NAMES)
+LAST_NAMES_LOWER = tuple(name.lower() for name in LAST_NAMES)
+
 EMAIL_DOMAINS: tuple[str, ...] = (
     "example.com", "mail.test", "inbox.example", "post.example.org", "corp.example.net",
 )  # fmt: skip

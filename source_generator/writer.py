@@ -25,8 +25,20 @@ def copy_rows(
     table: str,
     rows: Iterable[Sequence[Any]],
     schema: str = SCHEMA,
+    keep: list[Any] | None = None,
 ) -> None:
-    """COPY `rows` (tuples in the column order of `schema.TABLES[table]`) into the table."""
+    """COPY `rows` (tuples in the column order of `schema.TABLES[table]`) into the table.
+
+    `rows` may be a generator: it is consumed while COPY streams, and each row is also
+    appended to `keep` when given.
+    """
     with conn.cursor() as cur, cur.copy(copy_statement(table, schema)) as copy:
-        for row in rows:
-            copy.write_row(row)
+        write = copy.write_row
+        if keep is None:
+            for row in rows:
+                write(row)
+        else:
+            append = keep.append
+            for row in rows:
+                write(row)
+                append(row)
