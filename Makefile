@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean airflow dashboard export bench-exports transform dbt-manifest bench-transform
+.PHONY: help install demo test lint fmt clean airflow dashboard export bench-exports transform dbt-manifest bench-transform bench-ingestion
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ ROWS ?= 1000000
 .PHONY: bench-generator
 bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS=1000000)
 	$(RUN) python -m source_generator.bench --rows $(ROWS)
+
+bench-ingestion: install ## Benchmark the loader: 1M-row full + 1% incremental sync vs bare COPY and dlt
+	$(RUN) python -m ingestion.bench
 
 clean: ## Stop the embedded PostgreSQL and delete all local state (.local/)
 	-$(RUN) mdp stop 2>/dev/null

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +12,43 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingestion.errors import IngestionError, ReconciliationFailed
+from ingestion.status import raw_status
 from ingestion.sync import SyncResult, lookback_from_env, run_sync, select_streams
+
+if TYPE_CHECKING:
+    from mdp.demo import DemoContext
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `mdp sync`, the `raw` section of `mdp status`, and the sync step of `mdp demo`."""
+    from mdp import demo, status
+
+    app.command("sync")(sync)
+    status.PROVIDERS["raw"] = raw_status
+    if not any(step.run is demo_sync for step in demo.STEPS):
+        after = next(
+            (i + 1 for i, s in enumerate(demo.STEPS) if s.run is demo.generate_source_data),
+            len(demo.STEPS),
+        )
+        demo.STEPS.insert(after, demo.Step("Sync the source into RAW (DuckDB)", demo_sync))
+
+
+def demo_sync(ctx: DemoContext) -> None:
+    """The demo's sync step: what `mdp sync` does, against the demo's source."""
+    try:
+        result = _run_with_progress(
+            ctx.console, [], False, lookback_from_env(), quiet=False, conninfo=ctx.source_dsn
+        )
+    except IngestionError as failure:
+        if isinstance(failure, ReconciliationFailed) and isinstance(failure.result, SyncResult):
+            _report(ctx.console, failure.result, as_json=False)
+        _fail(ctx.console, failure)
+    _report(ctx.console, result, as_json=False)
+    ctx.facts.append(
+        f"Sync: {sum(s.rows_read for s in result.streams):,} rows read into {result.raw_path} "
+        f"(schema postgres_airbyte), {sum(s.inserted for s in result.streams):,} inserted, "
+        f"{sum(s.updated for s in result.streams):,} updated; reconciliation matches"
+    )
 
 
 def sync(
@@ -52,7 +88,12 @@ def sync(
 
 
 def _run_with_progress(
-    console: Console, names: list[str], full_refresh: bool, lookback: timedelta, quiet: bool
+    console: Console,
+    names: list[str],
+    full_refresh: bool,
+    lookback: timedelta,
+    quiet: bool,
+    conninfo: str | None = None,
 ) -> SyncResult:
     columns = (
         TextColumn("[bold]{task.description:<24}"),
@@ -62,7 +103,7 @@ def _run_with_progress(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
-        task = bar.add_task("connecting", total=len(names), rows=0)
+        task = bar.add_task("connecting", total=len(select_streams(names)), rows=0)
 
         def on_event(event: str, name: str, rows: int) -> None:
             if event == "stream":
@@ -75,7 +116,11 @@ def _run_with_progress(
                 bar.update(task, description=f"reconciling {name}")
 
         return run_sync(
-            stream_names=names, full_refresh=full_refresh, lookback=lookback, progress=on_event
+            conninfo,
+            stream_names=names,
+            full_refresh=full_refresh,
+            lookback=lookback,
+            progress=on_event,
         )
 
 

@@ -40,5 +40,9 @@ class ReconciliationFailed(IngestionError):
         )
 
 
+class SyncAborted(IngestionError):
+    """A stream stopped because another stream of the same sync failed."""
+
+
 class WarehouseBusy(IngestionError):
     """Another process holds the RAW DuckDB file."""

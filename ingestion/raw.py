@@ -61,21 +61,9 @@ def table_name(stream: Stream) -> str:
     return f"{quote(SCHEMA)}.{quote(stream.name)}"
 
 
-def raw_columns(con: duckdb.DuckDBPyConnection, stream: Stream) -> dict[str, str] | None:
-    """The RAW table's columns and types, or None when the table does not exist yet."""
-    rows = run(
-        con,
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [SCHEMA, stream.name],
-    )
-    return {name: dtype for name, dtype in rows} or None
-
-
 def create_table(
     con: duckdb.DuckDBPyConnection, stream: Stream, columns: list[SourceColumn]
 ) -> None:
-    run(con, f"create schema if not exists {quote(SCHEMA)}")
     defs = [f"{quote(n)} {t}" for n, t in AIRBYTE_COLUMNS]
     defs += [f"{quote(c.name)} {c.duckdb_type}" for c in columns]
     run(con, f"create table {table_name(stream)} ({', '.join(defs)})")
@@ -125,6 +113,7 @@ def load(
     columns: list[SourceColumn],
     chunks: Iterable[pa.Table],
     *,
+    existing: dict[str, str] | None,
     extracted_at: datetime,
     generation_id: int,
     sync_id: int,
@@ -133,52 +122,71 @@ def load(
 ) -> LoadResult:
     """Merges the chunks into the stream's RAW table inside the caller's transaction.
 
-    One row per primary key survives: the latest by (cursor desc, _airbyte_extracted_at desc).
-    A re-read row identical to the one in RAW keeps its first extraction, so re-reading the
-    lookback window changes nothing.
+    `existing` is the RAW table's columns (None when it does not exist yet). One row per primary
+    key survives: the latest by (cursor desc, _airbyte_extracted_at desc). A re-read row
+    identical to the one in RAW keeps its first extraction, so re-reading the lookback window
+    changes nothing.
     """
     table = table_name(stream)
-    existing = raw_columns(con, stream)
+    result = LoadResult()
     if replace_all and existing is not None:
         run(con, f"drop table {table}")
         existing = None
-    result = LoadResult()
+    direct = existing is None
     if existing is None:
         create_table(con, stream, columns)
+        raw_types = {c.name: c.duckdb_type for c in columns}
     else:
         result.columns_added = add_new_columns(con, stream, columns, existing)
-    raw_types = raw_columns(con, stream) or {}
-    is_empty = run(con, f"select count(*) = 0 from (select 1 from {table} limit 1)")[0]
-    direct = bool(is_empty[0])
+        raw_types = {
+            **existing,
+            **{c.name: c.duckdb_type for c in columns if c.name not in existing},
+        }
 
     params = {
         "extracted_at": extracted_at,
         "meta": json.dumps({"changes": [], "sync_id": sync_id}),
         "generation_id": generation_id,
     }
-    select = _select_list(columns, raw_types)
     names = ", ".join([*(quote(n) for n, _ in AIRBYTE_COLUMNS), *(quote(c.name) for c in columns)])
-    target = table if direct else "_batch"
-    if not direct:
-        run(con, f"create or replace temp table _batch as select {names} from {table} limit 0")
+    casts = ", ".join(
+        f"cast({quote(c.name)} as {raw_types[c.name]}) as {quote(c.name)}" for c in columns
+    )
+    batch: list[pa.Table] = []
     for chunk in chunks:
         if chunk.num_rows == 0:
             continue
-        con.register("_chunk", chunk)
-        run(con, f"insert into {target} ({names}) select {select} from _chunk", params)
-        con.unregister("_chunk")
         result.rows_read += chunk.num_rows
         top = pc.max(chunk.column(stream.cursor_field)).as_py()
         if top is not None and (result.max_cursor is None or top > result.max_cursor):
             result.max_cursor = top
+        if direct:
+            # A new table needs no dedup: one snapshot holds one row per primary key.
+            con.register("_chunk", chunk)
+            run(
+                con,
+                f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
+                params,
+            )
+            con.unregister("_chunk")
+        else:
+            batch.append(chunk)
         if on_rows is not None:
             on_rows(chunk.num_rows)
     if direct:
         result.inserted = result.rows_read
-        return result
-    _merge(con, stream, columns, names, result)
-    run(con, "drop table _batch")
+    elif batch:
+        con.register("_chunk", pa.concat_tables(batch) if len(batch) > 1 else batch[0])
+        _merge(con, stream, columns, names, f"(select {casts} from _chunk)", params, result)
+        con.unregister("_chunk")
     return result
+
+
+# Airbyte's columns for rows written by this sync, filled from the statement's parameters.
+_AIRBYTE_VALUES = (
+    "cast(uuid() as varchar), cast($extracted_at as timestamptz), cast($meta as json), "
+    "cast($generation_id as bigint)"
+)
 
 
 def _merge(
@@ -186,6 +194,8 @@ def _merge(
     stream: Stream,
     columns: list[SourceColumn],
     names: str,
+    batch: str,
+    params: dict[str, Any],
     result: LoadResult,
 ) -> None:
     table = table_name(stream)
@@ -194,27 +204,44 @@ def _merge(
     differs = " or ".join(f"r.{quote(c.name)} is distinct from b.{quote(c.name)}" for c in columns)
     newer = f"b.{cursor} > r.{cursor} or (b.{cursor} = r.{cursor} and ({differs}))"
     replaced = run(
-        con, f"delete from {table} as r using _batch as b where {same_key} and ({newer})"
-    )[0]
-    result.updated = int(replaced[0])
+        con, f"delete from {table} as r using {batch} as b where {same_key} and ({newer})"
+    )
+    result.updated = int(replaced[0][0])
+    source_cols = ", ".join(f"b.{quote(c.name)}" for c in columns)
     added = run(
         con,
-        f"insert into {table} ({names}) select {names} from _batch as b "
+        f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {source_cols} from {batch} as b "
         f"where not exists (select 1 from {table} as r where {same_key})",
-    )[0]
-    result.inserted = int(added[0]) - result.updated
+        params,
+    )
+    result.inserted = int(added[0][0]) - result.updated
 
 
-def aggregates(con: duckdb.DuckDBPyConnection, stream: Stream) -> Aggregates:
-    """The same count and checksum as the source computes, over the RAW table."""
-    pk, cursor = quote(stream.primary_key[0]), quote(stream.cursor_field)
-    row = run(
+def all_raw_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every RAW table's columns and types, in one query (creating the schema if needed)."""
+    run(con, f"create schema if not exists {quote(SCHEMA)}")
+    out: dict[str, dict[str, str]] = {}
+    for table, column, dtype in run(
         con,
-        f"""
-        select count(*), coalesce(sum(k), 0), coalesce(sum(us), 0),
-               coalesce(sum((k % 1000003) * (us % 1000033)), 0)
-        from (select cast({pk} as bigint) as k, epoch_us({cursor}) as us
-              from {table_name(stream)}) as s
-        """,
-    )[0]
-    return Aggregates.of(*row)
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = ? order by table_name, ordinal_position",
+        [SCHEMA],
+    ):
+        out.setdefault(table, {})[column] = dtype
+    return out
+
+
+def all_aggregates(con: duckdb.DuckDBPyConnection, streams: list[Stream]) -> dict[str, Aggregates]:
+    """The same count and checksum as the source computes, over every RAW table, in one query."""
+    parts = []
+    for i, stream in enumerate(streams):
+        pk, cursor = quote(stream.primary_key[0]), quote(stream.cursor_field)
+        parts.append(
+            f"""
+            select {i} as i, count(*), coalesce(sum(k), 0), coalesce(sum(us), 0),
+                   coalesce(sum((k % 1000003) * (us % 1000033)), 0)
+            from (select cast({pk} as bigint) as k, epoch_us({cursor}) as us
+                  from {table_name(stream)}) as s"""
+        )
+    rows = run(con, " union all ".join(parts))
+    return {streams[row[0]].name: Aggregates.of(*row[1:]) for row in rows}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pyarrow.csv as pcsv
 from psycopg import sql
 
 from ingestion.catalog import SOURCE_SCHEMA, Stream
-from ingestion.errors import SourceSchemaError, SourceUnavailable
+from ingestion.errors import SourceSchemaError, SourceUnavailable, SyncAborted
 from ingestion.types import SourceColumn
 
 # Rows travel in chunks of about this many CSV bytes, so Arrow parses and DuckDB writes one chunk
@@ -70,6 +69,33 @@ def _unavailable(where: str, exc: BaseException) -> SourceUnavailable:
     )
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """What to read of one stream: its columns, and rows with cursor >= `since` (all if None)."""
+
+    stream: Stream
+    columns: list[SourceColumn]
+    since: datetime | None
+
+
+class _Stopped(Exception):
+    """The consumer gave up; the reader thread ends quietly."""
+
+
+def _copy_statement(plan: ReadPlan) -> sql.Composed:
+    select = sql.SQL("select {cols} from {table}").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns),
+        table=sql.Identifier(SOURCE_SCHEMA, plan.stream.name),
+    )
+    if plan.since is not None:
+        select = sql.SQL("{select} where {cursor} >= {since}").format(
+            select=select,
+            cursor=sql.Identifier(plan.stream.cursor_field),
+            since=sql.Literal(plan.since),
+        )
+    return sql.SQL("copy ({select}) to stdout (format csv)").format(select=select)
+
+
 class SourceReader:
     """A read-only REPEATABLE READ transaction on the source: every stream comes from one snapshot."""
 
@@ -78,6 +104,15 @@ class SourceReader:
         self._timeout = connect_timeout
         self.where = _describe(conninfo)
         self._conn: psycopg.Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._agg_thread: threading.Thread | None = None
+        self._agg_error: BaseException | None = None
+        self._snapshot = ""
+        self._stop = threading.Event()
+        self._plans: dict[str, ReadPlan] = {}
+        self._queues: dict[str, queue.Queue[bytes | BaseException | None]] = {}
+        self._aggregates: dict[str, Aggregates] = {}
+        self._error: BaseException | None = None
 
     def __enter__(self) -> SourceReader:
         try:
@@ -87,6 +122,9 @@ class SourceReader:
             conn.execute("set datestyle = 'ISO, YMD'")
             conn.execute("set bytea_output = 'hex'")
             conn.execute("begin isolation level repeatable read read only")
+            # Reconciliation reads this same snapshot on a second connection, in parallel.
+            row = conn.execute("select pg_export_snapshot()").fetchone()
+            self._snapshot = str(row[0]) if row else ""
         except psycopg.Error as exc:
             raise _unavailable(self.where, exc) from exc
         self._conn = conn
@@ -98,6 +136,10 @@ class SourceReader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stop.set()
+        for thread in (self._thread, self._agg_thread):
+            if thread is not None:
+                thread.join()
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -115,20 +157,28 @@ class SourceReader:
         except psycopg.OperationalError as exc:
             raise _unavailable(self.where, exc) from exc
 
-    def columns(self, stream: Stream) -> list[SourceColumn]:
-        """The table's columns in source order, as of this snapshot."""
+    def columns(self, streams: list[Stream]) -> dict[str, list[SourceColumn]]:
+        """Each stream's table columns in source order, as of this snapshot."""
         rows = self._execute(
             """
-            select a.attname, format_type(a.atttypid, a.atttypmod)
+            select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
             from pg_attribute a
             join pg_class c on c.oid = a.attrelid
             join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
-            order by a.attnum
+            where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p', 'v', 'm')
+              and a.attnum > 0 and not a.attisdropped
+            order by c.relname, a.attnum
             """,
-            (SOURCE_SCHEMA, stream.name),
+            (SOURCE_SCHEMA, [s.name for s in streams]),
         )
-        columns = [SourceColumn(name, pg_type) for name, pg_type in rows]
+        found: dict[str, list[SourceColumn]] = {}
+        for table, name, pg_type in rows:
+            found.setdefault(table, []).append(SourceColumn(name, pg_type))
+        for stream in streams:
+            self._check(stream, found.get(stream.name, []))
+        return {s.name: found[s.name] for s in streams}
+
+    def _check(self, stream: Stream, columns: list[SourceColumn]) -> None:
         names = {c.name for c in columns}
         if not columns:
             raise SourceSchemaError(
@@ -145,21 +195,95 @@ class SourceReader:
                 "Nothing was written: RAW and every saved cursor are unchanged.",
                 "Fix the stream declaration in ingestion/catalog.py or the source table.",
             )
-        return columns
 
-    def read(
-        self, stream: Stream, columns: list[SourceColumn], since: datetime | None
-    ) -> Iterator[pa.Table]:
-        """Rows with cursor >= `since` (all rows when None), as Arrow tables of about CHUNK_BYTES."""
-        select = sql.SQL("select {cols} from {table}").format(
-            cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
-            table=sql.Identifier(SOURCE_SCHEMA, stream.name),
+    def start(self, plans: list[ReadPlan], aggregates: bool = True) -> None:
+        """Reads the planned streams on a thread, ahead of the caller, and their aggregates on another.
+
+        PostgreSQL encodes the next rows while this process parses and writes the previous
+        ones, and the whole-table reconciliation aggregates run while RAW is still being written.
+        Each stream's queue holds at most two chunks, which bounds memory.
+        """
+        self._plans = {p.stream.name: p for p in plans}
+        self._queues = {p.stream.name: queue.Queue(maxsize=2) for p in plans}
+        self._thread = threading.Thread(target=self._produce, args=(plans,), daemon=True)
+        self._thread.start()
+        self._agg_thread = threading.Thread(
+            target=self._aggregate_all if aggregates else lambda streams: None,
+            args=([p.stream for p in plans],),
+            daemon=True,
         )
-        if since is not None:
-            select = sql.SQL("{select} where {cursor} >= {since}").format(
-                select=select, cursor=sql.Identifier(stream.cursor_field), since=sql.Literal(since)
+        self._agg_thread.start()
+
+    def _put(self, name: str, item: bytes | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queues[name].put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, plans: list[ReadPlan]) -> None:
+        for i, plan in enumerate(plans):
+            name = plan.stream.name
+            try:
+                with self.conn.cursor() as cur, cur.copy(_copy_statement(plan)) as copy:
+                    buffer = bytearray()
+                    # Each COPY message is one row: this loop only appends bytes; the values are
+                    # parsed by Arrow, in C++, a chunk at a time.
+                    for data in copy:
+                        buffer += data
+                        if len(buffer) >= CHUNK_BYTES:
+                            if not self._put(name, bytes(buffer)):
+                                raise _Stopped
+                            buffer.clear()
+                    if buffer and not self._put(name, bytes(buffer)):
+                        raise _Stopped
+                if not self._put(name, None):
+                    return
+            except _Stopped:
+                return
+            except BaseException as exc:
+                error = (
+                    _unavailable(self.where, exc)
+                    if isinstance(exc, psycopg.OperationalError)
+                    else exc
+                )
+                self._error = error
+                for later in plans[i:]:
+                    self._put(later.stream.name, error)
+                return
+
+    def _aggregate_all(self, streams: list[Stream]) -> None:
+        """The reconciliation aggregates, on a second connection that shares the snapshot."""
+        try:
+            with psycopg.connect(
+                self._conninfo, connect_timeout=self._timeout, autocommit=True
+            ) as conn:
+                conn.execute("begin isolation level repeatable read read only")
+                conn.execute(
+                    sql.SQL("set transaction snapshot {}").format(sql.Literal(self._snapshot))
+                )
+                for stream in streams:
+                    query = sql.SQL(CHECKSUM_SQL).format(
+                        pk=sql.Identifier(stream.primary_key[0]),
+                        cursor=sql.Identifier(stream.cursor_field),
+                        table=sql.Identifier(SOURCE_SCHEMA, stream.name),
+                    )
+                    row = conn.execute(query, ()).fetchone()
+                    assert row is not None
+                    self._aggregates[stream.name] = Aggregates.of(*row)
+                    if self._stop.is_set():
+                        return
+        except BaseException as exc:
+            self._agg_error = (
+                _unavailable(self.where, exc) if isinstance(exc, psycopg.OperationalError) else exc
             )
-        statement = sql.SQL("copy ({select}) to stdout (format csv)").format(select=select)
+
+    def chunks(self, stream: Stream) -> Iterator[pa.Table]:
+        """The stream's planned rows, as Arrow tables of about CHUNK_BYTES of CSV each."""
+        plan = self._plans[stream.name]
+        columns = plan.columns
         read_options = pcsv.ReadOptions(column_names=[c.name for c in columns], block_size=8 << 20)
         # Text values may hold newlines; only an unquoted empty field is NULL (PostgreSQL writes
         # an empty string as ""), so dirty values such as 'N/A' or 'NULL' stay text.
@@ -172,10 +296,13 @@ class SourceReader:
             true_values=["t"],
             false_values=["f"],
         )
-        for chunk in self._copy_chunks(statement):
+        source = self._queues[stream.name]
+        while (item := self._next(source, stream)) is not None:
+            if isinstance(item, BaseException):
+                raise item
             try:
                 yield pcsv.read_csv(
-                    pa.py_buffer(chunk),
+                    pa.py_buffer(item),
                     read_options=read_options,
                     parse_options=parse_options,
                     convert_options=convert_options,
@@ -187,53 +314,31 @@ class SourceReader:
                     "Fix the value in the source, or map the column's type in ingestion/types.py.",
                 ) from exc
 
-    def _copy_chunks(self, statement: sql.Composed) -> Iterator[bytes]:
-        """COPY output in row-aligned chunks, read on a thread so the caller works concurrently."""
-        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
-        stop = threading.Event()
-
-        def produce() -> None:
+    def _next(
+        self, source: queue.Queue[bytes | BaseException | None], stream: Stream
+    ) -> bytes | BaseException | None:
+        while True:
             try:
-                with self.conn.cursor() as cur, cur.copy(statement) as copy:
-                    buffer = bytearray()
-                    # Each COPY message is one row: this loop only appends bytes, the parsing
-                    # happens in Arrow.
-                    for data in copy:
-                        buffer += data
-                        if len(buffer) >= CHUNK_BYTES:
-                            if stop.is_set():
-                                return
-                            chunks.put(bytes(buffer))
-                            buffer.clear()
-                    if buffer:
-                        chunks.put(bytes(buffer))
-                chunks.put(None)
-            except BaseException as exc:
-                chunks.put(exc)
+                return source.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise SyncAborted(
+                        f"Stream {stream.name!r} stopped because another stream of this sync failed.",
+                        "Its RAW table and cursor are unchanged.",
+                        "Fix the error reported for the other stream, then re-run `mdp sync`.",
+                    ) from None
 
-        thread = threading.Thread(target=produce, name="copy-reader", daemon=True)
-        thread.start()
-        try:
-            while (item := chunks.get()) is not None:
-                if isinstance(item, psycopg.OperationalError):
-                    raise _unavailable(self.where, item) from item
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            # Unblock the reader if the consumer stopped early, then wait for the COPY to end.
-            while thread.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    chunks.get(timeout=0.05)
-            thread.join()
+    def abort(self) -> None:
+        """Stops the reader thread; streams still waiting for rows end with SyncAborted."""
+        self._stop.set()
 
-    def aggregates(self, stream: Stream) -> Aggregates:
-        """Row count and checksum of the whole table in this snapshot."""
-        query = sql.SQL(CHECKSUM_SQL).format(
-            pk=sql.Identifier(stream.primary_key[0]),
-            cursor=sql.Identifier(stream.cursor_field),
-            table=sql.Identifier(SOURCE_SCHEMA, stream.name),
-        )
-        ((rows, sum_key, sum_cursor, sum_mixed),) = self._execute(query)
-        return Aggregates.of(rows, sum_key, sum_cursor, sum_mixed)
+    def source_aggregates(self) -> dict[str, Aggregates]:
+        """Row count and checksum of every planned table, from the same snapshot as the rows."""
+        assert self._thread is not None and self._agg_thread is not None, "start() first"
+        self._thread.join()
+        self._agg_thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._agg_error is not None:
+            raise self._agg_error
+        return dict(self._aggregates)

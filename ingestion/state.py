@@ -28,7 +28,7 @@ class StreamState:
 
 
 _COLUMNS = (
-    "stream varchar, cursor_field varchar, cursor_value timestamptz, generation_id bigint, "
+    "stream varchar primary key, cursor_field varchar, cursor_value timestamptz, generation_id bigint, "
     "sync_id bigint, synced_at timestamptz, rows_read bigint, rows_inserted bigint, "
     "rows_updated bigint"
 )
@@ -58,10 +58,9 @@ def load_all(con: duckdb.DuckDBPyConnection) -> dict[str, StreamState]:
 
 def save(con: duckdb.DuckDBPyConnection, state: StreamState) -> None:
     """Replaces the stream's state; the caller's transaction makes it atomic with the data."""
-    run(con, f"delete from {STATE_TABLE} where stream = ?", [state.stream])
     run(
         con,
-        f"insert into {STATE_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert or replace into {STATE_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             state.stream,
             state.cursor_field,

@@ -26,9 +26,14 @@ app.command()(status)
 app.command()(stop)
 app.command()(demo)
 
+# `mdp demo` runs the sync as a task of the Airflow DAG, so only the command and the status
+# section of the loader are registered here.
 from ingestion.cli import sync as _sync  # noqa: E402
+from ingestion.status import raw_status  # noqa: E402
+from mdp import status as _status  # noqa: E402
 
 app.command("sync")(_sync)
+_status.PROVIDERS["raw"] = raw_status
 
 app.command("dashboard")(dashboard_command)
 app.command("export")(export_command)

@@ -1,8 +1,7 @@
-"""Crashes, an unreachable source and the CLI: nothing half-written, a re-run completes the job."""
+"""Crashes and an unreachable source: nothing half-written, and a re-run completes the job."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,12 +11,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
 from ingestion.errors import SourceUnavailable
 from ingestion.sync import FAILPOINT_ENV, run_sync
-from mdp import paths
-from mdp.cli import app
 from tests.ingestion.conftest import assert_mirrors, raw_query, raw_snapshot
 
 pytestmark = pytest.mark.postgres
@@ -78,11 +74,17 @@ def test_a_crash_mid_sync_then_a_rerun_equals_an_uninterrupted_sync(
 
     assert _sync_in_subprocess(source_dsn, crashed, failpoint) == -signal.SIGKILL
     after_crash = raw_snapshot(crashed)
-    killed_in = failpoint.split(":")[1]
-    # The stream being written when the process died is exactly as before the sync.
-    assert after_crash["payments"] == before["payments"]
-    if failpoint.startswith("after-commit"):
+    stage, killed_in = failpoint.split(":")
+    if stage == "before-commit":
+        # Its rows were written, but the transaction died with the process.
+        assert after_crash[killed_in] == before[killed_in]
+    else:
         assert after_crash[killed_in] != before[killed_in]
+    # No stream is half-written: each is as before the sync, or whole (its cursor moved).
+    moved = {row[0] for row in set(after_crash["_state"]) - set(before["_state"])}
+    for table in ("users", "banks", "credit_cards", "subscriptions", "payments"):
+        if table not in moved:
+            assert after_crash[table] == before[table], table
 
     assert _sync_in_subprocess(source_dsn, crashed, None) == 0
     run_sync(source_dsn, reference)
@@ -124,50 +126,52 @@ def test_source_lost_during_a_stream_keeps_that_stream_unchanged(
     before = raw_snapshot(raw_path)
     cycle(300)
 
+    # Holding a lock on subscriptions parks the sync's read there; the source then goes away.
+    locker = psycopg.connect(source_dsn)
+    locker.execute("lock table app.subscriptions in access exclusive mode")
+
+    # Streams are read in catalog order: once credit_cards is committed, the read is parked on
+    # subscriptions.
     def cut_the_source(event: str, name: str, rows: int) -> None:
-        if event == "stream" and name == "subscriptions":
+        if event == "committed" and name == "credit_cards":
             with psycopg.connect(source_dsn, autocommit=True) as admin:
                 admin.execute(
                     "select pg_terminate_backend(pid) from pg_stat_activity "
-                    "where datname = current_database() and pid <> pg_backend_pid()"
+                    "where datname = current_database() and pid not in (pg_backend_pid(), %s)",
+                    (locker.info.backend_pid,),
                 )
 
-    with pytest.raises(SourceUnavailable):
-        run_sync(source_dsn, raw_path, progress=cut_the_source)
+    try:
+        with pytest.raises(SourceUnavailable) as failure:
+            run_sync(source_dsn, raw_path, progress=cut_the_source)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert "terminat" in str(failure.value)
     after = raw_snapshot(raw_path)
     assert after["subscriptions"] == before["subscriptions"]
     assert after["payments"] == before["payments"]
-    assert after["users"] != before["users"]  # committed before the source went away
+    assert after["users"] != before["users"]  # committed whole before the source went away
 
     run_sync(source_dsn, raw_path)
     assert_mirrors(source_dsn, raw_path)
 
 
-def test_cli_syncs_and_reports_each_stream(
-    source_dsn: str, cycle: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+def test_status_reports_the_raw_file_and_each_cursor(
+    source_dsn: str, raw_path: Path, cycle: Callable[..., None]
 ) -> None:
-    cycle(200)
-    monkeypatch.setenv("MDP_SOURCE_DSN", source_dsn)
-    runner = CliRunner()
+    from ingestion.status import raw_status
 
-    shown = runner.invoke(app, ["sync"])
-    assert shown.exit_code == 0, shown.output
-    for header in ("rows read", "inserted", "updated", "time", "payments"):
-        assert header in shown.output
-    assert "match" in shown.output
-
-    as_json = runner.invoke(app, ["sync", "--json", "--stream", "plans"])
-    assert as_json.exit_code == 0, as_json.output
-    report = json.loads(as_json.stdout)
-    assert report["raw"] == str(paths.raw_db()) and report["reconciled"] is True
-    assert [s["stream"] for s in report["streams"]] == ["plans"]
-    assert report["streams"][0]["rows_read"] == 5  # the inclusive cursor re-reads the seed
-
-
-def test_cli_explains_an_unreachable_source(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MDP_SOURCE_DSN", f"postgresql://postgres@/app?host={tmp_path}&port=1")
-    result = CliRunner().invoke(app, ["sync"])
-    assert result.exit_code == 1
-    assert "Sync failed." in result.output and "Nothing was written" in result.output
+    assert raw_status(raw_path) == {
+        "path": str(raw_path),
+        "exists": False,
+        "bytes": 0,
+        "streams": {},
+    }
+    cycle(100)
+    result = run_sync(source_dsn, raw_path)
+    status = raw_status(raw_path)
+    assert status["exists"] and status["bytes"] > 0
+    cursors = {s.stream: s.cursor.isoformat() for s in result.streams if s.cursor}
+    assert {n: v["cursor"] for n, v in status["streams"].items()} == cursors
+    assert set(cursors) == {"plans", "users", "banks", "credit_cards", "subscriptions", "payments"}
