@@ -139,7 +139,12 @@ def run_sync(
             sync_id = max((s.sync_id for s in saved.values()), default=0) + 1
             result = SyncResult(raw_path=raw_path, sync_id=sync_id)
             plans = [
-                ReadPlan(s, columns[s.name], _since(saved.get(s.name), full_refresh, lookback))
+                ReadPlan(
+                    s,
+                    columns[s.name],
+                    # A RAW table dropped by hand is reloaded whole, whatever its saved cursor.
+                    _since(saved.get(s.name), full_refresh or s.name not in existing, lookback),
+                )
                 for s in streams
             ]
             source.start(plans, aggregates=reconcile)
@@ -237,7 +242,7 @@ def _sync_stream(
     notify: Progress,
 ) -> StreamResult:
     started = time.perf_counter()
-    replace_all = full_refresh or saved is None
+    replace_all = full_refresh or saved is None or existing is None
     if saved is None:
         generation_id = 0
     else:
