@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from mdp import paths
 
@@ -195,6 +196,14 @@ def connect(
     """Connect, retrying with exponential backoff, or raise SourceUnreachable naming the DSN without its password."""
     if attempts is None:
         attempts = connect_attempts()
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        raise SourceUnreachable(
+            f"The source DSN {redact(dsn)} is not a valid PostgreSQL connection string. "
+            f"Nothing was written. Fix {SOURCE_DSN_ENV}, e.g. "
+            "postgresql://user:password@host:5432/app"
+        ) from None
     delay = first_delay
     last_error: Exception | None = None
     for attempt in range(1, attempts + 1):
@@ -206,6 +215,8 @@ def connect(
                 sleep(delay)
                 delay *= 2
     reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
+    if password:
+        reason = reason.replace(str(password), "***")
     raise SourceUnreachable(
         f"Could not reach the source database at {redact(dsn)} after {attempts} attempts "
         f"({reason}). Nothing was written. Check that the server is running and reachable "

@@ -126,6 +126,15 @@ def test_the_cli_reports_an_unreachable_source_and_exits_non_zero(
     assert "pw9" not in result.output
 
 
+def test_a_malformed_dsn_is_named_without_its_password() -> None:
+    with pytest.raises(localpg.SourceUnreachable, match="not a valid PostgreSQL connection"):
+        localpg.connect("host=db password=s3cret bogus_option=1 =broken", attempts=1)
+    try:
+        localpg.connect("host=db password=s3cret =broken", attempts=1)
+    except localpg.SourceUnreachable as err:
+        assert "s3cret" not in str(err)
+
+
 @pytest.mark.parametrize(
     ("dsn", "shown"),
     [
