@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
-.PHONY: help install demo test lint fmt clean airflow dashboard export bench-exports transform dbt-manifest bench-transform bench-ingestion
+.PHONY: help install demo test lint fmt clean airflow dashboard export bench-exports bench-ingestion
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,7 @@ bench-exports: install ## Parquet export vs CSV of the same data: size, one-colu
 airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
 	$(RUN) python -m orchestration.include.standalone
 
+.PHONY: transform dbt-manifest bench-transform
 transform: install ## Build the dbt project on the local warehouse and print the finance marts
 	$(RUN) mdp transform
 

@@ -402,7 +402,7 @@ def expected(fixture: Fixture) -> dict[str, Any]:
 
 
 def advance(fixture: Fixture) -> Fixture:
-    """One more sync: new payments, a refund, an upgrade and a late duplicate, synced later."""
+    """One more sync: new payments, a refund, an upgrade, a soft delete and a duplicate."""
     synced = fixture.now - timedelta(minutes=5)
     rows = {table: [dict(r) for r in table_rows] for table, table_rows in fixture.rows.items()}
     changed: list[Row] = []
@@ -410,6 +410,11 @@ def advance(fixture: Fixture) -> Fixture:
     refunded = next(p for p in rows["payments"] if p["id"] == 1)
     refunded.update(status="Refunded", updated_at=synced)
     changed.append(refunded)
+
+    # Only the user row changes: its active Platinum subscription must leave MRR anyway.
+    deleted = next(u for u in rows["users"] if u["id"] == 2)
+    deleted.update(deleted_at=synced, updated_at=synced)
+    changed.append(deleted)
 
     upgraded = next(s for s in rows["subscriptions"] if s["id"] == 1)
     upgraded.update(plan=" Standard", updated_at=synced)

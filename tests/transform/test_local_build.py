@@ -157,6 +157,8 @@ def test_incremental_run_after_one_more_sync_matches_contract(local_build: Local
     )
     assert "delete from" in run_sql.read_text().lower()
     build = LocalBuild(local_build.home, later, outcome, local_build.target_path)
+    before = fixture.expected(local_build.fixture)["current_mrr_by_plan"]["Platinum"][1]
+    assert fixture.expected(later)["current_mrr_by_plan"]["Platinum"][1] == before - 1
     assert_matches_contract(build, later)
     versions = query(
         build,

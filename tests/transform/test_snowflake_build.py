@@ -15,6 +15,9 @@ import pytest
 from mdp import transform
 from tests.transform import fixture
 
+# fakesnow copies every result to Arrow and says so on each query.
+pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result")
+
 
 @dataclass
 class SnowflakeBuild:

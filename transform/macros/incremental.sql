@@ -27,10 +27,10 @@
 
 {#- First month an incremental MRR run recomputes: the month before the newest one already
     built, so month-end states that changed since (late syncs, deletions) are redone. -#}
-{% macro mrr_recompute_from() -%}
+{% macro mrr_recompute_from(column='month') -%}
     {%- if execute -%}
         {%- set sql -%}
-            select cast(cast({{ dbt.dateadd('month', -1, 'max(month)') }} as date) as varchar) from {{ this }}
+            select cast(cast({{ dbt.dateadd('month', -1, 'max(' ~ column ~ ')') }} as date) as varchar) from {{ this }}
         {%- endset -%}
         {%- set value = run_query(sql).columns[0].values()[0] -%}
         {%- if value is not none -%}

@@ -104,7 +104,9 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
     con.close()
 
 
-def payments_sql(first: int, count: int, total: int, subscriptions: int, days: int, verb: str) -> str:
+def payments_sql(
+    first: int, count: int, total: int, subscriptions: int, days: int, verb: str
+) -> str:
     """Payments `first+1 .. first+count`, spread evenly over `days` days of a `total`-row history."""
     return f"""
         {verb} POSTGRES_AIRBYTE.payments {"as" if verb.startswith("create") else ""}
@@ -175,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--payments", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--threads", type=int, default=2, help="dbt threads, same for both runs")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark warehouse")
     options = parser.parse_args()
 
@@ -186,8 +189,10 @@ def main() -> None:
     try:
         started = time.perf_counter()
         generate_raw(raw, options.payments, options.days)
-        print(f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s")
-        run = ["run", "--threads", "2"]
+        print(
+            f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s"
+        )
+        run = ["run", "--threads", str(options.threads)]
         # Parse once up front so neither timed run pays for a cold project parse.
         timed_run(["parse"])
         full = timed_run([*run, "--full-refresh"])

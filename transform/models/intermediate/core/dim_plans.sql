@@ -14,6 +14,7 @@ select
     annual_price,
     currency,
     created_at,
-    updated_at
+    updated_at,
+    _airbyte_extracted_at
 
 from plans

@@ -1,5 +1,20 @@
 -- Subscriptions as they are now, with their plan resolved case-insensitively (D1) and the
 -- annual value they are worth at current list prices.
+-- Incremental: a run redoes the subscriptions synced in the lookback window and those whose
+-- user or plan was (a deletion or a price change changes them too).
+{{
+    config(
+        materialized='incremental',
+        unique_key='subscription_id',
+        incremental_strategy='delete+insert',
+        tmp_relation_type='transient',
+    )
+}}
+
+{%- if is_incremental() %}
+    {%- set lower_bound = incremental_lower_bound('_airbyte_extracted_at', var('payments_lookback_hours')) %}
+{%- endif %}
+
 with
 
 subscriptions as (
@@ -16,7 +31,7 @@ plans as (
 
 users as (
 
-    select * from {{ ref('stg_postgres_airbyte__users') }}
+    select user_id, is_deleted from {{ ref('dim_users') }}
 
 ),
 
@@ -47,6 +62,16 @@ joined as (
     from subscriptions
     left join plans on subscriptions.plan_key = plans.plan_key
     left join users on subscriptions.user_id = users.user_id
+    {% if is_incremental() %}
+        where
+            subscriptions._airbyte_extracted_at >= {{ lower_bound }}
+            or subscriptions.user_id in (
+                select changed_users.user_id
+                from {{ ref('dim_users') }} as changed_users
+                where changed_users._airbyte_extracted_at >= {{ lower_bound }}
+            )
+            or plans._airbyte_extracted_at >= {{ lower_bound }}
+    {% endif %}
 
 )
 

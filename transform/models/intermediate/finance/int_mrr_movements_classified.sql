@@ -32,17 +32,6 @@ current_month as (
 
 ),
 
-first_months as (
-
-    select
-        subscription_id,
-        min(month) as first_month
-
-    from subscription_months
-    group by subscription_id
-
-),
-
 this_month as (
 
     select subscription_id, user_id, plan_id, annual_value, month
@@ -50,6 +39,20 @@ this_month as (
     {% if is_incremental() %}
         where month >= {{ mrr_recompute_from() }}
     {% endif %}
+
+),
+
+first_months as (
+
+    select
+        subscription_id,
+        min(month) as first_month
+
+    from subscription_months
+    {% if is_incremental() %}
+        where subscription_id in (select this_month.subscription_id from this_month)
+    {% endif %}
+    group by subscription_id
 
 ),
 

@@ -30,7 +30,7 @@ current_subscriptions as (
 
 users as (
 
-    select user_id, deleted_at from {{ ref('stg_postgres_airbyte__users') }}
+    select user_id, deleted_at from {{ ref('dim_users') }}
 
 ),
 

@@ -1,5 +1,17 @@
 -- Monthly customer cohorts: a customer joins the cohort of the first month one of their
 -- subscriptions counted towards MRR, and is retained in a later month if one still does.
+-- Incremental by activity month, on the same window as the MRR models.
+{{
+    config(
+        materialized='incremental',
+        unique_key='activity_month',
+        on_schema_change='fail',
+        incremental_strategy='delete+insert',
+        tmp_relation_type='transient',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where activity_month >= {{ mrr_recompute_from('activity_month') }}{% endif %}",
+    )
+}}
+
 with
 
 subscription_months as (
@@ -8,18 +20,27 @@ subscription_months as (
 
 ),
 
-customer_months as (
+cohorts as (
 
-    select distinct user_id, month
+    select
+        user_id,
+        min(month) as cohort_month
+
     from subscription_months
+    group by user_id
 
 ),
 
-cohorts as (
+customer_months as (
 
-    select user_id, min(month) as cohort_month
-    from customer_months
-    group by user_id
+    select distinct
+        user_id,
+        month
+
+    from subscription_months
+    {% if is_incremental() %}
+        where month >= {{ mrr_recompute_from('activity_month') }}
+    {% endif %}
 
 ),
 
@@ -27,18 +48,21 @@ retained as (
 
     select
         cohorts.cohort_month,
-        {{ dbt.datediff('cohorts.cohort_month', 'customer_months.month', 'month') }} as months_since_cohort,
+        customer_months.month as activity_month,
         count(*) as retained_customers
 
     from customer_months
     inner join cohorts on customer_months.user_id = cohorts.user_id
-    group by 1, 2
+    group by cohorts.cohort_month, customer_months.month
 
 ),
 
 sizes as (
 
-    select cohort_month, count(*) as cohort_customers
+    select
+        cohort_month,
+        count(*) as cohort_customers
+
     from cohorts
     group by cohort_month
 
@@ -46,7 +70,10 @@ sizes as (
 
 select
     cast(retained.cohort_month as date) as cohort_month,
-    cast(retained.months_since_cohort as integer) as months_since_cohort,
+    cast(retained.activity_month as date) as activity_month,
+    cast(
+        {{ dbt.datediff('retained.cohort_month', 'retained.activity_month', 'month') }} as integer
+    ) as months_since_cohort,
     cast(sizes.cohort_customers as bigint) as cohort_customers,
     cast(retained.retained_customers as bigint) as retained_customers,
     {{ safe_ratio('retained.retained_customers', 'sizes.cohort_customers') }} as retention_rate

@@ -14,9 +14,9 @@ by_plan as (
 
 ),
 
-subscription_months as (
+cohorts as (
 
-    select * from {{ ref('int_subscription_months_evaluated') }}
+    select * from {{ ref('cohort_retention_monthly') }}
 
 ),
 
@@ -36,7 +36,8 @@ totals as (
 
     select
         month,
-        sum(mrr) as mrr_by_plan_total,
+        sum(arr) as annual_value,
+        sum(active_subscriptions) as active_subscriptions,
         sum(new_mrr) as new_mrr,
         sum(expansion_mrr) as expansion_mrr,
         sum(contraction_mrr) as contraction_mrr,
@@ -48,16 +49,15 @@ totals as (
 
 ),
 
-recurring as (
+customers as (
 
+    -- Every counted customer is in exactly one cohort, so the cohorts add up to the month.
     select
-        month,
-        sum(annual_value) as annual_value,
-        count(*) as active_subscriptions,
-        count(distinct user_id) as active_customers
+        activity_month as month,
+        sum(retained_customers) as active_customers
 
-    from subscription_months
-    group by month
+    from cohorts
+    group by activity_month
 
 ),
 
@@ -87,10 +87,10 @@ combined as (
 
     select
         totals.month,
-        {{ money_divide('coalesce(recurring.annual_value, 0)', 12) }} as mrr,
-        cast(round(coalesce(recurring.annual_value, 0), 2) as decimal(14, 2)) as arr,
-        coalesce(recurring.active_subscriptions, 0) as active_subscriptions,
-        coalesce(recurring.active_customers, 0) as active_customers,
+        {{ money_divide('totals.annual_value', 12) }} as mrr,
+        cast(totals.annual_value as decimal(14, 2)) as arr,
+        totals.active_subscriptions,
+        coalesce(customers.active_customers, 0) as active_customers,
         totals.new_mrr,
         totals.expansion_mrr,
         totals.contraction_mrr,
@@ -102,7 +102,7 @@ combined as (
         coalesce(paid.net_revenue, 0) as net_revenue
 
     from totals
-    left join recurring on totals.month = recurring.month
+    left join customers on totals.month = customers.month
     left join churned on totals.month = churned.month
     left join paid on totals.month = paid.month
 
