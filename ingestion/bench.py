@@ -222,8 +222,8 @@ def main() -> None:
         total = sum(counts.values()) + len(PLANS)
         print(f"Running each measurement {repeat}x (the incremental {repeat + 1}x), best kept ...")
 
-        def ours(path: Path) -> SyncResult:
-            return run_sync(dsn, path, lookback=timedelta(minutes=10))
+        def ours(path: Path, reconcile: bool = True) -> SyncResult:
+            return run_sync(dsn, path, lookback=timedelta(minutes=10), reconcile=reconcile)
 
         cpu = CpuClock(pgdata)
         t_limit, c_limit, limit_rows = _best(
@@ -238,12 +238,13 @@ def main() -> None:
 
         changed = change(dsn, CHANGED_SHARE)
 
-        def incremental(i: int) -> SyncResult:
-            copy = work / f"inc{i}.duckdb"
+        def incremental(i: int, reconcile: bool = True) -> SyncResult:
+            copy = work / f"inc{i}{reconcile}.duckdb"
             shutil.copy(base, copy)
-            return ours(copy)
+            return ours(copy, reconcile)
 
         t_inc, c_inc, inc = _best(repeat + 1, incremental, cpu)
+        t_bare, c_bare, _ = _best(repeat + 1, lambda i: incremental(i, reconcile=False), cpu)
         t_dlt_inc, c_dlt_inc, _ = _best(1, lambda i: dlt_runs[0](), cpu) if dlt_runs else (0, 0, 0)
 
         runs = [
@@ -283,6 +284,10 @@ def main() -> None:
             f"incremental: {t_inc:.2f}s = {100 * t_inc / t_full:.1f}% of the initial sync "
             f"(goal <= 5%; CPU {100 * c_inc / c_full:.1f}%); "
             f"{sum(s.updated for s in inc.streams):,} rows updated; {phases}"
+        )
+        print(
+            f"incremental without the whole-table reconciliation: {t_bare:.2f}s = "
+            f"{100 * t_bare / t_full:.1f}% (CPU {100 * c_bare / c_full:.1f}%)"
         )
         print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:

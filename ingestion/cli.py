@@ -39,6 +39,7 @@ def sync(
     lookback: Annotated[
         float | None,
         typer.Option(
+            min=0,
             help="Seconds re-read behind each saved cursor to catch rows committed late "
             "(default: MDP_SYNC_LOOKBACK_SECONDS or 600).",
         ),
@@ -47,8 +48,8 @@ def sync(
 ) -> None:
     """Sync the source PostgreSQL into RAW (DuckDB): incremental, Append + Deduped, reconciled."""
     console = Console(stderr=as_json)
-    window = timedelta(seconds=lookback) if lookback is not None else lookback_from_env()
     try:
+        window = timedelta(seconds=lookback) if lookback is not None else lookback_from_env()
         names = [s.name for s in select_streams(stream)]
         result = _run_with_progress(console, names, full_refresh, window, quiet=as_json)
     except ReconciliationFailed as failure:

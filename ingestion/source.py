@@ -196,8 +196,8 @@ class SourceReader:
                 "Fix the stream declaration in ingestion/catalog.py or the source table.",
             )
 
-    def start(self, plans: list[ReadPlan]) -> None:
-        """Reads the planned streams, then their aggregates, on a thread, ahead of the caller.
+    def start(self, plans: list[ReadPlan], aggregates: bool = True) -> None:
+        """Reads the planned streams on a thread, ahead of the caller, and their aggregates on another.
 
         PostgreSQL encodes the next rows while this process parses and writes the previous
         ones, and the whole-table reconciliation aggregates run while RAW is still being written.
@@ -208,7 +208,9 @@ class SourceReader:
         self._thread = threading.Thread(target=self._produce, args=(plans,), daemon=True)
         self._thread.start()
         self._agg_thread = threading.Thread(
-            target=self._aggregate_all, args=([p.stream for p in plans],), daemon=True
+            target=self._aggregate_all if aggregates else lambda streams: None,
+            args=([p.stream for p in plans],),
+            daemon=True,
         )
         self._agg_thread.start()
 

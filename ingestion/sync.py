@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -24,6 +27,7 @@ from mdp import localpg, paths
 # Rows committed in the source up to this long after their `updated_at` was stamped (a long
 # write transaction) are still caught: each sync re-reads this window behind the saved cursor.
 DEFAULT_LOOKBACK = timedelta(minutes=10)
+LOOKBACK_ENV = "MDP_SYNC_LOOKBACK_SECONDS"
 
 # Kills the process at a named point ("after-commit:<stream>" or "before-commit:<stream>"), so
 # recovery from a crash is exercised for real rather than simulated.
@@ -79,8 +83,21 @@ def source_conninfo() -> str:
 
 
 def lookback_from_env() -> timedelta:
-    value = os.environ.get("MDP_SYNC_LOOKBACK_SECONDS")
-    return timedelta(seconds=float(value)) if value else DEFAULT_LOOKBACK
+    value = os.environ.get(LOOKBACK_ENV)
+    if not value:
+        return DEFAULT_LOOKBACK
+    try:
+        seconds = float(value)
+        if seconds < 0:
+            raise ValueError(value)
+    except ValueError:
+        raise IngestionError(
+            f"{LOOKBACK_ENV}={value!r} is not a number of seconds >= 0.",
+            "Nothing was read or written.",
+            f"Set {LOOKBACK_ENV} to e.g. 600, or unset it for the default "
+            f"({int(DEFAULT_LOOKBACK.total_seconds())} s).",
+        ) from None
+    return timedelta(seconds=seconds)
 
 
 def _failpoint(stage: str, name: str) -> None:
@@ -108,9 +125,17 @@ def run_sync(
     full_refresh: bool = False,
     lookback: timedelta | None = None,
     progress: Progress | None = None,
+    reconcile: bool = True,
 ) -> SyncResult:
-    """Syncs the streams and reconciles them; raises ReconciliationFailed (with `.result`) on drift."""
+    """Syncs the streams and reconciles them; raises ReconciliationFailed (with `.result`) on drift.
+
+    `reconcile=False` skips the whole-table checks; only the benchmark uses it, to show their cost.
+    """
     started = time.perf_counter()
+    # DuckDB imports pandas on its first Arrow scan, a second of CPU: start it now so it overlaps
+    # the connection and the first COPY instead of stalling every stream's first write.
+    if "pandas" not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     streams = select_streams(stream_names)
     conninfo = conninfo or source_conninfo()
     raw_path = raw_path or paths.raw_db()
@@ -128,22 +153,28 @@ def run_sync(
             sync_id = max((s.sync_id for s in saved.values()), default=0) + 1
             result = SyncResult(raw_path=raw_path, sync_id=sync_id)
             plans = [
-                ReadPlan(s, columns[s.name], _since(saved.get(s.name), full_refresh, lookback))
+                ReadPlan(
+                    s,
+                    columns[s.name],
+                    # A RAW table dropped by hand is reloaded whole, whatever its saved cursor.
+                    _since(saved.get(s.name), full_refresh or s.name not in existing, lookback),
+                )
                 for s in streams
             ]
-            source.start(plans)
+            source.start(plans, aggregates=reconcile)
             result.phases["open"] = time.perf_counter() - started
             result.streams = _sync_streams(
                 source, con, streams, columns, existing, saved, sync_id, full_refresh, notify
             )
 
             recon_started = time.perf_counter()
-            notify("reconcile", "all streams", 0)
-            at_raw = raw.all_aggregates(con, streams)
-            at_source = source.source_aggregates()
-            result.reconciliations = [
-                Reconciliation(s.name, at_source[s.name], at_raw[s.name]) for s in streams
-            ]
+            if reconcile:
+                notify("reconcile", "all streams", 0)
+                at_raw = raw.all_aggregates(con, streams)
+                at_source = source.source_aggregates()
+                result.reconciliations = [
+                    Reconciliation(s.name, at_source[s.name], at_raw[s.name]) for s in streams
+                ]
             result.reconcile_seconds = time.perf_counter() - recon_started
             result.phases["streams"] = recon_started - started - result.phases["open"]
             result.phases["reconcile"] = result.reconcile_seconds
@@ -225,7 +256,7 @@ def _sync_stream(
     notify: Progress,
 ) -> StreamResult:
     started = time.perf_counter()
-    replace_all = full_refresh or saved is None
+    replace_all = full_refresh or saved is None or existing is None
     if saved is None:
         generation_id = 0
     else:

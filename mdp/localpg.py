@@ -22,9 +22,6 @@ from mdp import paths
 SOURCE_DSN_ENV = "MDP_SOURCE_DSN"
 SOURCE_DATABASE = "app"
 CONNECT_ATTEMPTS_ENV = "MDP_SOURCE_CONNECT_ATTEMPTS"
-# A unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, NUL included).
-_MAX_SOCKET_PATH = 107
-_SOCKET_NAME = ".s.PGSQL.5432"
 
 
 class SourceUnreachable(RuntimeError):
@@ -51,10 +48,6 @@ def _short_runtime_dir() -> Path:
     return base / f"mdp-pg-{uid}"
 
 
-def socket_path_fits(folder: Path) -> bool:
-    return len(str(folder / _SOCKET_NAME).encode()) <= _MAX_SOCKET_PATH
-
-
 def _import_pgserver() -> Any:
     # pgserver resolves a runtime folder at import time and warns when XDG_RUNTIME_DIR is unset.
     with warnings.catch_warnings():
@@ -62,8 +55,8 @@ def _import_pgserver() -> Any:
         import pgserver
         from pgserver import postgres_server
 
-    # pgserver falls back to this folder when the data folder is too deep for a socket path;
-    # its own default can itself be deep, so point it at a short one.
+    # A unix socket path must fit in 107 bytes. pgserver puts the socket in the data folder, or
+    # in this folder when that is too deep; its own default can itself be deep, so use a short one.
     postgres_server.PostgresServer.runtime_path = _short_runtime_dir()
     return pgserver
 

@@ -170,10 +170,10 @@ def main(
     console.print(
         f"rows: {result.rows:,}  generator: {result.generator_rows_per_s:,.0f} rows/s  "
         f"baseline COPY: {result.copy_rows_per_s:,.0f} rows/s  "
-        f"ratio: {result.ratio:.2f} ({verdict} the 0.6 goal)"
+        f"ratio: {result.ratio:.3f} ({verdict} the 0.6 goal)"
     )
     console.print(
-        f"CPU-time ratio: {result.cpu_ratio:.2f}; "
+        f"CPU-time ratio: {result.cpu_ratio:.3f}; "
         f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
 

@@ -126,6 +126,11 @@ def summary_table(totals: RunTotals, title: str) -> Table:
         share = f"{count / base:.1%}" if base else ""
         table.add_row(f"{code} {label}", f"{count:,}", share)
     table.add_row("total inserted", f"{inserted:,}", "", end_section=True)
+    if totals.first_clock and totals.last_clock:
+        table.caption = (
+            f"cycle clocks {totals.first_clock:%Y-%m-%d %H:%M:%S}Z"
+            f" .. {totals.last_clock:%Y-%m-%d %H:%M:%S}Z"
+        )
     return table
 
 

@@ -40,14 +40,15 @@ def migrate(conn: psycopg.Connection[Any], clock: datetime | None = None) -> Non
         conn.execute("select pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
         for statement in ddl():
             conn.execute(statement)
-        with conn.cursor() as cur:
-            # A plan that already exists keeps its price: a price change is an update, not a re-seed.
-            cur.executemany(
-                f"insert into {SCHEMA}.plans "
-                "(id, name, monthly_price, annual_price, currency, created_at, updated_at) "
-                "values (%s, %s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
-                [
-                    (p.id, p.name, p.monthly_price, p.annual_price, p.currency, clock, clock)
-                    for p in PLANS
-                ],
-            )
+        # A plan that already exists keeps its price: a price change is an update, not a re-seed.
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(PLANS))
+        conn.execute(
+            f"insert into {SCHEMA}.plans "
+            "(id, name, monthly_price, annual_price, currency, created_at, updated_at) "
+            f"values {values} on conflict (id) do nothing",
+            [
+                v
+                for p in PLANS
+                for v in (p.id, p.name, p.monthly_price, p.annual_price, p.currency, clock, clock)
+            ],
+        )

@@ -490,13 +490,26 @@ class _Cycle:
             changes.append((sub_id, self._cat(plan), self._cat(new_status), cancelled_at))
             self.summary.updated[f"subscriptions.{action}"] += 1
         if changes:
-            self.conn.execute(
-                f"update {SCHEMA}.subscriptions s set plan = u.plan, status = u.status, "
-                "cancelled_at = u.cancelled_at, updated_at = %s "
-                "from unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[]) "
-                "as u(id, plan, status, cancelled_at) where s.id = u.id",
-                (self.clock, *map(list, zip(*changes, strict=True))),
+            self._bulk_update(
+                "subscriptions",
+                {"plan": "text", "status": "text", "cancelled_at": "timestamptz"},
+                changes,
             )
+
+    def _bulk_update(self, table: str, columns: dict[str, str], rows: list[Any]) -> None:
+        """One UPDATE for all `rows` (id first, then `columns` in order), stamped with the clock."""
+        names = list(columns)
+        assignments = ", ".join(f"{c} = u.{c}" for c in names)
+        arrays = ", ".join(["%s::bigint[]", *(f"%s::{columns[c]}[]" for c in names)])
+        ids, *values = map(list, zip(*rows, strict=True))
+        # `t.id = any(...)` lets the planner reach the rows by primary key; a join on the
+        # unnested arrays alone makes it scan the whole table, which grows every cycle.
+        self.conn.execute(
+            f"update {SCHEMA}.{table} t set {assignments}, updated_at = %s "
+            f"from unnest({arrays}) as u(id, {', '.join(names)}) "
+            "where t.id = u.id and t.id = any(%s::bigint[])",
+            (self.clock, ids, *values, ids),
+        )
 
     def _refund_payments(self, count: int) -> None:
         ids = self._sample_existing("payments", count)
@@ -508,11 +521,7 @@ class _Cycle:
         ).fetchall()
         refunds = [(pid, self._cat("refunded")) for pid, status in rows if status == "succeeded"]
         if refunds:
-            self.conn.execute(
-                f"update {SCHEMA}.payments p set status = u.status, updated_at = %s "
-                "from unnest(%s::bigint[], %s::text[]) as u(id, status) where p.id = u.id",
-                (self.clock, *map(list, zip(*refunds, strict=True))),
-            )
+            self._bulk_update("payments", {"status": "text"}, refunds)
         self.summary.updated["payments.refund"] += len(refunds)
 
     def _alive_users(self, count: int) -> list[tuple[int, str, str]]:
@@ -535,11 +544,7 @@ class _Cycle:
             for uid, first, last in users
         ]
         if changes:
-            self.conn.execute(
-                f"update {SCHEMA}.users t set email = u.email, updated_at = %s "
-                "from unnest(%s::bigint[], %s::text[]) as u(id, email) where t.id = u.id",
-                (self.clock, *map(list, zip(*changes, strict=True))),
-            )
+            self._bulk_update("users", {"email": "text"}, changes)
         self.summary.updated["users.email"] += len(changes)
 
     def _soft_delete_users(self, count: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,29 @@ def freeze_heap(context: Any) -> None:
     gc.freeze()
 
 
+def report_failure(context: Any) -> None:
+    """After the last try of a dbt task: one line naming the dbt node and dbt's error."""
+    task_id: str = context["ti"].task_id
+    node = task_id.split(".")[-1]
+    for suffix in ("_model_build", "_build", "_run", "_test"):
+        node = node.removesuffix(suffix)
+    error = str(context.get("exception") or "see the dbt output above").strip()
+    logging.getLogger(__name__).error(
+        "dbt node %s failed in task %s: %s. Every task downstream of it is skipped and "
+        "publishing does not run; tables built before it are kept as they are. Fix the model "
+        "or its data, then clear this task to resume from here.",
+        node,
+        task_id,
+        error,
+    )
+
+
 def operator_args(settings: Settings) -> dict[str, Any]:
-    return {"execution_timeout": settings.task_timeout, "pre_execute": freeze_heap}
+    return {
+        "execution_timeout": settings.task_timeout,
+        "pre_execute": freeze_heap,
+        "on_failure_callback": report_failure,
+    }
 
 
 def build_manifest(settings: Settings | None = None) -> Path:

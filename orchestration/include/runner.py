@@ -138,3 +138,24 @@ def run_day(dag: Any, logical_date: datetime, log_file: Path | None = None) -> D
         tasks.append(TaskResult(ti.task_id, str(getattr(ti.state, "value", ti.state)), took))
     state = str(getattr(run.state, "value", run.state))
     return DayResult(logical_date, state, seconds, tasks, log_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m orchestration.include.runner DAY_END [LOG]`: one DAG run, its task states as JSON."""
+    import json
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m orchestration.include.runner 2026-03-11T00:00:00+00:00 [log file]")
+        return 2
+    configure()
+    migrate()
+    result = run_day(
+        load_dag(), datetime.fromisoformat(args[0]), Path(args[1]) if len(args) > 1 else None
+    )
+    print(json.dumps({"state": result.state, "seconds": result.seconds, "tasks": result.states()}))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

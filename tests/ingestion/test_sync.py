@@ -269,3 +269,20 @@ def test_reconciliation_catches_a_corrupted_raw_table(
     assert "users: source" in message and "(id, updated_at) differ" in message
     assert "mdp sync --full-refresh" in message
     assert not {"plans", "banks"} & {m.split(":")[0] for m in failure.value.mismatches}
+
+
+def test_a_raw_table_dropped_by_hand_is_reloaded_whole(
+    source_dsn: str, raw_path: Path, cycle: Callable[..., None]
+) -> None:
+    cycle(200)
+    run_sync(source_dsn, raw_path)
+    cycle(200)
+    run_sync(source_dsn, raw_path)
+    con = duckdb.connect(str(raw_path))
+    con.execute("drop table postgres_airbyte.banks")
+    con.close()
+
+    result = run_sync(source_dsn, raw_path)
+
+    assert all(r.ok for r in result.reconciliations)
+    assert_mirrors(source_dsn, raw_path)

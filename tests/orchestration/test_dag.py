@@ -155,3 +155,45 @@ def test_a_bad_target_is_a_clear_import_error(
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     (error,) = bag.import_errors.values()
     assert "MDP_TARGET=local or MDP_TARGET=cloud" in error
+
+
+def test_the_snowflake_connection_the_stack_writes_maps_to_a_dbt_profile(
+    monkeypatch: pytest.MonkeyPatch, cloud_dag: Any
+) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    # The shape of the `snowflake_dbt` secret the Pulumi program writes to Secrets Manager.
+    connection = {
+        "conn_type": "snowflake",
+        "login": "DBT_SVC",
+        "schema": "STAGING",
+        "extra": {
+            "account": "ab12345.eu-west-1",
+            "database": "ANALYTICS",
+            "warehouse": "TRANSFORMING",
+            "role": "DATA_ENGINEER",
+            "private_key_content": base64.b64encode(pem.encode()).decode(),
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SNOWFLAKE_DBT", json.dumps(connection))
+    build = next(t for t in cloud_dag.tasks if t.task_id.endswith(MODEL_SUFFIX))
+    mapping = build.profile_config.profile_mapping
+    profile = mapping.profile
+    assert profile["type"] == "snowflake"
+    assert profile["account"] == "ab12345.eu-west-1"
+    assert profile["user"] == "DBT_SVC"
+    assert profile["database"] == "ANALYTICS"
+    assert profile["warehouse"] == "TRANSFORMING"
+    assert profile["role"] == "DATA_ENGINEER"
+    # The key reaches dbt through an environment variable, never in the rendered profiles.yml.
+    assert "BEGIN PRIVATE KEY" not in json.dumps(profile)
+    assert any("BEGIN PRIVATE KEY" in str(v) for v in mapping.env_vars.values())

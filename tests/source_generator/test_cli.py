@@ -40,6 +40,7 @@ def test_generate_writes_the_cycles_and_prints_a_summary(
     assert "3 cycle(s) written" in result.output
     assert "total inserted" in result.output and "1,200" in result.output
     assert "D12 discount_amount null" in result.output
+    assert "cycle clocks 2025-01-01 00:00:00Z .. 2025-01-01 04:00:00Z" in result.output
     with psycopg.connect(empty_dsn) as conn:
         clocks = conn.execute("select distinct updated_at from app.users order by 1").fetchall()
         nulls = conn.execute(
