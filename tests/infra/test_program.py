@@ -166,7 +166,7 @@ def test_artifact_holds_the_lock_file_and_the_code(dev: ProgramRun) -> None:
     assert obj.props["key"] == dev.outputs[outputs.ARTIFACT_KEY]
     assert obj.props["serverSideEncryption"] == "aws:kms"
     param = dev.one("aws:ssm/parameter:Parameter")
-    assert param.props["value"] == obj.props["key"]
+    assert param.plain["value"] == obj.props["key"]
 
 
 def test_credential_outputs_are_secret_and_the_rest_plain(each_stack: ProgramRun) -> None:
