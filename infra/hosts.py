@@ -18,6 +18,8 @@ from infra.config import AirflowSettings, GeneratorSettings
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 TUNNEL_USER = "airbyte"
+# The only prefix of the exports bucket the Airflow role may write.
+EXPORTS_PREFIX = "exports"
 
 
 @dataclass(frozen=True)
@@ -400,12 +402,15 @@ class AirflowHost(_Host):
             opts=pulumi.ResourceOptions(parent=self),
         )
         profile = self._role(name, self._policy(arns))
-        self.user_data = pulumi.Output.from_input(args.common.artifact_bucket).apply(
-            lambda bucket: render_airflow(
+        self.user_data = pulumi.Output.all(
+            args.common.artifact_bucket, args.exports_bucket_arn
+        ).apply(
+            lambda v: render_airflow(
                 AirflowBoot(
                     stack=stack,
                     region=args.common.region,
-                    artifact_bucket=bucket,
+                    artifact_bucket=v[0],
+                    exports_target=f"s3://{v[1].rsplit(':', 1)[-1]}/{EXPORTS_PREFIX}",
                     artifact_parameter=args.common.artifact_parameter_name,
                     connections_prefix=self.connections_prefix,
                     variables_prefix=self.variables_prefix,
@@ -499,14 +504,14 @@ def _airflow_policy(
             "Sid": "WriteParquetExports",
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-            "Resource": f"{exports_bucket_arn}/exports/*",
+            "Resource": f"{exports_bucket_arn}/{EXPORTS_PREFIX}/*",
         },
         {
             "Sid": "ListParquetExports",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": exports_bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": ["exports/*"]}},
+            "Condition": {"StringLike": {"s3:prefix": [f"{EXPORTS_PREFIX}/*"]}},
         },
     ]
     if secret_arns:

@@ -50,6 +50,7 @@ class AirflowBoot:
     connections_prefix: str
     variables_prefix: str
     amazon_provider_version: str
+    exports_target: str = ""
     connection_ids: tuple[str, ...] = ()
     variable_keys: tuple[str, ...] = ()
 
@@ -207,6 +208,8 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__API__PORT": "8080",
         "MDP_DBT_PROJECT_DIR": "/opt/mdp/app/transform",
         "MDP_HOME": "/var/lib/mdp",
+        # The DAG's export task writes the Parquet exports here (the role may write only this prefix).
+        "MDP_EXPORTS_TARGET": boot.exports_target,
         # The DAG's cloud target: Airbyte Cloud sync, dbt on Snowflake through Cosmos.
         "MDP_TARGET": "cloud",
     }

@@ -146,6 +146,12 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     assert dev.outputs[outputs.AIRFLOW_CONNECTIONS_PREFIX] in airflow_env
     assert "AIRFLOW__API__HOST=127.0.0.1" in airflow_env
     assert "MDP_TARGET=cloud" in airflow_env
+    exports = dev.outputs[outputs.EXPORTS_BUCKET]
+    assert f"MDP_EXPORTS_TARGET=s3://{exports}/exports" in airflow_env
+    writes = next(
+        s for s in _policy(dev, "airflow")["Statement"] if s["Sid"] == "WriteParquetExports"
+    )
+    assert writes["Resource"] == f"{dev.outputs[outputs.EXPORTS_BUCKET_ARN]}/exports/*"
     host_env = files["/etc/mdp/host.env"]
     assert "apache-airflow-providers-amazon==" in host_env
     assert "MDP_BUILD_COMMAND='-m orchestration.include.dbt'" in host_env
