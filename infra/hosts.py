@@ -16,7 +16,21 @@ from infra.cloud_init import AirflowBoot, GeneratorBoot, render_airflow, render_
 from infra.config import AirflowSettings, GeneratorSettings
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# What the SSM agent needs for Session Manager. AmazonSSMManagedInstanceCore would also grant
+# ssm:GetParameter(s) on every parameter in the account, so the hosts get only these.
+SSM_AGENT_ACTIONS = (
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
 TUNNEL_USER = "airbyte"
 # The only prefix of the exports bucket the Airflow role may write.
 EXPORTS_PREFIX = "exports"
@@ -86,6 +100,20 @@ def _assume_ec2() -> str:
     )
 
 
+def _ssm_agent_policy() -> str:
+    # These actions take no resource ARNs; none of them reads data.
+    return _policy(
+        [
+            {
+                "Sid": "SessionManagerAgent",
+                "Effect": "Allow",
+                "Action": list(SSM_AGENT_ACTIONS),
+                "Resource": "*",
+            }
+        ]
+    )
+
+
 def _policy(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -128,8 +156,8 @@ class _Host(pulumi.ComponentResource):
     def _role(self, name: str, policy: pulumi.Input[str]) -> aws.iam.InstanceProfile:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(f"{name}-role", assume_role_policy=_assume_ec2(), opts=child)
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ssm", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child
+        aws.iam.RolePolicy(
+            f"{name}-ssm-agent", role=role.id, policy=_ssm_agent_policy(), opts=child
         )
         aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
         self.role_arn = role.arn

@@ -218,6 +218,28 @@ def test_generator_reads_only_the_two_database_secrets(dev: ProgramRun) -> None:
     assert artifacts["Resource"].endswith("/artifacts/*")
 
 
+@pytest.mark.parametrize("host", ["generator", "airflow"])
+def test_hosts_get_session_manager_without_account_wide_parameter_reads(
+    dev: ProgramRun, host: str
+) -> None:
+    attached = [
+        r.props.get("policyArn")
+        for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    ]
+    assert not any("AmazonSSMManagedInstanceCore" in str(a) for a in attached)
+    agent = json.loads(dev.named(f"{host}-ssm-agent").props["policy"])["Statement"][0]
+    assert "ssmmessages:OpenDataChannel" in agent["Action"]
+    assert not any(
+        a.startswith(("ssm:GetParameter", "secretsmanager:", "s3:")) for a in agent["Action"]
+    )
+    reads = [
+        s
+        for s in _policy(dev, host)["Statement"]
+        if "ssm:GetParameter" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert [s["Resource"] for s in reads] == [dev.named("storage-artifact-key").outputs["arn"]]
+
+
 def test_airflow_reads_only_its_backend_secrets(dev: ProgramRun) -> None:
     statements = _policy(dev, "airflow")["Statement"]
     reads = next(s for s in statements if s["Action"] == "secretsmanager:GetSecretValue")
