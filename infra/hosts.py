@@ -16,8 +16,24 @@ from infra.cloud_init import AirflowBoot, GeneratorBoot, render_airflow, render_
 from infra.config import AirflowSettings, GeneratorSettings
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# What the SSM agent needs for Session Manager. AmazonSSMManagedInstanceCore would also grant
+# ssm:GetParameter(s) on every parameter in the account, so the hosts get only these.
+SSM_AGENT_ACTIONS = (
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
 TUNNEL_USER = "airbyte"
+# The only prefix of the exports bucket the Airflow role may write.
+EXPORTS_PREFIX = "exports"
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,20 @@ def _assume_ec2() -> str:
     )
 
 
+def _ssm_agent_policy() -> str:
+    # These actions take no resource ARNs; none of them reads data.
+    return _policy(
+        [
+            {
+                "Sid": "SessionManagerAgent",
+                "Effect": "Allow",
+                "Action": list(SSM_AGENT_ACTIONS),
+                "Resource": "*",
+            }
+        ]
+    )
+
+
 def _policy(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -126,8 +156,8 @@ class _Host(pulumi.ComponentResource):
     def _role(self, name: str, policy: pulumi.Input[str]) -> aws.iam.InstanceProfile:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(f"{name}-role", assume_role_policy=_assume_ec2(), opts=child)
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ssm", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child
+        aws.iam.RolePolicy(
+            f"{name}-ssm-agent", role=role.id, policy=_ssm_agent_policy(), opts=child
         )
         aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
         self.role_arn = role.arn
@@ -400,12 +430,15 @@ class AirflowHost(_Host):
             opts=pulumi.ResourceOptions(parent=self),
         )
         profile = self._role(name, self._policy(arns))
-        self.user_data = pulumi.Output.from_input(args.common.artifact_bucket).apply(
-            lambda bucket: render_airflow(
+        self.user_data = pulumi.Output.all(
+            args.common.artifact_bucket, args.exports_bucket_arn
+        ).apply(
+            lambda v: render_airflow(
                 AirflowBoot(
                     stack=stack,
                     region=args.common.region,
-                    artifact_bucket=bucket,
+                    artifact_bucket=v[0],
+                    exports_target=f"s3://{v[1].rsplit(':', 1)[-1]}/{EXPORTS_PREFIX}",
                     artifact_parameter=args.common.artifact_parameter_name,
                     connections_prefix=self.connections_prefix,
                     variables_prefix=self.variables_prefix,
@@ -500,14 +533,14 @@ def _airflow_policy(
             "Sid": "WriteParquetExports",
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-            "Resource": f"{exports_bucket_arn}/exports/*",
+            "Resource": f"{exports_bucket_arn}/{EXPORTS_PREFIX}/*",
         },
         {
             "Sid": "ListParquetExports",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": exports_bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": ["exports/*"]}},
+            "Condition": {"StringLike": {"s3:prefix": [f"{EXPORTS_PREFIX}/*"]}},
         },
     ]
     if secret_arns:

@@ -53,6 +53,11 @@ class Recorded:
         """Inputs as a policy pack sees them (camelCase names)."""
         return self.inputs
 
+    @property
+    def plain(self) -> dict[str, Any]:
+        """Inputs with secret values unwrapped (`inputs` keeps the engine's secret wrappers)."""
+        return dict(_unwrap_secrets(self.inputs))
+
 
 @dataclass
 class ProgramRun:
@@ -243,12 +248,25 @@ _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 def _plain(value: Any) -> Any:
     """Deserialised inputs may hold unknowns or secret wrappers; keep plain JSON-like values."""
     if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def is_secret(value: Any) -> bool:
+    """Whether a recorded input value is wrapped as a secret by the engine."""
+    return isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG
 
 
 def stack_config(stack: str) -> dict[str, Any]:

@@ -12,13 +12,16 @@ import pulumi
 import pulumi_aws as aws
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# What the hosts run: the generator and loader packages, the DAGs and the dbt project, with the lock file.
+# What the hosts run: the generator and loader, the DAGs and what they import (the dbt project,
+# the exports and the dashboard's warehouse access), with the lock file.
 ARTIFACT_DIRS: tuple[str, ...] = (
     "mdp",
     "source_generator",
     "ingestion",
     "orchestration",
     "transform",
+    "exports",
+    "dashboard",
 )
 ARTIFACT_FILES: tuple[str, ...] = ("pyproject.toml", "uv.lock")
 _SKIP_PARTS = {"__pycache__", ".venv", "target", "dbt_packages", "logs", ".local", ".pytest_cache"}

@@ -130,9 +130,10 @@ def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
         if r.custom:
             component = _component_of(r, by_urn)
             components[component].append(r)
-            planned.append(PlannedResource(r.type, r.name, r.inputs, component, r.id))
+            planned.append(PlannedResource(r.type, r.name, r.plain, component, r.id))
 
-    resources = [Resource(type=r.type, name=r.name, props=r.inputs) for r in run.resources]
+    # Rules see plain values, as the policy pack does during a preview.
+    resources = [Resource(type=r.type, name=r.name, props=r.plain) for r in run.resources]
     violations = evaluate(resources, Context(production=config.is_prod))
     violations += output_violations(run.outputs, run.secret_outputs)
 
@@ -161,6 +162,10 @@ def _decode(value: str) -> Any:
 
 
 def _fmt_value(value: Any) -> str:
+    from infra.mockrun import is_secret
+
+    if is_secret(value):
+        return "[secret]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | dict):

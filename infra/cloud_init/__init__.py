@@ -50,6 +50,7 @@ class AirflowBoot:
     connections_prefix: str
     variables_prefix: str
     amazon_provider_version: str
+    exports_target: str = ""
     connection_ids: tuple[str, ...] = ()
     variable_keys: tuple[str, ...] = ()
     swap_gb: int = 0
@@ -155,6 +156,7 @@ def render_generator(boot: GeneratorBoot) -> str:
             _write("/usr/local/bin/mdp-generate", _file("mdp-generate.sh"), "0755"),
             _write("/usr/local/lib/mdp/mdp_replication_user.py", _file("mdp_replication_user.py")),
             _write("/etc/systemd/system/mdp-migrate.service", _file("mdp-migrate.service")),
+            _write("/etc/systemd/system/mdp-migrate.timer", _file("mdp-migrate.timer")),
             _write("/etc/systemd/system/mdp-generator.service", _file("mdp-generator.service")),
             _write("/etc/systemd/system/mdp-generator.timer", timer),
         ],
@@ -162,6 +164,7 @@ def render_generator(boot: GeneratorBoot) -> str:
             *_bootstrap_commands(boot.region),
             ["systemctl", "restart", "sshd"],
             ["systemctl", "start", "mdp-migrate.service"],
+            ["systemctl", "enable", "--now", "mdp-migrate.timer"],
             ["systemctl", "enable", "--now", "mdp-generator.timer"],
         ],
     }
@@ -206,6 +209,8 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__API__PORT": "8080",
         "MDP_DBT_PROJECT_DIR": "/opt/mdp/app/transform",
         "MDP_HOME": "/var/lib/mdp",
+        # The DAG's export task writes the Parquet exports here (the role may write only this prefix).
+        "MDP_EXPORTS_TARGET": boot.exports_target,
         # The DAG's cloud target: Airbyte Cloud sync, dbt on Snowflake through Cosmos.
         "MDP_TARGET": "cloud",
     }

@@ -57,7 +57,7 @@ def test_connections_become_secret_backend_entries_only_airflow_reads() -> None:
     }
     assert all(s.props["kmsKeyId"] for s in secrets.values())
     values = [r for r in recorded if r.type == "aws:secretsmanager/secretVersion:SecretVersion"]
-    connection_value = next(v for v in values if v.props["secretString"] == SNOWFLAKE_JSON)
+    connection_value = next(v for v in values if v.plain["secretString"] == SNOWFLAKE_JSON)
     assert "secretString" in connection_value.secret_inputs
     policy = json.loads(next(r for r in recorded if r.name == "airflow-policy").props["policy"])
     reads = next(s for s in policy["Statement"] if s["Action"] == "secretsmanager:GetSecretValue")

@@ -155,6 +155,12 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     assert dev.outputs[outputs.AIRFLOW_CONNECTIONS_PREFIX] in airflow_env
     assert "AIRFLOW__API__HOST=127.0.0.1" in airflow_env
     assert "MDP_TARGET=cloud" in airflow_env
+    exports = dev.outputs[outputs.EXPORTS_BUCKET]
+    assert f"MDP_EXPORTS_TARGET=s3://{exports}/exports" in airflow_env
+    writes = next(
+        s for s in _policy(dev, "airflow")["Statement"] if s["Sid"] == "WriteParquetExports"
+    )
+    assert writes["Resource"] == f"{dev.outputs[outputs.EXPORTS_BUCKET_ARN]}/exports/*"
     host_env = files["/etc/mdp/host.env"]
     assert "apache-airflow-providers-amazon==" in host_env
     assert "MDP_BUILD_COMMAND='-m orchestration.include.dbt'" in host_env
@@ -175,7 +181,7 @@ def test_artifact_holds_the_lock_file_and_the_code(dev: ProgramRun) -> None:
     assert obj.props["key"] == dev.outputs[outputs.ARTIFACT_KEY]
     assert obj.props["serverSideEncryption"] == "aws:kms"
     param = dev.one("aws:ssm/parameter:Parameter")
-    assert param.props["value"] == obj.props["key"]
+    assert param.plain["value"] == obj.props["key"]
 
 
 def test_credential_outputs_are_secret_and_the_rest_plain(each_stack: ProgramRun) -> None:
@@ -219,6 +225,28 @@ def test_generator_reads_only_the_two_database_secrets(dev: ProgramRun) -> None:
     )
     artifacts = next(s for s in statements if s["Action"] == "s3:GetObject")
     assert artifacts["Resource"].endswith("/artifacts/*")
+
+
+@pytest.mark.parametrize("host", ["generator", "airflow"])
+def test_hosts_get_session_manager_without_account_wide_parameter_reads(
+    dev: ProgramRun, host: str
+) -> None:
+    attached = [
+        r.props.get("policyArn")
+        for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    ]
+    assert not any("AmazonSSMManagedInstanceCore" in str(a) for a in attached)
+    agent = json.loads(dev.named(f"{host}-ssm-agent").props["policy"])["Statement"][0]
+    assert "ssmmessages:OpenDataChannel" in agent["Action"]
+    assert not any(
+        a.startswith(("ssm:GetParameter", "secretsmanager:", "s3:")) for a in agent["Action"]
+    )
+    reads = [
+        s
+        for s in _policy(dev, host)["Statement"]
+        if "ssm:GetParameter" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert [s["Resource"] for s in reads] == [dev.named("storage-artifact-key").outputs["arn"]]
 
 
 def test_airflow_reads_only_its_backend_secrets(dev: ProgramRun) -> None:
