@@ -140,8 +140,9 @@ class AirflowSettings(HostSettings):
     instance_type: str = Field("t3.medium", examples=["t3.large"])
     root_volume_gb: int = Field(30, ge=20, le=500, examples=[30])
     public_subnet: bool = Field(True, examples=[False])
-    # Not in uv.lock: the secrets backend provider, installed under the lock file's constraints.
-    amazon_provider_version: str = Field("9.18.0", pattern=r"^\d+\.\d+\.\d+$", examples=["9.18.0"])
+    # Not in uv.lock: the secrets backend provider, installed under the lock file's constraints;
+    # 9.39.0 resolves with them (apache-airflow 3.3.2, boto3 1.44.8).
+    amazon_provider_version: str = Field("9.39.0", pattern=r"^\d+\.\d+\.\d+$", examples=["9.39.0"])
 
 
 class AwsConfig(Section):

@@ -410,6 +410,8 @@ class AirflowHost(_Host):
                     connections_prefix=self.connections_prefix,
                     variables_prefix=self.variables_prefix,
                     amazon_provider_version=args.settings.amazon_provider_version,
+                    connection_ids=tuple(args.connections),
+                    variable_keys=tuple(args.variables),
                 )
             )
         )

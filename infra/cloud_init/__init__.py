@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +50,13 @@ class AirflowBoot:
     connections_prefix: str
     variables_prefix: str
     amazon_provider_version: str
+    connection_ids: tuple[str, ...] = ()
+    variable_keys: tuple[str, ...] = ()
+
+
+def _exactly(names: tuple[str, ...]) -> str:
+    """A regex matching exactly these ids; with none, one that matches no id at all."""
+    return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$" if names else "^$"
 
 
 def _file(name: str) -> str:
@@ -172,10 +180,14 @@ def render_airflow(boot: AirflowBoot) -> str:
         "PYTHONPATH": "/opt/mdp/app",
         "MDP_RESTART_UNITS": "airflow@scheduler airflow@dag-processor airflow@triggerer airflow@api-server",
     }
+    # The role may read only the secrets this program wrote, so Airflow asks Secrets Manager
+    # for exactly those ids; any other id goes to the environment and the metadata database.
     backend_kwargs = json.dumps(
         {
             "connections_prefix": boot.connections_prefix,
+            "connections_lookup_pattern": _exactly(boot.connection_ids),
             "variables_prefix": boot.variables_prefix,
+            "variables_lookup_pattern": _exactly(boot.variable_keys),
             "region_name": boot.region,
         }
     )

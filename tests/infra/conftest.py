@@ -46,11 +46,18 @@ class Recorded:
     additional_secret_outputs: tuple[str, ...]
     delete_before_replace: bool
     retain_on_delete: bool
+    # Top-level inputs the program passed as secrets.
+    secret_inputs: tuple[str, ...] = ()
 
     @property
     def props(self) -> dict[str, Any]:
         """Inputs as a policy pack sees them (camelCase names)."""
         return self.inputs
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        """Inputs with secret values unwrapped (`inputs` keeps the engine's secret wrappers)."""
+        return dict(_unwrap_secrets(self.inputs))
 
 
 @dataclass
@@ -216,6 +223,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 retain_on_delete=bool(request.retainOnDelete),
+                secret_inputs=tuple(
+                    sorted(
+                        k
+                        for k, v in inputs.items()
+                        if isinstance(v, dict) and v.get(_SIG_KEY) == _SECRET_SIG
+                    )
+                ),
             )
         )
         return response
@@ -228,11 +242,19 @@ _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 def _plain(value: Any) -> Any:
     """Deserialised inputs may hold unknowns or secret wrappers; keep plain JSON-like values."""
     if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    return value
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -148,6 +149,16 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     host_env = files["/etc/mdp/host.env"]
     assert "apache-airflow-providers-amazon==" in host_env
     assert "MDP_BUILD_COMMAND='-m orchestration.include.dbt'" in host_env
+    # Airflow asks Secrets Manager only for the ids this program wrote (and may read).
+    kwargs_line = next(
+        line
+        for line in airflow_env.splitlines()
+        if line.startswith("AIRFLOW__SECRETS__BACKEND_KWARGS=")
+    )
+    kwargs = json.loads(shlex.split(kwargs_line.split("=", 1)[1])[0])
+    assert re.fullmatch(kwargs["variables_lookup_pattern"], "mdp_exports_bucket")
+    assert not re.fullmatch(kwargs["variables_lookup_pattern"], "some_other_variable")
+    assert kwargs["connections_lookup_pattern"] == "^$"  # none configured in this stack
 
 
 def test_artifact_holds_the_lock_file_and_the_code(dev: ProgramRun) -> None:
@@ -155,7 +166,7 @@ def test_artifact_holds_the_lock_file_and_the_code(dev: ProgramRun) -> None:
     assert obj.props["key"] == dev.outputs[outputs.ARTIFACT_KEY]
     assert obj.props["serverSideEncryption"] == "aws:kms"
     param = dev.one("aws:ssm/parameter:Parameter")
-    assert param.props["value"] == obj.props["key"]
+    assert param.plain["value"] == obj.props["key"]
 
 
 def test_credential_outputs_are_secret_and_the_rest_plain(each_stack: ProgramRun) -> None:
@@ -282,6 +293,14 @@ def test_components_parent_their_children(dev: ProgramRun) -> None:
         children = dev.children_of(component)
         assert children, f"{component.type} has no children"
         assert all(c.name.startswith(f"{component.name}-") for c in children)
+
+
+def test_secret_values_are_passed_as_secrets(each_stack: ProgramRun) -> None:
+    versions = each_stack.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    holding_secrets = [v for v in versions if "MOCKSECRET" in json.dumps(v.props)]
+    assert holding_secrets, "the replication password and tunnel key are stored in Secrets Manager"
+    for version in holding_secrets:
+        assert "secretString" in version.secret_inputs, version.name
 
 
 def test_no_secret_value_in_any_plain_input(each_stack: ProgramRun) -> None:
