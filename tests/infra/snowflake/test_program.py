@@ -183,8 +183,8 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
         if not version.name.startswith("snowflake-"):
             continue
         # The engine stores it encrypted in the state.
-        assert "secretString" in sf_stack.secret_inputs[version.urn]
-        payload = json.loads(version.inputs["secretString"])
+        assert "secretString" in version.secret_inputs
+        payload = json.loads(version.plain["secretString"])
         assert payload["private_key"] in key_values
         assert set(payload) == {
             "account", "host", "user", "role", "warehouse", "database", "schema", "private_key",
@@ -204,8 +204,8 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
 
 def test_airflow_connection_signs_dbt_in_with_its_key(sf_dev: SnowflakeRun) -> None:
     version = sf_dev.run.named("airflow-connection-snowflake-dbt-value")
-    assert "secretString" in sf_dev.secret_inputs[version.urn]
-    conn = json.loads(version.inputs["secretString"])
+    assert "secretString" in version.secret_inputs
+    conn = json.loads(version.plain["secretString"])
     dbt_key = sf_dev.run.named("snowflake-dbt-svc-key").outputs["privateKeyPemPkcs8"]
     extra = conn["extra"]
     assert base64.b64decode(extra.pop("private_key_content")).decode() == dbt_key
