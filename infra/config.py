@@ -214,8 +214,8 @@ SignInCidr = Annotated[IPv4Network, AfterValidator(_narrow_cidr)]
 class SnowflakeConfig(Section):
     """Snowflake account, names, cost guard and service-user networks (`mdp:snowflake`)."""
 
-    organization_name: str = Field(min_length=1, examples=["MYORG"])
-    account_name: str = Field(min_length=1, examples=["MDP"])
+    organization_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", examples=["MYORG"])
+    account_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", examples=["MDP"])
     # The key-pair user Pulumi signs in as (see the README's one-time bootstrap).
     admin_user: str = Field("PULUMI_MDP", min_length=1, examples=["PULUMI_MDP"])
     # Prefix of every account-level name, so dev and prod can share one account.

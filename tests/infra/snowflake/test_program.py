@@ -249,6 +249,11 @@ def test_outputs(sf_dev: SnowflakeRun) -> None:
             "pulumi config set --path 'snowflake.namePrefix' DEV_ --stack dev",
         ),
         ({"namePrefix": "dev-"}, "mdp:snowflake.namePrefix", "'snowflake.namePrefix'"),
+        (
+            {"accountName": "myorg-mdp.snowflakecomputing.com"},
+            "mdp:snowflake.accountName",
+            "pulumi config set --path 'snowflake.accountName' MDP --stack dev",
+        ),
         ({"creditQuota": 0}, "mdp:snowflake.creditQuota", "'snowflake.creditQuota' 20"),
         (
             {"airbyteAllowedCidrs": ["0.0.0.0/0"]},
