@@ -71,6 +71,14 @@ def test_dev_and_prod_share_no_account_level_name(
         assert all(name.startswith("DEV_") for name in dev)
 
 
+def test_a_dev_stack_with_its_own_account_uses_the_contract_names() -> None:
+    run = run_snowflake("dev", namePrefix="", dedicatedAccount=True, accountName="MDP_DEV")
+    assert _names(run, rules.DATABASE) == {"RAW", "ANALYTICS", "DBT_DEV", "ADMIN"}
+    assert run.run.outputs[outputs.SNOWFLAKE_ACCOUNT] == "EXAMPLEORG-MDP_DEV"
+    assert run.run.outputs[outputs.SNOWFLAKE_HOST] == "exampleorg-mdp-dev.snowflakecomputing.com"
+    assert check_stack(run.resources, "dev") == []
+
+
 def test_protect_only_in_prod(sf_dev: SnowflakeRun, sf_prod: SnowflakeRun) -> None:
     for type_ in (rules.DATABASE, rules.SCHEMA):
         assert all(r.protect for r in sf_prod.of_type(type_))
