@@ -154,6 +154,7 @@ def render_generator(boot: GeneratorBoot) -> str:
             _write("/usr/local/bin/mdp-generate", _file("mdp-generate.sh"), "0755"),
             _write("/usr/local/lib/mdp/mdp_replication_user.py", _file("mdp_replication_user.py")),
             _write("/etc/systemd/system/mdp-migrate.service", _file("mdp-migrate.service")),
+            _write("/etc/systemd/system/mdp-migrate.timer", _file("mdp-migrate.timer")),
             _write("/etc/systemd/system/mdp-generator.service", _file("mdp-generator.service")),
             _write("/etc/systemd/system/mdp-generator.timer", timer),
         ],
@@ -161,6 +162,7 @@ def render_generator(boot: GeneratorBoot) -> str:
             *_bootstrap_commands(boot.region),
             ["systemctl", "restart", "sshd"],
             ["systemctl", "start", "mdp-migrate.service"],
+            ["systemctl", "enable", "--now", "mdp-migrate.timer"],
             ["systemctl", "enable", "--now", "mdp-generator.timer"],
         ],
     }

@@ -126,11 +126,18 @@ def all_rules() -> list[Rule]:
     """Every rule of every module in this package (a module per provider: aws, snowflake, ...)."""
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        if module.__name__ not in _ADAPTED:
-            _ADAPTED.add(module.__name__)
+        if module.__name__ in _ADAPTED:
+            continue
+        _ADAPTED.add(module.__name__)
+        # A module that registered its rules itself (decorators or REGISTRY calls) is done.
+        if not any(_defined_in(rule, module.__name__) for rule in REGISTRY.rules.values()):
             for rule in adapt_module(module):
                 REGISTRY.add(rule)
     return list(REGISTRY.rules.values())
+
+
+def _defined_in(rule: Rule, module: str) -> bool:
+    return any(getattr(fn, "__module__", None) == module for fn in (rule.check, rule.stack_check))
 
 
 _ADAPTED: set[str] = set()
