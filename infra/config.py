@@ -271,12 +271,15 @@ SignInCidr = Annotated[IPv4Network, AfterValidator(_narrow_cidr)]
 class SnowflakeConfig(Section):
     """Snowflake account, names, cost guard and service-user networks (`mdp:snowflake`)."""
 
-    organization_name: str = Field(min_length=1, examples=["MYORG"])
-    account_name: str = Field(min_length=1, examples=["MDP"])
+    organization_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", examples=["MYORG"])
+    account_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", examples=["MDP"])
     # The key-pair user Pulumi signs in as (see the README's one-time bootstrap).
     admin_user: str = Field("PULUMI_MDP", min_length=1, examples=["PULUMI_MDP"])
     # Prefix of every account-level name, so dev and prod can share one account.
     name_prefix: str = Field("", examples=["DEV_"])
+    # True when this stack has a Snowflake account of its own: then no prefix is needed and
+    # the names match the data contract exactly (RAW, ANALYTICS, ...).
+    dedicated_account: bool = Field(False, examples=[True])
     credit_quota: int = Field(gt=0, le=10_000, examples=[20])
     warehouse_size: Literal["XSMALL", "SMALL", "MEDIUM"] = Field("XSMALL", examples=["XSMALL"])
     statement_timeout_seconds: int = Field(
@@ -574,14 +577,16 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         raise ConfigError(stack, issues + _issues_from(stack, e)) from None
     if issues:
         raise ConfigError(stack, issues)
-    if config.snowflake is not None and not config.is_prod and not config.snowflake.name_prefix:
+    sf = config.snowflake
+    if sf is not None and not config.is_prod and not sf.name_prefix and not sf.dedicated_account:
         raise ConfigError(
             stack,
             [
                 ConfigIssue(
                     key=f"{PROJECT}:snowflake.namePrefix",
                     problem="is empty, so this stack would take prod's Snowflake names "
-                    "in a shared account",
+                    "in a shared account (with an account of its own, set "
+                    "snowflake.dedicatedAccount to true instead)",
                     fix=f"pulumi config set --path 'snowflake.namePrefix' "
                     f"{stack.upper()}_ --stack {stack}",
                 )

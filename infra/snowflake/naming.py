@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-# Roles Snowflake ships with; the program never creates or grants the admin ones.
+# Snowflake's administrative roles: the program never grants them to anyone.
 ADMIN_ROLES = frozenset(
     {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"}
 )
-SYSTEM_ROLES = ADMIN_ROLES | {"SYSADMIN", "PUBLIC"}
 
 RAW = "RAW"
 ANALYTICS = "ANALYTICS"
@@ -47,13 +45,6 @@ FUNCTIONAL_ROLES = (DATA_ENGINEER, AIRBYTE_ROLE, REPORTER)
 
 AIRBYTE_USER = "AIRBYTE"
 DBT_USER = "DBT"
-
-_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*_)?$")
-
-
-def valid_prefix(prefix: str) -> bool:
-    """An empty prefix, or upper-case letters, digits and underscores ending in `_`."""
-    return bool(_PREFIX.match(prefix))
 
 
 def read_role(schema: str) -> str:

@@ -137,7 +137,8 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self._naming = n.Naming(args.settings.name_prefix)
         identifier = f"{args.settings.organization_name}-{args.settings.account_name}".upper()
         self.account_identifier = identifier
-        self.host = f"{identifier.lower()}.snowflakecomputing.com"
+        # URLs take hyphens where account names have underscores.
+        self.host = f"{identifier.lower().replace('_', '-')}.snowflakecomputing.com"
         self._providers = self._create_providers()
         self.databases: dict[str, snowflake.Database] = {}
         self.schemas: dict[tuple[str, str], snowflake.Schema] = {}

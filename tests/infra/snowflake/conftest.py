@@ -14,9 +14,6 @@ from infra import mockrun as harness
 from infra.policies.rules.snowflake import PROVIDER, Resource
 
 ACCOUNT_LOCATOR = "XY12345"
-# How the engine marks a secret value on the wire.
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 # Documentation addresses (RFC 5737) stand in for the Airflow host and an admin network.
 DBT_CIDR = "203.0.113.10/32"
 
@@ -59,19 +56,12 @@ class ProviderRecordingMonitor(harness.RecordingMonitor):
     def __init__(self, mocks: harness.RecordingMocks) -> None:
         super().__init__(mocks)
         self.provider_of: dict[str, str] = {}
-        self.secret_inputs: dict[str, frozenset[str]] = {}
         ProviderRecordingMonitor.last = self
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.provider:
             self.provider_of[response.urn] = request.provider.rsplit("::", 1)[0]
-        inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
-        self.secret_inputs[response.urn] = frozenset(
-            key
-            for key, value in inputs.items()
-            if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG
-        )
         return response
 
 
@@ -81,8 +71,6 @@ class SnowflakeRun:
 
     run: harness.ProgramRun
     resources: list[Resource]
-    # Per resource URN, the inputs sent to the engine as secrets.
-    secret_inputs: Mapping[str, frozenset[str]]
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -127,9 +115,7 @@ def run_snowflake(
         run = harness.run_program(stack, overrides=all_overrides)
     monitor = ProviderRecordingMonitor.last
     assert monitor is not None
-    return SnowflakeRun(
-        run, to_rule_resources(run, monitor.provider_of), dict(monitor.secret_inputs)
-    )
+    return SnowflakeRun(run, to_rule_resources(run, monitor.provider_of))
 
 
 _CACHE: dict[str, SnowflakeRun] = {}

@@ -71,6 +71,14 @@ def test_dev_and_prod_share_no_account_level_name(
         assert all(name.startswith("DEV_") for name in dev)
 
 
+def test_a_dev_stack_with_its_own_account_uses_the_contract_names() -> None:
+    run = run_snowflake("dev", namePrefix="", dedicatedAccount=True, accountName="MDP_DEV")
+    assert _names(run, rules.DATABASE) == {"RAW", "ANALYTICS", "DBT_DEV", "ADMIN"}
+    assert run.run.outputs[outputs.SNOWFLAKE_ACCOUNT] == "EXAMPLEORG-MDP_DEV"
+    assert run.run.outputs[outputs.SNOWFLAKE_HOST] == "exampleorg-mdp-dev.snowflakecomputing.com"
+    assert check_stack(run.resources, "dev") == []
+
+
 def test_protect_only_in_prod(sf_dev: SnowflakeRun, sf_prod: SnowflakeRun) -> None:
     for type_ in (rules.DATABASE, rules.SCHEMA):
         assert all(r.protect for r in sf_prod.of_type(type_))
@@ -183,8 +191,8 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
         if not version.name.startswith("snowflake-"):
             continue
         # The engine stores it encrypted in the state.
-        assert "secretString" in sf_stack.secret_inputs[version.urn]
-        payload = json.loads(version.inputs["secretString"])
+        assert "secretString" in version.secret_inputs
+        payload = json.loads(version.plain["secretString"])
         assert payload["private_key"] in key_values
         assert set(payload) == {
             "account", "host", "user", "role", "warehouse", "database", "schema", "private_key",
@@ -204,8 +212,8 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
 
 def test_airflow_connection_signs_dbt_in_with_its_key(sf_dev: SnowflakeRun) -> None:
     version = sf_dev.run.named("airflow-connection-snowflake-dbt-value")
-    assert "secretString" in sf_dev.secret_inputs[version.urn]
-    conn = json.loads(version.inputs["secretString"])
+    assert "secretString" in version.secret_inputs
+    conn = json.loads(version.plain["secretString"])
     dbt_key = sf_dev.run.named("snowflake-dbt-svc-key").outputs["privateKeyPemPkcs8"]
     extra = conn["extra"]
     assert base64.b64decode(extra.pop("private_key_content")).decode() == dbt_key
@@ -249,6 +257,11 @@ def test_outputs(sf_dev: SnowflakeRun) -> None:
             "pulumi config set --path 'snowflake.namePrefix' DEV_ --stack dev",
         ),
         ({"namePrefix": "dev-"}, "mdp:snowflake.namePrefix", "'snowflake.namePrefix'"),
+        (
+            {"accountName": "myorg-mdp.snowflakecomputing.com"},
+            "mdp:snowflake.accountName",
+            "pulumi config set --path 'snowflake.accountName' MDP --stack dev",
+        ),
         ({"creditQuota": 0}, "mdp:snowflake.creditQuota", "'snowflake.creditQuota' 20"),
         (
             {"airbyteAllowedCidrs": ["0.0.0.0/0"]},
