@@ -18,9 +18,9 @@ from pulumi.runtime.proto import provider_pb2 as proto
 from pulumi.runtime.proto import provider_pb2_grpc
 
 from infra.airbyte.provider import PostgresSourceProvider
+from infra.mockrun import REPO_ROOT
 from tests.infra.airbyte.conftest import SECRET_FRAGMENTS, source_props
 from tests.infra.airbyte.fake_api import FakeAirbyte
-from infra.mockrun import REPO_ROOT
 
 URN = "urn:pulumi:dev::mdp::mdp:airbyte:AirbyteCloud$pulumi-python:dynamic/airbyte:PostgresSource::airbyte-source"
 
