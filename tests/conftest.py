@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,13 @@ _FAKESNOW_SERVER = fakesnow.server
 def start_fakesnow() -> Callable[..., Any]:
     """fakesnow's `server()` context manager: a Snowflake-dialect server on 127.0.0.1."""
     return _FAKESNOW_SERVER
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_pgserver_exit() -> Iterator[None]:
+    """pgserver logs from an atexit hook, after pytest has closed the streams its handlers use."""
+    yield
+    logging.getLogger("pgserver").disabled = True
 
 
 @pytest.fixture(scope="session", autouse=True)
