@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gc
 import logging
 from pathlib import Path
@@ -15,8 +17,9 @@ from cosmos.profiles import SnowflakePrivateKeyPemProfileMapping
 from mdp import paths
 from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
 
-# Snowflake database each dbt target builds into (issue: dev = DBT_DEV, prod = ANALYTICS).
-SNOWFLAKE_DATABASES = {"dev": "DBT_DEV", "prod": "ANALYTICS"}
+# The database dbt builds into comes from the stack's Airflow connection (its ANALYTICS, with
+# the stack's name prefix); this variable overrides it, e.g. DBT_DEV for a developer's run.
+DATABASE_OVERRIDE_ENV = "MDP_DBT_DATABASE"
 
 
 class ManifestMissingError(FileNotFoundError):
@@ -48,7 +51,9 @@ def profile_config(settings: Settings) -> ProfileConfig:
             target_name=settings.dbt_target,
             profiles_yml_filepath=settings.dbt_profiles_yml,
         )
-    database = SNOWFLAKE_DATABASES.get(settings.dbt_target, settings.dbt_target.upper())
+    profile_args = {"schema": "staging"}
+    if os.environ.get(DATABASE_OVERRIDE_ENV):
+        profile_args["database"] = os.environ[DATABASE_OVERRIDE_ENV]
     return ProfileConfig(
         profile_name=profile_name,
         target_name=settings.dbt_target,
@@ -56,7 +61,7 @@ def profile_config(settings: Settings) -> ProfileConfig:
         # which the Airflow host reads from AWS Secrets Manager: nothing secret is in the repo.
         profile_mapping=SnowflakePrivateKeyPemProfileMapping(
             conn_id=SNOWFLAKE_CONN_ID,
-            profile_args={"database": database, "schema": "staging"},
+            profile_args=profile_args,
         ),
     )
 

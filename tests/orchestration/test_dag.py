@@ -124,7 +124,8 @@ def test_cloud_dbt_uses_the_snowflake_private_key_profile_mapping(cloud_dag: Any
     mapping = build.profile_config.profile_mapping
     assert isinstance(mapping, SnowflakePrivateKeyPemProfileMapping)
     assert mapping.conn_id == "snowflake_dbt"
-    assert mapping.profile_args["database"] == "ANALYTICS"
+    # The stack's connection names the database (prefixed per stack): nothing overrides it.
+    assert "database" not in mapping.profile_args
 
 
 def test_a_missing_manifest_is_a_clear_import_error(
@@ -178,7 +179,7 @@ def test_the_snowflake_connection_the_stack_writes_maps_to_a_dbt_profile(
         "schema": "STAGING",
         "extra": {
             "account": "ab12345.eu-west-1",
-            "database": "ANALYTICS",
+            "database": "DEV_ANALYTICS",
             "warehouse": "TRANSFORMING",
             "role": "DATA_ENGINEER",
             "private_key_content": base64.b64encode(pem.encode()).decode(),
@@ -191,7 +192,7 @@ def test_the_snowflake_connection_the_stack_writes_maps_to_a_dbt_profile(
     assert profile["type"] == "snowflake"
     assert profile["account"] == "ab12345.eu-west-1"
     assert profile["user"] == "DBT_SVC"
-    assert profile["database"] == "ANALYTICS"
+    assert profile["database"] == "DEV_ANALYTICS"
     assert profile["warehouse"] == "TRANSFORMING"
     assert profile["role"] == "DATA_ENGINEER"
     # The key reaches dbt through an environment variable, never in the rendered profiles.yml.
