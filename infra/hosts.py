@@ -12,7 +12,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
-from infra.cloud_init import AirflowBoot, GeneratorBoot, render_airflow, render_generator
+from infra.cloud_init import (
+    AirflowBoot,
+    DashboardBoot,
+    GeneratorBoot,
+    render_airflow,
+    render_generator,
+)
 from infra.config import AirflowSettings, GeneratorSettings
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -67,6 +73,18 @@ class GeneratorHostArgs:
 
 
 @dataclass(frozen=True)
+class DashboardArgs:
+    """The dashboard's Snowflake sign-in: names and the ARN of the secret holding its key."""
+
+    account: pulumi.Input[str]
+    user: pulumi.Input[str]
+    role: pulumi.Input[str]
+    warehouse: pulumi.Input[str]
+    database: pulumi.Input[str]
+    key_secret_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class AirflowHostArgs:
     """The Airflow host; the Snowflake and Airbyte values arrive from their components when configured.
 
@@ -83,6 +101,8 @@ class AirflowHostArgs:
     eip_allocation_id: pulumi.Input[str] | None = None
     connections: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Serves the dashboard on 127.0.0.1:8501 when set (from the Snowflake component).
+    dashboard: DashboardArgs | None = None
 
 
 def _assume_ec2() -> str:
@@ -430,8 +450,21 @@ class AirflowHost(_Host):
             opts=pulumi.ResourceOptions(parent=self),
         )
         profile = self._role(name, self._policy(arns))
+        dashboard = args.dashboard
+        dashboard_values = (
+            [
+                dashboard.account,
+                dashboard.user,
+                dashboard.role,
+                dashboard.warehouse,
+                dashboard.database,
+                dashboard.key_secret_arn,
+            ]
+            if dashboard is not None
+            else []
+        )
         self.user_data = pulumi.Output.all(
-            args.common.artifact_bucket, args.exports_bucket_arn
+            args.common.artifact_bucket, args.exports_bucket_arn, *dashboard_values
         ).apply(
             lambda v: render_airflow(
                 AirflowBoot(
@@ -446,6 +479,7 @@ class AirflowHost(_Host):
                     connection_ids=tuple(args.connections),
                     variable_keys=tuple(args.variables),
                     swap_gb=args.settings.swap_gb,
+                    dashboard=_dashboard_boot(v[2:]),
                 )
             )
         )
@@ -513,8 +547,27 @@ class AirflowHost(_Host):
             common.artifact_bucket_arn,
             common.artifact_parameter_arn,
             args.exports_bucket_arn,
+            args.dashboard.key_secret_arn if args.dashboard is not None else "",
             *secret_arns,
-        ).apply(lambda v: _airflow_policy(common.region, v[0], v[1], v[2], v[3], list(v[4:])))
+        ).apply(
+            lambda v: _airflow_policy(
+                common.region, v[0], v[1], v[2], v[3], list(v[5:]), dashboard_key_arn=v[4]
+            )
+        )
+
+
+def _dashboard_boot(values: Sequence[str]) -> DashboardBoot | None:
+    if not values:
+        return None
+    account, user, role, warehouse, database, key_secret_arn = values
+    return DashboardBoot(
+        account=account,
+        user=user,
+        role=role,
+        warehouse=warehouse,
+        database=database,
+        key_secret_arn=key_secret_arn,
+    )
 
 
 def _airflow_policy(
@@ -524,6 +577,7 @@ def _airflow_policy(
     parameter_arn: str,
     exports_bucket_arn: str,
     secret_arns: list[str],
+    dashboard_key_arn: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         # Writing exports to the KMS-encrypted bucket needs data keys too.
@@ -550,6 +604,16 @@ def _airflow_policy(
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": secret_arns,
+            }
+        )
+    if dashboard_key_arn:
+        # The dashboard's Snowflake key, fetched into /run at each start of its unit.
+        statements.append(
+            {
+                "Sid": "ReadDashboardKey",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": dashboard_key_arn,
             }
         )
     return _policy(statements)

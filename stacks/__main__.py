@@ -10,7 +10,14 @@ from infra.airbyte.client import DEFAULT_SERVER_URL
 from infra.config import StackConfig, load_stack_config
 from infra.database import Database, DatabaseArgs
 from infra.encryption import EncryptionKey, EncryptionKeyArgs
-from infra.hosts import AirflowHost, AirflowHostArgs, GeneratorHost, GeneratorHostArgs, HostCommon
+from infra.hosts import (
+    AirflowHost,
+    AirflowHostArgs,
+    DashboardArgs,
+    GeneratorHost,
+    GeneratorHostArgs,
+    HostCommon,
+)
 from infra.network import Network, NetworkArgs
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.storage import Storage, StorageArgs
@@ -66,7 +73,24 @@ def build_snowflake(
         outputs.SNOWFLAKE_RESOURCE_MONITOR: platform.resource_monitor,
     }.items():
         pulumi.export(name, value)
+    if platform.dashboard_user is not None and platform.dashboard_key_secret_arn is not None:
+        pulumi.export(outputs.SNOWFLAKE_DASHBOARD_USER, platform.dashboard_user)
+        pulumi.export(outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN, platform.dashboard_key_secret_arn)
     return platform
+
+
+def snowflake_dashboard(platform: SnowflakePlatform) -> DashboardArgs | None:
+    """The dashboard's Snowflake sign-in for the Airflow host: names and its key's secret ARN."""
+    if platform.dashboard_user is None or platform.dashboard_key_secret_arn is None:
+        return None
+    return DashboardArgs(
+        account=platform.account_identifier,
+        user=platform.dashboard_user,
+        role=platform.reporter_role,
+        warehouse=platform.reporting_warehouse,
+        database=platform.analytics_database,
+        key_secret_arn=platform.dashboard_key_secret_arn,
+    )
 
 
 # --- end Snowflake ---------------------------------------------------------------------------
@@ -240,8 +264,10 @@ def main() -> None:
     snowflake = build_snowflake(
         config, secrets_kms_key_id=key.key_arn, airflow_egress_ip=network.airflow_egress_ip
     )
+    dashboard: DashboardArgs | None = None
     if snowflake is not None:
         airflow_connections[SNOWFLAKE_AIRFLOW_CONN_ID] = snowflake.dbt_airflow_connection
+        dashboard = snowflake_dashboard(snowflake)
     # --- end Snowflake -----------------------------------------------------------------------
 
     # --- Airbyte (infra/airbyte) -------------------------------------------------------------
@@ -261,6 +287,7 @@ def main() -> None:
             eip_allocation_id=network.airflow_eip_allocation_id,
             connections=airflow_connections,
             variables=airflow_variables,
+            dashboard=dashboard,
         ),
     )
 

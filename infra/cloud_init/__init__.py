@@ -17,6 +17,11 @@ UV_VERSION = "0.13.9"
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem"
 # One cycle per timer tick: `mdp generate`, writing to MDP_SOURCE_DSN (libpq PG* variables carry the login).
 GENERATOR_ARGS = "generate --cycles 1"
+# The dashboard listens on loopback only; readers reach it through SSM port forwarding.
+DASHBOARD_PORT = 8501
+DASHBOARD_USER = "mdp-dashboard"
+# Written at each start of the unit from Secrets Manager; /run is memory, gone at stop or reboot.
+DASHBOARD_KEY_PATH = "/run/mdp/reporter.p8"
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,18 @@ class GeneratorBoot:
 
 
 @dataclass(frozen=True)
+class DashboardBoot:
+    """The dashboard's Snowflake sign-in: names and the ARN of its key's secret, never the key."""
+
+    account: str
+    user: str
+    role: str
+    warehouse: str
+    database: str
+    key_secret_arn: str
+
+
+@dataclass(frozen=True)
 class AirflowBoot:
     """Everything the Airflow host needs at boot: names and ARNs, never secret values."""
 
@@ -54,6 +71,7 @@ class AirflowBoot:
     connection_ids: tuple[str, ...] = ()
     variable_keys: tuple[str, ...] = ()
     swap_gb: int = 0
+    dashboard: DashboardBoot | None = None
 
 
 def _exactly(names: tuple[str, ...]) -> str:
@@ -182,7 +200,8 @@ def render_airflow(boot: AirflowBoot) -> str:
         # Cosmos renders the DAG from a manifest built once per release, never `dbt ls` at parse time.
         "MDP_BUILD_COMMAND": "-m orchestration.include.dbt",
         "PYTHONPATH": "/opt/mdp/app",
-        "MDP_RESTART_UNITS": "airflow@scheduler airflow@dag-processor airflow@triggerer airflow@api-server",
+        "MDP_RESTART_UNITS": "airflow@scheduler airflow@dag-processor airflow@triggerer airflow@api-server"
+        + (" mdp-dashboard" if boot.dashboard else ""),
     }
     # The role may read only the secrets this program wrote, so Airflow asks Secrets Manager
     # for exactly those ids; any other id goes to the environment and the metadata database.
@@ -216,7 +235,7 @@ def render_airflow(boot: AirflowBoot) -> str:
     }
     doc: dict[str, Any] = {
         "package_update": True,
-        "packages": ["python3.11", "python3.11-pip", "unzip", "postgresql16-server"],
+        "packages": ["python3.11", "python3.11-pip", "unzip", "postgresql16-server", "jq"],
         "users": [
             "default",
             {
@@ -238,7 +257,37 @@ def render_airflow(boot: AirflowBoot) -> str:
             ["/usr/local/bin/mdp-airflow-setup"],
         ],
     }
+    if boot.dashboard is not None:
+        _add_dashboard(doc, boot.dashboard)
     if boot.swap_gb:
         # A small dev host rides out the peaks of a daily run on swap instead of a larger size.
         doc["swap"] = {"filename": "/swapfile", "size": boot.swap_gb * 1024**3}
     return _document(doc)
+
+
+def _add_dashboard(doc: dict[str, Any], dashboard: DashboardBoot) -> None:
+    """The dashboard unit, reading Snowflake as the reporting user with a key fetched at start."""
+    env = {
+        "MDP_TARGET": "cloud",
+        "MDP_SNOWFLAKE_ACCOUNT": dashboard.account,
+        "MDP_SNOWFLAKE_USER": dashboard.user,
+        "MDP_SNOWFLAKE_ROLE": dashboard.role,
+        "MDP_SNOWFLAKE_WAREHOUSE": dashboard.warehouse,
+        "MDP_SNOWFLAKE_DATABASE": dashboard.database,
+        "MDP_SNOWFLAKE_PRIVATE_KEY_PATH": DASHBOARD_KEY_PATH,
+        "MDP_DASHBOARD_KEY_SECRET_ARN": dashboard.key_secret_arn,
+    }
+    doc["users"].append(
+        {
+            "name": DASHBOARD_USER,
+            "system": True,
+            "shell": "/sbin/nologin",
+            "homedir": f"/var/lib/{DASHBOARD_USER}",
+        }
+    )
+    doc["write_files"] += [
+        _write("/etc/mdp/dashboard.env", _env_file(env)),
+        _write("/usr/local/bin/mdp-dashboard-key", _file("mdp-dashboard-key.sh"), "0755"),
+        _write("/etc/systemd/system/mdp-dashboard.service", _file("mdp-dashboard.service")),
+    ]
+    doc["runcmd"].append(["systemctl", "enable", "--now", "mdp-dashboard.service"])

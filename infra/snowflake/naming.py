@@ -45,6 +45,8 @@ FUNCTIONAL_ROLES = (DATA_ENGINEER, AIRBYTE_ROLE, REPORTER)
 
 AIRBYTE_USER = "AIRBYTE"
 DBT_USER = "DBT"
+# Signs the dashboard on the Airflow host in as REPORTER.
+DASHBOARD_USER = "DASHBOARD"
 
 
 def read_role(schema: str) -> str:

@@ -38,7 +38,8 @@ class SnowflakePlatformArgs:
     protect: bool
     # Airbyte Cloud's egress IPs: the only networks the Airbyte user signs in from.
     airbyte_cidrs: Sequence[str]
-    # The Airflow host's egress IP (an AWS output): the only network the dbt user signs in from.
+    # The Airflow host's egress IP (an AWS output): the only network the dbt user signs in from,
+    # and the only one of the dashboard user, which exists only when this is set.
     airflow_egress_ip: pulumi.Input[str] | None = None
     # PEM key of the deploying user; None lets the provider read SNOWFLAKE_PRIVATE_KEY.
     admin_private_key: pulumi.Input[str] | None = None
@@ -119,6 +120,9 @@ class SnowflakePlatform(pulumi.ComponentResource):
     reporter_role: pulumi.Output[str]
     airbyte_user: pulumi.Output[str]
     dbt_user: pulumi.Output[str]
+    # The dashboard served on the Airflow host; None without `airflow_egress_ip`.
+    dashboard_user: pulumi.Output[str] | None
+    dashboard_key_secret_arn: pulumi.Output[str] | None
     airbyte_private_key: pulumi.Output[str]
     dbt_private_key: pulumi.Output[str]
     airbyte_key_secret_arn: pulumi.Output[str]
@@ -164,7 +168,16 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 "dbt_user": self.dbt_user,
                 "airbyte_key_secret_arn": self.airbyte_key_secret_arn,
                 "dbt_key_secret_arn": self.dbt_key_secret_arn,
+                "dashboard_user": self.dashboard_user,
+                "dashboard_key_secret_arn": self.dashboard_key_secret_arn,
             }
+        )
+
+    def _airflow_cidrs(self) -> pulumi.Output[list[str]] | None:
+        if self._args.airflow_egress_ip is None:
+            return None
+        return pulumi.Output.from_input(self._args.airflow_egress_ip).apply(
+            lambda ip: [ip if "/" in ip else f"{ip}/32"]
         )
 
     def _dbt_cidrs(self) -> pulumi.Input[Sequence[str]]:
@@ -414,7 +427,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
 
     def _create_service_users(self) -> None:
         dbt_cidrs = self._dbt_cidrs()
-        specs = (
+        specs: tuple[_ServiceUserSpec, ...] = (
             _ServiceUserSpec(
                 n.AIRBYTE_USER,
                 n.AIRBYTE_ROLE,
@@ -427,6 +440,14 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 n.DBT_USER, n.DATA_ENGINEER, "TRANSFORMING", n.ANALYTICS, "STAGING", dbt_cidrs
             ),
         )
+        airflow_cidrs = self._airflow_cidrs()
+        if airflow_cidrs is not None:
+            # Served from the Airflow host only, so it signs in from that host's egress IP alone.
+            specs += (
+                _ServiceUserSpec(
+                    n.DASHBOARD_USER, n.REPORTER, "REPORTING", n.ANALYTICS, "FINANCE", airflow_cidrs
+                ),
+            )
         self._users: dict[str, snowflake.ServiceUser] = {}
         self._keys: dict[str, tls.PrivateKey] = {}
         self._secrets: dict[str, aws.secretsmanager.Secret] = {}
@@ -551,6 +572,9 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self.dbt_private_key = _secret(self._keys[n.DBT_USER].private_key_pem_pkcs8)
         self.airbyte_key_secret_arn = self._secrets[n.AIRBYTE_USER].arn
         self.dbt_key_secret_arn = self._secrets[n.DBT_USER].arn
+        dashboard = n.DASHBOARD_USER in self._users
+        self.dashboard_user = self._users[n.DASHBOARD_USER].name if dashboard else None
+        self.dashboard_key_secret_arn = self._secrets[n.DASHBOARD_USER].arn if dashboard else None
         self.resource_monitor = monitor.name
         self.dbt_airflow_connection = _secret(
             pulumi.Output.all(

@@ -144,7 +144,7 @@ def test_warehouses_cost_guard(sf_stack: SnowflakeRun) -> None:
 
 def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRun) -> None:
     users = {str(r.props["name"]): r for r in sf_dev.of_type(rules.SERVICE_USER)}
-    assert set(users) == {"DEV_AIRBYTE_SVC", "DEV_DBT_SVC"}
+    assert set(users) == {"DEV_AIRBYTE_SVC", "DEV_DBT_SVC", "DEV_DASHBOARD_SVC"}
     for user in users.values():
         key = str(user.props["rsaPublicKey"])
         assert key and "-----" not in key and "\n" not in key
@@ -152,6 +152,8 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     assert users["DEV_AIRBYTE_SVC"].props["defaultRole"] == "DEV_AIRBYTE_ROLE"
     assert users["DEV_AIRBYTE_SVC"].props["defaultWarehouse"] == "DEV_LOADING_WH"
     assert users["DEV_DBT_SVC"].props["defaultRole"] == "DEV_DATA_ENGINEER"
+    assert users["DEV_DASHBOARD_SVC"].props["defaultRole"] == "DEV_REPORTER"
+    assert users["DEV_DASHBOARD_SVC"].props["defaultWarehouse"] == "DEV_REPORTING_WH"
     rules_by_name = {str(r.props["name"]): r for r in sf_dev.of_type(rules.NETWORK_RULE)}
     airbyte_ips = set(rules_by_name["AIRBYTE_SVC_INGRESS"].props["valueLists"])
     config_ips = set(json.loads(sf_dev.run.config["mdp:aws"])["airbyteCidrs"])
@@ -159,8 +161,10 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     # The Airflow host's Elastic IP (from the network component) plus the configured extra.
     eip = sf_dev.run.named("network-airflow-eip").outputs["publicIp"]
     assert rules_by_name["DBT_SVC_INGRESS"].props["valueLists"] == sorted([f"{eip}/32", DBT_CIDR])
+    # The dashboard runs on the Airflow host only: its user gets that address and nothing more.
+    assert rules_by_name["DASHBOARD_SVC_INGRESS"].props["valueLists"] == [f"{eip}/32"]
     keys = [k for k in sf_dev.of_type(rules.TLS_PRIVATE_KEY) if k.name.startswith("snowflake-")]
-    assert len(keys) == 2 and all(k.props["rsaBits"] >= 2048 for k in keys)
+    assert len(keys) == 3 and all(k.props["rsaBits"] >= 2048 for k in keys)
 
 
 def test_roles_users_and_policies_are_not_managed_as_sysadmin(sf_dev: SnowflakeRun) -> None:
@@ -238,7 +242,12 @@ def test_outputs(sf_dev: SnowflakeRun) -> None:
     assert out[outputs.SNOWFLAKE_LOADING_WAREHOUSE] == "DEV_LOADING_WH"
     assert out[outputs.SNOWFLAKE_AIRBYTE_ROLE] == "DEV_AIRBYTE_ROLE"
     assert out[outputs.SNOWFLAKE_AIRBYTE_USER] == "DEV_AIRBYTE_SVC"
-    for key in (outputs.SNOWFLAKE_AIRBYTE_KEY_SECRET_ARN, outputs.SNOWFLAKE_DBT_KEY_SECRET_ARN):
+    assert out[outputs.SNOWFLAKE_DASHBOARD_USER] == "DEV_DASHBOARD_SVC"
+    for key in (
+        outputs.SNOWFLAKE_AIRBYTE_KEY_SECRET_ARN,
+        outputs.SNOWFLAKE_DBT_KEY_SECRET_ARN,
+        outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN,
+    ):
         assert str(out[key]).startswith("arn:aws:secretsmanager:")
         assert "/dev/snowflake/" in str(out[key])
 
@@ -313,6 +322,7 @@ def test_dbt_user_signs_in_from_the_airflow_egress_ip() -> None:
     assert ingress == {
         "AIRBYTE_SVC_INGRESS": ["13.37.4.46/32"],
         "DBT_SVC_INGRESS": ["198.51.100.20/32", "198.51.100.7/32"],
+        "DASHBOARD_SVC_INGRESS": ["198.51.100.20/32"],
     }
 
 
