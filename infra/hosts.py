@@ -103,6 +103,8 @@ class AirflowHostArgs:
     variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Serves the dashboard on 127.0.0.1:8501 when set (from the Snowflake component).
     dashboard: DashboardArgs | None = None
+    # The Snowflake database Airbyte loads (stack-prefixed in a shared account): dbt's sources.
+    raw_database: str = "RAW"
 
 
 def _assume_ec2() -> str:
@@ -480,6 +482,7 @@ class AirflowHost(_Host):
                     variable_keys=tuple(args.variables),
                     swap_gb=args.settings.swap_gb,
                     dashboard=_dashboard_boot(v[2:]),
+                    raw_database=args.raw_database,
                 )
             )
         )

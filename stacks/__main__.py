@@ -20,6 +20,7 @@ from infra.hosts import (
 )
 from infra.network import Network, NetworkArgs
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
+from infra.snowflake import naming as n
 from infra.storage import Storage, StorageArgs
 
 # --- Snowflake (infra/snowflake) -------------------------------------------------------------
@@ -91,6 +92,12 @@ def snowflake_dashboard(platform: SnowflakePlatform) -> DashboardArgs | None:
         database=platform.analytics_database,
         key_secret_arn=platform.dashboard_key_secret_arn,
     )
+
+
+def raw_database_name(config: StackConfig) -> str:
+    """The name Snowflake's RAW database gets in this stack (prefixed in a shared account)."""
+    prefix = config.snowflake.name_prefix if config.snowflake is not None else ""
+    return n.Naming(prefix).database(n.RAW)
 
 
 # --- end Snowflake ---------------------------------------------------------------------------
@@ -288,6 +295,7 @@ def main() -> None:
             connections=airflow_connections,
             variables=airflow_variables,
             dashboard=dashboard,
+            raw_database=raw_database_name(config),
         ),
     )
 

@@ -72,6 +72,7 @@ class AirflowBoot:
     variable_keys: tuple[str, ...] = ()
     swap_gb: int = 0
     dashboard: DashboardBoot | None = None
+    raw_database: str = "RAW"
 
 
 def _exactly(names: tuple[str, ...]) -> str:
@@ -227,6 +228,8 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": "8080",
         "MDP_DBT_PROJECT_DIR": "/opt/mdp/app/transform",
+        # dbt's sources read the stack's RAW database (name-prefixed in a shared account).
+        "MDP_RAW_DATABASE": boot.raw_database,
         "MDP_HOME": "/var/lib/mdp",
         # The DAG's export task writes the Parquet exports here (the role may write only this prefix).
         "MDP_EXPORTS_TARGET": boot.exports_target,

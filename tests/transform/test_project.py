@@ -16,8 +16,9 @@ def test_profiles_take_every_connection_value_from_the_environment() -> None:
     outputs = profile["outputs"]
     assert {"local", "dev", "prod"} <= set(outputs)
     assert "env_var('MDP_DBT_TARGET', 'local')" in profile["target"]
-    assert outputs["dev"]["database"] == "DBT_DEV"
-    assert outputs["prod"]["database"] == "ANALYTICS"
+    # The contract's names by default; a stack with a name prefix sets MDP_DBT_DATABASE.
+    assert outputs["dev"]["database"] == "{{ env_var('MDP_DBT_DATABASE', 'DBT_DEV') }}"
+    assert outputs["prod"]["database"] == "{{ env_var('MDP_DBT_DATABASE', 'ANALYTICS') }}"
     for name in ("dev", "prod"):
         snowflake = outputs[name]
         assert "password" not in snowflake, "Snowflake must use key-pair authentication"

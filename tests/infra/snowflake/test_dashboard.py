@@ -322,3 +322,12 @@ def test_dashboard_unit_passes_systemd_verification(tmp_path: Path) -> None:
         and "Command " not in line
     ]
     assert problems == []
+
+
+def test_dbt_on_the_airflow_host_reads_the_stacks_raw_database(
+    sf_stack: SnowflakeRun, dev: ProgramRun
+) -> None:
+    env = _env(_files(_airflow_doc(sf_stack.run))["/etc/mdp/airflow.env"])
+    assert env["MDP_RAW_DATABASE"] == f"{_prefix(sf_stack)}RAW"
+    # Without Snowflake configured the sources keep the contract's name.
+    assert _env(_files(_airflow_doc(dev))["/etc/mdp/airflow.env"])["MDP_RAW_DATABASE"] == "RAW"
