@@ -187,7 +187,8 @@ def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[st
         out |= {"result": _fake_secret(name, "password"), "bcryptHash": "$2a$mock"}
     elif typ == "tls:index/privateKey:PrivateKey":
         out |= {
-            "privateKeyPem": "-----BEGIN PRIVATE KEY-----\n"
+            "privateKeyPem": "-----"
+            + "BEGIN PRIVATE KEY-----\n"
             + _fake_secret(name, "pem")
             + "\n-----END PRIVATE KEY-----\n",
             "privateKeyOpenssh": _fake_secret(name, "openssh"),

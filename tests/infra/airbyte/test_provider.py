@@ -163,7 +163,7 @@ SOURCE_CHANGES = {
     "cdc_publication": ("pub", "update"),
     "password": ("rotated-password-1", "update"),
     "ssh_key": (
-        "-----BEGIN RSA PRIVATE KEY-----\nrotated\n-----END RSA PRIVATE KEY-----\n",
+        "-----" + "BEGIN RSA PRIVATE KEY-----\nrotated\n-----END RSA PRIVATE KEY-----\n",
         "update",
     ),
 }
@@ -176,7 +176,10 @@ DESTINATION_CHANGES = {
     "role": ("OTHER_ROLE", "update"),
     "warehouse": ("OTHER_WH", "update"),
     "username": ("OTHER_SVC", "update"),
-    "private_key": ("-----BEGIN PRIVATE KEY-----\nrotated\n-----END PRIVATE KEY-----\n", "update"),
+    "private_key": (
+        "-----" + "BEGIN PRIVATE KEY-----\nrotated\n-----END PRIVATE KEY-----\n",
+        "update",
+    ),
 }
 CONNECTION_CHANGES = {
     "source_id": ("another-source", "replace"),

