@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from infra.cost import Estimate
     from infra.policies.rules import Violation
 
-STACKS = ("dev", "prod")
 # Account-specific sections a user sets with `pulumi config set` (README): a plan without them
 # uses these examples, so that reviewers still see every component, and says so.
 PLAN_EXAMPLES: Mapping[str, Mapping[str, Any]] = {
@@ -287,7 +286,7 @@ def plan_command(
     ] = None,
 ) -> None:
     """Plan a stack without credentials: resources by component, policy violations, monthly cost."""
-    from infra.config import ConfigError
+    from infra.config import STACKS, ConfigError
 
     if stack not in STACKS:
         raise typer.BadParameter(f"unknown stack {stack!r}; choose one of {', '.join(STACKS)}")
