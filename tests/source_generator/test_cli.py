@@ -114,21 +114,6 @@ def test_stop_when_nothing_runs_says_so(tmp_path: Path, monkeypatch: pytest.Monk
     assert "was not running" in result.output
 
 
-@pytest.mark.slow
-def test_demo_runs_a_day_through_the_dag_and_says_where_everything_is(
-    pg_server: str, mdp_home: Path
-) -> None:
-    result = runner.invoke(app, ["demo", "--days", "1"])
-    assert result.exit_code == 0, result.output
-    assert "Day 1/1" in result.output and "tasks succeeded" in result.output
-    assert "net revenue" in result.output.lower() and "mrr" in result.output.lower()
-    assert str(mdp_home / "warehouse" / "analytics.duckdb") in result.output
-    dsn = json.loads(runner.invoke(app, ["status", "--json"]).output)["source"]["local_dsn"]
-    with psycopg.connect(dsn) as conn:
-        users = conn.execute("select count(*) from app.users").fetchone()
-    assert users is not None and users[0] > 0
-
-
 def test_durations() -> None:
     assert parse_duration("2h").total_seconds() == 7200
     assert parse_duration("30m").total_seconds() == 1800
