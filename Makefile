@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
-	plan test-infra policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
+	plan system-deps test-infra policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,8 +58,11 @@ clean: ## Stop the local services and delete all local state (.local/)
 	rm -rf .local
 
 ## ---- Check it -----------------------------------------------------------------------------
-test: install lint ## Lint, type-check and run every test
+test: install system-deps lint ## Lint, type-check and run every test
 	$(RUN) pytest
+
+system-deps: ## Install the Debian packages the tests use (Chromium, cloud-init, jq, systemd-analyze)
+	@bash scripts/system-deps.sh
 
 lint: install ## ruff (lint + format check), mypy, sqlfluff, actionlint
 	$(RUN) ruff check .
