@@ -64,7 +64,9 @@ class Server:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs it (apt-get install chromium).")
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make system-deps` installs it (apt-get install chromium)."
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
