@@ -18,6 +18,7 @@ import duckdb
 import pandas  # noqa: F401  # DuckDB imports it on its first Arrow scan: no run should pay that
 import psutil
 import psycopg
+import pyarrow as pa
 import pyarrow.csv as pcsv
 from psycopg import sql
 
@@ -119,23 +120,29 @@ def change(dsn: str, share: float) -> int:
     return changed
 
 
+def _copy_csv(
+    conn: psycopg.Connection, statement: str, convert: pcsv.ConvertOptions | None = None
+) -> pa.Table:
+    """One bare `COPY ... TO STDOUT (format csv)`, parsed by Arrow in one go."""
+    buffer = io.BytesIO()
+    with conn.cursor().copy(statement) as copy:
+        for data in copy:
+            buffer.write(data)
+    return pcsv.read_csv(
+        io.BytesIO(buffer.getvalue()),
+        read_options=pcsv.ReadOptions(autogenerate_column_names=True),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=convert,
+    )
+
+
 def limit(dsn: str, path: Path) -> int:
     """The floor of any COPY-based loader: bare COPY TO STDOUT, Arrow, DuckDB; no dedup, no state."""
     con = duckdb.connect(str(path))
     rows = 0
     with psycopg.connect(dsn) as conn:
         for s in STREAMS:
-            buffer = io.BytesIO()
-            with conn.cursor().copy(
-                f"copy {SOURCE_SCHEMA}.{s.name} to stdout (format csv)"
-            ) as copy:
-                for data in copy:
-                    buffer.write(data)
-            table = pcsv.read_csv(
-                io.BytesIO(buffer.getvalue()),
-                read_options=pcsv.ReadOptions(autogenerate_column_names=True),
-                parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            )
+            table = _copy_csv(conn, f"copy {SOURCE_SCHEMA}.{s.name} to stdout (format csv)")
             con.register("t", table)
             con.execute(f"create table {s.name} as select * from t")
             con.unregister("t")
@@ -168,23 +175,16 @@ def minimal_incremental(
         for s in STREAMS:
             names = [c.name for c in columns[s.name]]
             cols = ", ".join(names)
-            buffer = io.BytesIO()
-            with conn.cursor().copy(
+            batch = _copy_csv(
+                conn,
                 f"copy (select {cols} from {SOURCE_SCHEMA}.{s.name} where {s.cursor_field} >= "
-                f"'{(since[s.name] - lookback).isoformat()}') to stdout (format csv)"
-            ) as copy:
-                for data in copy:
-                    buffer.write(data)
-            batch = pcsv.read_csv(
-                io.BytesIO(buffer.getvalue()),
-                read_options=pcsv.ReadOptions(column_names=names),
-                parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={c.name: c.arrow_type for c in columns[s.name]},
+                f"'{(since[s.name] - lookback).isoformat()}') to stdout (format csv)",
+                pcsv.ConvertOptions(
+                    column_types={f"f{i}": c.arrow_type for i, c in enumerate(columns[s.name])},
                     strings_can_be_null=True,
                     quoted_strings_can_be_null=False,
                 ),
-            )
+            ).rename_columns(names)
             table = f"{RAW_SCHEMA.lower()}.{s.name}"
             con.register("b", batch)
             con.execute(f"delete from {table} as r using b where r.id = b.id")
