@@ -31,7 +31,7 @@ from tests.infra.airbyte.conftest import (
     destination_props,
     source_props,
 )
-from tests.infra.airbyte.fake_api import MASK, FakeAirbyte
+from tests.fakes.airbyte_api import MASK, FakeAirbyte
 
 Providers = tuple[PostgresSourceProvider, SnowflakeDestinationProvider, ConnectionProvider]
 
