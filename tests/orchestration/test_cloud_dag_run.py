@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -309,8 +310,10 @@ def first_run(cloud: Cloud) -> FirstRun:
 
 def test_the_cloud_run_succeeds_with_every_task(cloud: Cloud, first_run: FirstRun) -> None:
     states = first_run.run.tasks
+    not_ok = {t: s for t, s in states.items() if s != "success"}
     jobs = {j.job_id: (j.status, j.error) for j in cloud.airbyte.jobs.values()}
-    assert first_run.run.state == "success", (states, jobs, first_run.run.log[-3000:])
+    errors = [line for line in first_run.run.log.splitlines() if "Error" in line][-5:]
+    assert first_run.run.state == "success", (not_ok, jobs, errors)
     assert set(states.values()) == {"success"}, states
     assert {"airbyte_trigger_sync", "sync", "source_freshness", "publish"} <= set(states)
     assert sum(t.startswith("transform.") for t in states) > 15
@@ -332,6 +335,11 @@ def test_the_trigger_synced_the_stacks_connection_and_the_sensor_saw_it_succeed(
     assert len(cloud.sync.synced) == 1
     assert "[DAG TEST] running trigger in line" in first_run.run.log
     assert "sync completed successfully." in first_run.run.log
+
+
+def test_source_freshness_passed_on_every_synced_table(first_run: FirstRun) -> None:
+    passed = set(re.findall(r"PASS freshness of postgres_airbyte\.(\w+)", first_run.run.log))
+    assert passed == {"plans", "users", "banks", "credit_cards", "subscriptions", "payments"}
 
 
 def test_dbt_built_the_marts_in_snowflake_from_the_synced_raw_tables(
