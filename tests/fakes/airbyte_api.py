@@ -121,8 +121,8 @@ class FakeAirbyte:
     sync: SyncRunner | None = None
     # Messages of the next jobs to fail, one per job, before they move any data.
     failing_jobs: list[str] = field(default_factory=list)
-    # How long a status request for a running job waits for it to finish (see `_settle`).
-    job_wait_s: float = 120.0
+    # Status requests each job answers `queued` first (a capacity-based plan with no worker free).
+    queued_polls: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -218,7 +218,6 @@ class FakeAirbyte:
         elif raw:
             body = {k: v[0] for k, v in parse_qs(raw).items()}
         seen = Seen(h.command, parsed.path, parse_qs(parsed.query), body, raw, dict(h.headers))
-        self._settle(seen)
         with self._lock:
             self.seen.append(seen)
             fault = self._fault(seen)
@@ -366,23 +365,14 @@ class FakeAirbyte:
         finally:
             job.done.set()
 
-    def _settle(self, s: Seen) -> None:
-        """A status request for a job that already answered `running` waits for it to finish.
-
-        A real sync runs for minutes and is seen `running` at first; Airflow's Airbyte trigger
-        then polls every 60 s, which a test cannot afford. So the first status request of a job
-        gets `running`, and a later one is held until the job is done (at most `job_wait_s`).
-        """
-        m = re.fullmatch(r"/v1/jobs/(\d+)", s.path)
-        if s.method != "GET" or m is None:
-            return
-        job = self.jobs.get(int(m.group(1)))
-        if job is not None and "running" in job.answered:
-            job.done.wait(self.job_wait_s)
-
-    @staticmethod
-    def _answer(job: Job) -> str:
-        status = job.status if job.done.is_set() and job.answered else "running"
+    def _answer(self, job: Job) -> str:
+        """The job's status; a real sync takes minutes, so every job is seen `running` once."""
+        if job.answered.count("queued") < self.queued_polls:
+            status = "queued"
+        elif job.done.is_set() and "running" in job.answered:
+            status = job.status
+        else:
+            status = "running"
         job.answered.append(status)
         return status
 
