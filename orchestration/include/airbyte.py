@@ -27,9 +27,13 @@ WAITING = frozenset(
 )
 
 
+def _name(status: Any) -> str:
+    return str(getattr(status, "value", status))
+
+
 def _ended(job_id: int, status: Any) -> str:
     return (
-        f"Airbyte job {job_id} ended {getattr(status, 'value', status)}: RAW keeps the data of "
+        f"Airbyte job {job_id} ended {_name(status)}: RAW keeps the data of "
         "the last successful sync and nothing downstream ran. Look at the job's logs in Airbyte, "
         "fix the cause, then clear the `airbyte_trigger_sync` task to sync again."
     )
@@ -60,7 +64,7 @@ class AirbyteJobTrigger(AirbyteSyncTrigger):
                     return
                 if time.time() >= self.end_time:
                     message = (
-                        f"Airbyte job {job_id} is still {status.value} at the sensor's timeout; "
+                        f"Airbyte job {job_id} is still {_name(status)} at the sensor's timeout; "
                         "it was left running in Airbyte. Raise MDP_DAG_SYNC_TIMEOUT_SECONDS if "
                         "syncs take this long, then clear the `sync` task to wait again."
                     )
@@ -87,7 +91,7 @@ class AirbyteSyncSensor(AirbyteJobSensor):
         if status == JobStatusEnum.SUCCEEDED:
             return True
         if status in WAITING:
-            self.log.info("Airbyte job %s is %s.", self.airbyte_job_id, status.value)
+            self.log.info("Airbyte job %s is %s.", self.airbyte_job_id, _name(status))
             return False
         raise AirflowException(_ended(int(self.airbyte_job_id), status))
 
