@@ -35,7 +35,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result"),
 ]
 
-DAY_1 = datetime(2026, 3, 10, tzinfo=UTC)
+# Not the local run's days: both targets share the session's Airflow metadata DB.
+DAY_1 = datetime(2026, 4, 14, tzinfo=UTC)
 DAY_2 = DAY_1 + timedelta(days=1)
 # Stack-prefixed names, as in a shared account: nothing may fall back to RAW / ANALYTICS.
 RAW_DATABASE = "DEV_RAW"
