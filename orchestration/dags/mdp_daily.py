@@ -62,9 +62,9 @@ with DAG(
         upstream = generate() >> sync()
     else:
         from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
-        from airflow.providers.airbyte.sensors.airbyte import AirbyteJobSensor
         from cosmos.operators.local import DbtSourceLocalOperator
 
+        from orchestration.include.airbyte import AirbyteSyncSensor
         from orchestration.include.settings import (
             AIRBYTE_CONN_ID,
             AIRBYTE_CONNECTION_ID_VARIABLE,
@@ -77,12 +77,12 @@ with DAG(
             asynchronous=True,
             execution_timeout=timedelta(minutes=5),
         )
-        wait = AirbyteJobSensor(
+        wait = AirbyteSyncSensor(
             task_id="sync",
             airbyte_conn_id=AIRBYTE_CONN_ID,
             airbyte_job_id=trigger.output,  # type: ignore[arg-type]
             deferrable=True,
-            poke_interval=60,
+            poke_interval=settings.airbyte_poll_interval.total_seconds(),
             timeout=settings.sync_timeout.total_seconds(),
             execution_timeout=settings.sync_timeout,
         )

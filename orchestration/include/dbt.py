@@ -6,7 +6,7 @@ import gc
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
@@ -19,6 +19,20 @@ from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
 # The database dbt builds into comes from the stack's Airflow connection (its ANALYTICS, with
 # the stack's name prefix); this variable overrides it, e.g. DBT_DEV for a developer's run.
 DATABASE_OVERRIDE_ENV = "MDP_DBT_DATABASE"
+
+
+class SnowflakeKeyPairProfileMapping(SnowflakePrivateKeyPemProfileMapping):
+    """Cosmos's key-pair mapping, also carrying the connection's `protocol`.
+
+    Cosmos maps a connection's `host` and `port` but not its `protocol`, so a connection to an
+    endpoint other than the account's HTTPS one (a proxy, or a local Snowflake emulator over
+    HTTP) would be reached with the wrong scheme.
+    """
+
+    airflow_param_mapping: ClassVar[dict[str, Any]] = {
+        **SnowflakePrivateKeyPemProfileMapping.airflow_param_mapping,
+        "protocol": "extra.protocol",
+    }
 
 
 class ManifestMissingError(FileNotFoundError):
@@ -58,7 +72,7 @@ def profile_config(settings: Settings) -> ProfileConfig:
         target_name=settings.dbt_target,
         # Account, user, role, warehouse and the private key come from the Airflow connection,
         # which the Airflow host reads from AWS Secrets Manager: nothing secret is in the repo.
-        profile_mapping=SnowflakePrivateKeyPemProfileMapping(
+        profile_mapping=SnowflakeKeyPairProfileMapping(
             conn_id=SNOWFLAKE_CONN_ID,
             profile_args=profile_args,
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from orchestration.include.settings import Settings
+from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,87 @@ def check_marts(warehouse: Any) -> dict[str, int]:
     return counts
 
 
+def _private_key_der(content: str, passphrase: str | None) -> bytes:
+    """The PKCS#8 key of a Snowflake connection (PEM, or base64 of the PEM) as DER bytes."""
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        pem = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        pem = content.encode()
+    key = serialization.load_pem_private_key(
+        pem, password=passphrase.encode() if passphrase else None
+    )
+    return key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def snowflake_warehouse(conn_id: str = SNOWFLAKE_CONN_ID) -> Any:
+    """The database dbt built, read over dbt's own Airflow connection (key-pair auth).
+
+    The Airflow host has no reporting credentials in its environment (those belong to the
+    dashboard's unit): the connection dbt used to build the marts is the one that can read them.
+    """
+    import os
+
+    from airflow.sdk import BaseHook
+
+    from dashboard.warehouse import SnowflakeWarehouse
+    from orchestration.include.dbt import DATABASE_OVERRIDE_ENV
+
+    conn = BaseHook.get_connection(conn_id)
+    # Older connections spell their extras `extra__snowflake__<name>`.
+    extra = {k.removeprefix("extra__snowflake__"): v for k, v in conn.extra_dejson.items()}
+    settings: dict[str, Any] = {
+        "account": extra.get("account"),
+        "user": conn.login,
+        "role": extra.get("role"),
+        "warehouse": extra.get("warehouse"),
+        "database": os.environ.get(DATABASE_OVERRIDE_ENV) or extra.get("database"),
+    }
+    missing = [k for k in ("account", "user", "warehouse", "database") if not settings[k]]
+    if not extra.get("private_key_content"):
+        missing.append("private_key_content")
+    if missing:
+        raise MartsNotPublishable(
+            f"the Airflow connection {conn_id} has no {', '.join(missing)}, so the marts cannot "
+            "be read. Nothing was exported and the previous exports were left untouched; fix the "
+            "connection (the stack writes it to Secrets Manager) and clear this task."
+        )
+    try:
+        settings["private_key"] = _private_key_der(extra["private_key_content"], conn.password)
+    except (ValueError, TypeError) as err:
+        raise MartsNotPublishable(
+            f"the private key of the Airflow connection {conn_id} cannot be loaded ({type(err).__name__}). "
+            "Nothing was exported and the previous exports were left untouched; store an "
+            "unencrypted PKCS#8 PEM key (or its passphrase as the password) and clear this task."
+        ) from None
+    # An endpoint other than the account's own (a proxy, PrivateLink, an emulator).
+    for key in ("host", "port", "protocol"):
+        if extra.get(key):
+            settings[key] = extra[key]
+    return SnowflakeWarehouse(settings={k: v for k, v in settings.items() if v is not None})
+
+
 def publish(settings: Settings) -> dict[str, Any]:
     """Check the marts, then replace the Parquet exports partition by partition."""
-    from dashboard.warehouse import from_env
+    from dashboard.warehouse import DuckDBWarehouse
     from exports import export_marts
 
+    warehouse: Any
     if settings.target == "local":
         from orchestration.include.local_steps import release_dbt_duckdb
 
         release_dbt_duckdb()
-    warehouse = from_env()
+        warehouse = DuckDBWarehouse()
+    else:
+        warehouse = snowflake_warehouse()
     counts = check_marts(warehouse)
     log.info("marts checked in %s: %s", warehouse.description, counts)
     result = export_marts(warehouse=warehouse)

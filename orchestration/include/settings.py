@@ -51,6 +51,7 @@ class Settings:
     retry_delay: timedelta
     task_timeout: timedelta
     sync_timeout: timedelta
+    airbyte_poll_interval: timedelta
     cycles_per_day: int
     rows_per_cycle: int | None
     seed: int | None
@@ -78,6 +79,7 @@ class Settings:
             retry_delay=timedelta(seconds=_int("MDP_DAG_RETRY_DELAY_SECONDS", 300)),
             task_timeout=timedelta(seconds=_int("MDP_DAG_TASK_TIMEOUT_SECONDS", 30 * 60, 1)),
             sync_timeout=timedelta(seconds=_int("MDP_DAG_SYNC_TIMEOUT_SECONDS", 3 * 60 * 60, 1)),
+            airbyte_poll_interval=timedelta(seconds=_int("MDP_AIRBYTE_POLL_SECONDS", 60, 1)),
             cycles_per_day=_int("MDP_CYCLES_PER_DAY", 12, 1),
             rows_per_cycle=rows or None,
             seed=_int("MDP_SEED", 0) if seed else None,

@@ -104,12 +104,16 @@ def test_cloud_order_airbyte_sync_deferrable_wait_freshness_then_dbt_then_publis
     from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
     from airflow.providers.airbyte.sensors.airbyte import AirbyteJobSensor
 
+    from orchestration.include.airbyte import AirbyteSyncSensor
+
     tasks = {t.task_id: t for t in cloud_dag.tasks}
     assert "generate" not in tasks
     trigger, wait = tasks["airbyte_trigger_sync"], tasks["sync"]
     assert isinstance(trigger, AirbyteTriggerSyncOperator) and trigger.asynchronous
     assert "var.value.mdp_airbyte_connection_id" in trigger.connection_id
     assert isinstance(wait, AirbyteJobSensor) and wait.deferrable
+    # The DAG's own subclass: waits through `queued` and polls every MDP_AIRBYTE_POLL_SECONDS.
+    assert isinstance(wait, AirbyteSyncSensor) and wait.poke_interval == 60
     assert _upstream_closure(tasks["source_freshness"]) == {"airbyte_trigger_sync", "sync"}
     for task_id in (t for t in tasks if t.startswith("transform.")):
         assert "source_freshness" in _upstream_closure(tasks[task_id])

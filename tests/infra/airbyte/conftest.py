@@ -18,7 +18,7 @@ from infra.airbyte.provider import (
     PostgresSourceProvider,
     SnowflakeDestinationProvider,
 )
-from tests.infra.airbyte.fake_api import FakeAirbyte
+from tests.fakes.airbyte_api import FakeAirbyte
 
 # Recognisable secret values, searched for in every output, error and log line. PEM headers
 # are split so that secret scanners do not mistake these fixtures for committed keys.

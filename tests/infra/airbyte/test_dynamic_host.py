@@ -19,8 +19,8 @@ from pulumi.runtime.proto import provider_pb2_grpc
 
 from infra.airbyte.provider import PostgresSourceProvider
 from infra.mockrun import REPO_ROOT
+from tests.fakes.airbyte_api import FakeAirbyte
 from tests.infra.airbyte.conftest import SECRET_FRAGMENTS, source_props
-from tests.infra.airbyte.fake_api import FakeAirbyte
 
 URN = "urn:pulumi:dev::mdp::mdp:airbyte:AirbyteCloud$pulumi-python:dynamic/airbyte:PostgresSource::airbyte-source"
 

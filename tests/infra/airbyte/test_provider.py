@@ -22,6 +22,7 @@ from infra.airbyte.provider import (
     SnowflakeDestinationProvider,
 )
 from ingestion.catalog import STREAMS
+from tests.fakes.airbyte_api import MASK, FakeAirbyte
 from tests.infra.airbyte.conftest import (
     DB_PASSWORD,
     SECRET_FRAGMENTS,
@@ -31,7 +32,6 @@ from tests.infra.airbyte.conftest import (
     destination_props,
     source_props,
 )
-from tests.infra.airbyte.fake_api import MASK, FakeAirbyte
 
 Providers = tuple[PostgresSourceProvider, SnowflakeDestinationProvider, ConnectionProvider]
 

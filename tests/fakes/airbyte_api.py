@@ -1,4 +1,4 @@
-"""A fake Airbyte API on 127.0.0.1: the endpoints the provider uses, with strict bodies."""
+"""A fake Airbyte API on 127.0.0.1: the endpoints the Pulumi provider and Airflow use, with strict bodies."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -52,6 +54,39 @@ class Seen:
     headers: dict[str, str]
 
 
+@dataclass
+class Job:
+    """One job of a connection; `answered` lists the statuses its status requests were given."""
+
+    job_id: int
+    connection_id: str
+    job_type: str
+    start_time: str
+    done: threading.Event = field(default_factory=threading.Event)
+    status: str = "running"
+    error: str | None = None
+    rows_synced: int | None = None
+    answered: list[str] = field(default_factory=list)
+
+    def view(self, status: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "jobId": self.job_id,
+            "status": status,
+            "jobType": self.job_type,
+            "startTime": self.start_time,
+            "connectionId": self.connection_id,
+            "lastUpdatedAt": _now(),
+        }
+        if self.rows_synced is not None:
+            out["rowsSynced"] = self.rows_synced
+        return out
+
+
+# What a sync job does when it runs: moves the connection's data and returns the rows synced.
+# An exception fails the job with its message.
+SyncRunner = Callable[[dict[str, Any]], int | None]
+
+
 class ApiError(Exception):
     def __init__(self, status: int, title: str, message: str) -> None:
         super().__init__(message)
@@ -81,6 +116,13 @@ class FakeAirbyte:
     faults: list[Fault] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     page_size_cap: int = 100
+    jobs: dict[int, Job] = field(default_factory=dict)
+    # Runs each sync job's data movement; None: jobs succeed without moving anything.
+    sync: SyncRunner | None = None
+    # Messages of the next jobs to fail, one per job, before they move any data.
+    failing_jobs: list[str] = field(default_factory=list)
+    # Status requests each job answers `queued` first (a capacity-based plan with no worker free).
+    queued_polls: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -122,6 +164,37 @@ class FakeAirbyte:
 
     def requests(self, method: str, path: str = "") -> list[Seen]:
         return [s for s in self.seen if s.method == method and re.fullmatch(path or ".*", s.path)]
+
+    def add_connection(self, name: str = "mdp-dev-postgres-to-snowflake") -> str:
+        """A connection as the stack creates it (source and destination included); its id."""
+        source_id, destination_id, connection_id = (str(uuid.uuid4()) for _ in range(3))
+        common = {"workspaceId": self.workspace_id, "createdAt": int(time.time())}
+        self.sources[source_id] = common | {
+            "sourceId": source_id,
+            "name": "mdp-dev-postgres",
+            "sourceType": "postgres",
+            "definitionId": POSTGRES_DEFINITION,
+            "configuration": {"sourceType": "postgres"},
+        }
+        self.destinations[destination_id] = common | {
+            "destinationId": destination_id,
+            "name": "mdp-dev-snowflake",
+            "destinationType": "snowflake",
+            "definitionId": SNOWFLAKE_DEFINITION,
+            "configuration": {"destinationType": "snowflake"},
+        }
+        self.connections[connection_id] = common | {
+            "connectionId": connection_id,
+            "sourceId": source_id,
+            "destinationId": destination_id,
+            "name": name,
+            "status": "active",
+            "schedule": {"scheduleType": "manual"},
+            "namespaceDefinition": "custom_format",
+            "namespaceFormat": "POSTGRES_AIRBYTE",
+            "configurations": {"streams": []},
+        }
+        return connection_id
 
     def edit(self, collection: str, id_: str, **changes: Any) -> None:
         """Change a stored resource the way a user does in the Airbyte UI."""
@@ -212,6 +285,8 @@ class FakeAirbyte:
         if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.tokens:
             raise ApiError(401, "unauthorized", "Missing or invalid bearer token")
         parts = [p for p in path.split("/") if p]
+        if parts and parts[0] == "jobs":
+            return self._jobs(s, parts[1:])
         if not parts or parts[0] not in ("sources", "destinations", "connections"):
             raise ApiError(404, "not-found", f"no route {s.method} {s.path}")
         collection = parts[0]
@@ -235,6 +310,71 @@ class FakeAirbyte:
                 self._delete(collection, id_)
                 return 204, None
         raise ApiError(405, "method-not-allowed", f"{s.method} {s.path}")
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def _jobs(self, s: Seen, rest: list[str]) -> tuple[int, Any]:
+        if not rest and s.method == "POST":
+            return 200, self._create_job(s.body)
+        if len(rest) == 1:
+            job = self.jobs.get(int(rest[0])) if rest[0].isdigit() else None
+            if job is None:
+                raise ApiError(404, "resource-not-found", f"Could not find a job with id {rest[0]}")
+            if s.method == "GET":
+                return 200, job.view(self._answer(job))
+            if s.method == "DELETE":
+                if not job.done.is_set():
+                    job.status, job.error = "cancelled", "cancelled by the API"
+                    job.done.set()
+                return 200, job.view(job.status)
+        raise ApiError(405, "method-not-allowed", f"{s.method} {s.path}")
+
+    def _create_job(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad-request", "a JSON object body is required")
+        connection_id, job_type = body.get("connectionId"), body.get("jobType")
+        if job_type not in ("sync", "reset"):
+            raise ApiError(400, "bad-request", f"jobType {job_type!r} is invalid")
+        connection = self.connections.get(connection_id or "")
+        if connection is None or connection.get("_deleted"):
+            raise ApiError(
+                404, "resource-not-found", f"Could not find a connection {connection_id}"
+            )
+        if connection.get("status") != "active":
+            raise ApiError(400, "bad-request", f"connection {connection_id} is not active")
+        if any(
+            j.connection_id == connection_id and not j.done.is_set() for j in self.jobs.values()
+        ):
+            raise ApiError(409, "conflict", f"A sync is already running for: {connection_id}")
+        job = Job(len(self.jobs) + 1, connection_id, job_type, _now())
+        self.jobs[job.job_id] = job
+        failure = self.failing_jobs.pop(0) if self.failing_jobs else None
+        threading.Thread(
+            target=self._run_job, args=(job, copy.deepcopy(connection), failure), daemon=True
+        ).start()
+        return job.view("running")
+
+    def _run_job(self, job: Job, connection: dict[str, Any], failure: str | None) -> None:
+        try:
+            if failure is not None:
+                raise RuntimeError(failure)
+            if self.sync is not None and job.job_type == "sync":
+                job.rows_synced = self.sync(connection)
+            job.status = "succeeded"
+        except Exception as exc:
+            job.status, job.error = "failed", str(exc)
+        finally:
+            job.done.set()
+
+    def _answer(self, job: Job) -> str:
+        """The job's status; a real sync takes minutes, so every job is seen `running` once."""
+        if job.answered.count("queued") < self.queued_polls:
+            status = "queued"
+        elif job.done.is_set() and "running" in job.answered:
+            status = job.status
+        else:
+            status = "running"
+        job.answered.append(status)
+        return status
 
     # -- behaviour ----------------------------------------------------------------------------
     def _token(self, form: dict[str, str]) -> tuple[int, Any]:
@@ -396,6 +536,10 @@ class FakeAirbyte:
         if "configuration" in view:
             _mask(view["configuration"])
         return view
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _id_key(collection: str) -> str:

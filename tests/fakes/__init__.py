@@ -1,0 +1,1 @@
+"""Fakes of the cloud services the tests cannot reach: the Airbyte API."""

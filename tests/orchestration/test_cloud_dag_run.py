@@ -1,0 +1,477 @@
+"""The cloud DAG end to end with `dag.test()`: Airbyte Cloud and Snowflake faked on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from infra.snowflake.platform import _airflow_connection
+from tests.fakes.airbyte_api import FakeAirbyte
+from tests.orchestration import contract_marts
+from tests.orchestration.conftest import FAST_SETTINGS
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    # fakesnow copies every result to Arrow and says so on each query.
+    pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result"),
+]
+
+# Not the local run's days: both targets share the session's Airflow metadata DB.
+DAY_1 = datetime(2026, 4, 14, tzinfo=UTC)
+DAY_2 = DAY_1 + timedelta(days=1)
+# Stack-prefixed names, as in a shared account: nothing may fall back to RAW / ANALYTICS.
+RAW_DATABASE = "DEV_RAW"
+ANALYTICS_DATABASE = "DEV_ANALYTICS"
+RAW_SCHEMA = "POSTGRES_AIRBYTE"
+MARTS = ("net_revenue_by_plan", "monthly_net_revenue_by_plan", "mrr_by_plan")
+JOB_FAILURE = "Failure in source: Connection to the database timed out (fake)"
+
+# DuckDB types of the loader's RAW tables, as Airbyte's Snowflake destination types them.
+_SNOWFLAKE_TYPES = {
+    "VARCHAR": "VARCHAR",
+    "UUID": "VARCHAR",
+    "JSON": "VARIANT",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "BIGINT": "NUMBER(38,0)",
+    "INTEGER": "NUMBER(38,0)",
+    "SMALLINT": "NUMBER(38,0)",
+    "DOUBLE": "FLOAT",
+    "TIMESTAMP": "TIMESTAMP_NTZ",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP_TZ",
+}
+
+
+def _snowflake_type(duckdb_type: str) -> str:
+    if duckdb_type.startswith("DECIMAL"):
+        return duckdb_type.replace("DECIMAL", "NUMBER")
+    return _SNOWFLAKE_TYPES[duckdb_type]
+
+
+def _literal(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
+def snowflake_query(connect: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    import snowflake.connector
+
+    con = snowflake.connector.connect(**connect)
+    try:
+        return list(con.cursor().execute(sql).fetchall())
+    finally:
+        con.close()
+
+
+@dataclass
+class SnowflakeSync:
+    """What the fake's sync job does: the project's loader, then its tables into fakesnow.
+
+    The loader (`ingestion`) already writes Airbyte's raw layout with Append + Deduped
+    semantics, reconciled against the source, so its DuckDB tables are what Airbyte's
+    Snowflake destination holds after the same sync: copying them whole into
+    RAW.POSTGRES_AIRBYTE is the faithful and simplest way to land a sync in fakesnow.
+    """
+
+    source_dsn: str
+    raw_path: Path
+    connect: dict[str, Any]
+    synced: list[str] = field(default_factory=list)
+
+    def __call__(self, connection: dict[str, Any]) -> int:
+        import snowflake.connector
+
+        from ingestion.raw import SCHEMA
+        from ingestion.sync import run_sync
+
+        result = run_sync(conninfo=self.source_dsn, raw_path=self.raw_path)
+        rows = 0
+        con = snowflake.connector.connect(**self.connect)
+        try:
+            cur = con.cursor()
+            cur.execute(f"create database if not exists {RAW_DATABASE}")
+            cur.execute(f"create schema if not exists {RAW_DATABASE}.{RAW_SCHEMA}")
+            with duckdb.connect(str(self.raw_path), read_only=True) as raw:
+                raw.execute("set timezone = 'UTC'")
+                tables = [t for (t,) in raw.execute(
+                    "select table_name from information_schema.tables where table_schema = ? "
+                    "order by all", [SCHEMA],
+                ).fetchall()]  # fmt: skip
+                for table in tables:
+                    cols = raw.execute(
+                        "select column_name, data_type from information_schema.columns "
+                        "where table_schema = ? and table_name = ? order by ordinal_position",
+                        [SCHEMA, table],
+                    ).fetchall()
+                    data = raw.execute(f'select * from {SCHEMA}."{table}"').fetchall()
+                    target = f"{RAW_DATABASE}.{RAW_SCHEMA}.{table.upper()}"
+                    ddl = ", ".join(f"{name} {_snowflake_type(t)}" for name, t in cols)
+                    cur.execute(f"create or replace table {target} ({ddl})")
+                    names = ", ".join(name for name, _ in cols)
+                    marks = ", ".join(["%s"] * len(cols))
+                    if data:
+                        cur.executemany(
+                            f"insert into {target} ({names}) values ({marks})",
+                            [[_literal(v) for v in row] for row in data],
+                        )
+                    rows += len(data)
+        finally:
+            con.close()
+        self.synced.append(result.sync_id)
+        return rows
+
+
+def _throwaway_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@dataclass
+class Cloud:
+    home: Path
+    source_dsn: str
+    snowflake: dict[str, Any]
+    airbyte: FakeAirbyte
+    connection_id: str
+    sync: SnowflakeSync
+    exports: Path
+    dbt_project: Path
+
+
+@pytest.fixture(scope="module")
+def cloud(
+    mdp_home: Path,
+    airflow_home: Path,
+    dbt_project: Path,
+    source_db_factory: Callable[[], str],
+    start_fakesnow: Callable[..., Any],
+) -> Iterator[Cloud]:
+    """Airflow's cloud settings, with its connections pointing at fake Airbyte and fakesnow."""
+    from airbyte_api._hooks.clientcredentials import ClientCredentialsHook
+
+    home = mdp_home / "cloud"
+    home.mkdir()
+    source_dsn = source_db_factory()
+    with start_fakesnow(host="127.0.0.1") as connect, pytest.MonkeyPatch.context() as mp:
+        # fakesnow keeps one in-memory catalog per process (it cannot drop a database): these
+        # names are this module's alone, so they start empty.
+        snowflake_query(connect, f"create database if not exists {ANALYTICS_DATABASE}")
+        sync = SnowflakeSync(source_dsn, home / "airbyte-destination" / "raw.duckdb", connect)
+        airbyte = FakeAirbyte(sync=sync).start()
+        connection_id = airbyte.add_connection()
+        # The SDK caches OAuth tokens per client id for the whole process.
+        ClientCredentialsHook._sessions.clear()
+
+        # The two connections as the stack writes them to Secrets Manager (stacks/__main__.py,
+        # infra/snowflake/platform.py), plus where fakesnow listens.
+        snowflake_conn = json.loads(
+            _airflow_connection(
+                "FAKESNOW", "DEV_DBT_SVC", ANALYTICS_DATABASE, "DEV_TRANSFORMING_WH",
+                "DEV_DATA_ENGINEER", _throwaway_key_pem(),
+            )
+        )  # fmt: skip
+        snowflake_conn["extra"] |= {
+            "host": connect["host"],
+            "port": connect["port"],
+            "protocol": connect["protocol"],
+        }
+        env = {
+            "MDP_HOME": str(home),
+            "MDP_TARGET": "cloud",
+            "MDP_SOURCE_DSN": source_dsn,
+            "MDP_RAW_DATABASE": RAW_DATABASE,
+            "MDP_EXPORTS_TARGET": str(home / "exports"),
+            # The sensor's trigger polls the job every second instead of every minute.
+            "MDP_AIRBYTE_POLL_SECONDS": "1",
+            # dbt-snowflake runs unit tests through CREATE TEMPORARY TABLE <db>.<schema>.<name>,
+            # which fakesnow cannot emulate; the DuckDB build runs them (transform/README.md).
+            "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
+            "AIRFLOW_CONN_AIRBYTE_CLOUD": json.dumps(
+                {
+                    "conn_type": "airbyte",
+                    "host": f"{airbyte.url}/",
+                    "login": airbyte.client_id,
+                    "password": airbyte.client_secret,
+                    "schema": f"{airbyte.url}/applications/token",
+                }
+            ),
+            "AIRFLOW_VAR_MDP_AIRBYTE_CONNECTION_ID": connection_id,
+            "AIRFLOW_CONN_SNOWFLAKE_DBT": json.dumps(snowflake_conn),
+            **FAST_SETTINGS,
+        }
+        for key, value in env.items():
+            mp.setenv(key, value)
+        try:
+            yield Cloud(
+                home, source_dsn, connect, airbyte, connection_id, sync, home / "exports",
+                dbt_project,
+            )  # fmt: skip
+        finally:
+            airbyte.stop()
+
+
+def _generate(day: datetime) -> None:
+    """The generator host's cycles for a day: the source the Airbyte connection reads."""
+    from orchestration.include import local_steps
+    from orchestration.include.settings import Settings
+
+    assert local_steps.generate_day(day, Settings.from_env())["cycles_run"] > 0
+
+
+@dataclass
+class Run:
+    state: str
+    tasks: dict[str, str]
+    log: str
+
+
+def _run(cloud: Cloud, day: datetime, log: Path) -> Run:
+    """One DAG run in its own process, as `make demo` runs it: the task log goes to `log`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_DBT_PROJECT_DIR", str(cloud.dbt_project))
+        mp.delenv("MDP_DBT_MANIFEST", raising=False)
+        mp.delenv("MDP_DBT_PROFILES_YML", raising=False)
+        run = subprocess.run(
+            [sys.executable, "-m", "orchestration.include.runner", day.isoformat(), str(log)],
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    assert run.returncode in (0, 1), run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return Run(result["state"], result["tasks"], log.read_text(errors="replace"))
+
+
+def _marts(cloud: Cloud) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        name: sorted(
+            snowflake_query(cloud.snowflake, f"select * from {ANALYTICS_DATABASE}.FINANCE.{name}"),
+            key=repr,
+        )
+        for name in MARTS
+    }
+
+
+def _files(root: Path) -> dict[str, tuple[str, int]]:
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@dataclass
+class FirstRun:
+    run: Run
+    expected: contract_marts.ContractMarts
+
+
+@pytest.fixture(scope="module")
+def first_run(cloud: Cloud) -> FirstRun:
+    _generate(DAY_1)
+    run = _run(cloud, DAY_1, cloud.home / "day1.log")
+    with psycopg.connect(cloud.source_dsn) as conn:
+        expected = contract_marts.compute(conn)
+    return FirstRun(run, expected)
+
+
+def test_the_cloud_run_succeeds_with_every_task(cloud: Cloud, first_run: FirstRun) -> None:
+    states = first_run.run.tasks
+    not_ok = {t: s for t, s in states.items() if s != "success"}
+    jobs = {j.job_id: (j.status, j.error) for j in cloud.airbyte.jobs.values()}
+    errors = [line for line in first_run.run.log.splitlines() if "Error" in line][-5:]
+    assert first_run.run.state == "success", (not_ok, jobs, errors)
+    assert set(states.values()) == {"success"}, states
+    assert {"airbyte_trigger_sync", "sync", "source_freshness", "publish"} <= set(states)
+    assert sum(t.startswith("transform.") for t in states) > 15
+
+
+def test_the_trigger_synced_the_stacks_connection_and_the_sensor_saw_it_succeed(
+    cloud: Cloud, first_run: FirstRun
+) -> None:
+    (token,) = cloud.airbyte.requests("POST", "/v1/applications/token")[:1]
+    assert token.body["client_id"] == cloud.airbyte.client_id
+    (create,) = cloud.airbyte.requests("POST", "/v1/jobs")[:1]
+    assert create.body == {"connectionId": cloud.connection_id, "jobType": "sync"}
+    assert create.headers["Authorization"].removeprefix("Bearer ") in cloud.airbyte.tokens
+    job = cloud.airbyte.jobs[1]
+    assert job.connection_id == cloud.connection_id
+    # The sensor saw the job running and deferred; the trigger, run in line by dag.test(),
+    # polled until it succeeded and resumed the sensor.
+    assert job.answered[0] == "running" and job.answered[-1] == "succeeded", job.answered
+    assert set(job.answered[:-1]) == {"running"}
+    assert len(cloud.sync.synced) == 1
+    assert "[DAG TEST] running trigger in line" in first_run.run.log
+    assert "sync completed successfully." in first_run.run.log
+
+
+def test_source_freshness_passed_on_every_synced_table(first_run: FirstRun) -> None:
+    passed = set(re.findall(r"PASS freshness of postgres_airbyte\.(\w+)", first_run.run.log))
+    assert passed == {"plans", "users", "banks", "credit_cards", "subscriptions", "payments"}
+
+
+def test_dbt_built_the_marts_in_snowflake_from_the_synced_raw_tables(
+    cloud: Cloud, first_run: FirstRun
+) -> None:
+    raw = {
+        t.upper(): n
+        for t, n in snowflake_query(
+            cloud.snowflake,
+            f"select table_name, row_count from {RAW_DATABASE}.information_schema.tables "
+            f"where table_schema = '{RAW_SCHEMA}'",
+        )
+    }
+    assert {"PLANS", "USERS", "SUBSCRIPTIONS", "PAYMENTS"} <= set(raw)
+    with psycopg.connect(cloud.source_dsn) as conn:
+        (payments,) = conn.execute("select count(*) from app.payments").fetchone()  # type: ignore[misc]
+    (raw_payments,) = snowflake_query(
+        cloud.snowflake, f"select count(*) from {RAW_DATABASE}.{RAW_SCHEMA}.PAYMENTS"
+    )[0]
+    assert raw_payments == payments > 0
+    built = {
+        (s.upper(), t.upper())
+        for s, t in snowflake_query(
+            cloud.snowflake,
+            f"select table_schema, table_name from {ANALYTICS_DATABASE}.information_schema.tables",
+        )
+    }
+    assert {("FINANCE", m.upper()) for m in MARTS} <= built
+    assert ("INTERMEDIATE", "FCT_PAYMENTS") in built
+    (staged,) = snowflake_query(
+        cloud.snowflake,
+        f"select count(*) from {ANALYTICS_DATABASE}.STAGING.STG_POSTGRES_AIRBYTE__PAYMENTS",
+    )[0]
+    assert 0 < staged <= raw_payments
+
+
+def test_the_marts_match_the_contract_computed_from_the_source(
+    cloud: Cloud, first_run: FirstRun
+) -> None:
+    expected, connect = first_run.expected, cloud.snowflake
+    finance = f"{ANALYTICS_DATABASE}.FINANCE"
+    net = {p.lower(): (Decimal(r), n) for p, r, n in snowflake_query(
+        connect, f"select plan_name, net_revenue, succeeded_payments from {finance}.net_revenue_by_plan"
+    )}  # fmt: skip
+    assert net == {p.lower(): v for p, v in expected.net_revenue_by_plan.items()}
+    assert sum(n for _, n in net.values()) > 0
+
+    monthly = {(m, p.lower()): Decimal(r) for m, p, r in snowflake_query(
+        connect, f"select revenue_month, plan_name, net_revenue from {finance}.monthly_net_revenue_by_plan"
+    )}  # fmt: skip
+    want = {(m, p.lower()): v for (m, p), v in expected.monthly_net_revenue_by_plan.items()}
+    for key, revenue in want.items():
+        assert monthly.get(key) == revenue, key
+    assert all(v == 0 for k, v in monthly.items() if k not in want)
+
+    current = date.today().replace(day=1)
+    mrr = {p.lower(): (Decimal(m), n) for p, m, n in snowflake_query(
+        connect,
+        f"select plan_name, mrr, active_subscriptions from {finance}.mrr_by_plan "
+        f"where month = '{current}'::date",
+    )}  # fmt: skip
+    assert mrr == {p.lower(): v for p, v in expected.current_mrr_by_plan.items()}
+    assert sum(n for _, n in mrr.values()) > 0
+
+
+def test_publish_exported_the_snowflake_marts_to_parquet(cloud: Cloud, first_run: FirstRun) -> None:
+    exported_tables = {f"FINANCE.{m}": m for m in MARTS} | {
+        "INTERMEDIATE.FCT_PAYMENTS": "fct_payments"
+    }
+    for table_name, name in exported_tables.items():
+        files = sorted((cloud.exports / name).rglob("*.parquet"))
+        assert files, f"no Parquet export of {name} in {cloud.exports}"
+        exported = sum(pq.read_metadata(f).num_rows for f in files)
+        (rows,) = snowflake_query(
+            cloud.snowflake, f"select count(*) from {ANALYTICS_DATABASE}.{table_name}"
+        )[0]
+        assert exported == rows > 0, name
+    table = ds.dataset(
+        cloud.exports / "net_revenue_by_plan", format="parquet", partitioning="hive"
+    ).to_table()
+    exported_net = {
+        p.lower(): Decimal(str(r)) for p, r in zip(
+            table.column("plan_name").to_pylist(), table.column("net_revenue").to_pylist(), strict=True
+        )
+    }  # fmt: skip
+    assert exported_net == {
+        p.lower(): r for p, (r, _) in first_run.expected.net_revenue_by_plan.items()
+    }
+
+
+def test_a_failed_airbyte_job_fails_the_run_before_dbt_and_keeps_the_exports(
+    cloud: Cloud, first_run: FirstRun
+) -> None:
+    marts_before, exports_before = _marts(cloud), _files(cloud.exports)
+    raw_before = snowflake_query(
+        cloud.snowflake, f"select count(*) from {RAW_DATABASE}.{RAW_SCHEMA}.PAYMENTS"
+    )
+    _generate(DAY_2)  # new source rows the failed sync does not bring
+    cloud.airbyte.failing_jobs.append(JOB_FAILURE)
+
+    run = _run(cloud, DAY_2, cloud.home / "day2-failed-sync.log")
+    states = run.tasks
+    assert run.state == "failed"
+    assert states["airbyte_trigger_sync"] == "success"
+    assert states["sync"] == "failed"
+    downstream = {t: s for t, s in states.items() if t not in ("airbyte_trigger_sync", "sync")}
+    assert "source_freshness" in downstream and "publish" in downstream
+    assert set(downstream.values()) == {"upstream_failed"}, downstream
+
+    job = cloud.airbyte.jobs[2]
+    assert job.connection_id == cloud.connection_id
+    assert job.answered[0] == "running" and job.answered[-1] == "failed", job.answered
+    assert len(cloud.sync.synced) == 1
+    assert f"Airbyte job {job.job_id} ended failed" in run.log
+    # Nothing was loaded or built, and the last good exports are exactly as they were.
+    assert (
+        snowflake_query(
+            cloud.snowflake, f"select count(*) from {RAW_DATABASE}.{RAW_SCHEMA}.PAYMENTS"
+        )
+        == raw_before
+    )
+    assert _marts(cloud) == marts_before
+    assert _files(cloud.exports) == exports_before
+
+
+def test_the_snowflake_key_never_reaches_the_task_log(first_run: FirstRun) -> None:
+    extra = json.loads(os.environ["AIRFLOW_CONN_SNOWFLAKE_DBT"])["extra"]
+    pem = base64.b64decode(extra["private_key_content"]).decode()
+    key_lines = [line for line in pem.splitlines() if "-----" not in line]
+    text = first_run.run.log
+    assert "dbt node" not in text  # no dbt task failed
+    assert "transform." in text  # the dbt tasks did log here
+    assert not [line for line in key_lines if line in text]
+    assert extra["private_key_content"][:60] not in text
