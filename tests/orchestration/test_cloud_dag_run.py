@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.snowflake.platform import _airflow_connection
+from tests import contract_marts
 from tests.fakes.airbyte_api import FakeAirbyte
-from tests.orchestration import contract_marts
 from tests.orchestration.conftest import FAST_SETTINGS
 
 pytestmark = [

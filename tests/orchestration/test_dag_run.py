@@ -17,7 +17,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.orchestration import contract_marts
+from tests import contract_marts
 from tests.orchestration.conftest import FAST_SETTINGS, load_dag
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from source_generator.schema import TABLES
+from tests.contract_marts import billing_period, canonical, subscription_status
 
 AIRBYTE_COLUMNS = (
     ("_airbyte_raw_id", "varchar", "varchar"),
@@ -313,20 +314,6 @@ def parse_amount(text: str | None) -> Decimal | None:
     if not re.fullmatch(r"-?\d+(\.\d+)?", s):
         return None
     return Decimal(s).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def canonical(text: str | None) -> str | None:
-    return None if text is None else text.strip().lower()
-
-
-def subscription_status(text: str | None) -> str | None:
-    s = canonical(text)
-    return "cancelled" if s in ("canceled", "cancelled") else s
-
-
-def billing_period(text: str | None) -> str | None:
-    s = canonical(text)
-    return "annual" if s in ("annual", "yearly") else s
 
 
 def rejection(row: Row, first_by_charge: dict[str, int], subscription_ids: set[int]) -> str | None:
