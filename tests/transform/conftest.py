@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +24,11 @@ class LocalBuild:
 def local_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBuild]:
     """`dbt build` on the local target over the dirty fixture, in a private MDP_HOME."""
     home = tmp_path_factory.mktemp("mdp_home")
-    saved = os.environ.get("MDP_HOME")
-    os.environ["MDP_HOME"] = str(home)
-    try:
+    # Only the build runs with this MDP_HOME: later tests in the session keep their own.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_HOME", str(home))
         fx = fixture.build()
         fixture.write_duckdb(home / "warehouse" / "raw.duckdb", fx)
         target_path = home / "dbt_target"
         outcome = transform.run_dbt(["build"], target="local", target_path=target_path)
-        yield LocalBuild(home=home, fixture=fx, outcome=outcome, target_path=target_path)
-    finally:
-        if saved is None:
-            os.environ.pop("MDP_HOME", None)
-        else:
-            os.environ["MDP_HOME"] = saved
+    yield LocalBuild(home=home, fixture=fx, outcome=outcome, target_path=target_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 import duckdb
@@ -138,18 +137,18 @@ def test_contract_is_enforced_on_marts(local_build: LocalBuild) -> None:
 
 
 @pytest.mark.slow
-def test_incremental_run_after_one_more_sync_matches_contract(local_build: LocalBuild) -> None:
+def test_incremental_run_after_one_more_sync_matches_contract(
+    local_build: LocalBuild, monkeypatch: pytest.MonkeyPatch
+) -> None:
     later = fixture.advance(local_build.fixture)
-    os.environ["MDP_HOME"] = str(local_build.home)
-    try:
-        fixture.write_duckdb(local_build.home / "warehouse" / "raw.duckdb", later)
-        outcome = transform.run_dbt(
-            ["build", "--exclude", "resource_type:unit_test"],
-            target="local",
-            target_path=local_build.target_path,
-        )
-    finally:
-        os.environ.pop("MDP_HOME", None)
+    # monkeypatch restores the session's MDP_HOME afterwards: later tests must not write to .local/.
+    monkeypatch.setenv("MDP_HOME", str(local_build.home))
+    fixture.write_duckdb(local_build.home / "warehouse" / "raw.duckdb", later)
+    outcome = transform.run_dbt(
+        ["build", "--exclude", "resource_type:unit_test"],
+        target="local",
+        target_path=local_build.target_path,
+    )
     assert outcome.success, outcome.statuses
     # The second run merged the lookback window into fct_payments instead of rebuilding it.
     run_sql = next(

@@ -28,6 +28,9 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
     con.execute("set TimeZone = 'UTC'")
     con.execute("create schema if not exists POSTGRES_AIRBYTE")
     con.execute(f"create or replace macro t0() as now()::timestamptz - interval {days + 1} day")
+    # The initial sync runs at the end of the history: no row it extracts can have been updated
+    # or extracted later than that, even one whose cancellation or deletion is dated ahead.
+    con.execute(f"create or replace macro synced(ts) as least(ts, t0() + interval {days} day)")
     con.execute(
         f"""
         create or replace table POSTGRES_AIRBYTE.plans as
@@ -53,8 +56,8 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
             case i % 3 when 0 then 'US' when 1 then ' us ' else 'Ca' end as country,
             md5(i::varchar) as password, '123-45-' || i as social_insurance_number,
             case when i % 500 = 0 then ts + interval 30 day end as deleted_at,
-            ts as created_at, coalesce(case when i % 500 = 0 then ts + interval 30 day end, ts) as updated_at,
-            {AIRBYTE.format(extracted="coalesce(case when i % 500 = 0 then ts + interval 30 day end, ts) + interval 1 hour")}
+            ts as created_at, synced(coalesce(case when i % 500 = 0 then ts + interval 30 day end, ts)) as updated_at,
+            {AIRBYTE.format(extracted="synced(coalesce(case when i % 500 = 0 then ts + interval 30 day end, ts) + interval 1 hour)")}
         from s
         """
     )
@@ -95,8 +98,8 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
             case i % 2 when 0 then 'card' else 'bank' end as payment_method,
             ts as started_at,
             case when i % 10 = 7 then ts + interval 90 day end as cancelled_at,
-            ts as created_at, case when i % 10 = 7 then ts + interval 90 day else ts end as updated_at,
-            {AIRBYTE.format(extracted="case when i % 10 = 7 then ts + interval 90 day else ts end + interval 1 hour")}
+            ts as created_at, synced(case when i % 10 = 7 then ts + interval 90 day else ts end) as updated_at,
+            {AIRBYTE.format(extracted="synced(case when i % 10 = 7 then ts + interval 90 day else ts end + interval 1 hour)")}
         from s
         """
     )

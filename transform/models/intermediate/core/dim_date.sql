@@ -1,5 +1,8 @@
 -- The calendar: one row per day from var('date_spine_start') to a year past today, independent
 -- of when data happened to load.
+-- A view: a few thousand rows computed in milliseconds whenever it is read, always up to today,
+-- and nothing to rebuild on a daily run.
+{{ config(materialized='view') }}
 {%- set start_date = var('date_spine_start') %}
 {%- set day_count -%}
     {{ dbt.datediff("cast('" ~ start_date ~ "' as date)", utc_today(), 'day') }} + {{ var('date_spine_days_ahead') }}

@@ -20,6 +20,22 @@ with
 subscriptions as (
 
     select * from {{ ref('stg_postgres_airbyte__subscriptions') }}
+    {% if is_incremental() %}
+        -- Each condition reads one table, so every one of them filters its own scan; joined
+        -- first and tested after the join, they would make every run read every subscription.
+        where
+            _airbyte_extracted_at >= {{ lower_bound }}
+            or user_id in (
+                select changed_users.user_id
+                from {{ ref('dim_users') }} as changed_users
+                where changed_users._airbyte_extracted_at >= {{ lower_bound }}
+            )
+            or plan_key in (
+                select changed_plans.plan_key
+                from {{ ref('dim_plans') }} as changed_plans
+                where changed_plans._airbyte_extracted_at >= {{ lower_bound }}
+            )
+    {% endif %}
 
 ),
 
@@ -62,16 +78,6 @@ joined as (
     from subscriptions
     left join plans on subscriptions.plan_key = plans.plan_key
     left join users on subscriptions.user_id = users.user_id
-    {% if is_incremental() %}
-        where
-            subscriptions._airbyte_extracted_at >= {{ lower_bound }}
-            or subscriptions.user_id in (
-                select changed_users.user_id
-                from {{ ref('dim_users') }} as changed_users
-                where changed_users._airbyte_extracted_at >= {{ lower_bound }}
-            )
-            or plans._airbyte_extracted_at >= {{ lower_bound }}
-    {% endif %}
 
 )
 

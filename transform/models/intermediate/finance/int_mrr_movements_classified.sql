@@ -18,13 +18,14 @@
     )
 }}
 
+{%- if is_incremental() %}
+    {%- set recompute_from = mrr_recompute_from() %}
+{%- endif %}
+
+-- The month CTEs read the model directly rather than through one shared CTE: DuckDB
+-- materialises a CTE used more than once, and the month filters would then no longer reach
+-- the table scan.
 with
-
-subscription_months as (
-
-    select * from {{ ref('int_subscription_months_evaluated') }}
-
-),
 
 current_month as (
 
@@ -35,24 +36,45 @@ current_month as (
 this_month as (
 
     select subscription_id, user_id, plan_id, annual_value, month
-    from subscription_months
+    from {{ ref('int_subscription_months_evaluated') }}
     {% if is_incremental() %}
-        where month >= {{ mrr_recompute_from() }}
+        where month >= {{ recompute_from }}
     {% endif %}
 
 ),
 
 first_months as (
 
-    select
-        subscription_id,
-        min(month) as first_month
-
-    from subscription_months
     {% if is_incremental() %}
-        where subscription_id in (select this_month.subscription_id from this_month)
+        -- A subscription's first counted month is the month of its `new` movement: months
+        -- before the window are read from the movements already built, not from every month
+        -- the subscription has counted in.
+        select
+            counted.subscription_id,
+            min(counted.month) as first_month
+
+        from (
+            select built.subscription_id, built.month
+            from {{ this }} as built
+            where
+                built.movement_type = 'new'
+                and built.month < {{ recompute_from }}
+                and built.subscription_id in (select this_month.subscription_id from this_month)
+
+            union all
+
+            select this_month.subscription_id, this_month.month
+            from this_month
+        ) as counted
+        group by counted.subscription_id
+    {% else %}
+        select
+            subscription_id,
+            min(month) as first_month
+
+        from {{ ref('int_subscription_months_evaluated') }}
+        group by subscription_id
     {% endif %}
-    group by subscription_id
 
 ),
 
@@ -65,14 +87,12 @@ last_month as (
         subscription_months.annual_value,
         cast({{ dbt.dateadd('month', 1, 'subscription_months.month') }} as date) as month
 
-    from subscription_months
+    from {{ ref('int_subscription_months_evaluated') }} as subscription_months
     cross join current_month
     where
-        cast({{ dbt.dateadd('month', 1, 'subscription_months.month') }} as date)
-        <= current_month.month_start_date
+        subscription_months.month < current_month.month_start_date
         {% if is_incremental() %}
-            and cast({{ dbt.dateadd('month', 1, 'subscription_months.month') }} as date)
-            >= {{ mrr_recompute_from() }}
+            and subscription_months.month >= cast({{ dbt.dateadd('month', -1, recompute_from) }} as date)
         {% endif %}
 
 ),

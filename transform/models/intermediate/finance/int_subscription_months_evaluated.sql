@@ -10,6 +10,7 @@
         unique_key='month',
         incremental_strategy='delete+insert',
         tmp_relation_type='transient',
+        on_schema_change='sync_all_columns',
         pre_hook="{% if is_incremental() %}delete from {{ this }} where month >= {{ mrr_recompute_from() }}{% endif %}",
     )
 }}
@@ -160,9 +161,9 @@ unioned as (
 
 )
 
+-- Keyed by (subscription_id, month): a hashed surrogate key would cost a hash per row on every
+-- run and nothing reads it.
 select
-    {{ dbt.hash(dbt.concat(["cast(subscription_id as varchar)", "'|'", "cast(month as varchar)"])) }}
-        as subscription_month_id,
     subscription_id,
     user_id,
     plan_id,
