@@ -26,6 +26,7 @@ import pytest
 from infra.snowflake.platform import _airflow_connection
 from tests import contract_marts
 from tests.fakes.airbyte_api import FakeAirbyte
+from tests.fakes.keys import throwaway_pem
 from tests.orchestration.conftest import FAST_SETTINGS
 
 pytestmark = [
@@ -145,18 +146,6 @@ class SnowflakeSync:
         return rows
 
 
-def _throwaway_key_pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 @dataclass
 class Cloud:
     home: Path
@@ -198,7 +187,7 @@ def cloud(
         snowflake_conn = json.loads(
             _airflow_connection(
                 "FAKESNOW", "DEV_DBT_SVC", ANALYTICS_DATABASE, "DEV_TRANSFORMING_WH",
-                "DEV_DATA_ENGINEER", _throwaway_key_pem(),
+                "DEV_DATA_ENGINEER", throwaway_pem(),
             )
         )  # fmt: skip
         snowflake_conn["extra"] |= {

@@ -9,23 +9,14 @@ from typing import Any
 import pytest
 
 from infra.snowflake.platform import _airflow_connection
-
-
-def _pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+from tests.fakes.keys import throwaway_pem
 
 
 def _connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> dict[str, Any]:
     conn = json.loads(
-        _airflow_connection("AB12345", "DBT_SVC", "DEV_ANALYTICS", "WH", "DATA_ENGINEER", _pem())
+        _airflow_connection(
+            "AB12345", "DBT_SVC", "DEV_ANALYTICS", "WH", "DATA_ENGINEER", throwaway_pem()
+        )
     )
     conn["extra"] |= extra
     conn["extra"] = {k: v for k, v in conn["extra"].items() if v is not None}
