@@ -71,7 +71,9 @@ def test_a_key_that_does_not_load_is_a_clear_error_without_the_key(
 ) -> None:
     from orchestration.include.publishing import MartsNotPublishable, snowflake_warehouse
 
-    garbage = "-----BEGIN PRIVATE KEY-----\nNOTAKEYatALL0123456789\n-----END PRIVATE KEY-----\n"
+    # A fresh key's PEM armour around a body that is not a key: no key text lives in the repo.
+    lines = throwaway_pem().strip().splitlines()
+    garbage = f"{lines[0]}\nNOTAKEYatALL0123456789\n{lines[-1]}\n"
     _connection(monkeypatch, private_key_content=base64.b64encode(garbage.encode()).decode())
     with pytest.raises(MartsNotPublishable, match="cannot be loaded") as raised:
         snowflake_warehouse()
