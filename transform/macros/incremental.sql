@@ -42,3 +42,93 @@
         cast('1970-01-01' as date)
     {%- endif -%}
 {%- endmacro %}
+
+{#- The window of an incremental run of the MRR models, read from `this` once, before the run
+    deletes anything, so the pre-hook and the model agree on it:
+    - `recompute_from`: the first month recomputed (see mrr_recompute_from);
+    - `changed_since`: a date; only the subscriptions whose subscription, user or plan row was
+      synced since then are recomputed (the newest sync this table has seen, in
+      `_synced_until`, minus the lookback, floored to the day). It is none, and every
+      subscription is recomputed, when a month has turned since the last run (the month that
+      was current becomes a past month, evaluated from the history), or when the table has no
+      `_synced_until` yet. -#}
+{% macro mrr_window() -%}
+    {%- set window = {'recompute_from': "cast('1970-01-01' as date)", 'changed_since': none} -%}
+    {%- if execute and is_incremental() -%}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set tracked = '_synced_until' in columns -%}
+        {%- set sql -%}
+            select
+                cast(cast({{ dbt.dateadd('month', -1, 'max(month)') }} as date) as varchar),
+                case
+                    when max(month) >= cast({{ dbt.date_trunc('month', utc_today()) }} as date) then 1
+                    else 0
+                end,
+                {% if tracked -%}
+                    cast(cast({{ dbt.dateadd('hour', -1 * var('payments_lookback_hours'), 'max(_synced_until)') }} as date) as varchar)
+                {%- else -%}
+                    cast(null as varchar)
+                {%- endif %}
+            from {{ this }}
+        {%- endset -%}
+        {%- set row = run_query(sql).rows[0] -%}
+        {%- if row[0] is not none -%}
+            {%- do window.update({'recompute_from': "cast('" ~ row[0] ~ "' as date)"}) -%}
+        {%- endif -%}
+        {%- if row[0] is not none and row[1] == 1 and row[2] is not none -%}
+            {%- do window.update({'changed_since': "cast('" ~ row[2] ~ "' as date)"}) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(window) }}
+{%- endmacro %}
+
+{#- The subscriptions an MRR run recomputes when `changed_since` is set: those synced since,
+    and those whose user (a deletion) or plan (a price) was. -#}
+{% macro mrr_changed_subscriptions(changed_since) -%}
+    select changed.subscription_id
+    from {{ ref('dim_subscriptions') }} as changed
+    where
+        changed._airbyte_extracted_at >= {{ changed_since }}
+        or changed.user_id in (
+            select changed_users.user_id
+            from {{ ref('dim_users') }} as changed_users
+            where changed_users._airbyte_extracted_at >= {{ changed_since }}
+        )
+        or changed.plan_key in (
+            select changed_plans.plan_key
+            from {{ ref('dim_plans') }} as changed_plans
+            where changed_plans._airbyte_extracted_at >= {{ changed_since }}
+        )
+{%- endmacro %}
+
+{#- The pre-hook of the MRR models: delete what this run recomputes. -#}
+{% macro mrr_delete_window() -%}
+    {%- if is_incremental() -%}
+        {%- set window = mrr_window() -%}
+        delete from {{ this }}
+        where
+            month >= {{ window.recompute_from }}
+            {%- if window.changed_since is not none %}
+                and subscription_id in ({{ mrr_changed_subscriptions(window.changed_since) }})
+            {%- endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- In an incremental run, keep only the rows of `relation` (a CTE) that are new or differ from
+    the row already built with the same `key`, in the `compare` columns (default: all). A run
+    re-reads its whole lookback window to absorb late syncs; replacing the rows that did not
+    change would delete and rewrite them every day, and make the warehouse rewrite (vacuum)
+    the row groups they sit in. -#}
+{% macro changed_rows_only(relation, key, compare=none) -%}
+    {%- if compare is none -%}
+        {%- set compare = (adapter.get_columns_in_relation(this) if execute else []) | map(attribute='name') | list -%}
+    {%- endif -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    left join {{ this }} as built on {{ relation }}.{{ key }} = built.{{ key }}
+    where
+        built.{{ key }} is null
+        {%- for column in compare %}
+        or {{ relation }}.{{ column }} is distinct from built.{{ column }}
+        {%- endfor %}
+{%- endmacro %}

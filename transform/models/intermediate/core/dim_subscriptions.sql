@@ -1,7 +1,8 @@
 -- Subscriptions as they are now, with their plan resolved case-insensitively (D1) and the
 -- annual value they are worth at current list prices.
 -- Incremental: a run redoes the subscriptions synced in the lookback window and those whose
--- user or plan was (a deletion or a price change changes them too).
+-- user or plan was (a deletion or a price change changes them too), and replaces only those
+-- that came out different (changed_rows_only).
 {{
     config(
         materialized='incremental',
@@ -81,4 +82,8 @@ joined as (
 
 )
 
-select * from joined
+{% if is_incremental() %}
+    {{ changed_rows_only('joined', 'subscription_id') }}
+{% else %}
+    select * from joined
+{% endif %}

@@ -1,6 +1,7 @@
 -- One row per accepted payment. Incremental on the sync time: each run re-reads the rows
 -- synced within the lookback window, so late syncs and updates (refunds) replace earlier
--- versions by payment_id.
+-- versions by payment_id. A row is replaced only when its raw row was synced again: every
+-- column here derives from that row (D7 and D8 only decide whether it is accepted).
 {{
     config(
         materialized='incremental',
@@ -49,4 +50,8 @@ final as (
 
 )
 
-select * from final
+{% if is_incremental() %}
+    {{ changed_rows_only('final', 'payment_id', compare=['_airbyte_extracted_at']) }}
+{% else %}
+    select * from final
+{% endif %}

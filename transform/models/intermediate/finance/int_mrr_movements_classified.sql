@@ -7,26 +7,37 @@
 --   plan_change   last month's value moved from the old plan to the new one, so that every
 --                 plan's MRR bridge closes; the plan_change rows of a month sum to zero.
 -- Amounts are annual values (twelve months of revenue); marts divide by 12 once.
--- Incremental by month, on the same window as int_subscription_months_evaluated.
+-- Incremental on the same window as int_subscription_months_evaluated: the newest month built
+-- and every month since, for the subscriptions synced since the last run (pre-hook delete,
+-- then append).
 {{
     config(
         materialized='incremental',
-        unique_key='month',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         tmp_relation_type='transient',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where month >= {{ mrr_recompute_from() }}{% endif %}",
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ mrr_delete_window() }}",
     )
 }}
 
-{%- if is_incremental() %}
-    {%- set recompute_from = mrr_recompute_from() %}
-{%- endif %}
+-- The subscriptions to recompute are read from (mrr_changed_subscriptions):
+-- depends_on: {{ ref('dim_subscriptions') }}, {{ ref('dim_users') }}, {{ ref('dim_plans') }}
+{%- set window = mrr_window() %}
+{%- set recompute_from = window.recompute_from %}
 
 -- The month CTEs read the model directly rather than through one shared CTE: DuckDB
 -- materialises a CTE used more than once, and the month filters would then no longer reach
 -- the table scan.
 with
 
+{% if window.changed_since is not none -%}
+changed_subscriptions as (
+
+    {{ mrr_changed_subscriptions(window.changed_since) }}
+
+),
+
+{% endif -%}
 current_month as (
 
     select cast({{ dbt.date_trunc('month', utc_today()) }} as date) as month_start_date
@@ -38,7 +49,11 @@ this_month as (
     select subscription_id, user_id, plan_id, annual_value, month
     from {{ ref('int_subscription_months_evaluated') }}
     {% if is_incremental() %}
-        where month >= {{ recompute_from }}
+        where
+            month >= {{ recompute_from }}
+            {% if window.changed_since is not none %}
+                and subscription_id in (select subscription_id from changed_subscriptions)
+            {% endif %}
     {% endif %}
 
 ),
@@ -93,6 +108,11 @@ last_month as (
         subscription_months.month < current_month.month_start_date
         {% if is_incremental() %}
             and subscription_months.month >= cast({{ dbt.dateadd('month', -1, recompute_from) }} as date)
+            {% if window.changed_since is not none %}
+                and subscription_months.subscription_id in (
+                    select changed_subscriptions.subscription_id from changed_subscriptions
+                )
+            {% endif %}
         {% endif %}
 
 ),
@@ -221,12 +241,17 @@ movements as (
 
 )
 
+-- `_synced_until`: as in int_subscription_months_evaluated.
 select
-    month,
-    subscription_id,
-    user_id,
-    plan_id,
-    cast(movement_type as varchar) as movement_type,
-    annual_value_change
+    movements.month,
+    movements.subscription_id,
+    movements.user_id,
+    movements.plan_id,
+    cast(movements.movement_type as varchar) as movement_type,
+    movements.annual_value_change,
+    (
+        select max(evaluated._synced_until)
+        from {{ ref('int_subscription_months_evaluated') }} as evaluated
+    ) as _synced_until
 
 from movements

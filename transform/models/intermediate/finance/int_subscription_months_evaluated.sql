@@ -3,29 +3,50 @@
 -- the month's last instant, read from the captured history; before a subscription's first
 -- captured version, it is taken as active from `started_at` with that version's plan.
 -- Soft-deleted users stop counting from `deleted_at`.
--- Incremental by month: a run recomputes the newest month already built and every month since.
+-- Incremental: a run recomputes the newest month already built and every month since, for
+-- the subscriptions whose subscription, user or plan was synced since the last run (all of
+-- them on the first run of a new month; see mrr_window). The pre-hook deletes those rows and
+-- the run appends them again: a delete keyed on the new rows would scan the table a second
+-- time, and would miss a subscription that no longer counts.
 {{
     config(
         materialized='incremental',
-        unique_key='month',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         tmp_relation_type='transient',
         on_schema_change='sync_all_columns',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where month >= {{ mrr_recompute_from() }}{% endif %}",
+        pre_hook="{{ mrr_delete_window() }}",
     )
 }}
 
+-- The subscriptions to recompute are also read from (mrr_changed_subscriptions):
+-- depends_on: {{ ref('dim_plans') }}
+{%- set window = mrr_window() %}
+
 with
 
+{% if window.changed_since is not none -%}
+changed_subscriptions as (
+
+    {{ mrr_changed_subscriptions(window.changed_since) }}
+
+),
+
+{% endif -%}
 versions as (
 
     select * from {{ ref('int_subscription_versions_captured') }}
+    {% if window.changed_since is not none %}
+        where subscription_id in (select subscription_id from changed_subscriptions)
+    {% endif %}
 
 ),
 
 current_subscriptions as (
 
     select * from {{ ref('dim_subscriptions') }}
+    {% if window.changed_since is not none %}
+        where subscription_id in (select subscription_id from changed_subscriptions)
+    {% endif %}
 
 ),
 
@@ -45,7 +66,7 @@ months as (
     where
         date_day <= {{ utc_today() }}
         {% if is_incremental() %}
-            and month_start_date >= {{ mrr_recompute_from() }}
+            and month_start_date >= {{ window.recompute_from }}
         {% endif %}
 
 ),
@@ -162,13 +183,16 @@ unioned as (
 )
 
 -- Keyed by (subscription_id, month): a hashed surrogate key would cost a hash per row on every
--- run and nothing reads it.
+-- run and nothing reads it. `_synced_until` is the newest subscription sync this run saw: the
+-- next run recomputes what was synced since.
 select
-    subscription_id,
-    user_id,
-    plan_id,
-    annual_value,
-    month
+    unioned.subscription_id,
+    unioned.user_id,
+    unioned.plan_id,
+    unioned.annual_value,
+    unioned.month,
+    (select max(synced._airbyte_extracted_at) from {{ ref('dim_subscriptions') }} as synced)
+        as _synced_until
 
 from unioned
-where plan_id is not null
+where unioned.plan_id is not null

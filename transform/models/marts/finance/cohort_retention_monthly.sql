@@ -1,12 +1,12 @@
 -- Monthly customer cohorts: a customer joins the cohort of the first month one of their
 -- subscriptions counted towards MRR, and is retained in a later month if one still does.
--- Incremental by activity month, on the same window as the MRR models.
+-- Incremental by activity month, on the same window as the MRR models (pre-hook delete, then
+-- append).
 {{
     config(
         materialized='incremental',
-        unique_key='activity_month',
         on_schema_change='fail',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         tmp_relation_type='transient',
         pre_hook="{% if is_incremental() %}delete from {{ this }} where activity_month >= {{ mrr_recompute_from('activity_month') }}{% endif %}",
     )

@@ -54,7 +54,8 @@ renamed as (
         id as payment_id,
         subscription_id,
         user_id,
-        trim(charge_id) as charge_id,
+        -- An identifier, kept as written: D7 compares it exactly (it is not a D1 column).
+        charge_id,
         amount_value as amount,
         -- D12
         cast(coalesce(discount_amount, 0) as decimal(10, 2)) as discount_amount,

@@ -13,7 +13,7 @@ select
             select 1
             from {{ source('postgres_airbyte', 'payments') }} as earlier
             where
-                trim(earlier.charge_id) = payments.charge_id
+                earlier.charge_id = payments.charge_id
                 and earlier.id < payments.payment_id
         ) then 'duplicate_charge'
         when not exists (
