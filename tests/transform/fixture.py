@@ -46,13 +46,15 @@ class Fixture:
     rows: dict[str, list[Row]]
 
 
-def build(now: datetime | None = None, seed: int = 7) -> Fixture:
-    """Hand-written dirty rows for every rule, plus a seeded random bulk."""
+def build(
+    now: datetime | None = None, seed: int = 7, synced_ago: timedelta = timedelta(hours=1)
+) -> Fixture:
+    """Hand-written dirty rows for every rule, plus a seeded random bulk, synced `synced_ago`."""
     now = now or datetime.now(UTC)
     rng = random.Random(seed)
     m0 = month_start(now)
     ms = [month_start(now, -k) for k in range(0, 8)]  # ms[k] = k months ago
-    synced = now - timedelta(hours=1)
+    synced = now - synced_ago
     rows: dict[str, list[Row]] = {t: [] for t in TABLES}
 
     def add(table: str, **values: Any) -> Row:

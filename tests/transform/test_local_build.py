@@ -85,6 +85,18 @@ def test_build_passes_with_unit_and_data_tests(local_build: LocalBuild) -> None:
     } <= unit_tests
 
 
+def test_build_writes_run_results_but_not_the_manifest(local_build: LocalBuild) -> None:
+    import json
+
+    written = json.loads((local_build.target_path / "run_results.json").read_text())
+    assert {r["unique_id"] for r in written["results"]} == {
+        r.node.unique_id for r in local_build.outcome.results
+    }
+    assert {r["status"] for r in written["results"]} <= {"success", "pass", "warn"}
+    # manifest.json describes the project; `mdp transform manifest` writes it.
+    assert not (local_build.target_path / "manifest.json").exists()
+
+
 def test_checked_marts_match_hand_computed_expectations(local_build: LocalBuild) -> None:
     want = fixture.expected(local_build.fixture)
     # The fixture exercises every rejection reason, more than one plan and more than one month.
@@ -125,7 +137,7 @@ def test_rows_are_reconciled_and_pii_stays_out(local_build: LocalBuild) -> None:
 
 
 def test_contract_is_enforced_on_marts(local_build: LocalBuild) -> None:
-    manifest = local_build.target_path / "manifest.json"
+    manifest = transform.write_manifest(local_build.home / "parsed")
     import json
 
     nodes = json.loads(manifest.read_text())["nodes"]

@@ -2,7 +2,8 @@
 -- annual value they are worth at current list prices.
 -- Incremental: a run redoes the subscriptions synced in the lookback window and those whose
 -- user or plan was (a deletion or a price change changes them too), and replaces only those
--- that came out different (changed_rows_only).
+-- that came out different (changed_rows_only): synced again, or with other values from their
+-- plan or user. A new column taken from a plan or user belongs in that comparison too.
 {{
     config(
         materialized='incremental',
@@ -83,7 +84,10 @@ joined as (
 )
 
 {% if is_incremental() %}
-    {{ changed_rows_only('joined', 'subscription_id') }}
+    {{ changed_rows_only('joined', 'subscription_id', compare=[
+        '_airbyte_extracted_at', 'plan_id', 'plan_name', 'annual_value', 'is_user_deleted',
+        'is_recurring',
+    ]) }}
 {% else %}
     select * from joined
 {% endif %}
