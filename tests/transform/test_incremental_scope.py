@@ -124,4 +124,3 @@ def test_only_changed_subscriptions_are_recomputed(runs: Runs) -> None:
     assert deleted_user_subscriptions
     for (subscription_id,) in deleted_user_subscriptions:
         assert subscription_id not in watermarks
-
