@@ -75,6 +75,7 @@ def run_dbt(
     target_path: Path | None = None,
 ) -> DbtOutcome:
     """Run one dbt command in-process against the project, with MDP_HOME made absolute."""
+    from dbt.artifacts.schemas.run import RunExecutionResult
     from dbt.cli.main import dbtRunner
 
     project = project_dir or paths.transform_dir()
@@ -109,7 +110,7 @@ def run_dbt(
             f"dbt {' '.join(args)} could not run: {result.exception}. "
             "Nothing was changed in the warehouse; fix the cause above and run it again."
         )
-    if results_only and hasattr(result.result, "write"):
+    if results_only and isinstance(result.result, RunExecutionResult):
         results_dir = target_path or project / "target"
         results_dir.mkdir(parents=True, exist_ok=True)
         result.result.write(str(results_dir / "run_results.json"))
