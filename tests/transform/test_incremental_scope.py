@@ -73,15 +73,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         fixture.write_duckdb(raw, later)
         incremental = transform.run_dbt(["run"], target="local", target_path=target_path)
         assert incremental.success, incremental.statuses
-        full = home / "analytics_full.duckdb"
-        shutil.copy(warehouse(home), full)
-        kept = warehouse(home).with_name("analytics_incremental.duckdb")
-        shutil.move(warehouse(home), kept)
-        shutil.move(full, warehouse(home))
+        # Rebuild a copy from scratch, then put the incremental result back in place.
+        kept = home / "analytics_incremental.duckdb"
+        shutil.copy(warehouse(home), kept)
         rebuilt = transform.run_dbt(
             ["run", "--full-refresh"], target="local", target_path=target_path
         )
         assert rebuilt.success, rebuilt.statuses
+        full = home / "analytics_full.duckdb"
         shutil.move(warehouse(home), full)
         shutil.move(kept, warehouse(home))
     yield Runs(home=home, first=first, later=later, incremental=incremental, full=full)
