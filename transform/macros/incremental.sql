@@ -25,43 +25,26 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- First month an incremental MRR run recomputes: the month before the newest one already
-    built, so month-end states that changed since (late syncs, deletions) are redone. -#}
-{% macro mrr_recompute_from(column='month') -%}
-    {%- if execute -%}
-        {%- set sql -%}
-            select cast(cast({{ dbt.dateadd('month', -1, 'max(' ~ column ~ ')') }} as date) as varchar) from {{ this }}
-        {%- endset -%}
-        {%- set value = run_query(sql).columns[0].values()[0] -%}
-        {%- if value is not none -%}
-            cast('{{ value }}' as date)
-        {%- else -%}
-            cast('1970-01-01' as date)
-        {%- endif -%}
-    {%- else -%}
-        cast('1970-01-01' as date)
-    {%- endif -%}
-{%- endmacro %}
-
 {#- The window of an incremental run of the MRR models, read from `this` once, before the run
     deletes anything, so the pre-hook and the model agree on it:
-    - `recompute_from`: the first month recomputed (see mrr_recompute_from);
+    - `recompute_from`: the first month recomputed, the month before the newest one built, so
+      month-end states that changed since (late syncs, deletions) are redone;
     - `changed_since`: a date; only the subscriptions whose subscription, user or plan row was
       synced since then are recomputed (the newest sync this table has seen, in
       `_synced_until`, minus the lookback, floored to the day). It is none, and every
       subscription is recomputed, when a month has turned since the last run (the month that
       was current becomes a past month, evaluated from the history), or when the table has no
       `_synced_until` yet. -#}
-{% macro mrr_window() -%}
+{% macro mrr_window(month_column='month') -%}
     {%- set window = {'recompute_from': "cast('1970-01-01' as date)", 'changed_since': none} -%}
     {%- if execute and is_incremental() -%}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
         {%- set tracked = '_synced_until' in columns -%}
         {%- set sql -%}
             select
-                cast(cast({{ dbt.dateadd('month', -1, 'max(month)') }} as date) as varchar),
+                cast(cast({{ dbt.dateadd('month', -1, 'max(' ~ month_column ~ ')') }} as date) as varchar),
                 case
-                    when max(month) >= cast({{ dbt.date_trunc('month', utc_today()) }} as date) then 1
+                    when max({{ month_column }}) >= cast({{ dbt.date_trunc('month', utc_today()) }} as date) then 1
                     else 0
                 end,
                 {% if tracked -%}
@@ -115,14 +98,11 @@
 {%- endmacro %}
 
 {#- In an incremental run, keep only the rows of `relation` (a CTE) that are new or differ from
-    the row already built with the same `key`, in the `compare` columns (default: all). A run
+    the row already built with the same `key`, in the `compare` columns. A run
     re-reads its whole lookback window to absorb late syncs; replacing the rows that did not
     change would delete and rewrite them every day, and make the warehouse rewrite (vacuum)
     the row groups they sit in. -#}
-{% macro changed_rows_only(relation, key, compare=none) -%}
-    {%- if compare is none -%}
-        {%- set compare = (adapter.get_columns_in_relation(this) if execute else []) | map(attribute='name') | list -%}
-    {%- endif -%}
+{% macro changed_rows_only(relation, key, compare) -%}
     select {{ relation }}.*
     from {{ relation }}
     left join {{ this }} as built on {{ relation }}.{{ key }} = built.{{ key }}

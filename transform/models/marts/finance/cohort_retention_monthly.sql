@@ -8,7 +8,7 @@
         on_schema_change='fail',
         incremental_strategy='append',
         tmp_relation_type='transient',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where activity_month >= {{ mrr_recompute_from('activity_month') }}{% endif %}",
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where activity_month >= {{ mrr_window('activity_month').recompute_from }}{% endif %}",
     )
 }}
 
@@ -39,7 +39,7 @@ customer_months as (
 
     from subscription_months
     {% if is_incremental() %}
-        where month >= {{ mrr_recompute_from('activity_month') }}
+        where month >= {{ mrr_window('activity_month').recompute_from }}
     {% endif %}
 
 ),
