@@ -64,10 +64,11 @@ test: install system-deps lint ## Lint, type-check and run every test
 system-deps: ## Install the Debian packages the tests use (Chromium, cloud-init, jq, systemd-analyze)
 	@bash scripts/system-deps.sh
 
-lint: install ## ruff (lint + format check), mypy, sqlfluff, actionlint
+lint: install ## ruff (lint + format check), import contracts, mypy, sqlfluff, actionlint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy mdp infra stacks source_generator ingestion
+	$(RUN) lint-imports
+	$(RUN) mypy core mdp infra stacks source_generator ingestion transform
 	$(RUN) sqlfluff lint transform/models --processes 2
 	$(RUN) actionlint
 
@@ -91,7 +92,7 @@ bench-ingestion: install ## Loader: 1M-row full + 1% incremental sync vs bare CO
 	$(RUN) python -m ingestion.bench
 
 bench-transform: install ## Full dbt build over ~10M payments, then an incremental one after one more day
-	$(RUN) python transform/scripts/bench.py
+	$(RUN) python -m transform.bench
 
 bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
 	$(RUN) python -m exports.bench

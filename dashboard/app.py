@@ -7,14 +7,14 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from dashboard import metrics
-from dashboard.warehouse import (
+from core.warehouse import (
     CONTRACT_MARTS,
     NoDataYet,
     WarehouseBusy,
     WarehouseError,
     from_env,
 )
+from dashboard import metrics
 
 MONEY_AXIS = "$,.0f"
 REFRESH_SECONDS = 60

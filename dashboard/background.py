@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dashboard.cli import DEFAULT_PORT, free_port, serve
-from mdp import paths
+from core import paths
+from dashboard.server import DEFAULT_PORT, free_port, serve
 
 
 def state_file() -> Path:
@@ -114,18 +114,3 @@ def stop() -> bool:
             break
         time.sleep(0.1)
     return True
-
-
-def demo_step(ctx: Any) -> None:
-    """The demo's last step: export the marts and serve the dashboard in the background.
-
-    `ctx` is the demo's context: `facts` (a list of lines for the recap) is all it needs.
-    """
-    from exports import export_marts
-
-    result = export_marts()
-    ctx.facts.append(
-        f"Parquet exports: {result.rows:,} rows in {len(result.tables)} tables under {result.target}"
-    )
-    url = start()
-    ctx.facts.append(f"Dashboard: {url}  (`uv run mdp dashboard --stop` stops it)")

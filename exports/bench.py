@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from dashboard.warehouse import PAYMENTS_FACT, DuckDBWarehouse
+from core.warehouse import PAYMENTS_FACT, DuckDBWarehouse
 from exports.sample import build_sample_warehouse
 from exports.writer import MONTH_KEY, _split, export_marts, partitioning_for
 

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from dashboard.warehouse import (
+from core import paths
+from core.warehouse import (
     CONTRACT_MARTS,
     PAYMENTS_FACT,
     NoDataYet,
@@ -24,8 +25,7 @@ from dashboard.warehouse import (
     WarehouseSession,
     is_empty,
 )
-from dashboard.warehouse import from_env as warehouse_from_env
-from mdp import paths
+from core.warehouse import from_env as warehouse_from_env
 
 MONTH_KEY = "year_month"
 # Readers (pyarrow, pandas, DuckDB, Spark, Athena) read this name as a NULL partition value.

@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from psycopg import sql
 
-from ingestion.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS
+from core import localpg
+from core.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS
 from ingestion.source import CHECKSUM_SQL, SourceReader
 from ingestion.state import STATE_TABLE
 from ingestion.sync import SyncResult, run_sync
@@ -292,7 +293,6 @@ def main() -> None:
     rows = int(os.environ.get("BENCH_ROWS", "1000000"))
     repeat = int(os.environ.get("BENCH_REPEAT", "2"))
     skip_dlt = os.environ.get("BENCH_SKIP_DLT") == "1"
-    from mdp import localpg
 
     work = Path(tempfile.mkdtemp(prefix="mdp-bench-ingestion-"))
     work.chmod(0o755)

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion.catalog import RAW_SCHEMA, Stream
+from core.catalog import RAW_SCHEMA, Stream
 from ingestion.errors import WarehouseBusy
 from ingestion.source import Aggregates
 from ingestion.types import SourceColumn, quote

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from psycopg import sql
 
-from ingestion.catalog import SOURCE_SCHEMA, Stream
+from core.catalog import SOURCE_SCHEMA, Stream
 from ingestion.errors import SourceSchemaError, SourceUnavailable, SyncAborted
 from ingestion.types import SourceColumn
 
@@ -185,7 +185,7 @@ class SourceReader:
                 f"The source has no table {stream.source_table} (stream {stream.name!r}).",
                 "Nothing was written: RAW and every saved cursor are unchanged.",
                 "Create the source schema (`mdp generate` does) or remove the stream from "
-                "ingestion/catalog.py.",
+                "core/catalog.py.",
             )
         missing = [c for c in (*stream.primary_key, stream.cursor_field) if c not in names]
         if missing:
@@ -193,7 +193,7 @@ class SourceReader:
                 f"{stream.source_table} has no column(s) {', '.join(missing)} that the catalog "
                 f"declares as primary key or cursor of stream {stream.name!r}.",
                 "Nothing was written: RAW and every saved cursor are unchanged.",
-                "Fix the stream declaration in ingestion/catalog.py or the source table.",
+                "Fix the stream declaration in core/catalog.py or the source table.",
             )
 
     def start(self, plans: list[ReadPlan], aggregates: bool = True) -> None:

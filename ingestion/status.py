@@ -7,8 +7,8 @@ from typing import Any
 
 import duckdb
 
+from core import paths
 from ingestion import state
-from mdp import paths
 
 
 def raw_status(path: Path | None = None) -> dict[str, Any]:

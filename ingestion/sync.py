@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core import localpg, paths
+from core.catalog import STREAMS, Stream, stream
 from ingestion import raw, state
-from ingestion.catalog import STREAMS, Stream, stream
 from ingestion.errors import IngestionError, ReconciliationFailed, SourceUnavailable, SyncAborted
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
 from ingestion.source import ReadPlan, SourceReader
 from ingestion.types import SourceColumn
-from mdp import localpg, paths
 
 # Rows committed in the source up to this long after their `updated_at` was stamped (a long
 # write transaction) are still caught: each sync re-reads this window behind the saved cursor.

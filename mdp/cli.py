@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from dashboard.cli import dashboard_command, export_command
-from ingestion.cli import register as register_ingestion
+from mdp.dashboard import dashboard_command
 from mdp.demo import demo
+from mdp.export import export_command
+from mdp.generate import generate
 from mdp.plan import plan_command
 from mdp.status import status, stop
+from mdp.sync import sync
 from mdp.transform import app as transform_app
-from source_generator.cli import generate
 
 app = typer.Typer(
     help="mdp: a modern data platform as code.",
@@ -26,7 +27,7 @@ def main() -> None:
 
 # In pipeline order: source, load, transform, publish; then the local services and the cloud plan.
 app.command()(generate)
-register_ingestion(app)
+app.command("sync")(sync)
 app.add_typer(transform_app, name="transform")
 app.command("export")(export_command)
 app.command("dashboard")(dashboard_command)

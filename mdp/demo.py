@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mdp import localpg, paths
+from core import localpg, paths
+from core.warehouse import DuckDBWarehouse
+from transform.runner import release_duckdb
 
 DEFAULT_DAYS = 3
 DAYS_ENV = "MDP_DEMO_DAYS"
@@ -38,8 +40,6 @@ def _money(value: Any) -> str:
 
 def marts_summary() -> tuple[Table, Table]:
     """Net revenue by plan (all time) and MRR by plan for the current month, read from ANALYTICS."""
-    from dashboard.warehouse import DuckDBWarehouse
-
     with DuckDBWarehouse().session() as session:
         tables = session.read_required(["net_revenue_by_plan", "mrr_by_plan"])
     revenue = tables["net_revenue_by_plan"].to_pylist()
@@ -110,7 +110,8 @@ def demo(
     console = Console()
     started = time.perf_counter()
 
-    # Airflow reads its configuration when first imported: configure before any import of it.
+    # Deferred for start-up speed, and because Airflow reads its configuration when first
+    # imported: `runner.configure()` must run before anything imports Airflow.
     from orchestration.include import runner
 
     # A demo should not sit through production retry delays when something is broken.
@@ -126,6 +127,7 @@ def demo(
     console.print(f"Source: {localpg.redact(dsn)}")
 
     console.rule("[bold]2/4 Airflow and the dbt manifest")
+    # Deferred: these import Cosmos and so Airflow, which must see `runner.configure()` first.
     from orchestration.include import dbt
     from orchestration.include.settings import Settings
 
@@ -157,9 +159,7 @@ def demo(
             f"[green]✓[/green] Day {number}/{days} (ending {day_end:%Y-%m-%d}): "
             f"{len(result.tasks)} tasks succeeded in {result.seconds:.1f}s — {_phase_seconds(result)}"
         )
-    from orchestration.include.local_steps import release_dbt_duckdb
-
-    release_dbt_duckdb()
+    release_duckdb()
 
     console.rule("[bold]4/4 Marts")
     net, mrr = marts_summary()

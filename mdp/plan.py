@@ -104,6 +104,8 @@ def _component_of(resource: Any, by_urn: Mapping[str, Any]) -> str:
 
 def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     """Run the program for `stack` under mocks and evaluate the rules and the cost model."""
+    # Deferred for start-up speed: the Pulumi SDK and providers take seconds to import, and
+    # every other `mdp` command would pay for them.
     from infra.config import build_stack_config
     from infra.cost import BudgetExceeded, PlannedResource, check_budget, estimate
     from infra.mockrun import run_program, stack_config
@@ -161,6 +163,7 @@ def _decode(value: str) -> Any:
 
 
 def _fmt_value(value: Any) -> str:
+    # Deferred for start-up speed, as in `build_plan`.
     from infra.mockrun import is_secret
 
     if is_secret(value):
@@ -286,6 +289,7 @@ def plan_command(
     ] = None,
 ) -> None:
     """Plan a stack without credentials: resources by component, policy violations, monthly cost."""
+    # Deferred for start-up speed, as in `build_plan`.
     from infra.config import STACKS, ConfigError
 
     if stack not in STACKS:

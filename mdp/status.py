@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mdp import localpg, paths
+from core import localpg, paths
+from ingestion.status import raw_status
 
 
 def source_status() -> dict[str, Any]:
@@ -49,10 +50,11 @@ def analytics_status() -> dict[str, Any]:
     }
 
 
-# Each component adds one entry: a top-level key and a function returning JSON-ready data.
+# One entry per component: a top-level key and a function returning JSON-ready data.
 PROVIDERS: dict[str, Callable[[], Any]] = {
     "source": source_status,
     "paths": paths_status,
+    "raw": raw_status,
     "analytics": analytics_status,
 }
 

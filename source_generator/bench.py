@@ -15,7 +15,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from mdp import localpg
+from core import localpg
 from source_generator.config import GeneratorConfig
 from source_generator.migrate import migrate
 from source_generator.simulation import Row, generate_cycle

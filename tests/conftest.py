@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from mdp import localpg
+from core import localpg
 from source_generator.migrate import migrate
 
 # The plans of every test database are seeded at this clock, so runs are reproducible.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from core.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS, Stream
 from infra.airbyte.resources import (
     Connection,
     ConnectionArgs,
@@ -16,7 +17,6 @@ from infra.airbyte.resources import (
     SnowflakeDestinationArgs,
     StreamSpec,
 )
-from ingestion.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS, Stream
 
 DEFAULT_CRON = "0 0 17 * * ?"  # Quartz: daily at 17:00
 DEFAULT_TIMEZONE = "UTC"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import catalog
+
 # Snowflake's administrative roles: the program never grants them to anyone.
 ADMIN_ROLES = frozenset(
     {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"}
@@ -14,7 +16,7 @@ ANALYTICS = "ANALYTICS"
 DBT_DEV = "DBT_DEV"
 ADMIN = "ADMIN"
 
-RAW_SCHEMA = "POSTGRES_AIRBYTE"
+RAW_SCHEMA = catalog.RAW_SCHEMA
 MODEL_SCHEMAS = ("STAGING", "INTERMEDIATE", "FINANCE")
 NETWORK_SCHEMA = "NETWORK"
 

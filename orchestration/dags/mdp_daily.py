@@ -45,18 +45,23 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     if settings.target == "local":
-        from orchestration.include import local_steps
 
         @task(execution_timeout=settings.task_timeout)
         def generate(logical_date: Any = None, dag_run: Any = None) -> dict[str, Any]:
             """Generator cycles for the simulated day ending at the run's logical date."""
             # Runs triggered without a logical date simulate the day ending when they were due.
             day_end = logical_date or dag_run.run_after
+            # Deferred for parse speed: the generator and the loader are only needed at run time.
+            from orchestration.include import local_steps
+
             return local_steps.generate_day(day_end, settings)
 
         @task(execution_timeout=settings.sync_timeout)
         def sync() -> dict[str, Any]:
             """Incremental, deduplicated, reconciled load of the source into RAW."""
+            # Deferred for parse speed, as in `generate`.
+            from orchestration.include import local_steps
+
             return local_steps.sync()
 
         upstream = generate() >> sync()
@@ -106,6 +111,7 @@ with DAG(
     @task(execution_timeout=settings.task_timeout)
     def publish() -> dict[str, Any]:
         """Check the marts, then refresh the Parquet exports and the dashboard's data."""
+        # Deferred for parse speed: the exports and warehouse readers are only needed at run time.
         from orchestration.include import publishing
 
         return publishing.publish(settings)

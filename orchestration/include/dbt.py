@@ -13,7 +13,7 @@ from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.profiles import SnowflakePrivateKeyPemProfileMapping
 
-from mdp import paths
+from core import paths
 from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
 
 # The database dbt builds into comes from the stack's Airflow connection (its ANALYTICS, with

@@ -6,7 +6,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core import localpg
+from ingestion.sync import run_sync
 from orchestration.include.settings import Settings
+from source_generator import GeneratorConfig, generate_cycle, migrate
+from transform.runner import release_duckdb
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,6 @@ def source_clock(conn: Any) -> datetime | None:
 
 def generate_day(day_end: Any, settings: Settings) -> dict[str, Any]:
     """Run the day's generator cycles that have not run yet, so a re-run of the day adds nothing."""
-    from mdp import localpg
-    from source_generator import GeneratorConfig, generate_cycle, migrate
-
     clocks = cycle_clocks(_as_datetime(day_end), settings.cycles_per_day)
     config_args: dict[str, Any] = {}
     if settings.rows_per_cycle:
@@ -87,29 +88,9 @@ def _as_datetime(value: Any) -> datetime:
     raise TypeError(f"expected the run's logical date, got {value!r}")
 
 
-def release_dbt_duckdb() -> None:
-    """Close the DuckDB files dbt-duckdb keeps open in this process.
-
-    When tasks share one interpreter (`dag.test()`), dbt-duckdb keeps ANALYTICS open read-write
-    and RAW attached read-only after the last dbt task; the loader and the exports then cannot
-    open those files with another configuration. With one process per task this does nothing.
-    """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:
-        return
-    env = getattr(DuckDBConnectionManager, "_ENV", None)
-    if env is not None:
-        env.close()
-        DuckDBConnectionManager.close_all_connections()
-
-
 def sync() -> dict[str, Any]:
     """Incremental Append + Deduped load of every stream into RAW, reconciled against the source."""
-    from ingestion.sync import run_sync
-    from mdp import localpg
-
-    release_dbt_duckdb()
+    release_duckdb()
     result = run_sync(conninfo=localpg.source_dsn() or None)
     for s in result.streams:
         log.info(

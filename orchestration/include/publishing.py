@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from core.warehouse import CONTRACT_MARTS, DuckDBWarehouse, SnowflakeWarehouse, WarehouseError
+from exports import export_marts
+from orchestration.include.dbt import DATABASE_OVERRIDE_ENV
 from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
+from transform.runner import release_duckdb
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +21,6 @@ class MartsNotPublishable(RuntimeError):
 
 def check_marts(warehouse: Any) -> dict[str, int]:
     """Row counts of the contract marts; fails when one is missing or empty."""
-    from dashboard.warehouse import CONTRACT_MARTS, WarehouseError
-
     try:
         with warehouse.session() as session:
             tables = session.read_required(CONTRACT_MARTS)
@@ -62,12 +65,7 @@ def snowflake_warehouse(conn_id: str = SNOWFLAKE_CONN_ID) -> Any:
     The Airflow host has no reporting credentials in its environment (those belong to the
     dashboard's unit): the connection dbt used to build the marts is the one that can read them.
     """
-    import os
-
     from airflow.sdk import BaseHook
-
-    from dashboard.warehouse import SnowflakeWarehouse
-    from orchestration.include.dbt import DATABASE_OVERRIDE_ENV
 
     conn = BaseHook.get_connection(conn_id)
     # Older connections spell their extras `extra__snowflake__<name>`.
@@ -105,14 +103,9 @@ def snowflake_warehouse(conn_id: str = SNOWFLAKE_CONN_ID) -> Any:
 
 def publish(settings: Settings) -> dict[str, Any]:
     """Check the marts, then replace the Parquet exports partition by partition."""
-    from dashboard.warehouse import DuckDBWarehouse
-    from exports import export_marts
-
     warehouse: Any
     if settings.target == "local":
-        from orchestration.include.local_steps import release_dbt_duckdb
-
-        release_dbt_duckdb()
+        release_duckdb()
         warehouse = DuckDBWarehouse()
     else:
         warehouse = snowflake_warehouse()

@@ -12,7 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mdp import paths
+from core import paths
+from orchestration.include.settings import DAG_ID
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 
@@ -67,8 +68,6 @@ def migrate() -> None:
 def load_dag() -> Any:
     """The daily DAG, or an error that lists every import error of the DAG folder."""
     from airflow.dag_processing.dagbag import DagBag
-
-    from orchestration.include.settings import DAG_ID
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors or DAG_ID not in bag.dags:

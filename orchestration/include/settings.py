@@ -6,12 +6,9 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
 
-from mdp import paths
-
-Target = Literal["local", "cloud"]
-TARGETS: tuple[Target, ...] = ("local", "cloud")
+from core import paths
+from core.target import Target, UnknownTarget, current_target
 
 DAG_ID = "mdp_daily"
 # Cloud wiring: names the Airflow host resolves through its Secrets Manager backend.
@@ -62,18 +59,17 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        target = os.environ.get("MDP_TARGET", "local").strip().lower()
-        if target not in TARGETS:
-            raise SettingsError(
-                f"MDP_TARGET={target!r} is not a target; use MDP_TARGET=local or MDP_TARGET=cloud"
-            )
+        try:
+            target = current_target()
+        except UnknownTarget as error:
+            raise SettingsError(str(error)) from None
         project = paths.transform_dir()
         manifest = Path(os.environ.get("MDP_DBT_MANIFEST", project / "target" / "manifest.json"))
         profiles = Path(os.environ.get("MDP_DBT_PROFILES_YML", project / "profiles.yml"))
         rows = _int("MDP_ROWS_PER_CYCLE", 0)
         seed = os.environ.get("MDP_SEED")
         return cls(
-            target=target,  # type: ignore[arg-type]
+            target=target,
             schedule=os.environ.get("MDP_DAG_SCHEDULE", "@daily"),
             retries=_int("MDP_DAG_RETRIES", 2),
             retry_delay=timedelta(seconds=_int("MDP_DAG_RETRY_DELAY_SECONDS", 300)),

@@ -17,6 +17,7 @@ def main() -> None:
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__API__PORT=os.environ.get("AIRFLOW_PORT", "8080"),
     )
+    # Deferred: `dbt` imports Cosmos and so Airflow, which must see `runner.configure()` first.
     from orchestration.include import dbt
     from orchestration.include.settings import Settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.cli import serve
+from dashboard.server import serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core import paths
+from dashboard import background
 from exports.sample import build_sample_warehouse
-from mdp import paths
 from mdp.cli import app
 
 runner = CliRunner()
@@ -64,19 +65,15 @@ def test_export_command_reports_tables_and_fails_clearly_without_marts(home: Pat
 
 
 @pytest.mark.slow
-def test_demo_step_exports_and_serves(home: Path) -> None:
-    from types import SimpleNamespace
-
-    from dashboard import background
-
+def test_background_dashboard_starts_reports_and_stops(home: Path) -> None:
     build_sample_warehouse(paths.analytics_db(), payments=1_000, months=2)
-    ctx = SimpleNamespace(facts=[])
     try:
-        background.demo_step(ctx)
+        started = runner.invoke(app, ["dashboard", "--background", "--port", "0"])
+        assert started.exit_code == 0, started.output
         url = background.running()
         assert url is not None and _up(url["url"])
+        assert f"Dashboard: {url['url']}" in started.output
     finally:
-        background.stop()
-    assert ctx.facts[0].startswith("Parquet exports: ")
-    assert ctx.facts[1].startswith(f"Dashboard: {url['url']}")
-    assert (paths.exports_dir() / "fct_payments").is_dir()
+        stopped = runner.invoke(app, ["dashboard", "--stop"])
+    assert stopped.exit_code == 0 and "Dashboard stopped." in stopped.output
+    assert background.running() is None

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.warehouse import CONTRACT_MARTS, DuckDBWarehouse
 from dashboard import metrics
-from dashboard.warehouse import CONTRACT_MARTS, DuckDBWarehouse
 from exports.sample import build_sample_warehouse
 
 

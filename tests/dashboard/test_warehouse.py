@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from dashboard.warehouse import (
+from core.warehouse import (
     CONTRACT_MARTS,
     DuckDBWarehouse,
     NoDataYet,

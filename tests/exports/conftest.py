@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core import paths
 from exports.sample import build_sample_warehouse
-from mdp import paths
 
 
 @pytest.fixture

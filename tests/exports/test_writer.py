@@ -14,11 +14,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard.warehouse import DuckDBWarehouse, NoDataYet
+from core import paths
+from core.warehouse import DuckDBWarehouse, NoDataYet
 from exports import export_marts
 from exports.sample import build_sample_warehouse
 from exports.writer import resolve_target
-from mdp import paths
 
 TABLES = {
     "fct_payments": ("intermediate.fct_payments", "net_revenue"),
@@ -205,7 +205,7 @@ def test_a_locked_warehouse_gives_a_clear_message(warehouse: Path) -> None:
     import subprocess
     import sys
 
-    from dashboard.warehouse import WarehouseBusy
+    from core.warehouse import WarehouseBusy
 
     holder = subprocess.Popen(
         [

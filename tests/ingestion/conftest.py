@@ -11,7 +11,7 @@ import duckdb
 import psycopg
 import pytest
 
-from ingestion.catalog import STREAMS
+from core.catalog import STREAMS
 from source_generator import GeneratorConfig, generate_cycle
 
 Rows = list[tuple[Any, ...]]

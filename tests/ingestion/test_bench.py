@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.catalog import STREAMS
 from ingestion import bench
-from ingestion.catalog import STREAMS
 from ingestion.sync import run_sync
 from ingestion.types import SourceColumn
 

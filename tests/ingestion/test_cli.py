@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mdp import paths
+from core import paths
 from mdp.cli import app
 
 pytestmark = pytest.mark.postgres

@@ -63,7 +63,7 @@ def dbt_project(
     tmp_path_factory: pytest.TempPathFactory, manifest_builder: Callable[[Path], Path]
 ) -> Path:
     """A copy of the repository's dbt project with its manifest built (the repo's target/ is left alone)."""
-    from mdp import paths
+    from core import paths
 
     copy = tmp_path_factory.mktemp("dbt") / "transform"
     shutil.copytree(

@@ -44,15 +44,15 @@ def pipeline(
 
 def _run(dag: Any, day: datetime, log: Path) -> Any:
     from orchestration.include import runner
-    from orchestration.include.local_steps import release_dbt_duckdb
+    from transform.runner import release_duckdb
 
     result = runner.run_day(dag, day, log)
-    release_dbt_duckdb()
+    release_duckdb()
     return result
 
 
 def _analytics(query: str) -> list[tuple[Any, ...]]:
-    from mdp import paths
+    from core import paths
 
     with duckdb.connect(str(paths.analytics_db()), read_only=True) as con:
         return con.execute(query).fetchall()
@@ -66,7 +66,7 @@ def _marts() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _source_counts() -> dict[str, int]:
-    from mdp import localpg
+    from core import localpg
 
     with psycopg.connect(localpg.source_dsn()) as conn:
         return {
@@ -88,7 +88,7 @@ def test_a_full_local_run_succeeds_with_every_task(first_day: Any) -> None:
 
 
 def test_marts_match_the_contract_computed_from_the_source(first_day: Any) -> None:
-    from mdp import localpg
+    from core import localpg
 
     with psycopg.connect(localpg.source_dsn()) as conn:
         expected = contract_marts.compute(conn)

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mdp.cli import app
+from mdp.generate import parse_duration
 from source_generator import bench
-from source_generator.cli import parse_duration
 
 pytestmark = pytest.mark.postgres
 runner = CliRunner()

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import source_generator.simulation as simulation
-from mdp import localpg
+from core import localpg
 from mdp.cli import app
 from source_generator import GeneratorConfig, generate_cycle
 from tests.source_generator.test_cycles import snapshot

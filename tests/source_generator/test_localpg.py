@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mdp import localpg
+from core import localpg
 
 pytestmark = pytest.mark.postgres
 

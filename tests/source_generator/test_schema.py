@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mdp.paths import REPO_ROOT
+from core.paths import REPO_ROOT
 from source_generator import PLANS, migrate
 
 pytestmark = pytest.mark.postgres

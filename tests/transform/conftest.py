@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mdp import transform
 from tests.transform import fixture
+from transform import runner as transform
 
 
 @dataclass

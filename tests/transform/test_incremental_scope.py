@@ -17,10 +17,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mdp import transform
 from tests.transform import fixture
 from tests.transform.conftest import LocalBuild
 from tests.transform.test_local_build import assert_matches_contract
+from transform import runner as transform
 
 
 @dataclass

@@ -7,9 +7,9 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from mdp import transform
 from tests.transform import fixture
 from tests.transform.conftest import LocalBuild
+from transform import runner as transform
 
 CHECKED_MARTS = ("net_revenue_by_plan", "monthly_net_revenue_by_plan", "mrr_by_plan")
 

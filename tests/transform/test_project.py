@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdp import paths, transform
+from core import paths
 from tests.transform.conftest import LocalBuild
+from transform import runner as transform
 
 
 def test_profiles_take_every_connection_value_from_the_environment() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mdp import transform
 from tests.transform import fixture
+from transform import runner as transform
 
 # fakesnow copies every result to Arrow and says so on each query.
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result")

@@ -12,10 +12,10 @@ import pulumi
 import pytest
 from pulumi.runtime import settings as pulumi_settings
 
+from core.catalog import STREAMS
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
 from infra.airbyte.provider import AirbyteProvider
 from infra.mockrun import Recorded, RecordingMocks, RecordingMonitor, _sync_run
-from ingestion.catalog import STREAMS
 from tests.infra.airbyte.conftest import raw_inputs
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.catalog import STREAMS
 from infra import mockrun as harness
 from infra import outputs
-from ingestion.catalog import STREAMS
 from tests.infra.airbyte.conftest import raw_inputs
 from tests.infra.snowflake.conftest import _recording, cached_snowflake, snowflake_config
 

@@ -12,6 +12,7 @@ import pytest
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
+from core.catalog import STREAMS
 from infra.airbyte import ApiSettings
 from infra.airbyte.client import AirbyteClient, AirbyteError, Redactor
 from infra.airbyte.kinds import UNKNOWN
@@ -21,7 +22,6 @@ from infra.airbyte.provider import (
     PostgresSourceProvider,
     SnowflakeDestinationProvider,
 )
-from ingestion.catalog import STREAMS
 from tests.fakes.airbyte_api import MASK, FakeAirbyte
 from tests.infra.airbyte.conftest import (
     DB_PASSWORD,

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from dashboard.warehouse import snowflake_settings
+from core.warehouse import snowflake_settings
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_PATH, DASHBOARD_PORT, DASHBOARD_USER, FILES
 from infra.config import SnowflakeConfig

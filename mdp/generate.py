@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mdp import localpg
+from core import localpg
 from source_generator.config import DIRT_ENV, GeneratorConfig, dirt_from_env
 from source_generator.migrate import migrate
 from source_generator.simulation import CycleSummary, Row, generate_cycle

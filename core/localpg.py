@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from mdp import paths
+from core import paths
 
 SOURCE_DSN_ENV = "MDP_SOURCE_DSN"
 SOURCE_DATABASE = "app"

@@ -12,16 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingestion.errors import IngestionError, ReconciliationFailed
-from ingestion.status import raw_status
 from ingestion.sync import SyncResult, lookback_from_env, run_sync, select_streams
-
-
-def register(app: typer.Typer) -> None:
-    """Adds `mdp sync` and the `raw` section of `mdp status`."""
-    from mdp import status
-
-    app.command("sync")(sync)
-    status.PROVIDERS["raw"] = raw_status
 
 
 def sync(

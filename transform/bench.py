@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from transform import runner as transform
+
 AIRBYTE = """
     gen_random_uuid()::varchar as _airbyte_raw_id,
     {extracted} as _airbyte_extracted_at,
@@ -173,8 +175,6 @@ def add_day(path: Path, payments: int, days: int) -> None:
 
 
 def timed_run(args: list[str], label: str = "", slowest: int = 0) -> float:
-    from mdp import transform
-
     started = time.perf_counter()
     outcome = transform.run_dbt(args, target="local")
     elapsed = time.perf_counter() - started
@@ -191,8 +191,6 @@ def timed_run(args: list[str], label: str = "", slowest: int = 0) -> float:
 
 def check_against_full_rebuild(warehouse: Path, threads: int) -> None:
     """Untimed: the incremental result must equal a full rebuild's, table by table."""
-    from mdp import transform
-
     incremental = warehouse / "analytics_incremental.duckdb"
     shutil.copy(warehouse / "analytics.duckdb", incremental)
     try:

@@ -12,14 +12,14 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from mdp import paths
+from core import paths
+from core.target import TARGET_ENV, UnknownTarget, current_target
 
 # The three marts checked to the cent by the data contract; the dashboard needs only these.
 CONTRACT_MARTS = ("net_revenue_by_plan", "monthly_net_revenue_by_plan", "mrr_by_plan")
 PAYMENTS_FACT = "fct_payments"
 
 FINANCE_SCHEMA_ENV = "MDP_FINANCE_SCHEMA"
-TARGET_ENV = "MDP_TARGET"
 
 # dbt writes the DuckDB file in short transactions; waiting this long covers most of them
 # before telling the reader the warehouse is busy.
@@ -282,11 +282,10 @@ def _cursor_to_arrow(cur: Any) -> pa.Table:
 
 def from_env() -> Warehouse:
     """The warehouse this process should read: Snowflake when `MDP_TARGET=cloud`, else DuckDB."""
-    target = os.environ.get(TARGET_ENV, "local").strip().lower()
+    try:
+        target = current_target()
+    except UnknownTarget as error:
+        raise WarehouseError(str(error)) from None
     if target == "cloud":
         return SnowflakeWarehouse.from_env()
-    if target != "local":
-        raise WarehouseError(
-            f"{TARGET_ENV}={target!r} is not a target; use `local` (DuckDB) or `cloud` (Snowflake)."
-        )
     return DuckDBWarehouse()

@@ -1,0 +1,1 @@
+"""The ground floor: paths, the embedded PostgreSQL, the warehouse, the stream catalog, the target."""

@@ -1,0 +1,1 @@
+"""The dbt project, and the Python that runs it in-process (`transform.runner`)."""
