@@ -24,6 +24,7 @@ from psycopg import sql
 
 from core import localpg
 from core.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS
+from ingestion.reconcile import Mode
 from ingestion.source import CHECKSUM_SQL, SourceReader
 from ingestion.state import STATE_TABLE
 from ingestion.sync import SyncResult, run_sync
@@ -207,6 +208,7 @@ def checksums_alone(dsn: str) -> float:
                     pk=sql.Identifier(s.primary_key[0]),
                     cursor=sql.Identifier(s.cursor_field),
                     table=sql.Identifier(SOURCE_SCHEMA, s.name),
+                    where=sql.SQL(""),
                 ),
                 (),
             ).fetchone()
@@ -304,7 +306,7 @@ def main() -> None:
         total = sum(counts.values()) + len(PLANS)
         print(f"Running each measurement {repeat}x (the incremental {repeat + 1}x), best kept ...")
 
-        def ours(path: Path, reconcile: bool = True) -> SyncResult:
+        def ours(path: Path, reconcile: Mode = "auto") -> SyncResult:
             return run_sync(dsn, path, lookback=timedelta(minutes=10), reconcile=reconcile)
 
         cpu = CpuClock(pgdata)
@@ -324,12 +326,12 @@ def main() -> None:
         def start_from_base(i: int) -> None:
             shutil.copy(base, work / f"inc{i}.duckdb")
 
-        def incremental(i: int, reconcile: bool = True) -> SyncResult:
+        def incremental(i: int, reconcile: Mode = "auto") -> SyncResult:
             return ours(work / f"inc{i}.duckdb", reconcile)
 
         t_inc, c_inc, inc = _best(repeat + 1, incremental, cpu, setup=start_from_base)
         t_bare, c_bare, _ = _best(
-            repeat + 1, lambda i: incremental(i, reconcile=False), cpu, setup=start_from_base
+            repeat + 1, lambda i: incremental(i, reconcile="off"), cpu, setup=start_from_base
         )
         t_dlt_inc, c_dlt_inc, _ = _best(1, lambda i: dlt_runs[0](), cpu) if dlt_runs else (0, 0, 0)
         columns = source_columns(dsn)

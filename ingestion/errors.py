@@ -24,17 +24,18 @@ class SourceSchemaError(IngestionError):
 class ReconciliationFailed(IngestionError):
     """Raw and source disagree on row count or checksum for at least one stream."""
 
-    def __init__(self, mismatches: list[str]) -> None:
+    def __init__(self, mismatches: list[str], streams: list[str]) -> None:
         self.mismatches = mismatches
+        self.streams = streams
         # The full SyncResult, so a caller can still print what was synced.
         self.result: object | None = None
-        streams = ", ".join(m.split(":", 1)[0] for m in mismatches)
+        names = ", ".join(streams)
         super().__init__(
             "Reconciliation failed: RAW does not match the source for "
-            f"{len(mismatches)} stream(s):\n  " + "\n  ".join(mismatches),
+            f"{len(streams)} stream(s):\n  " + "\n  ".join(mismatches),
             "Every stream's rows and cursor were committed; nothing was rolled back or deleted.",
             "Rebuild the affected stream(s) from the source with "
-            f"`mdp sync --full-refresh --stream <name>` ({streams}); if a stream keeps "
+            f"`mdp sync --full-refresh --stream <name>` ({names}); if a stream keeps "
             "drifting, the source is hard-deleting rows or committing rows later than the "
             "lookback window (raise --lookback).",
         )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from core.catalog import RAW_SCHEMA, Stream
 from ingestion.errors import WarehouseBusy
-from ingestion.source import Aggregates
+from ingestion.reconcile import Aggregates, Scope
 from ingestion.types import SourceColumn, quote
 
 SCHEMA = RAW_SCHEMA.lower()
@@ -231,17 +231,32 @@ def all_raw_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]
     return out
 
 
-def all_aggregates(con: duckdb.DuckDBPyConnection, streams: list[Stream]) -> dict[str, Aggregates]:
-    """The same count and checksum as the source computes, over every RAW table, in one query."""
-    parts = []
-    for i, stream in enumerate(streams):
+_SUMS = (
+    "count(*), coalesce(sum(k), 0), coalesce(sum(us), 0), "
+    "coalesce(sum((k % 1000003) * (us % 1000033)), 0)"
+)
+
+
+def reconcile_aggregates(
+    con: duckdb.DuckDBPyConnection, streams: list[Stream], scopes: dict[str, Scope]
+) -> dict[str, tuple[Aggregates | None, dict[int, Aggregates]]]:
+    """The same counts and checksums as the source computes, over each scope's window and buckets."""
+    found = {}
+    for stream in streams:
+        scope = scopes[stream.name]
         pk, cursor = quote(stream.primary_key[0]), quote(stream.cursor_field)
-        parts.append(
-            f"""
-            select {i} as i, count(*), coalesce(sum(k), 0), coalesce(sum(us), 0),
-                   coalesce(sum((k % 1000003) * (us % 1000033)), 0)
-            from (select cast({pk} as bigint) as k, epoch_us({cursor}) as us
-                  from {table_name(stream)}) as s"""
+        keys = (
+            f"select cast({pk} as bigint) as k, epoch_us({cursor}) as us from {table_name(stream)}"
         )
-    rows = run(con, " union all ".join(parts))
-    return {streams[row[0]].name: Aggregates.of(*row[1:]) for row in rows}
+        window = None
+        if scope.since is not None:
+            row = run(con, f"select {_SUMS} from ({keys} where {cursor} >= ?) as s", [scope.since])
+            window = Aggregates.of(*row[0])
+        rows = run(
+            con,
+            f"select k // ? as bucket, {_SUMS} from ({keys} where {pk} >= ? and {pk} < ?) as s "
+            "group by 1",
+            [scope.bucket_ids, scope.first_id, scope.end_id],
+        )
+        found[stream.name] = (window, {int(r[0]): Aggregates.of(*r[1:]) for r in rows})
+    return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -16,6 +16,7 @@ from psycopg import sql
 
 from core.catalog import SOURCE_SCHEMA, Stream
 from ingestion.errors import SourceSchemaError, SourceUnavailable, SyncAborted
+from ingestion.reconcile import Aggregates, Scope, SourceAggregates
 from ingestion.types import SourceColumn
 
 # Rows travel in chunks of about this many CSV bytes, so Arrow parses and DuckDB writes one chunk
@@ -23,28 +24,18 @@ from ingestion.types import SourceColumn
 CHUNK_BYTES = 32 << 20
 
 # Both engines compute this checksum the same way; the two moduli keep the product inside bigint.
-CHECKSUM_SQL = """
-select count(*), coalesce(sum(k), 0), coalesce(sum(us), 0),
-       coalesce(sum((k %% 1000003) * (us %% 1000033)), 0)
-from (select {pk}::bigint as k,
-             round(date_part('epoch', {cursor}) * 1000000)::bigint as us
-      from {table}) as s
-"""
-
-
-@dataclass(frozen=True)
-class Aggregates:
-    """Row count and a checksum over (primary key, cursor) of one table."""
-
-    rows: int
-    checksum: int
-
-    @classmethod
-    def of(cls, rows: int, sum_key: int, sum_cursor: int, sum_mixed: int) -> Aggregates:
-        mixed = (int(sum_key) * 1_000_000_007 + int(sum_cursor) * 998_244_353 + int(sum_mixed)) % (
-            1 << 64
-        )
-        return cls(int(rows), mixed)
+_KEYS = """select {pk}::bigint as k, round(date_part('epoch', {cursor}) * 1000000)::bigint as us
+      from {table}"""
+_SUMS = (
+    "coalesce(sum(k), 0), coalesce(sum(us), 0), coalesce(sum((k %% 1000003) * (us %% 1000033)), 0)"
+)
+# Count and checksum of a whole table, or of the rows `{where}` selects.
+CHECKSUM_SQL = f"select count(*), {_SUMS} from ({_KEYS} {{where}}) as s"
+# The same per bucket of `{width}` ids, over the ids lo <= id < hi (an index range scan).
+BUCKETS_SQL = (
+    f"select k / {{width}} as bucket, count(*), {_SUMS} "
+    f"from ({_KEYS} where {{pk}} >= {{lo}} and {{pk}} < {{hi}}) as s group by 1"
+)
 
 
 def _describe(conninfo: str) -> str:
@@ -111,7 +102,7 @@ class SourceReader:
         self._stop = threading.Event()
         self._plans: dict[str, ReadPlan] = {}
         self._queues: dict[str, queue.Queue[bytes | BaseException | None]] = {}
-        self._aggregates: dict[str, Aggregates] = {}
+        self._aggregates: dict[str, SourceAggregates] = {}
         self._error: BaseException | None = None
 
     def __enter__(self) -> SourceReader:
@@ -196,11 +187,24 @@ class SourceReader:
                 "Fix the stream declaration in core/catalog.py or the source table.",
             )
 
-    def start(self, plans: list[ReadPlan], aggregates: bool = True) -> None:
+    def max_ids(self, streams: list[Stream]) -> dict[str, int | None]:
+        """Each table's largest id in this snapshot (an index lookup); None for an empty table."""
+        found = {}
+        for stream in streams:
+            row = self.conn.execute(
+                sql.SQL("select max({pk})::bigint from {table}").format(
+                    pk=sql.Identifier(stream.primary_key[0]),
+                    table=sql.Identifier(SOURCE_SCHEMA, stream.name),
+                )
+            ).fetchone()
+            found[stream.name] = None if row is None or row[0] is None else int(row[0])
+        return found
+
+    def start(self, plans: list[ReadPlan], scopes: Mapping[str, Scope] | None = None) -> None:
         """Reads the planned streams on a thread, ahead of the caller, and their aggregates on another.
 
         PostgreSQL encodes the next rows while this process parses and writes the previous
-        ones, and the whole-table reconciliation aggregates run while RAW is still being written.
+        ones, and the reconciliation aggregates of `scopes` run while RAW is still being written.
         Each stream's queue holds at most two chunks, which bounds memory.
         """
         self._plans = {p.stream.name: p for p in plans}
@@ -208,8 +212,8 @@ class SourceReader:
         self._thread = threading.Thread(target=self._produce, args=(plans,), daemon=True)
         self._thread.start()
         self._agg_thread = threading.Thread(
-            target=self._aggregate_all if aggregates else lambda streams: None,
-            args=([p.stream for p in plans],),
+            target=self._aggregate_all,
+            args=([p.stream for p in plans if scopes and p.stream.name in scopes], scopes or {}),
             daemon=True,
         )
         self._agg_thread.start()
@@ -254,8 +258,10 @@ class SourceReader:
                     self._put(later.stream.name, error)
                 return
 
-    def _aggregate_all(self, streams: list[Stream]) -> None:
+    def _aggregate_all(self, streams: list[Stream], scopes: Mapping[str, Scope]) -> None:
         """The reconciliation aggregates, on a second connection that shares the snapshot."""
+        if not streams:
+            return
         try:
             with psycopg.connect(
                 self._conninfo, connect_timeout=self._timeout, autocommit=True
@@ -265,14 +271,7 @@ class SourceReader:
                     sql.SQL("set transaction snapshot {}").format(sql.Literal(self._snapshot))
                 )
                 for stream in streams:
-                    query = sql.SQL(CHECKSUM_SQL).format(
-                        pk=sql.Identifier(stream.primary_key[0]),
-                        cursor=sql.Identifier(stream.cursor_field),
-                        table=sql.Identifier(SOURCE_SCHEMA, stream.name),
-                    )
-                    row = conn.execute(query, ()).fetchone()
-                    assert row is not None
-                    self._aggregates[stream.name] = Aggregates.of(*row)
+                    self._aggregates[stream.name] = _aggregates(conn, stream, scopes[stream.name])
                     if self._stop.is_set():
                         return
         except BaseException as exc:
@@ -332,8 +331,8 @@ class SourceReader:
         """Stops the reader thread; streams still waiting for rows end with SyncAborted."""
         self._stop.set()
 
-    def source_aggregates(self) -> dict[str, Aggregates]:
-        """Row count and checksum of every planned table, from the same snapshot as the rows."""
+    def source_aggregates(self) -> dict[str, SourceAggregates]:
+        """Each reconciled stream's window and bucket aggregates, from the same snapshot as the rows."""
         assert self._thread is not None and self._agg_thread is not None, "start() first"
         self._thread.join()
         self._agg_thread.join()
@@ -342,3 +341,34 @@ class SourceReader:
         if self._agg_error is not None:
             raise self._agg_error
         return dict(self._aggregates)
+
+
+def _aggregates(conn: psycopg.Connection, stream: Stream, scope: Scope) -> SourceAggregates:
+    names = {
+        "pk": sql.Identifier(stream.primary_key[0]),
+        "cursor": sql.Identifier(stream.cursor_field),
+        "table": sql.Identifier(SOURCE_SCHEMA, stream.name),
+    }
+    window = None
+    if scope.since is not None:
+        row = conn.execute(
+            sql.SQL(CHECKSUM_SQL).format(
+                where=sql.SQL("where {cursor} >= {since}").format(
+                    cursor=names["cursor"], since=sql.Literal(scope.since)
+                ),
+                **names,
+            ),
+            (),
+        ).fetchone()
+        assert row is not None
+        window = Aggregates.of(*row)
+    rows = conn.execute(
+        sql.SQL(BUCKETS_SQL).format(
+            width=sql.Literal(scope.bucket_ids),
+            lo=sql.Literal(scope.first_id),
+            hi=sql.Literal(scope.end_id),
+            **names,
+        ),
+        (),
+    ).fetchall()
+    return SourceAggregates(window, {int(r[0]): Aggregates.of(*r[1:]) for r in rows})

@@ -8,10 +8,14 @@ from datetime import datetime
 import duckdb
 
 from ingestion.raw import run
+from ingestion.reconcile import Reconciliation
 
 # Beside the raw tables but outside the schema dbt reads, like Airbyte's own internal schema.
 STATE_SCHEMA = "airbyte_internal"
 STATE_TABLE = f"{STATE_SCHEMA}.mdp_stream_state"
+# Where each stream's next reconciliation slice starts, and the last verified bucket checksums.
+ROTATION_TABLE = f"{STATE_SCHEMA}.mdp_reconcile_rotation"
+BUCKETS_TABLE = f"{STATE_SCHEMA}.mdp_reconcile_buckets"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,58 @@ _COLUMNS = (
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
     run(con, f"create schema if not exists {STATE_SCHEMA}")
     run(con, f"create table if not exists {STATE_TABLE} ({_COLUMNS})")
+    run(
+        con,
+        f"create table if not exists {ROTATION_TABLE} (stream varchar primary key, "
+        "next_bucket bigint, bucket_ids bigint, full_sync_id bigint)",
+    )
+    run(
+        con,
+        f"create table if not exists {BUCKETS_TABLE} (stream varchar, bucket bigint, "
+        "bucket_ids bigint, rows bigint, checksum ubigint, matched boolean, sync_id bigint, "
+        "primary key (stream, bucket))",
+    )
+
+
+def load_rotation(con: duckdb.DuckDBPyConnection, bucket_ids: int) -> dict[str, int]:
+    """Each stream's next reconciliation bucket; a change of bucket size starts over at 0."""
+    rows = run(con, f"select stream, next_bucket, bucket_ids from {ROTATION_TABLE}")
+    return {stream: int(nxt) for stream, nxt, size in rows if size == bucket_ids}
+
+
+def save_reconciliation(
+    con: duckdb.DuckDBPyConnection, sync_id: int, reconciliations: list[Reconciliation]
+) -> None:
+    """The rotation and the checked buckets' RAW checksums, in one transaction."""
+    run(con, "begin transaction")
+    try:
+        for r in reconciliations:
+            scope = r.scope
+            run(
+                con,
+                f"insert into {ROTATION_TABLE} values (?, ?, ?, ?) on conflict (stream) do update "
+                "set next_bucket = excluded.next_bucket, bucket_ids = excluded.bucket_ids, "
+                "full_sync_id = coalesce(excluded.full_sync_id, full_sync_id)",
+                [r.stream, scope.next_bucket, scope.bucket_ids, sync_id if scope.full else None],
+            )
+            if scope.full:
+                run(con, f"delete from {BUCKETS_TABLE} where stream = ?", [r.stream])
+            else:
+                run(
+                    con,
+                    f"delete from {BUCKETS_TABLE} where stream = ? and bucket >= ? and bucket < ?",
+                    [r.stream, scope.first_bucket, scope.end_bucket],
+                )
+            rows = [
+                (r.stream, b, scope.bucket_ids, c.raw.rows, c.raw.checksum, c.ok, sync_id)
+                for b, c in r.buckets.items()
+            ]
+            if rows:
+                con.executemany(f"insert into {BUCKETS_TABLE} values (?, ?, ?, ?, ?, ?, ?)", rows)
+        run(con, "commit")
+    except BaseException:
+        run(con, "rollback")
+        raise
 
 
 def load_all(con: duckdb.DuckDBPyConnection) -> dict[str, StreamState]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from core import localpg, paths
 from core.catalog import STREAMS, Stream, stream
 from ingestion import raw, state
+from ingestion import reconcile as recon
 from ingestion.errors import IngestionError, ReconciliationFailed, SourceUnavailable, SyncAborted
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
@@ -125,12 +126,20 @@ def run_sync(
     full_refresh: bool = False,
     lookback: timedelta | None = None,
     progress: Progress | None = None,
-    reconcile: bool = True,
+    reconcile: recon.Mode = "auto",
 ) -> SyncResult:
     """Syncs the streams and reconciles them; raises ReconciliationFailed (with `.result`) on drift.
 
-    `reconcile=False` skips the whole-table checks; only the benchmark uses it, to show their cost.
+    `reconcile`: "auto" checks the window just read and the next 1/k of each table's id buckets
+    (all of them after a full refresh); "full" checks every bucket; "off" skips the checks (only
+    the benchmark uses it, to show their cost).
     """
+    if reconcile not in recon.MODES:
+        raise IngestionError(
+            f"{reconcile!r} is not a reconciliation mode.",
+            "Nothing was read or written.",
+            f"Use one of: {', '.join(recon.MODES)}.",
+        )
     started = time.perf_counter()
     # DuckDB imports pandas on its first Arrow scan, a second of CPU: start it now so it overlaps
     # the connection and the first COPY instead of stalling every stream's first write.
@@ -141,6 +150,7 @@ def run_sync(
     raw_path = raw_path or paths.raw_db()
     lookback = lookback_from_env() if lookback is None else lookback
     notify = progress or (lambda event, name, rows: None)
+    span, bucket_ids = recon.span_from_env(), recon.bucket_ids_from_env()
 
     # The source is opened (and every table checked) before the warehouse file is touched, so
     # an unreachable source leaves RAW exactly as it was.
@@ -161,20 +171,38 @@ def run_sync(
                 )
                 for s in streams
             ]
-            source.start(plans, aggregates=reconcile)
+            scopes = {}
+            if reconcile != "off":
+                rotation = state.load_rotation(con, bucket_ids)
+                max_ids = source.max_ids(streams)
+                scopes = {
+                    p.stream.name: recon.plan_scope(
+                        p.stream.name,
+                        p.since,
+                        max_ids[p.stream.name],
+                        rotation.get(p.stream.name, 0),
+                        span,
+                        bucket_ids,
+                        full=reconcile == "full",
+                    )
+                    for p in plans
+                }
+            source.start(plans, scopes)
             result.phases["open"] = time.perf_counter() - started
             result.streams = _sync_streams(
                 source, con, streams, columns, existing, saved, sync_id, full_refresh, notify
             )
 
             recon_started = time.perf_counter()
-            if reconcile:
+            if scopes:
                 notify("reconcile", "all streams", 0)
-                at_raw = raw.all_aggregates(con, streams)
+                at_raw = raw.reconcile_aggregates(con, streams, scopes)
                 at_source = source.source_aggregates()
                 result.reconciliations = [
-                    Reconciliation(s.name, at_source[s.name], at_raw[s.name]) for s in streams
+                    Reconciliation.compare(scopes[s.name], at_source[s.name], *at_raw[s.name])
+                    for s in streams
                 ]
+                state.save_reconciliation(con, sync_id, result.reconciliations)
             result.reconcile_seconds = time.perf_counter() - recon_started
             result.phases["streams"] = recon_started - started - result.phases["open"]
             result.phases["reconcile"] = result.reconcile_seconds
@@ -182,7 +210,10 @@ def run_sync(
     result.phases["close"] = time.perf_counter() - closing
     result.seconds = time.perf_counter() - started
     if result.mismatches:
-        failure = ReconciliationFailed([r.describe() for r in result.mismatches])
+        failure = ReconciliationFailed(
+            [c.describe(r.stream) for r in result.mismatches for c in r.mismatches],
+            [r.stream for r in result.mismatches],
+        )
         failure.result = result
         raise failure
     return result

@@ -34,6 +34,12 @@ def test_cli_syncs_and_reports_each_stream(
     assert report["raw"] == str(paths.raw_db()) and report["reconciled"] is True
     assert [s["stream"] for s in report["streams"]] == ["plans"]
     assert report["streams"][0]["rows_read"] == 5  # the inclusive cursor re-reads the seed
+    assert "5 rows checked (ids " in report["streams"][0]["reconciliation"]
+
+    full = runner.invoke(app, ["sync", "--json", "--stream", "plans", "--reconcile", "full"])
+    assert full.exit_code == 0, full.output
+    checked = json.loads(full.stdout)["streams"][0]["reconciliation"]
+    assert checked.startswith("plans: 5 rows checked (every id)")
 
 
 def test_cli_explains_an_unreachable_source(
