@@ -88,7 +88,7 @@ ROWS ?= 1000000
 bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS=1000000)
 	$(RUN) python -m source_generator.bench --rows $(ROWS)
 
-bench-ingestion: install ## Loader: 1M-row full + 1% incremental sync vs bare COPY and dlt
+bench-ingestion: install ## Loader at 1M and 10M rows: full + incremental sync vs bare COPY (and dlt at 1M); .local/bench/ingestion.json
 	$(RUN) python -m ingestion.bench
 
 bench-transform: install ## Full dbt build over ~10M payments, then an incremental one after one more day

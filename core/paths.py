@@ -40,3 +40,8 @@ def exports_dir() -> Path:
 def transform_dir() -> Path:
     """The dbt project."""
     return Path(os.environ.get("MDP_DBT_PROJECT_DIR", REPO_ROOT / "transform")).resolve()
+
+
+def bench_dir() -> Path:
+    """Where the benchmarks write their figures as JSON, for scripts."""
+    return local_home() / "bench"
