@@ -1,13 +1,16 @@
-"""Monthly cost estimate of a planned stack, from the dated price table in pricing.yaml."""
+"""Monthly cost estimate of a planned stack, from the dated price table in pricing.yaml, and its config section."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field
+
+from infra.sections import Section
 
 PRICING_FILE = Path(__file__).with_name("pricing.yaml")
 DAYS_PER_MONTH = 30
@@ -40,7 +43,10 @@ class WarehouseUsage:
     minutes_per_run: float
 
 
-DEFAULT_WAREHOUSE_USAGE: Mapping[str, WarehouseUsage] = {
+# The workloads that wake a Snowflake warehouse; a warehouse's name says which one it serves.
+Workload = Literal["load", "transform", "report"]
+
+DEFAULT_WAREHOUSE_USAGE: Mapping[Workload, WarehouseUsage] = {
     # A daily sync, a daily dbt build, and the dashboard opened a few times a day.
     "load": WarehouseUsage(runs_per_day=1, minutes_per_run=10),
     "transform": WarehouseUsage(runs_per_day=1, minutes_per_run=15),
@@ -56,9 +62,53 @@ class CostAssumptions:
     s3_gb_per_bucket: float = 5.0
     log_gb_per_month: float = 1.0
     airbyte_monthly_usd: float | None = None
-    warehouse_usage: Mapping[str, WarehouseUsage] = field(
+    warehouse_usage: Mapping[Workload, WarehouseUsage] = field(
         default_factory=lambda: dict(DEFAULT_WAREHOUSE_USAGE)
     )
+
+
+_DEFAULTS = CostAssumptions()
+
+
+class WarehouseUsageSettings(Section):
+    """How often a workload wakes its Snowflake warehouse, and how long it works each time."""
+
+    runs_per_day: float = Field(1, ge=0, le=1440, examples=[1])
+    minutes_per_run: float = Field(10, ge=0, le=1440, examples=[15])
+
+
+class CostConfig(Section):
+    """`mdp:cost`: the monthly budget `mdp plan` guards, and the usage the price table cannot know."""
+
+    monthly_budget_usd: float = Field(150, gt=0, examples=[60])
+    # Per contract: on-demand Standard edition is about $2, Enterprise about $3.
+    snowflake_credit_price_usd: float = Field(
+        _DEFAULTS.snowflake_credit_price_usd, gt=0, examples=[2.0]
+    )
+    # Airbyte Cloud bills by plan and volume: fill in what your plan costs.
+    airbyte_monthly_usd: float | None = Field(_DEFAULTS.airbyte_monthly_usd, ge=0, examples=[10])
+    s3_gb_per_bucket: float = Field(_DEFAULTS.s3_gb_per_bucket, ge=0, examples=[5])
+    log_gb_per_month: float = Field(_DEFAULTS.log_gb_per_month, ge=0, examples=[1])
+    warehouse_usage: dict[Workload, WarehouseUsageSettings] = Field(
+        default_factory=lambda: {
+            k: WarehouseUsageSettings(
+                runs_per_day=v.runs_per_day, minutes_per_run=v.minutes_per_run
+            )
+            for k, v in DEFAULT_WAREHOUSE_USAGE.items()
+        }
+    )
+
+    def assumptions(self) -> CostAssumptions:
+        return CostAssumptions(
+            snowflake_credit_price_usd=self.snowflake_credit_price_usd,
+            s3_gb_per_bucket=self.s3_gb_per_bucket,
+            log_gb_per_month=self.log_gb_per_month,
+            airbyte_monthly_usd=self.airbyte_monthly_usd,
+            warehouse_usage={
+                k: WarehouseUsage(v.runs_per_day, v.minutes_per_run)
+                for k, v in self.warehouse_usage.items()
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +194,7 @@ def _volume_type(block: Mapping[str, Any] | None) -> str:
     return str(_get(block or {}, "volume_type") or "gp3")
 
 
-def _workload(name: str) -> str | None:
+def _workload(name: str) -> Workload | None:
     lowered = name.lower()
     for workload in DEFAULT_WAREHOUSE_USAGE:
         if workload in lowered:
@@ -267,7 +317,9 @@ def estimate(
             wh_name = str(_get(r.inputs, "name") or r.name)
             size = str(_get(r.inputs, "warehouse_size") or "XSMALL")
             workload = _workload(wh_name) or _workload(r.name)
-            usage = assumptions.warehouse_usage.get(workload or "", WarehouseUsage(1, 10))
+            usage = (
+                assumptions.warehouse_usage.get(workload) if workload is not None else None
+            ) or WarehouseUsage(1, 10)
             auto_suspend = float(_get(r.inputs, "auto_suspend") or 600)
             per_day = warehouse_hours_per_day(usage, auto_suspend, pricing.minimum_billed_seconds)
             day_credits = per_day * pricing.credits_per_hour(size)

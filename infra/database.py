@@ -3,20 +3,68 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
+from pydantic import Field, field_validator, model_validator
 
-from infra.config import DatabaseSettings
+from infra.endpoints import DatabaseAccess, PostgresEndpoint, PostgresLogin
+from infra.sections import Section, StackName
 
 PORT = 5432
+_DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
+
+
+class DatabaseSettings(Section):
+    """RDS PostgreSQL: the source database the generator writes and Airbyte reads."""
+
+    instance_class: str = Field("db.t4g.micro", examples=["db.t4g.small"])
+    engine_version: str = Field("16", examples=["16"])
+    allocated_storage_gb: int = Field(20, ge=20, le=1000, examples=[20])
+    max_allocated_storage_gb: int = Field(50, ge=20, le=2000, examples=[100])
+    db_name: str = Field("app", pattern=r"^[a-z][a-z0-9_]{0,62}$", examples=["app"])
+    master_username: str = Field(
+        "mdp_admin", pattern=r"^[a-z][a-z0-9_]{0,15}$", examples=["mdp_admin"]
+    )
+    replication_username: str = Field(
+        "airbyte_reader", pattern=r"^[a-z][a-z0-9_]{0,62}$", examples=["airbyte_reader"]
+    )
+    multi_az: bool = Field(False, examples=[True])
+    deletion_protection: bool = Field(False, examples=[True])
+    backup_retention_days: int = Field(7, ge=1, le=35, examples=[7])
+    logical_replication: bool = Field(False, examples=[True])
+    log_min_duration_ms: int = Field(500, ge=-1, examples=[500])
+
+    @field_validator("instance_class")
+    @classmethod
+    def _instance_class(cls, v: str) -> str:
+        if not _DB_INSTANCE_CLASS.match(v):
+            raise ValueError(f"{v!r} is not an RDS instance class such as db.t4g.micro")
+        return v
+
+    @field_validator("engine_version")
+    @classmethod
+    def _postgres_16(cls, v: str) -> str:
+        if v.split(".")[0] != "16":
+            raise ValueError(f"the source is PostgreSQL 16; got engine version {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _storage_bounds(self) -> DatabaseSettings:
+        if self.max_allocated_storage_gb < self.allocated_storage_gb:
+            raise ValueError(
+                "maxAllocatedStorageGb must be at least allocatedStorageGb "
+                f"({self.max_allocated_storage_gb} < {self.allocated_storage_gb})"
+            )
+        return self
 
 
 @dataclass(frozen=True)
 class DatabaseArgs:
-    stack: str
+    stack: StackName
     vpc_id: pulumi.Input[str]
     private_subnet_ids: pulumi.Input[list[str]]
     settings: DatabaseSettings
@@ -37,8 +85,11 @@ class Database(pulumi.ComponentResource):
     replication_username: str
     replication_password: pulumi.Output[str]
     replication_secret_arn: pulumi.Output[str]
-    connection_uri: pulumi.Output[str]
     replication_connection_uri: pulumi.Output[str]
+    endpoint: PostgresEndpoint
+    # How Airbyte signs in; and what the host that migrates the database needs.
+    replication_login: PostgresLogin
+    access: DatabaseAccess
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -52,8 +103,16 @@ class Database(pulumi.ComponentResource):
         self._create_parameter_group()
         self._create_instance()
         self._create_replication_secret()
-        self.connection_uri = pulumi.Output.format(
-            "postgresql://{0}:{1}/{2}?sslmode=verify-full", self.address, self.port, self.db_name
+        self.endpoint = PostgresEndpoint(self.address, self.port, self.db_name)
+        self.replication_login = PostgresLogin(
+            self.endpoint, self.replication_username, self.replication_password
+        )
+        self.access = DatabaseAccess(
+            endpoint=self.endpoint,
+            security_group_id=self.security_group_id,
+            master_secret_arn=self.master_secret_arn,
+            replication_secret_arn=self.replication_secret_arn,
+            logical_replication=args.settings.logical_replication,
         )
         # Embeds a password: secret wherever it flows.
         self.replication_connection_uri = pulumi.Output.secret(

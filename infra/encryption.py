@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.sections import StackName
+
 
 @dataclass(frozen=True)
 class EncryptionKeyArgs:
-    stack: str
+    stack: StackName
     region: str
     deletion_window_days: int = 30
     protect: bool = False

@@ -9,10 +9,12 @@ from ipaddress import IPv4Network
 import pulumi
 import pulumi_aws as aws
 
+from infra.sections import StackName
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    stack: str
+    stack: StackName
     region: str
     cidr: IPv4Network
     availability_zones: tuple[str, str]

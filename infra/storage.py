@@ -11,6 +11,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from infra.sections import StackName
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What the hosts run: the generator and loader, the DAGs and what they import (the dbt project,
 # the exports and the dashboard's warehouse access), with the lock file.
@@ -29,7 +31,7 @@ _SKIP_PARTS = {"__pycache__", ".venv", "target", "dbt_packages", "logs", ".local
 
 @dataclass(frozen=True)
 class StorageArgs:
-    stack: str
+    stack: StackName
     kms_key_arn: pulumi.Input[str]
     force_destroy: bool
     protect: bool

@@ -290,7 +290,8 @@ def plan_command(
 ) -> None:
     """Plan a stack without credentials: resources by component, policy violations, monthly cost."""
     # Deferred for start-up speed, as in `build_plan`.
-    from infra.config import STACKS, ConfigError
+    from infra.config_errors import ConfigError
+    from infra.sections import STACKS
 
     if stack not in STACKS:
         raise typer.BadParameter(f"unknown stack {stack!r}; choose one of {', '.join(STACKS)}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from infra import outputs
-from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
-from infra.airbyte.client import DEFAULT_SERVER_URL
+from infra.airbyte import AirbyteCloud, AirbyteCloudArgs, ApiApplication
+from infra.airbyte.client import CONFIG_CLIENT_ID, CONFIG_CLIENT_SECRET, DEFAULT_SERVER_URL
 from infra.config import StackConfig, load_stack_config
 from infra.database import Database, DatabaseArgs
 from infra.encryption import EncryptionKey, EncryptionKeyArgs
@@ -23,9 +25,7 @@ from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.snowflake import naming as n
 from infra.storage import Storage, StorageArgs
 
-# --- Snowflake (infra/snowflake) -------------------------------------------------------------
-# The connection id the DAG's dbt tasks read (orchestration/include/settings.py).
-SNOWFLAKE_AIRFLOW_CONN_ID = "snowflake_dbt"
+Exports = dict[str, pulumi.Input[Any]]
 
 
 def build_snowflake(
@@ -33,11 +33,11 @@ def build_snowflake(
     secrets_kms_key_id: pulumi.Input[str] | None = None,
     airflow_egress_ip: pulumi.Input[str] | None = None,
 ) -> SnowflakePlatform | None:
-    """The Snowflake objects, when `mdp:snowflake` is set; exports names and secret ARNs only."""
+    """The Snowflake objects, when `mdp:snowflake` is set."""
     if config.snowflake is None:
         return None
     settings = config.snowflake
-    platform = SnowflakePlatform(
+    return SnowflakePlatform(
         "snowflake",
         SnowflakePlatformArgs(
             settings=settings,
@@ -53,7 +53,11 @@ def build_snowflake(
             secret_recovery_window_days=30 if config.is_prod else 7,
         ),
     )
-    for name, value in {
+
+
+def snowflake_exports(platform: SnowflakePlatform) -> Exports:
+    """Names and secret ARNs only: private keys stay in Secrets Manager."""
+    exports: Exports = {
         outputs.SNOWFLAKE_ACCOUNT: platform.account_identifier,
         outputs.SNOWFLAKE_ACCOUNT_LOCATOR: platform.account_locator,
         outputs.SNOWFLAKE_HOST: platform.host,
@@ -72,12 +76,11 @@ def build_snowflake(
         outputs.SNOWFLAKE_AIRBYTE_KEY_SECRET_ARN: platform.airbyte_key_secret_arn,
         outputs.SNOWFLAKE_DBT_KEY_SECRET_ARN: platform.dbt_key_secret_arn,
         outputs.SNOWFLAKE_RESOURCE_MONITOR: platform.resource_monitor,
-    }.items():
-        pulumi.export(name, value)
+    }
     if platform.dashboard_user is not None and platform.dashboard_key_secret_arn is not None:
-        pulumi.export(outputs.SNOWFLAKE_DASHBOARD_USER, platform.dashboard_user)
-        pulumi.export(outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN, platform.dashboard_key_secret_arn)
-    return platform
+        exports[outputs.SNOWFLAKE_DASHBOARD_USER] = platform.dashboard_user
+        exports[outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN] = platform.dashboard_key_secret_arn
+    return exports
 
 
 def snowflake_dashboard(platform: SnowflakePlatform) -> DashboardArgs | None:
@@ -100,12 +103,18 @@ def raw_database_name(config: StackConfig) -> str:
     return n.Naming(prefix).database(n.RAW)
 
 
-# --- end Snowflake ---------------------------------------------------------------------------
-
-
-# --- Airbyte (infra/airbyte) ----------------------------------------------------------------
-AIRFLOW_AIRBYTE_CONN_ID = "airbyte_cloud"
-AIRFLOW_AIRBYTE_CONNECTION_ID_VARIABLE = "mdp_airbyte_connection_id"
+def airflow_application() -> ApiApplication | None:
+    """The Airbyte application Airflow signs in as; None when only a token is configured."""
+    api = pulumi.Config("airbyte")
+    client_id = api.get(CONFIG_CLIENT_ID.partition(":")[2])
+    client_secret = api.get_secret(CONFIG_CLIENT_SECRET.partition(":")[2])
+    if not client_id or client_secret is None:
+        pulumi.log.warn(
+            "Airbyte is configured with a token only; Airflow's Airbyte hook needs "
+            "airbyte:clientId and airbyte:clientSecret to trigger syncs."
+        )
+        return None
+    return ApiApplication(client_id, client_secret, api.get("serverUrl") or DEFAULT_SERVER_URL)
 
 
 def build_airbyte(
@@ -113,33 +122,19 @@ def build_airbyte(
     database: Database,
     generator: GeneratorHost,
     snowflake: SnowflakePlatform | None,
-    airflow_connections: dict[str, pulumi.Input[str]],
-    airflow_variables: dict[str, pulumi.Input[str]],
 ) -> AirbyteCloud | None:
     """Airbyte Cloud source, destination and connection, when `mdp:airbyte` is set."""
     settings = config.airbyte
     if settings is None or snowflake is None:
         return None
-    cloud = AirbyteCloud(
+    return AirbyteCloud(
         "airbyte",
         AirbyteCloudArgs(
             workspace_id=settings.workspace_id,
             name_prefix=f"{config.project}-{config.stack}",
-            db_host=database.address,
-            db_port=database.port,
-            db_name=database.db_name,
-            db_username=database.replication_username,
-            db_password=database.replication_password,
-            tunnel_host=generator.public_ip,
-            tunnel_user=generator.tunnel_user,
-            tunnel_private_key=generator.tunnel_private_key,
-            snowflake_host=snowflake.host,
-            snowflake_database=snowflake.raw_database,
-            snowflake_schema=snowflake.raw_schema,
-            snowflake_role=snowflake.airbyte_role,
-            snowflake_warehouse=snowflake.loading_warehouse,
-            snowflake_username=snowflake.airbyte_user,
-            snowflake_private_key=snowflake.airbyte_private_key,
+            source=database.replication_login,
+            tunnel=generator.tunnel,
+            destination=snowflake.airbyte_target,
             replication_method=settings.replication_method,
             cdc_publication=settings.cdc_publication,
             cdc_replication_slot=settings.cdc_replication_slot,
@@ -147,38 +142,9 @@ def build_airbyte(
             cron=settings.cron,
             timezone=settings.timezone,
             schema_change_policy=settings.schema_change_policy,
+            airflow_application=airflow_application(),
         ),
     )
-    # Airflow triggers syncs of this connection (always in manual mode, on demand otherwise).
-    airflow_variables[AIRFLOW_AIRBYTE_CONNECTION_ID_VARIABLE] = cloud.connection_id
-    api = pulumi.Config("airbyte")
-    client_id, client_secret = api.get("clientId"), api.get_secret("clientSecret")
-    if client_id and client_secret is not None:
-        server_url = (api.get("serverUrl") or DEFAULT_SERVER_URL).rstrip("/")
-        airflow_connections[AIRFLOW_AIRBYTE_CONN_ID] = pulumi.Output.secret(
-            pulumi.Output.json_dumps(
-                {
-                    "conn_type": "airbyte",
-                    "host": f"{server_url}/",
-                    "login": client_id,
-                    "password": client_secret,
-                    # An absolute token URL: the hook's relative default assumes a bare host.
-                    "schema": f"{server_url}/applications/token",
-                }
-            )
-        )
-    else:
-        pulumi.log.warn(
-            "Airbyte is configured with a token only; Airflow's Airbyte hook needs "
-            "airbyte:clientId and airbyte:clientSecret to trigger syncs."
-        )
-    pulumi.export(outputs.AIRBYTE_SOURCE_ID, cloud.source_id)
-    pulumi.export(outputs.AIRBYTE_DESTINATION_ID, cloud.destination_id)
-    pulumi.export(outputs.AIRBYTE_CONNECTION_ID, cloud.connection_id)
-    return cloud
-
-
-# --- end Airbyte -----------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -247,39 +213,27 @@ def main() -> None:
             subnet_id=network.public_subnet_id,
             settings=aws_cfg.generator,
             ssh_cidrs=(*aws_cfg.airbyte_cidrs, *aws_cfg.admin_cidrs),
-            db_host=database.address,
-            db_port=database.port,
-            db_name=database.db_name,
-            db_security_group_id=database.security_group_id,
-            db_master_secret_arn=database.master_secret_arn,
-            db_replication_secret_arn=database.replication_secret_arn,
-            logical_replication=aws_cfg.database.logical_replication,
+            database=database.access,
         ),
     )
 
-    # Snowflake and Airbyte components plug in here, each when its config section is set, and
-    # add their Airflow connections (secret JSON) and variables to these two mappings.
-    # `network.airflow_egress_ip` is known before the Airflow host exists, for Snowflake's
-    # network policy on the dbt user.
-    airflow_connections: dict[str, pulumi.Input[str]] = {}
-    airflow_variables: dict[str, pulumi.Input[str]] = {
-        "mdp_exports_bucket": storage.exports_bucket,
-        "mdp_stack": stack,
-    }
-
-    # --- Snowflake (infra/snowflake) ---------------------------------------------------------
+    # Snowflake and Airbyte plug in here, each when its config section is set; each hands the
+    # Airflow host its own connections (secret JSON) and variables. `network.airflow_egress_ip`
+    # is known before the Airflow host exists, for Snowflake's network policy on the dbt user.
     snowflake = build_snowflake(
         config, secrets_kms_key_id=key.key_arn, airflow_egress_ip=network.airflow_egress_ip
     )
-    dashboard: DashboardArgs | None = None
-    if snowflake is not None:
-        airflow_connections[SNOWFLAKE_AIRFLOW_CONN_ID] = snowflake.dbt_airflow_connection
-        dashboard = snowflake_dashboard(snowflake)
-    # --- end Snowflake -----------------------------------------------------------------------
-
-    # --- Airbyte (infra/airbyte) -------------------------------------------------------------
-    build_airbyte(config, database, generator, snowflake, airflow_connections, airflow_variables)
-    # --- end Airbyte -------------------------------------------------------------------------
+    airbyte = build_airbyte(config, database, generator, snowflake)
+    airflow_connections: dict[str, pulumi.Input[str]] = {
+        **(snowflake.airflow_connections if snowflake is not None else {}),
+        **(airbyte.airflow_connections if airbyte is not None else {}),
+    }
+    airflow_variables: dict[str, pulumi.Input[str]] = {
+        "mdp_exports_bucket": storage.exports_bucket,
+        "mdp_stack": stack,
+        # Airflow triggers syncs of this connection (always in manual mode, on demand otherwise).
+        **(airbyte.airflow_variables if airbyte is not None else {}),
+    }
 
     airflow = AirflowHost(
         "airflow",
@@ -294,40 +248,43 @@ def main() -> None:
             eip_allocation_id=network.airflow_eip_allocation_id,
             connections=airflow_connections,
             variables=airflow_variables,
-            dashboard=dashboard,
+            dashboard=snowflake_dashboard(snowflake) if snowflake is not None else None,
             raw_database=raw_database_name(config),
         ),
     )
 
-    pulumi.export(outputs.VPC_ID, network.vpc_id)
-    pulumi.export(outputs.PUBLIC_SUBNET_ID, network.public_subnet_id)
-    pulumi.export(outputs.PRIVATE_SUBNET_IDS, network.private_subnet_ids)
-    pulumi.export(outputs.KMS_KEY_ARN, key.key_arn)
-    pulumi.export(outputs.DB_ENDPOINT, database.address)
-    pulumi.export(outputs.DB_PORT, database.port)
-    pulumi.export(outputs.DB_NAME, database.db_name)
-    pulumi.export(outputs.DB_MASTER_SECRET_ARN, database.master_secret_arn)
-    pulumi.export(outputs.DB_REPLICATION_USER, database.replication_username)
-    pulumi.export(outputs.DB_REPLICATION_SECRET_ARN, database.replication_secret_arn)
-    pulumi.export(outputs.DB_CONNECTION_URI, database.connection_uri)
-    pulumi.export(
-        outputs.DB_REPLICATION_CONNECTION_URI,
-        pulumi.Output.secret(database.replication_connection_uri),
-    )
-    pulumi.export(outputs.BASTION_PUBLIC_IP, generator.public_ip)
-    pulumi.export(outputs.BASTION_PUBLIC_DNS, generator.public_dns)
-    pulumi.export(outputs.BASTION_TUNNEL_USER, generator.tunnel_user)
-    pulumi.export(outputs.BASTION_TUNNEL_KEY_SECRET_ARN, generator.tunnel_key_secret_arn)
-    pulumi.export(outputs.GENERATOR_INSTANCE_ID, generator.instance_id)
-    pulumi.export(outputs.AIRFLOW_INSTANCE_ID, airflow.instance_id)
-    pulumi.export(outputs.AIRFLOW_EGRESS_IP, network.airflow_egress_ip)
-    pulumi.export(outputs.AIRFLOW_CONNECTIONS_PREFIX, airflow.connections_prefix)
-    pulumi.export(outputs.AIRFLOW_VARIABLES_PREFIX, airflow.variables_prefix)
-    pulumi.export(outputs.AIRFLOW_SECRET_ARNS, airflow.secret_arns)
-    pulumi.export(outputs.ARTIFACT_BUCKET, storage.artifact_bucket)
-    pulumi.export(outputs.ARTIFACT_KEY, storage.artifact_key)
-    pulumi.export(outputs.EXPORTS_BUCKET, storage.exports_bucket)
-    pulumi.export(outputs.EXPORTS_BUCKET_ARN, storage.exports_bucket_arn)
+    exports: Exports = {
+        outputs.DB_ENDPOINT: database.address,
+        outputs.DB_PORT: database.port,
+        outputs.DB_NAME: database.db_name,
+        outputs.DB_MASTER_SECRET_ARN: database.master_secret_arn,
+        outputs.DB_REPLICATION_USER: database.replication_username,
+        outputs.DB_REPLICATION_SECRET_ARN: database.replication_secret_arn,
+        outputs.DB_REPLICATION_CONNECTION_URI: database.replication_connection_uri,
+        outputs.BASTION_PUBLIC_IP: generator.public_ip,
+        outputs.BASTION_PUBLIC_DNS: generator.public_dns,
+        outputs.BASTION_TUNNEL_USER: generator.tunnel_user,
+        outputs.BASTION_TUNNEL_KEY_SECRET_ARN: generator.tunnel_key_secret_arn,
+        outputs.GENERATOR_INSTANCE_ID: generator.instance_id,
+        outputs.AIRFLOW_INSTANCE_ID: airflow.instance_id,
+        outputs.AIRFLOW_EGRESS_IP: network.airflow_egress_ip,
+        outputs.ARTIFACT_BUCKET: storage.artifact_bucket,
+        outputs.ARTIFACT_KEY: storage.artifact_key,
+        outputs.EXPORTS_BUCKET: storage.exports_bucket,
+    }
+    if snowflake is not None:
+        exports |= snowflake_exports(snowflake)
+    if airbyte is not None:
+        exports |= {
+            outputs.AIRBYTE_SOURCE_ID: airbyte.source_id,
+            outputs.AIRBYTE_DESTINATION_ID: airbyte.destination_id,
+            outputs.AIRBYTE_CONNECTION_ID: airbyte.connection_id,
+        }
+    for name, value in exports.items():
+        # The output contract says which outputs carry a credential; those go out as secrets.
+        pulumi.export(
+            name, pulumi.Output.secret(value) if name in outputs.SECRET_OUTPUTS else value
+        )
 
 
 main()

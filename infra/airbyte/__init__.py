@@ -6,6 +6,7 @@ from infra.airbyte.component import (
     DEFAULT_TIMEZONE,
     AirbyteCloud,
     AirbyteCloudArgs,
+    ApiApplication,
     catalog_streams,
     quartz_with_timezone,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_TIMEZONE",
     "AirbyteCloud",
     "AirbyteCloudArgs",
+    "ApiApplication",
     "ApiSettings",
     "Connection",
     "PostgresSource",

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from core.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS, Stream
+from core.catalog import SOURCE_SCHEMA, STREAMS, Stream
+from core.connections import AIRBYTE_CONN_ID, AIRBYTE_CONNECTION_ID_VARIABLE
+from infra.airbyte.client import DEFAULT_SERVER_URL
+from infra.airbyte.config import ReplicationMethod, SchemaChangePolicy
 from infra.airbyte.resources import (
     Connection,
     ConnectionArgs,
@@ -17,6 +20,7 @@ from infra.airbyte.resources import (
     SnowflakeDestinationArgs,
     StreamSpec,
 )
+from infra.endpoints import PostgresLogin, SnowflakeTarget, SshTunnel
 
 DEFAULT_CRON = "0 0 17 * * ?"  # Quartz: daily at 17:00
 DEFAULT_TIMEZONE = "UTC"
@@ -33,38 +37,35 @@ def quartz_with_timezone(cron: str, timezone: str) -> str:
 
 
 @dataclass(frozen=True)
+class ApiApplication:
+    """The Airbyte application Airflow's Airbyte hook signs in as, to trigger syncs."""
+
+    client_id: str
+    client_secret: pulumi.Input[str]
+    server_url: str = DEFAULT_SERVER_URL
+
+
+@dataclass(frozen=True)
 class AirbyteCloudArgs:
-    """Everything the three Airbyte resources need, from the AWS and Snowflake components."""
+    """The source, tunnel and destination handed over by the AWS and Snowflake components."""
 
     workspace_id: pulumi.Input[str]
     name_prefix: str
-    # Source: RDS through the bastion
-    db_host: pulumi.Input[str]
-    db_name: pulumi.Input[str]
-    db_username: pulumi.Input[str]
-    db_password: pulumi.Input[str]
-    tunnel_host: pulumi.Input[str]
-    tunnel_user: pulumi.Input[str]
-    tunnel_private_key: pulumi.Input[str]
-    # Destination: Snowflake
-    snowflake_host: pulumi.Input[str]
-    snowflake_database: pulumi.Input[str]
-    snowflake_role: pulumi.Input[str]
-    snowflake_warehouse: pulumi.Input[str]
-    snowflake_username: pulumi.Input[str]
-    snowflake_private_key: pulumi.Input[str]
-    snowflake_schema: pulumi.Input[str] = RAW_SCHEMA
-    db_port: pulumi.Input[int] = 5432
-    tunnel_port: pulumi.Input[int] = 22
-    replication_method: str = "cursor"
+    # Source: RDS through the bastion, as the read-only replication user
+    source: PostgresLogin
+    tunnel: SshTunnel
+    destination: SnowflakeTarget
+    replication_method: ReplicationMethod = "cursor"
     cdc_publication: str | None = None
     cdc_replication_slot: str | None = None
     # Connection
     schedule_mode: str = "cron"
     cron: str = DEFAULT_CRON
     timezone: str = DEFAULT_TIMEZONE
-    schema_change_policy: str = "propagate_columns"
+    schema_change_policy: SchemaChangePolicy = "propagate_columns"
     streams: Sequence[Stream] = field(default=STREAMS)
+    # Without it, Airflow gets no Airbyte connection and cannot trigger syncs.
+    airflow_application: ApiApplication | None = None
 
 
 class AirbyteCloud(pulumi.ComponentResource):
@@ -73,6 +74,10 @@ class AirbyteCloud(pulumi.ComponentResource):
     source: PostgresSource
     destination: SnowflakeDestination
     connection: Connection
+    # What Airflow reads from Secrets Manager: the API connection and the id of the connection
+    # it syncs.
+    airflow_connections: dict[str, pulumi.Output[str]]
+    airflow_variables: dict[str, pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: AirbyteCloudArgs, opts: pulumi.ResourceOptions | None = None
@@ -84,11 +89,14 @@ class AirbyteCloud(pulumi.ComponentResource):
         self.source_id = self.source.source_id
         self.destination_id = self.destination.destination_id
         self.connection_id = self.connection.connection_id
+        self.airflow_variables = {AIRBYTE_CONNECTION_ID_VARIABLE: self.connection_id}
+        app = args.airflow_application
+        self.airflow_connections = {AIRBYTE_CONN_ID: _airflow_connection(app)} if app else {}
         self.register_outputs(
             {
-                "source_id": self.source_id,
-                "destination_id": self.destination_id,
-                "connection_id": self.connection_id,
+                "sourceId": self.source_id,
+                "destinationId": self.destination_id,
+                "connectionId": self.connection_id,
             }
         )
 
@@ -98,19 +106,19 @@ class AirbyteCloud(pulumi.ComponentResource):
             PostgresSourceArgs(
                 workspace_id=args.workspace_id,
                 name=f"{args.name_prefix}-postgres",
-                host=args.db_host,
-                port=args.db_port,
-                database=args.db_name,
-                username=args.db_username,
-                password=args.db_password,
+                host=args.source.endpoint.host,
+                port=args.source.endpoint.port,
+                database=args.source.endpoint.database,
+                username=args.source.username,
+                password=args.source.password,
                 schemas=(SOURCE_SCHEMA,),
                 replication_method=args.replication_method,
                 cdc_publication=args.cdc_publication,
                 cdc_replication_slot=args.cdc_replication_slot,
-                tunnel_host=args.tunnel_host,
-                tunnel_port=args.tunnel_port,
-                tunnel_user=args.tunnel_user,
-                ssh_key=args.tunnel_private_key,
+                tunnel_host=args.tunnel.host,
+                tunnel_port=args.tunnel.port,
+                tunnel_user=args.tunnel.user,
+                ssh_key=args.tunnel.private_key,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -121,13 +129,13 @@ class AirbyteCloud(pulumi.ComponentResource):
             SnowflakeDestinationArgs(
                 workspace_id=args.workspace_id,
                 name=f"{args.name_prefix}-snowflake",
-                host=args.snowflake_host,
-                database=args.snowflake_database,
-                schema=args.snowflake_schema,
-                role=args.snowflake_role,
-                warehouse=args.snowflake_warehouse,
-                username=args.snowflake_username,
-                private_key=args.snowflake_private_key,
+                host=args.destination.host,
+                database=args.destination.database,
+                schema=args.destination.schema,
+                role=args.destination.role,
+                warehouse=args.destination.warehouse,
+                username=args.destination.user,
+                private_key=args.destination.private_key,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -143,7 +151,7 @@ class AirbyteCloud(pulumi.ComponentResource):
                 source_id=self.source.id,
                 destination_id=self.destination.id,
                 streams=catalog_streams(args.streams),
-                namespace_format=args.snowflake_schema,
+                namespace_format=args.destination.schema,
                 schedule_type=args.schedule_mode,
                 cron_expression=quartz_with_timezone(args.cron, args.timezone)
                 if args.schedule_mode == "cron"
@@ -152,3 +160,21 @@ class AirbyteCloud(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
+
+
+def _airflow_connection(app: ApiApplication) -> pulumi.Output[str]:
+    """The `airbyte` connection of Airflow's Airbyte provider, as Secrets Manager JSON."""
+    server_url = app.server_url.rstrip("/")
+    out: pulumi.Output[str] = pulumi.Output.secret(
+        pulumi.Output.json_dumps(
+            {
+                "conn_type": "airbyte",
+                "host": f"{server_url}/",
+                "login": app.client_id,
+                "password": app.client_secret,
+                # An absolute token URL: the hook's relative default assumes a bare host.
+                "schema": f"{server_url}/applications/token",
+            }
+        )
+    )
+    return out

@@ -6,11 +6,6 @@ from dataclasses import dataclass
 
 from core import catalog
 
-# Snowflake's administrative roles: the program never grants them to anyone.
-ADMIN_ROLES = frozenset(
-    {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"}
-)
-
 RAW = "RAW"
 ANALYTICS = "ANALYTICS"
 DBT_DEV = "DBT_DEV"

@@ -13,8 +13,11 @@ import pulumi_aws as aws
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
-from infra.config import SnowflakeConfig
+from core.connections import SNOWFLAKE_CONN_ID
+from infra.endpoints import SnowflakeTarget
+from infra.sections import StackName
 from infra.snowflake import naming as n
+from infra.snowflake.config import SnowflakeConfig
 
 AUTO_SUSPEND_SECONDS = 60
 # Queries waiting this long for a busy XSMALL warehouse are better retried by the caller.
@@ -34,7 +37,7 @@ class SnowflakePlatformArgs:
     """Inputs of the Snowflake component; `settings` is the validated `mdp:snowflake` section."""
 
     settings: SnowflakeConfig
-    stack: str
+    stack: StackName
     protect: bool
     # Airbyte Cloud's egress IPs: the only networks the Airbyte user signs in from.
     airbyte_cidrs: Sequence[str]
@@ -129,6 +132,9 @@ class SnowflakePlatform(pulumi.ComponentResource):
     dbt_key_secret_arn: pulumi.Output[str]
     # The Airflow connection (Secrets Manager JSON form) the DAG's dbt tasks sign in with.
     dbt_airflow_connection: pulumi.Output[str]
+    airflow_connections: dict[str, pulumi.Output[str]]
+    # Where and as whom Airbyte loads RAW.
+    airbyte_target: SnowflakeTarget
     resource_monitor: pulumi.Output[str]
 
     def __init__(
@@ -158,18 +164,18 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self._set_outputs(monitor)
         self.register_outputs(
             {
-                "account_identifier": self.account_identifier,
+                "accountIdentifier": self.account_identifier,
                 "host": self.host,
-                "raw_database": self.raw_database,
-                "analytics_database": self.analytics_database,
-                "loading_warehouse": self.loading_warehouse,
-                "airbyte_role": self.airbyte_role,
-                "airbyte_user": self.airbyte_user,
-                "dbt_user": self.dbt_user,
-                "airbyte_key_secret_arn": self.airbyte_key_secret_arn,
-                "dbt_key_secret_arn": self.dbt_key_secret_arn,
-                "dashboard_user": self.dashboard_user,
-                "dashboard_key_secret_arn": self.dashboard_key_secret_arn,
+                "rawDatabase": self.raw_database,
+                "analyticsDatabase": self.analytics_database,
+                "loadingWarehouse": self.loading_warehouse,
+                "airbyteRole": self.airbyte_role,
+                "airbyteUser": self.airbyte_user,
+                "dbtUser": self.dbt_user,
+                "airbyteKeySecretArn": self.airbyte_key_secret_arn,
+                "dbtKeySecretArn": self.dbt_key_secret_arn,
+                "dashboardUser": self.dashboard_user,
+                "dashboardKeySecretArn": self.dashboard_key_secret_arn,
             }
         )
 
@@ -584,6 +590,16 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 self.data_engineer_role,
                 self._keys[n.DBT_USER].private_key_pem_pkcs8,
             ).apply(lambda v: _airflow_connection(self.account_identifier, *v))
+        )
+        self.airflow_connections = {SNOWFLAKE_CONN_ID: self.dbt_airflow_connection}
+        self.airbyte_target = SnowflakeTarget(
+            host=self.host,
+            database=self.raw_database,
+            schema=self.raw_schema,
+            role=self.airbyte_role,
+            warehouse=self.loading_warehouse,
+            user=self.airbyte_user,
+            private_key=self.airbyte_private_key,
         )
 
 

@@ -8,13 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from core import paths
+
+# Cloud wiring: names the Airflow host resolves through its Secrets Manager backend, written
+# there by the Pulumi program under the same ids.
+from core.connections import AIRBYTE_CONN_ID as AIRBYTE_CONN_ID
+from core.connections import AIRBYTE_CONNECTION_ID_VARIABLE as AIRBYTE_CONNECTION_ID_VARIABLE
+from core.connections import SNOWFLAKE_CONN_ID as SNOWFLAKE_CONN_ID
 from core.target import Target, UnknownTarget, current_target
 
 DAG_ID = "mdp_daily"
-# Cloud wiring: names the Airflow host resolves through its Secrets Manager backend.
-AIRBYTE_CONN_ID = "airbyte_cloud"
-AIRBYTE_CONNECTION_ID_VARIABLE = "mdp_airbyte_connection_id"
-SNOWFLAKE_CONN_ID = "snowflake_dbt"
 
 
 class SettingsError(ValueError):

@@ -9,8 +9,7 @@ import pulumi
 import yaml
 from pulumi.runtime import settings as pulumi_settings
 
-from infra.config import AirflowSettings
-from infra.hosts import AirflowHost, AirflowHostArgs, HostCommon
+from infra.hosts import AirflowHost, AirflowHostArgs, AirflowSettings, HostCommon
 from infra.mockrun import RecordingMocks, RecordingMonitor, _sync_run
 
 SNOWFLAKE_JSON = json.dumps({"conn_type": "snowflake", "password": "MOCKSECRET-snowflake-key"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import ConfigError
+from infra.config_errors import ConfigError
 from infra.mockrun import DELETE, last_declared, resolve, run_program
 
 

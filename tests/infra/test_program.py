@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from infra import outputs
-from infra.config import ConfigError
+from infra.config_errors import ConfigError
 from infra.mockrun import DELETE, ProgramRun, run_program, walk_strings
 
 EC2 = "aws:ec2/instance:Instance"
@@ -152,7 +152,7 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     )
     airflow_env = files["/etc/mdp/airflow.env"]
     assert "SecretsManagerBackend" in airflow_env
-    assert dev.outputs[outputs.AIRFLOW_CONNECTIONS_PREFIX] in airflow_env
+    assert "mdp/dev/airflow/connections" in airflow_env
     assert "AIRFLOW__API__HOST=127.0.0.1" in airflow_env
     assert "MDP_TARGET=cloud" in airflow_env
     exports = dev.outputs[outputs.EXPORTS_BUCKET]
@@ -160,7 +160,7 @@ def test_airflow_uses_the_lock_file_and_the_secrets_manager_backend(dev: Program
     writes = next(
         s for s in _policy(dev, "airflow")["Statement"] if s["Sid"] == "WriteParquetExports"
     )
-    assert writes["Resource"] == f"{dev.outputs[outputs.EXPORTS_BUCKET_ARN]}/exports/*"
+    assert writes["Resource"] == f"arn:aws:s3:::{exports}/exports/*"
     host_env = files["/etc/mdp/host.env"]
     assert "apache-airflow-providers-amazon==" in host_env
     assert "MDP_BUILD_COMMAND='-m orchestration.include.dbt'" in host_env
@@ -252,7 +252,12 @@ def test_hosts_get_session_manager_without_account_wide_parameter_reads(
 def test_airflow_reads_only_its_backend_secrets(dev: ProgramRun) -> None:
     statements = _policy(dev, "airflow")["Statement"]
     reads = next(s for s in statements if s["Action"] == "secretsmanager:GetSecretValue")
-    assert sorted(reads["Resource"]) == sorted(dev.outputs[outputs.AIRFLOW_SECRET_ARNS])
+    backend = [
+        r.outputs["arn"]
+        for r in dev.of_type("aws:secretsmanager/secret:Secret")
+        if r.props["name"].startswith("mdp/dev/airflow/")
+    ]
+    assert backend and sorted(reads["Resource"]) == sorted(backend)
     for s in statements:
         for res in s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]:
             assert res != "*"
@@ -281,7 +286,8 @@ def test_dev_has_no_nat_gateway_and_prod_keeps_airflow_private(
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 1
     airflow = prod.one(EC2, "airflow").props
     assert airflow["associatePublicIpAddress"] is False
-    assert airflow["subnetId"] in prod.outputs[outputs.PRIVATE_SUBNET_IDS]
+    private = {r.id for r in prod.of_type("aws:ec2/subnet:Subnet") if "private" in r.name}
+    assert len(private) == 2 and airflow["subnetId"] in private
 
 
 def test_rds_logs_go_to_encrypted_groups_with_retention(each_stack: ProgramRun) -> None:

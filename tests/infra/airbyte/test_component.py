@@ -15,6 +15,7 @@ from pulumi.runtime import settings as pulumi_settings
 from core.catalog import STREAMS
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
 from infra.airbyte.provider import AirbyteProvider
+from infra.endpoints import PostgresEndpoint, PostgresLogin, SnowflakeTarget, SshTunnel
 from infra.mockrun import Recorded, RecordingMocks, RecordingMonitor, _sync_run
 from tests.infra.airbyte.conftest import raw_inputs
 
@@ -45,22 +46,23 @@ def run_component(make: Callable[[], Any]) -> list[Recorded]:
 
 
 def args(**over: Any) -> AirbyteCloudArgs:
+    endpoint = PostgresEndpoint(
+        host="mdp-dev-db.abcdefghijkl.eu-west-3.rds.amazonaws.com", port=5432, database="app"
+    )
     base: dict[str, Any] = dict(
         workspace_id="5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6",
         name_prefix="mdp-dev",
-        db_host="mdp-dev-db.abcdefghijkl.eu-west-3.rds.amazonaws.com",
-        db_name="app",
-        db_username="airbyte_reader",
-        db_password=pulumi.Output.secret(PASSWORD),
-        tunnel_host="198.51.100.10",
-        tunnel_user="airbyte",
-        tunnel_private_key=pulumi.Output.secret(TUNNEL_KEY),
-        snowflake_host="org-acct.snowflakecomputing.com",
-        snowflake_database="DEV_RAW",
-        snowflake_role="DEV_AIRBYTE_ROLE",
-        snowflake_warehouse="DEV_LOADING",
-        snowflake_username="DEV_AIRBYTE",
-        snowflake_private_key=pulumi.Output.secret(SNOWFLAKE_KEY),
+        source=PostgresLogin(endpoint, "airbyte_reader", pulumi.Output.secret(PASSWORD)),
+        tunnel=SshTunnel("198.51.100.10", "airbyte", pulumi.Output.secret(TUNNEL_KEY)),
+        destination=SnowflakeTarget(
+            host="org-acct.snowflakecomputing.com",
+            database="DEV_RAW",
+            schema="POSTGRES_AIRBYTE",
+            role="DEV_AIRBYTE_ROLE",
+            warehouse="DEV_LOADING",
+            user="DEV_AIRBYTE",
+            private_key=pulumi.Output.secret(SNOWFLAKE_KEY),
+        ),
     )
     return AirbyteCloudArgs(**(base | over))
 

@@ -18,10 +18,10 @@ import yaml
 from core.warehouse import snowflake_settings
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_PATH, DASHBOARD_PORT, DASHBOARD_USER, FILES
-from infra.config import SnowflakeConfig
 from infra.mockrun import ProgramRun, walk_strings
 from infra.policies.rules import snowflake as rules
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
+from infra.snowflake.config import SnowflakeConfig
 from tests.infra.snowflake.conftest import SnowflakeRun, run_component
 from tests.infra.test_program import CLOUD_CONFIG_SCHEMA
 
@@ -124,7 +124,7 @@ def test_dashboard_key_is_only_in_its_own_secret(sf_stack: SnowflakeRun) -> None
     )
     secret = run.named("snowflake-dashboard-svc-key-secret")
     assert secret.inputs["name"] == f"mdp/{run.stack}/snowflake/dashboard-svc"
-    assert secret.inputs["kmsKeyId"] == run.outputs[outputs.KMS_KEY_ARN]
+    assert secret.inputs["kmsKeyId"] == run.one("aws:kms/key:Key").outputs["arn"]
     assert version.inputs["secretId"] == secret.id
     arn = run.outputs[outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN]
     assert arn == secret.outputs["arn"] and not run.is_secret(
@@ -149,7 +149,12 @@ def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(sf_stack: Snow
         for res in _listed(s["Resource"])
     }
     # The backend's own secrets plus this one: not the Airbyte or dbt user's key secrets.
-    assert readable == {*run.outputs[outputs.AIRFLOW_SECRET_ARNS], arn}
+    backend = {
+        r.outputs["arn"]
+        for r in run.of_type("aws:secretsmanager/secret:Secret")
+        if r.inputs["name"].startswith(f"mdp/{run.stack}/airflow/")
+    }
+    assert backend and readable == {*backend, arn}
     assert run.outputs[outputs.SNOWFLAKE_DBT_KEY_SECRET_ARN] not in readable
     assert run.outputs[outputs.SNOWFLAKE_AIRBYTE_KEY_SECRET_ARN] not in readable
     assert all("*" not in res for res in readable)

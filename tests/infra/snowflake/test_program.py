@@ -9,11 +9,12 @@ import pulumi
 import pytest
 
 from infra import outputs
-from infra.config import ConfigError, SnowflakeConfig
+from infra.config_errors import ConfigError
 from infra.mockrun import Resolved, walk_strings
 from infra.policies.rules import snowflake as rules
 from infra.policies.rules.snowflake import check_stack, expected_grants, grants_match_matrix
-from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs, naming
+from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
+from infra.snowflake.config import SnowflakeConfig
 from tests.infra.snowflake.conftest import (
     ACCOUNT_LOCATOR,
     DBT_CIDR,
@@ -121,7 +122,7 @@ def test_functional_roles_reach_sysadmin_and_no_admin_role_is_granted(
     role_grants = sf_stack.of_type(rules.GRANT_ACCOUNT_ROLE)
     to_sysadmin = {str(r.props["roleName"]) for r in role_grants if r.props.get("parentRoleName")}
     assert to_sysadmin == _names(sf_stack, rules.ACCOUNT_ROLE)
-    assert not {str(r.props["roleName"]) for r in role_grants} & naming.ADMIN_ROLES
+    assert not {str(r.props["roleName"]) for r in role_grants} & rules.ADMIN_ROLES
 
 
 def test_warehouses_cost_guard(sf_stack: SnowflakeRun) -> None:

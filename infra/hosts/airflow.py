@@ -1,0 +1,208 @@
+"""The Airflow host: no inbound rule, reached through SSM; its connections live in Secrets Manager."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import Field
+
+from infra.cloud_init import AirflowBoot, DashboardBoot, render_airflow
+from infra.hosts import iam
+from infra.hosts.iam import EXPORTS_PREFIX
+from infra.hosts.instance import Host, HostCommon, HostSettings
+
+
+class AirflowSettings(HostSettings):
+    """The Airflow host."""
+
+    instance_type: str = Field("t3.medium", examples=["t3.large"])
+    root_volume_gb: int = Field(30, ge=20, le=500, examples=[30])
+    public_subnet: bool = Field(True, examples=[False])
+    # A swap file lets a small dev host (t3.small, 2 GiB) absorb the peaks of the daily run.
+    swap_gb: int = Field(0, ge=0, le=16, examples=[4])
+    # Not in uv.lock: the secrets backend provider, installed under the lock file's constraints;
+    # 9.39.0 resolves with them (apache-airflow 3.3.2, boto3 1.44.8).
+    amazon_provider_version: str = Field("9.39.0", pattern=r"^\d+\.\d+\.\d+$", examples=["9.39.0"])
+
+
+@dataclass(frozen=True)
+class DashboardArgs:
+    """The dashboard's Snowflake sign-in: names and the ARN of the secret holding its key."""
+
+    account: pulumi.Input[str]
+    user: pulumi.Input[str]
+    role: pulumi.Input[str]
+    warehouse: pulumi.Input[str]
+    database: pulumi.Input[str]
+    key_secret_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class AirflowHostArgs:
+    """The Airflow host; the Snowflake and Airbyte values arrive from their components when configured.
+
+    `connections` maps an Airflow connection id to its JSON (a secret Output), `variables` maps a
+    variable key to its value; each becomes one Secrets Manager secret read by the secrets backend.
+    """
+
+    common: HostCommon
+    subnet_id: pulumi.Input[str]
+    public_ip: bool
+    settings: AirflowSettings
+    exports_bucket_arn: pulumi.Input[str]
+    # The Elastic IP (from the network) that gives a public Airflow host a stable egress address.
+    eip_allocation_id: pulumi.Input[str] | None = None
+    connections: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Serves the dashboard on 127.0.0.1:8501 when set (from the Snowflake component).
+    dashboard: DashboardArgs | None = None
+    # The Snowflake database Airbyte loads (stack-prefixed in a shared account): dbt's sources.
+    raw_database: str = "RAW"
+
+
+class AirflowHost(Host):
+    """The Airflow host: no inbound rule at all, reached through SSM; reads its connections from Secrets Manager."""
+
+    instance_id: pulumi.Output[str]
+    connections_prefix: str
+    variables_prefix: str
+    secret_arns: pulumi.Output[list[str]]
+    user_data: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AirflowHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mdp:hosts:AirflowHost", name, None, opts)
+        self._name = name
+        self._args = args
+        stack = args.common.stack
+        self.connections_prefix = f"mdp/{stack}/airflow/connections"
+        self.variables_prefix = f"mdp/{stack}/airflow/variables"
+        self.secret_arns = pulumi.Output.all(*self._create_backend_secrets())
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.common.vpc_id,
+            description="mdp Airflow: no inbound; HTTPS out to Snowflake, Airbyte, AWS and PyPI",
+            ingress=[],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=["0.0.0.0/0"],
+                    description="HTTPS: Snowflake, Airbyte API, AWS APIs, PyPI",
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        profile = self._role(name, self._policy())
+        self.user_data = self._user_data()
+        instance = self._instance(
+            name,
+            args.common,
+            args.settings,
+            args.subnet_id,
+            security_group,
+            profile,
+            self.user_data,
+            public_ip=args.public_ip,
+        )
+        if args.eip_allocation_id is not None:
+            aws.ec2.EipAssociation(
+                f"{name}-eip-association",
+                allocation_id=args.eip_allocation_id,
+                instance_id=instance.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.instance_id = instance.id
+        self.register_outputs(
+            {
+                "instanceId": self.instance_id,
+                "connectionsPrefix": self.connections_prefix,
+                "variablesPrefix": self.variables_prefix,
+                "secretArns": self.secret_arns,
+            }
+        )
+
+    def _create_backend_secrets(self) -> list[pulumi.Output[str]]:
+        entries = [(self.connections_prefix, k, v) for k, v in self._args.connections.items()]
+        entries += [(self.variables_prefix, k, v) for k, v in self._args.variables.items()]
+        common = self._args.common
+        child = pulumi.ResourceOptions(parent=self)
+        arns: list[pulumi.Output[str]] = []
+        for prefix, key, value in entries:
+            kind = "connection" if prefix == self.connections_prefix else "variable"
+            resource = f"{self._name}-{kind}-{key.replace('_', '-')}"
+            secret = aws.secretsmanager.Secret(
+                resource,
+                name=f"{prefix}/{key}",
+                description=f"Airflow {kind} {key}, read by the Secrets Manager secrets backend",
+                kms_key_id=common.kms_key_arn,
+                recovery_window_in_days=30 if common.protect else 7,
+                opts=child,
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{resource}-value",
+                secret_id=secret.id,
+                secret_string=pulumi.Output.secret(value)
+                if kind == "connection"
+                else pulumi.Output.from_input(value),
+                opts=child,
+            )
+            arns.append(secret.arn)
+        return arns
+
+    def _user_data(self) -> pulumi.Output[str]:
+        args, common = self._args, self._args.common
+        return pulumi.Output.all(
+            artifact_bucket=common.artifact_bucket,
+            exports_bucket_arn=args.exports_bucket_arn,
+            dashboard=_dashboard_boot(args.dashboard),
+        ).apply(
+            lambda v: render_airflow(
+                AirflowBoot(
+                    stack=common.stack,
+                    region=common.region,
+                    artifact_bucket=v["artifact_bucket"],
+                    exports_target=(
+                        f"s3://{v['exports_bucket_arn'].rsplit(':', 1)[-1]}/{EXPORTS_PREFIX}"
+                    ),
+                    artifact_parameter=common.artifact_parameter_name,
+                    connections_prefix=self.connections_prefix,
+                    variables_prefix=self.variables_prefix,
+                    amazon_provider_version=args.settings.amazon_provider_version,
+                    connection_ids=tuple(args.connections),
+                    variable_keys=tuple(args.variables),
+                    swap_gb=args.settings.swap_gb,
+                    dashboard=v["dashboard"],
+                    raw_database=args.raw_database,
+                )
+            )
+        )
+
+    def _policy(self) -> pulumi.Output[str]:
+        args, common = self._args, self._args.common
+        return pulumi.Output.all(
+            key_arn=common.kms_key_arn,
+            artifact_bucket_arn=common.artifact_bucket_arn,
+            parameter_arn=common.artifact_parameter_arn,
+            exports_bucket_arn=args.exports_bucket_arn,
+            secret_arns=self.secret_arns,
+            dashboard_key_arn=args.dashboard.key_secret_arn if args.dashboard is not None else "",
+        ).apply(lambda v: iam.airflow_policy(common.region, **v))
+
+
+def _dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:
+    if dashboard is None:
+        return None
+    return pulumi.Output.all(
+        account=dashboard.account,
+        user=dashboard.user,
+        role=dashboard.role,
+        warehouse=dashboard.warehouse,
+        database=dashboard.database,
+        key_secret_arn=dashboard.key_secret_arn,
+    ).apply(lambda v: DashboardBoot(**v))

@@ -1,0 +1,220 @@
+"""The generator/bastion host: writes to RDS on a timer and is Airbyte's SSH tunnel to it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_tls as tls
+from pydantic import Field, field_validator
+
+from infra.cloud_init import GeneratorBoot, render_generator
+from infra.endpoints import DatabaseAccess, SshTunnel
+from infra.hosts import iam
+from infra.hosts.instance import Host, HostCommon, HostSettings
+
+TUNNEL_USER = "airbyte"
+_ON_CALENDAR = re.compile(r"^[0-9*/:,. -]+$")
+
+
+class GeneratorSettings(HostSettings):
+    """The generator/bastion host and its systemd timer."""
+
+    on_calendar: str = Field("*-*-* 00/2:00:00", examples=["*-*-* 00/2:00:00"])
+    rows_per_cycle: int = Field(500, ge=1, le=1_000_000, examples=[500])
+
+    @field_validator("on_calendar")
+    @classmethod
+    def _calendar(cls, v: str) -> str:
+        if not _ON_CALENDAR.match(v):
+            raise ValueError(
+                f"{v!r} is not a systemd OnCalendar expression such as *-*-* 00/2:00:00"
+            )
+        return v
+
+
+@dataclass(frozen=True)
+class GeneratorHostArgs:
+    common: HostCommon
+    subnet_id: pulumi.Input[str]
+    settings: GeneratorSettings
+    ssh_cidrs: Sequence[IPv4Network]
+    database: DatabaseAccess
+
+
+class GeneratorHost(Host):
+    """The generator/bastion: writes to RDS every 2 hours and is Airbyte's SSH tunnel to it."""
+
+    public_ip: pulumi.Output[str]
+    public_dns: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+    tunnel_user: str
+    tunnel_private_key: pulumi.Output[str]
+    tunnel_key_secret_arn: pulumi.Output[str]
+    # Airbyte's way to the database: this host's Elastic IP, the tunnel user and its key.
+    tunnel: SshTunnel
+    user_data: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: GeneratorHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mdp:hosts:GeneratorHost", name, None, opts)
+        self._name = name
+        self._args = args
+        self.tunnel_user = TUNNEL_USER
+        self._create_tunnel_key()
+        security_group = self._create_security_group()
+        profile = self._role(name, self._policy())
+        self.user_data = self._user_data()
+        instance = self._instance(
+            name,
+            args.common,
+            args.settings,
+            args.subnet_id,
+            security_group,
+            profile,
+            self.user_data,
+            # A public address from the first boot, so cloud-init can reach the package
+            # repositories before the Elastic IP is associated (which then replaces it).
+            public_ip=True,
+        )
+        eip = aws.ec2.Eip(
+            f"{name}-eip",
+            domain="vpc",
+            tags={"Name": f"mdp-{args.common.stack}-bastion"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.common.protect),
+        )
+        aws.ec2.EipAssociation(
+            f"{name}-eip-association",
+            allocation_id=eip.id,
+            instance_id=instance.id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.public_ip = eip.public_ip
+        self.public_dns = eip.public_dns
+        self.instance_id = instance.id
+        self.tunnel = SshTunnel(
+            host=self.public_ip, user=self.tunnel_user, private_key=self.tunnel_private_key
+        )
+        self.register_outputs(
+            {
+                "publicIp": self.public_ip,
+                "publicDns": self.public_dns,
+                "instanceId": self.instance_id,
+                "tunnelKeySecretArn": self.tunnel_key_secret_arn,
+            }
+        )
+
+    def _create_tunnel_key(self) -> None:
+        name, common = self._name, self._args.common
+        child = pulumi.ResourceOptions(parent=self)
+        key = tls.PrivateKey(f"{name}-tunnel-key", algorithm="RSA", rsa_bits=4096, opts=child)
+        self._tunnel_public_key = key.public_key_openssh
+        self.tunnel_private_key = pulumi.Output.secret(key.private_key_pem)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-tunnel-key-secret",
+            name=f"mdp/{common.stack}/bastion/tunnel-private-key",
+            description="Private key Airbyte Cloud uses for its SSH tunnel to the source database",
+            kms_key_id=common.kms_key_arn,
+            recovery_window_in_days=30 if common.protect else 7,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-tunnel-key-secret-value",
+            secret_id=secret.id,
+            secret_string=key.private_key_pem,
+            opts=child,
+        )
+        self.tunnel_key_secret_arn = secret.arn
+
+    def _create_security_group(self) -> aws.ec2.SecurityGroup:
+        name, args = self._name, self._args
+        db_security_group = args.database.security_group_id
+        child = pulumi.ResourceOptions(parent=self)
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.common.vpc_id,
+            description="mdp generator/bastion: SSH from Airbyte Cloud and admin CIDRs only",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp",
+                    from_port=22,
+                    to_port=22,
+                    cidr_blocks=[str(cidr)],
+                    description=f"SSH tunnel/admin from {cidr}",
+                )
+                for cidr in args.ssh_cidrs
+            ],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=["0.0.0.0/0"],
+                    description="HTTPS: AWS APIs, package repositories, PyPI",
+                ),
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp",
+                    from_port=5432,
+                    to_port=5432,
+                    security_groups=[db_security_group],
+                    description="PostgreSQL to the source database",
+                ),
+            ],
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-db-ingress",
+            security_group_id=db_security_group,
+            referenced_security_group_id=sg.id,
+            ip_protocol="tcp",
+            from_port=5432,
+            to_port=5432,
+            description="PostgreSQL from the generator/bastion host",
+            opts=child,
+        )
+        return sg
+
+    def _policy(self) -> pulumi.Output[str]:
+        db, common = self._args.database, self._args.common
+        return pulumi.Output.all(
+            master_secret_arn=db.master_secret_arn,
+            replication_secret_arn=db.replication_secret_arn,
+            key_arn=common.kms_key_arn,
+            artifact_bucket_arn=common.artifact_bucket_arn,
+            parameter_arn=common.artifact_parameter_arn,
+        ).apply(lambda v: iam.generator_policy(common.region, **v))
+
+    def _user_data(self) -> pulumi.Output[str]:
+        args, common, db = self._args, self._args.common, self._args.database
+        return pulumi.Output.all(
+            db_host=db.endpoint.host,
+            db_port=db.endpoint.port,
+            db_secret_arn=db.master_secret_arn,
+            replication_secret_arn=db.replication_secret_arn,
+            artifact_bucket=common.artifact_bucket,
+            tunnel_public_key=self._tunnel_public_key,
+        ).apply(
+            lambda v: render_generator(
+                GeneratorBoot(
+                    stack=common.stack,
+                    region=common.region,
+                    db_host=v["db_host"],
+                    db_port=int(v["db_port"]),
+                    db_name=db.endpoint.database,
+                    db_secret_arn=v["db_secret_arn"],
+                    replication_secret_arn=v["replication_secret_arn"],
+                    logical_replication=db.logical_replication,
+                    artifact_bucket=v["artifact_bucket"],
+                    artifact_parameter=common.artifact_parameter_name,
+                    on_calendar=args.settings.on_calendar,
+                    tunnel_user=TUNNEL_USER,
+                    tunnel_public_key=v["tunnel_public_key"],
+                    rows_per_cycle=args.settings.rows_per_cycle,
+                )
+            )
+        )

@@ -1,0 +1,178 @@
+"""The hosts' IAM: the EC2 trust policy, the SSM agent's actions, and each host's least-privilege policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+# What the SSM agent needs for Session Manager. AmazonSSMManagedInstanceCore would also grant
+# ssm:GetParameter(s) on every parameter in the account, so the hosts get only these.
+SSM_AGENT_ACTIONS = (
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
+# The only prefix of the exports bucket the Airflow role may write.
+EXPORTS_PREFIX = "exports"
+
+
+def instance_profile(
+    owner: pulumi.Resource, name: str, policy: pulumi.Input[str]
+) -> tuple[aws.iam.InstanceProfile, pulumi.Output[str]]:
+    """A role with the SSM agent's actions and `policy`, as an instance profile; and the role's ARN."""
+    child = pulumi.ResourceOptions(parent=owner)
+    role = aws.iam.Role(f"{name}-role", assume_role_policy=_assume_ec2(), opts=child)
+    aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=_ssm_agent_policy(), opts=child)
+    aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
+    profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+    return profile, role.arn
+
+
+def generator_policy(
+    region: str,
+    master_secret_arn: str,
+    replication_secret_arn: str,
+    key_arn: str,
+    artifact_bucket_arn: str,
+    parameter_arn: str,
+) -> str:
+    """The generator reads the two database secrets and the artifacts, nothing else."""
+    return _policy(
+        [
+            {
+                "Sid": "ReadDatabaseSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": [master_secret_arn, replication_secret_arn],
+            },
+            _kms_via(region, key_arn, ["secretsmanager", "s3"]),
+            *_artifact_read(artifact_bucket_arn, parameter_arn),
+        ]
+    )
+
+
+def airflow_policy(
+    region: str,
+    key_arn: str,
+    artifact_bucket_arn: str,
+    parameter_arn: str,
+    exports_bucket_arn: str,
+    secret_arns: list[str],
+    dashboard_key_arn: str = "",
+) -> str:
+    """Airflow reads its own secrets and the artifacts, and writes the exports prefix only."""
+    statements: list[dict[str, Any]] = [
+        # Writing exports to the KMS-encrypted bucket needs data keys too.
+        _kms_via(region, key_arn, ["secretsmanager", "s3"], write=True),
+        *_artifact_read(artifact_bucket_arn, parameter_arn),
+        {
+            "Sid": "WriteParquetExports",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+            "Resource": f"{exports_bucket_arn}/{EXPORTS_PREFIX}/*",
+        },
+        {
+            "Sid": "ListParquetExports",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": exports_bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{EXPORTS_PREFIX}/*"]}},
+        },
+    ]
+    if secret_arns:
+        statements.append(
+            {
+                "Sid": "ReadAirflowSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secret_arns,
+            }
+        )
+    if dashboard_key_arn:
+        # The dashboard's Snowflake key, fetched into /run at each start of its unit.
+        statements.append(
+            {
+                "Sid": "ReadDashboardKey",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": dashboard_key_arn,
+            }
+        )
+    return _policy(statements)
+
+
+def _assume_ec2() -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def _ssm_agent_policy() -> str:
+    # These actions take no resource ARNs; none of them reads data.
+    return _policy(
+        [
+            {
+                "Sid": "SessionManagerAgent",
+                "Effect": "Allow",
+                "Action": list(SSM_AGENT_ACTIONS),
+                "Resource": "*",
+            }
+        ]
+    )
+
+
+def _policy(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _kms_via(
+    region: str, key_arn: str, services: Sequence[str], write: bool = False
+) -> dict[str, Any]:
+    # The key works only on behalf of the named services, never for direct kms:Decrypt calls.
+    return {
+        "Sid": "UseKeyThroughServices",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if write else "kms:Decrypt",
+        "Resource": key_arn,
+        "Condition": {
+            "StringEquals": {"kms:ViaService": [f"{s}.{region}.amazonaws.com" for s in services]}
+        },
+    }
+
+
+def _artifact_read(bucket_arn: str, parameter_arn: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "Sid": "ReadArtifacts",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/artifacts/*",
+        },
+        {
+            "Sid": "ReadArtifactPointer",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameter",
+            "Resource": parameter_arn,
+        },
+    ]
