@@ -17,6 +17,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 
+from infra.policies.rules import Resource
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = REPO_ROOT / "stacks" / "__main__.py"
 PROJECT = "mdp"
@@ -26,6 +28,7 @@ MOCK_SNOWFLAKE_LOCATOR = "XY12345"
 # The region of the running stack, read from its `aws:region` config.
 _REGION = ["us-east-1"]
 _LAST_DECLARED: list[list[Recorded]] = [[]]
+_PROVIDER = "pulumi:providers:"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Recorded:
     retain_on_delete: bool
     # Top-level inputs the program passed as secrets.
     secret_inputs: tuple[str, ...] = ()
+    # The URN of the explicit provider managing it, if any.
+    provider: str = ""
 
     @property
     def props(self) -> dict[str, Any]:
@@ -90,6 +95,25 @@ class ProgramRun:
 
     def is_secret(self, output_name: str) -> bool:
         return output_name in self.secret_outputs
+
+    def policy_resources(self, plain: bool = True) -> list[Resource]:
+        """The declared resources as the policy pack sees them: props, protect and provider role.
+
+        `plain` unwraps secret values, as the engine does before the pack sees them.
+        """
+        roles = {
+            r.urn: r.inputs.get("role") for r in self.resources if r.type.startswith(_PROVIDER)
+        }
+        return [
+            Resource(
+                type=r.type,
+                name=r.name,
+                props=r.plain if plain else r.inputs,
+                protect=r.protect,
+                provider_role=roles.get(r.provider),
+            )
+            for r in self.resources
+        ]
 
 
 def _arn(service: str, resource: str, region: str | None = None) -> str:
@@ -230,6 +254,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 retain_on_delete=bool(request.retainOnDelete),
+                provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
                 secret_inputs=tuple(
                     sorted(
                         k

@@ -109,7 +109,7 @@ def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     from infra.config import build_stack_config
     from infra.cost import BudgetExceeded, PlannedResource, check_budget, estimate
     from infra.mockrun import run_program, stack_config
-    from infra.policies.rules import Context, Resource, evaluate
+    from infra.policies.rules import Context, evaluate
     from infra.policies.rules.aws import output_violations
 
     committed = stack_config(stack)
@@ -133,9 +133,8 @@ def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
             components[component].append(r)
             planned.append(PlannedResource(r.type, r.name, r.plain, component, r.id))
 
-    # Rules see plain values, as the policy pack does during a preview.
-    resources = [Resource(type=r.type, name=r.name, props=r.plain) for r in run.resources]
-    violations = evaluate(resources, Context(production=config.is_prod))
+    # Rules see plain values, protect and provider roles, as the policy pack does in a preview.
+    violations = evaluate(run.policy_resources(), Context(production=config.is_prod))
     violations += output_violations(run.outputs, run.secret_outputs)
 
     est = estimate(planned, config.cost.assumptions())

@@ -20,7 +20,7 @@ from pulumi_policy import (
 # The pack runs from infra/policies in its own virtualenv; the rules import as `infra.policies.rules`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from infra.policies.rules import Context, Resource, Rule, all_rules
+from infra.policies.rules import Context, Rule, all_rules, from_policy_pack
 
 # `--policy-pack-config` sets production=true for the prod stack, turning on the prod-only rules.
 CONFIG_SCHEMA = PolicyConfigSchema(properties={"production": {"type": "boolean", "default": False}})
@@ -48,7 +48,8 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
 
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [Resource(r.resource_type, r.name, r.props) for r in args.resources]
+        # With each resource's protect option and provider role, for the rules that need them.
+        resources = [from_policy_pack(r) for r in args.resources]
         for violation in rule.on_stack(resources, _context(args)):
             report(f"{violation.resource}: {violation.message} ({', '.join(rule.sources)})")
 

@@ -6,7 +6,6 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 Props = Mapping[str, Any]
@@ -21,11 +20,27 @@ class Context:
 
 @dataclass(frozen=True)
 class Resource:
-    """A declared resource as a stack-level rule sees it."""
+    """A declared resource as a stack-level rule sees it: type, name, properties and two options."""
 
     type: str
     name: str
     props: Props
+    protect: bool = False
+    # The `role` of the (Snowflake) provider that manages it, when it has an explicit one.
+    provider_role: str | None = None
+
+
+def from_policy_pack(resource: Any) -> Resource:
+    """A resource as the policy pack hands it over (pulumi_policy's PolicyResource)."""
+    provider = getattr(resource, "provider", None)
+    role = provider.props.get("role") if provider is not None else None
+    return Resource(
+        type=resource.resource_type,
+        name=resource.name,
+        props=resource.props,
+        protect=bool(getattr(resource.opts, "protect", False)),
+        provider_role=str(role) if role else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -123,64 +138,11 @@ def evaluate(resources: Sequence[Resource], context: Context | None = None) -> l
 
 
 def all_rules() -> list[Rule]:
-    """Every rule of every module in this package (a module per provider: aws, snowflake, ...)."""
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if module.__name__ in _ADAPTED:
-            continue
-        _ADAPTED.add(module.__name__)
-        # A module that registered its rules itself (decorators or REGISTRY calls) is done.
-        if not any(_defined_in(rule, module.__name__) for rule in REGISTRY.rules.values()):
-            for rule in adapt_module(module):
-                REGISTRY.add(rule)
-    return list(REGISTRY.rules.values())
+    """Every rule of every module in this package (a module per provider: aws, snowflake, ...).
 
-
-def _defined_in(rule: Rule, module: str) -> bool:
-    return any(getattr(fn, "__module__", None) == module for fn in (rule.check, rule.stack_check))
-
-
-_ADAPTED: set[str] = set()
-
-
-def adapt_module(module: ModuleType) -> list[Rule]:
-    """Rules of a module that lists plain functions instead of registering them.
-
-    Such a module exposes `Resource` (built as `Resource(type=..., name=..., props=...)`),
-    `RESOURCE_RULES` (functions of one Resource returning messages) and `STACK_RULES`
-    (functions of all Resources returning messages), and optionally `SOURCES`, mapping a
-    function name to the scanner rules it mirrors.
+    Each module registers its rules with the `REGISTRY.resource_rule` and `stack_rule`
+    decorators when it is imported.
     """
-    if not hasattr(module, "RESOURCE_RULES") and not hasattr(module, "STACK_RULES"):
-        return []
-    make = module.Resource
-    sources: Mapping[str, Sequence[str]] = getattr(module, "SOURCES", {})
-    short = module.__name__.rsplit(".", 1)[-1]
-    rules: list[Rule] = []
-
-    def describe(fn: Callable[..., Any]) -> tuple[str, str, tuple[str, ...]]:
-        name = f"{short}-{fn.__name__.replace('_', '-')}"
-        doc = (fn.__doc__ or name).strip().splitlines()[0]
-        return name, doc, tuple(sources.get(fn.__name__, (f"mdp: {short}",)))
-
-    for fn in getattr(module, "RESOURCE_RULES", ()):
-        name, doc, src = describe(fn)
-
-        def check(t: str, p: Props, c: Context, fn: Callable[..., list[str]] = fn) -> list[str]:
-            return list(fn(make(type=t, name=t.rsplit(":", 1)[-1], props=p)))
-
-        rules.append(Rule(name, doc, src, check=check))
-    for fn in getattr(module, "STACK_RULES", ()):
-        name, doc, src = describe(fn)
-
-        def stack_check(
-            resources: Sequence[Resource],
-            c: Context,
-            fn: Callable[..., list[str]] = fn,
-            name: str = name,
-        ) -> list[Violation]:
-            converted = [make(type=r.type, name=r.name, props=r.props) for r in resources]
-            return [Violation(name, "stack", m) for m in fn(converted)]
-
-        rules.append(Rule(name, doc, src, stack_check=stack_check))
-    return rules
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return list(REGISTRY.rules.values())

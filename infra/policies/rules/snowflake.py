@@ -1,11 +1,13 @@
-"""Snowflake policy rules: plain functions over resource properties, used by the tests and the policy pack."""
+"""Snowflake rules, mirroring the CIS Snowflake benchmark and the provider's guidance, plus mdp's cost guard."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from infra.policies.rules import REGISTRY, Context, Props, Resource, Violation
 
 # Resource type tokens, as the engine and the policy pack see them.
 PROVIDER = "pulumi:providers:snowflake"
@@ -29,30 +31,22 @@ NETWORK_POLICY = "snowflake:index/networkPolicy:NetworkPolicy"
 TLS_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 
+# Snowflake's administrative roles: the program never grants them to anyone.
 ADMIN_ROLES = frozenset(
     {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "ORGADMIN", "GLOBALORGADMIN"}
 )
 SYSTEM_ROLES = ADMIN_ROLES | {"SYSADMIN", "PUBLIC"}
 
 MAX_AUTO_SUSPEND_SECONDS = 60
-# Snowflake's default is 172800 (two days); four hours is the most a daily batch needs.
+# Snowflake's default is 172800 (two days); four hours is the most a daily batch needs. The
+# `mdp:snowflake` config takes this as its ceiling too.
 MAX_STATEMENT_TIMEOUT_SECONDS = 4 * 3600
 ALLOWED_WAREHOUSE_SIZES = frozenset({"XSMALL", "X-SMALL", "SMALL", "MEDIUM"})
 MIN_RSA_BITS = 2048
 NARROWEST_ALLOWED_PREFIX = 16
 
-
-@dataclass(frozen=True)
-class Resource:
-    """What a rule sees of one resource: its type, name, properties and a few options."""
-
-    type: str
-    name: str
-    props: Mapping[str, Any] = field(default_factory=dict)
-    protect: bool = False
-    # The `role` of the Snowflake provider that manages it, when it has one.
-    provider_role: str | None = None
-
+rule = REGISTRY.resource_rule
+stack_rule = REGISTRY.stack_rule
 
 Violations = list[str]
 
@@ -80,185 +74,223 @@ def _truthy(value: Any) -> bool:
 # --- resource rules -------------------------------------------------------------------
 
 
-def service_users_use_key_pairs(r: Resource) -> Violations:
-    """Users are TYPE=SERVICE with an RSA public key and no password."""
-    if r.type in (USER, LEGACY_SERVICE_USER):
-        return [f"{r.name}: declare machine users as snowflake.ServiceUser (TYPE=SERVICE)"]
-    if r.type != SERVICE_USER:
-        return []
+@rule(
+    "snowflake-service-users-use-key-pairs",
+    "Users are TYPE=SERVICE with an RSA public key and no password",
+    ("CIS Snowflake 1.6", "Snowflake TYPE=SERVICE users"),
+    (SERVICE_USER, USER, LEGACY_SERVICE_USER),
+)
+def service_users_use_key_pairs(t: str, p: Props, c: Context) -> Violations:
+    if t in (USER, LEGACY_SERVICE_USER):
+        return ["declare machine users as snowflake.ServiceUser (TYPE=SERVICE)"]
     found = []
-    if not str(r.props.get("rsaPublicKey") or "").strip():
-        found.append(f"{r.name}: service user has no RSA public key")
-    if r.props.get("password"):
-        found.append(f"{r.name}: service user has a password; use key-pair sign-in only")
+    if not str(p.get("rsaPublicKey") or "").strip():
+        found.append("service user has no RSA public key")
+    if p.get("password"):
+        found.append("service user has a password; use key-pair sign-in only")
     return found
 
 
-def service_users_have_network_policy(r: Resource) -> Violations:
-    """Every service user signs in only from the networks its policy allows."""
-    if r.type == SERVICE_USER and not r.props.get("networkPolicy"):
-        return [f"{r.name}: service user has no network policy"]
-    return []
+@rule(
+    "snowflake-service-users-have-network-policy",
+    "Every service user signs in only from the networks its policy allows",
+    ("CIS Snowflake 3.2",),
+    (SERVICE_USER,),
+)
+def service_users_have_network_policy(t: str, p: Props, c: Context) -> Violations:
+    return [] if p.get("networkPolicy") else ["service user has no network policy"]
 
 
-def service_users_have_narrow_defaults(r: Resource) -> Violations:
-    """A service user's default role is a functional role and secondary roles are off."""
-    if r.type != SERVICE_USER:
-        return []
+@rule(
+    "snowflake-service-users-have-narrow-defaults",
+    "A service user's default role is a functional role and secondary roles are off",
+    ("CIS Snowflake 1.12", "mdp: secondary roles off"),
+    (SERVICE_USER,),
+)
+def service_users_have_narrow_defaults(t: str, p: Props, c: Context) -> Violations:
     found = []
-    role = _ident(r.props.get("defaultRole")).upper()
+    role = _ident(p.get("defaultRole")).upper()
     if not role or role in SYSTEM_ROLES:
-        found.append(f"{r.name}: default role {role or '(none)'} is not a functional role")
-    if str(r.props.get("defaultSecondaryRolesOption") or "").upper() != "NONE":
-        found.append(f"{r.name}: default secondary roles must be NONE")
+        found.append(f"default role {role or '(none)'} is not a functional role")
+    if str(p.get("defaultSecondaryRolesOption") or "").upper() != "NONE":
+        found.append("default secondary roles must be NONE")
     return found
 
 
-def no_admin_role_grants(r: Resource) -> Violations:
-    """No role or user is granted ACCOUNTADMIN, SECURITYADMIN, USERADMIN or ORGADMIN."""
-    if r.type == GRANT_ACCOUNT_ROLE:
-        role = _ident(r.props.get("roleName")).upper()
+@rule(
+    "snowflake-no-admin-role-grants",
+    "No role or user is granted ACCOUNTADMIN, SECURITYADMIN, USERADMIN or ORGADMIN",
+    ("CIS Snowflake 1.10", "CIS Snowflake 1.13"),
+    (GRANT_ACCOUNT_ROLE, GRANT_TO_ACCOUNT_ROLE),
+)
+def no_admin_role_grants(t: str, p: Props, c: Context) -> Violations:
+    if t == GRANT_ACCOUNT_ROLE:
+        role = _ident(p.get("roleName")).upper()
         if role in ADMIN_ROLES:
-            grantee = r.props.get("parentRoleName") or r.props.get("userName")
-            return [f"{r.name}: grants {role} to {grantee}"]
-    if r.type == GRANT_TO_ACCOUNT_ROLE and _truthy(r.props.get("onAccount")):
-        return [f"{r.name}: grants account-level privileges {r.props.get('privileges')}"]
+            grantee = p.get("parentRoleName") or p.get("userName")
+            return [f"grants {role} to {grantee}"]
+    if t == GRANT_TO_ACCOUNT_ROLE and _truthy(p.get("onAccount")):
+        return [f"grants account-level privileges {p.get('privileges')}"]
     return []
 
 
-def grants_are_explicit(r: Resource) -> Violations:
-    """Grants list their privileges explicitly, in the canonical form that causes no diffs."""
-    if r.type not in (GRANT_TO_ACCOUNT_ROLE, GRANT_TO_DATABASE_ROLE):
-        return []
+@rule(
+    "snowflake-grants-are-explicit",
+    "Grants list their privileges explicitly, in the canonical form that causes no diffs",
+    ("Snowflake provider grant migration guide", "mdp: no diffs"),
+    (GRANT_TO_ACCOUNT_ROLE, GRANT_TO_DATABASE_ROLE),
+)
+def grants_are_explicit(t: str, p: Props, c: Context) -> Violations:
     found = []
-    privileges = list(r.props.get("privileges") or [])
-    if _truthy(r.props.get("allPrivileges")):
-        found.append(f"{r.name}: grants ALL PRIVILEGES")
-    if not privileges and not _truthy(r.props.get("allPrivileges")):
-        found.append(f"{r.name}: grants no explicit privileges")
-    if "OWNERSHIP" in (p.upper() for p in privileges):
-        found.append(f"{r.name}: grants OWNERSHIP; objects are owned by the role creating them")
-    if _truthy(r.props.get("withGrantOption")):
-        found.append(f"{r.name}: grants WITH GRANT OPTION")
-    if _truthy(r.props.get("alwaysApply")):
-        found.append(f"{r.name}: always_apply re-grants on every run (a permanent diff)")
-    if privileges != sorted({p.upper() for p in privileges}):
-        found.append(f"{r.name}: privileges {privileges} are not upper-case, sorted and unique")
+    privileges = list(p.get("privileges") or [])
+    if _truthy(p.get("allPrivileges")):
+        found.append("grants ALL PRIVILEGES")
+    if not privileges and not _truthy(p.get("allPrivileges")):
+        found.append("grants no explicit privileges")
+    if "OWNERSHIP" in (x.upper() for x in privileges):
+        found.append("grants OWNERSHIP; objects are owned by the role creating them")
+    if _truthy(p.get("withGrantOption")):
+        found.append("grants WITH GRANT OPTION")
+    if _truthy(p.get("alwaysApply")):
+        found.append("always_apply re-grants on every run (a permanent diff)")
+    if privileges != sorted({x.upper() for x in privileges}):
+        found.append(f"privileges {privileges} are not upper-case, sorted and unique")
     return found
 
 
-def no_ownership_transfers(r: Resource) -> Violations:
-    """Ownership is never transferred by the program."""
-    if r.type == GRANT_OWNERSHIP:
-        return [f"{r.name}: GrantOwnership takes objects away from the role that manages them"]
-    return []
+@rule(
+    "snowflake-no-ownership-transfers",
+    "Ownership is never transferred by the program",
+    ("Snowflake provider grant_ownership caveats",),
+    (GRANT_OWNERSHIP,),
+)
+def no_ownership_transfers(t: str, p: Props, c: Context) -> Violations:
+    return ["GrantOwnership takes objects away from the role that manages them"]
 
 
-def warehouse_suspends_when_idle(r: Resource) -> Violations:
-    """Warehouses auto-suspend within 60 s, auto-resume, and start suspended."""
-    if r.type != WAREHOUSE:
-        return []
+@rule(
+    "snowflake-warehouse-suspends-when-idle",
+    "Warehouses auto-suspend within 60 s, auto-resume, and start suspended",
+    ("mdp: cost guard", "Snowflake warehouse practices"),
+    (WAREHOUSE,),
+)
+def warehouse_suspends_when_idle(t: str, p: Props, c: Context) -> Violations:
     found = []
-    suspend = _number(r.props.get("autoSuspend"))
+    suspend = _number(p.get("autoSuspend"))
     if suspend is None or not 0 < suspend <= MAX_AUTO_SUSPEND_SECONDS:
-        found.append(
-            f"{r.name}: auto_suspend is {_show(suspend)}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s"
-        )
-    if not _truthy(r.props.get("autoResume")):
-        found.append(f"{r.name}: auto_resume is not true")
-    if not _truthy(r.props.get("initiallySuspended")):
-        found.append(f"{r.name}: not initially suspended")
+        found.append(f"auto_suspend is {_show(suspend)}, not 1-{MAX_AUTO_SUSPEND_SECONDS} s")
+    if not _truthy(p.get("autoResume")):
+        found.append("auto_resume is not true")
+    if not _truthy(p.get("initiallySuspended")):
+        found.append("not initially suspended")
     return found
 
 
-def warehouse_has_resource_monitor(r: Resource) -> Violations:
-    """Every warehouse is attached to a resource monitor."""
-    if r.type == WAREHOUSE and not r.props.get("resourceMonitor"):
-        return [f"{r.name}: warehouse has no resource monitor"]
-    return []
+@rule(
+    "snowflake-warehouse-has-resource-monitor",
+    "Every warehouse is attached to a resource monitor",
+    ("mdp: cost guard", "Snowflake resource monitors"),
+    (WAREHOUSE,),
+)
+def warehouse_has_resource_monitor(t: str, p: Props, c: Context) -> Violations:
+    return [] if p.get("resourceMonitor") else ["warehouse has no resource monitor"]
 
 
-def warehouse_statement_timeout(r: Resource) -> Violations:
-    """Statements time out well below Snowflake's two-day default."""
-    if r.type != WAREHOUSE:
-        return []
-    timeout = _number(r.props.get("statementTimeoutInSeconds"))
+@rule(
+    "snowflake-warehouse-statement-timeout",
+    "Statements time out well below Snowflake's two-day default",
+    ("mdp: cost guard", "STATEMENT_TIMEOUT_IN_SECONDS"),
+    (WAREHOUSE,),
+)
+def warehouse_statement_timeout(t: str, p: Props, c: Context) -> Violations:
+    timeout = _number(p.get("statementTimeoutInSeconds"))
     if timeout is None or not 0 < timeout <= MAX_STATEMENT_TIMEOUT_SECONDS:
-        return [
-            f"{r.name}: statement timeout is {_show(timeout)}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"
-        ]
+        return [f"statement timeout is {_show(timeout)}, not 1-{MAX_STATEMENT_TIMEOUT_SECONDS} s"]
     return []
 
 
-def warehouse_size_capped(r: Resource) -> Violations:
-    """Warehouse size is explicit and at most MEDIUM."""
-    if r.type != WAREHOUSE:
-        return []
-    size = str(r.props.get("warehouseSize") or "").upper()
+@rule(
+    "snowflake-warehouse-size-capped",
+    "Warehouse size is explicit and at most MEDIUM",
+    ("mdp: cost guard",),
+    (WAREHOUSE,),
+)
+def warehouse_size_capped(t: str, p: Props, c: Context) -> Violations:
+    size = str(p.get("warehouseSize") or "").upper()
     if size not in ALLOWED_WAREHOUSE_SIZES:
-        return [f"{r.name}: warehouse size {size or '(default)'} is not one of XSMALL..MEDIUM"]
+        return [f"warehouse size {size or '(default)'} is not one of XSMALL..MEDIUM"]
     return []
 
 
-def resource_monitor_thresholds(r: Resource) -> Violations:
-    """A credit quota, notifications at 75% and 90%, and suspension at 100%."""
-    if r.type != RESOURCE_MONITOR:
-        return []
+@rule(
+    "snowflake-resource-monitor-thresholds",
+    "A credit quota, notifications at 75% and 90%, and suspension at 100%",
+    ("mdp: cost guard", "Snowflake resource monitors"),
+    (RESOURCE_MONITOR,),
+)
+def resource_monitor_thresholds(t: str, p: Props, c: Context) -> Violations:
     found = []
-    quota = _number(r.props.get("creditQuota"))
+    quota = _number(p.get("creditQuota"))
     if quota is None or quota <= 0:
-        found.append(f"{r.name}: no positive credit quota")
-    notify = {int(t) for t in r.props.get("notifyTriggers") or []}
+        found.append("no positive credit quota")
+    notify = {int(x) for x in p.get("notifyTriggers") or []}
     if not {75, 90} <= notify:
-        found.append(f"{r.name}: notify triggers {sorted(notify)} lack 75 and 90")
-    suspend = _number(r.props.get("suspendTrigger"))
+        found.append(f"notify triggers {sorted(notify)} lack 75 and 90")
+    suspend = _number(p.get("suspendTrigger"))
     if suspend != 100:
-        found.append(f"{r.name}: suspend trigger is {_show(suspend)}, not 100")
+        found.append(f"suspend trigger is {_show(suspend)}, not 100")
     return found
 
 
-def network_rules_are_narrow(r: Resource) -> Violations:
-    """Ingress rules list specific IPv4 addresses, never the internet."""
-    if r.type != NETWORK_RULE:
-        return []
+@rule(
+    "snowflake-network-rules-are-narrow",
+    "Ingress rules list specific IPv4 addresses, never the internet",
+    ("CIS Snowflake 3.2", "mdp: no open ingress"),
+    (NETWORK_RULE,),
+)
+def network_rules_are_narrow(t: str, p: Props, c: Context) -> Violations:
     found = []
-    if str(r.props.get("type")).upper() != "IPV4" or str(r.props.get("mode")).upper() != (
-        "INGRESS"
-    ):
-        found.append(f"{r.name}: network rule must be IPV4 INGRESS")
-    values = list(r.props.get("valueLists") or [])
+    if str(p.get("type")).upper() != "IPV4" or str(p.get("mode")).upper() != "INGRESS":
+        found.append("network rule must be IPV4 INGRESS")
+    values = list(p.get("valueLists") or [])
     if not values:
-        found.append(f"{r.name}: network rule allows no address")
+        found.append("network rule allows no address")
     for value in values:
         try:
             network = ipaddress.IPv4Network(str(value), strict=False)
         except ValueError:
-            found.append(f"{r.name}: {value!r} is not an IPv4 address or CIDR")
+            found.append(f"{value!r} is not an IPv4 address or CIDR")
             continue
         if network.prefixlen < NARROWEST_ALLOWED_PREFIX:
-            found.append(f"{r.name}: {value} is broader than /{NARROWEST_ALLOWED_PREFIX}")
+            found.append(f"{value} is broader than /{NARROWEST_ALLOWED_PREFIX}")
     return found
 
 
-def network_policies_use_rules(r: Resource) -> Violations:
-    """Network policies allow network rules, not ad-hoc or open IP lists."""
-    if r.type != NETWORK_POLICY:
-        return []
+@rule(
+    "snowflake-network-policies-use-rules",
+    "Network policies allow network rules, not ad-hoc or open IP lists",
+    ("Snowflake network rules",),
+    (NETWORK_POLICY,),
+)
+def network_policies_use_rules(t: str, p: Props, c: Context) -> Violations:
     found = []
-    if not r.props.get("allowedNetworkRuleLists"):
-        found.append(f"{r.name}: network policy allows no network rule")
-    if r.props.get("allowedIpLists"):
-        found.append(f"{r.name}: network policy uses allowed_ip_lists; use network rules")
+    if not p.get("allowedNetworkRuleLists"):
+        found.append("network policy allows no network rule")
+    if p.get("allowedIpLists"):
+        found.append("network policy uses allowed_ip_lists; use network rules")
     return found
 
 
-def rsa_keys_are_strong(r: Resource) -> Violations:
-    """Key pairs are RSA with at least 2048 bits."""
-    if r.type != TLS_PRIVATE_KEY:
-        return []
-    bits = _number(r.props.get("rsaBits"))
-    if str(r.props.get("algorithm")).upper() != "RSA" or bits is None or bits < MIN_RSA_BITS:
-        return [f"{r.name}: key must be RSA with >= {MIN_RSA_BITS} bits, got {_show(bits)}"]
+@rule(
+    "snowflake-rsa-keys-are-strong",
+    "Key pairs are RSA with at least 2048 bits",
+    ("Snowflake key-pair authentication: RSA 2048+",),
+    (TLS_PRIVATE_KEY,),
+)
+def rsa_keys_are_strong(t: str, p: Props, c: Context) -> Violations:
+    bits = _number(p.get("rsaBits"))
+    if str(p.get("algorithm")).upper() != "RSA" or bits is None or bits < MIN_RSA_BITS:
+        return [f"key must be RSA with >= {MIN_RSA_BITS} bits, got {_show(bits)}"]
     return []
 
 
@@ -286,52 +318,33 @@ AIRBYTE_KEY_HOLDERS = frozenset(
 _KEY_HOLDERS = frozenset({TLS_PRIVATE_KEY, SECRET_VERSION, PROVIDER}) | AIRBYTE_KEY_HOLDERS
 
 
-def no_plaintext_private_keys(r: Resource) -> Violations:
-    """Private key material appears only in the key, its secret, and the provider config."""
-    if r.type in _KEY_HOLDERS:
-        return []
-    if any("PRIVATE KEY-----" in s for s in _strings(r.props)):
-        return [f"{r.name}: a private key appears in the properties of a {r.type}"]
-    return []
-
-
-def provider_uses_key_pair(r: Resource) -> Violations:
-    """The deploying identity signs in with a key pair, never a password."""
-    if r.type != PROVIDER:
-        return []
-    found = []
-    if str(r.props.get("authenticator") or "").upper() != "SNOWFLAKE_JWT":
-        found.append(f"{r.name}: provider authenticator must be SNOWFLAKE_JWT")
-    if r.props.get("password"):
-        found.append(f"{r.name}: provider is configured with a password")
-    return found
-
-
-def prod_databases_protected(r: Resource, stack: str) -> Violations:
-    """In prod, databases and schemas carry protect=True."""
-    if stack == "prod" and r.type in (DATABASE, SCHEMA) and not r.protect:
-        return [f"{r.name}: prod {r.type.rsplit(':', 1)[-1]} is not protected"]
-    return []
-
-
-RESOURCE_RULES: tuple[Callable[[Resource], Violations], ...] = (
-    service_users_use_key_pairs,
-    service_users_have_network_policy,
-    service_users_have_narrow_defaults,
-    no_admin_role_grants,
-    grants_are_explicit,
-    no_ownership_transfers,
-    warehouse_suspends_when_idle,
-    warehouse_has_resource_monitor,
-    warehouse_statement_timeout,
-    warehouse_size_capped,
-    resource_monitor_thresholds,
-    network_rules_are_narrow,
-    network_policies_use_rules,
-    rsa_keys_are_strong,
-    no_plaintext_private_keys,
-    provider_uses_key_pair,
+@rule(
+    "snowflake-no-plaintext-private-keys",
+    "Private key material appears only in the key, its secret, and the provider config",
+    ("mdp: secrets only as secrets",),
+    (),
 )
+def no_plaintext_private_keys(t: str, p: Props, c: Context) -> Violations:
+    if t in _KEY_HOLDERS:
+        return []
+    if any("PRIVATE KEY-----" in s for s in _strings(p)):
+        return [f"a private key appears in the properties of a {t}"]
+    return []
+
+
+@rule(
+    "snowflake-provider-uses-key-pair",
+    "The deploying identity signs in with a key pair, never a password",
+    ("CIS Snowflake 1.6", "Snowflake password sign-in deprecation"),
+    (PROVIDER,),
+)
+def provider_uses_key_pair(t: str, p: Props, c: Context) -> Violations:
+    found = []
+    if str(p.get("authenticator") or "").upper() != "SNOWFLAKE_JWT":
+        found.append("provider authenticator must be SNOWFLAKE_JWT")
+    if p.get("password"):
+        found.append("provider is configured with a password")
+    return found
 
 
 # --- stack rules ----------------------------------------------------------------------
@@ -466,11 +479,15 @@ def infer_prefix(resources: Sequence[Resource]) -> str:
     return ""
 
 
-def grants_match_matrix(resources: Sequence[Resource], prefix: str | None = None) -> Violations:
-    """Each functional role holds exactly the grant matrix; system roles get only what is listed."""
+@stack_rule(
+    "snowflake-grants-match-matrix",
+    "Each functional role holds exactly the grant matrix; system roles get only what is listed",
+    ("mdp: grant matrix (README)", "CIS Snowflake 1.13"),
+)
+def grants_match_matrix(resources: Sequence[Resource], c: Context) -> list[Violation]:
     if not any(r.type.startswith("snowflake:") for r in resources):
         return []
-    prefix = infer_prefix(resources) if prefix is None else prefix
+    prefix = infer_prefix(resources)
     graph = _role_graph(resources)
     expected = expected_grants(prefix)
     found = []
@@ -491,11 +508,15 @@ def grants_match_matrix(resources: Sequence[Resource], prefix: str | None = None
         for privilege, target in sorted(graph.direct.get("ROLE " + role, set())):
             if (privilege, target) not in allowed.get(role, set()):
                 found.append(f"system role {role} is granted {privilege} on {target}")
-    return found
+    return [Violation("snowflake-grants-match-matrix", "stack", m) for m in found]
 
 
-def functional_roles_reach_sysadmin(resources: Sequence[Resource]) -> Violations:
-    """Every custom account role is granted, directly or through another, to SYSADMIN."""
+@stack_rule(
+    "snowflake-functional-roles-reach-sysadmin",
+    "Every custom account role is granted, directly or through another, to SYSADMIN",
+    ("Snowflake access control best practices",),
+)
+def functional_roles_reach_sysadmin(resources: Sequence[Resource], c: Context) -> list[Violation]:
     parents: dict[str, set[str]] = {}
     for r in resources:
         if r.type == GRANT_ACCOUNT_ROLE and r.props.get("parentRoleName"):
@@ -513,27 +534,44 @@ def functional_roles_reach_sysadmin(resources: Sequence[Resource]) -> Violations
         )
 
     return [
-        f"role {name} is not granted to SYSADMIN, so admins cannot manage what it owns"
+        Violation(
+            "snowflake-functional-roles-reach-sysadmin",
+            r.name,
+            f"role {name} is not granted to SYSADMIN, so admins cannot manage what it owns",
+        )
         for r in resources
         if r.type == ACCOUNT_ROLE
         and not reaches(name := _ident(r.props.get("name")).upper(), frozenset())
     ]
 
 
-def warehouses_use_declared_monitor(resources: Sequence[Resource]) -> Violations:
-    """Warehouses name a resource monitor this stack declares."""
+@stack_rule(
+    "snowflake-warehouses-use-declared-monitor",
+    "Warehouses name a resource monitor this stack declares",
+    ("mdp: cost guard",),
+)
+def warehouses_use_declared_monitor(resources: Sequence[Resource], c: Context) -> list[Violation]:
     monitors = {
         _ident(r.props.get("name")).upper() for r in resources if r.type == RESOURCE_MONITOR
     }
     return [
-        f"{r.name}: resource monitor {r.props.get('resourceMonitor')!r} is not declared here"
+        Violation(
+            "snowflake-warehouses-use-declared-monitor",
+            r.name,
+            f"resource monitor {r.props.get('resourceMonitor')!r} is not declared here",
+        )
         for r in resources
         if r.type == WAREHOUSE and _ident(r.props.get("resourceMonitor")).upper() not in monitors
     ]
 
 
-def accountadmin_only_for_monitors(resources: Sequence[Resource]) -> Violations:
-    """ACCOUNTADMIN manages resource monitors and their grants, and nothing else."""
+@stack_rule(
+    "snowflake-accountadmin-only-for-monitors",
+    "ACCOUNTADMIN manages resource monitors and their grants, and nothing else",
+    ("CIS Snowflake 1.10",),
+)
+def accountadmin_only_for_monitors(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    # `provider_role` is the `role` of the Snowflake provider managing a resource.
     found = []
     for r in resources:
         if r.provider_role != "ACCOUNTADMIN":
@@ -543,20 +581,35 @@ def accountadmin_only_for_monitors(resources: Sequence[Resource]) -> Violations:
             == "RESOURCE MONITOR"
         )
         if r.type != RESOURCE_MONITOR and not monitor_grant:
-            found.append(f"{r.name}: {r.type} is managed as ACCOUNTADMIN")
+            found.append(
+                Violation(
+                    "snowflake-accountadmin-only-for-monitors",
+                    r.name,
+                    f"{r.type} is managed as ACCOUNTADMIN",
+                )
+            )
     return found
 
 
-# The policy pack registers RESOURCE_RULES and STACK_RULES (infra/policies/rules/__init__.py).
-# It sees a resource's type, name and properties only, so `prod_databases_protected` (needs
-# the protect option) runs in the program tests, and `accountadmin_only_for_monitors` (needs
-# the provider's role) finds nothing to report there.
-STACK_RULES: tuple[Callable[[Sequence[Resource]], Violations], ...] = (
-    grants_match_matrix,
-    functional_roles_reach_sysadmin,
-    warehouses_use_declared_monitor,
-    accountadmin_only_for_monitors,
+@stack_rule(
+    "snowflake-prod-databases-protected",
+    "In prod, databases and schemas carry protect=True",
+    ("mdp: prod data survives a mistaken destroy",),
 )
+def prod_databases_protected(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    # A stack rule because `protect` is a resource option, which the pack passes with each
+    # resource of the stack (not among a resource's properties).
+    if not c.production:
+        return []
+    return [
+        Violation(
+            "snowflake-prod-databases-protected",
+            r.name,
+            f"prod {r.type.rsplit(':', 1)[-1]} is not protected",
+        )
+        for r in resources
+        if r.type in (DATABASE, SCHEMA) and not r.protect
+    ]
 
 
 def private_key_outputs_are_secret(outputs: Mapping[str, tuple[Any, bool]]) -> Violations:
@@ -567,40 +620,3 @@ def private_key_outputs_are_secret(outputs: Mapping[str, tuple[Any, bool]]) -> V
         if not secret
         and ("private_key" in name.lower() or any("PRIVATE KEY" in s for s in _strings(value)))
     ]
-
-
-def check_stack(resources: Sequence[Resource], stack: str) -> Violations:
-    """Every Snowflake rule over one stack's resources."""
-    found: Violations = []
-    for r in resources:
-        for rule in RESOURCE_RULES:
-            found.extend(rule(r))
-        found.extend(prod_databases_protected(r, stack))
-    for stack_rule in STACK_RULES:
-        found.extend(stack_rule(resources))
-    return found
-
-
-# Where each rule comes from, for the policy pack's messages.
-SOURCES: dict[str, tuple[str, ...]] = {
-    "service_users_use_key_pairs": ("CIS Snowflake 1.6", "Snowflake TYPE=SERVICE users"),
-    "service_users_have_network_policy": ("CIS Snowflake 3.2",),
-    "service_users_have_narrow_defaults": ("CIS Snowflake 1.12", "mdp: secondary roles off"),
-    "no_admin_role_grants": ("CIS Snowflake 1.10", "CIS Snowflake 1.13"),
-    "grants_are_explicit": ("Snowflake provider grant migration guide", "mdp: no diffs"),
-    "no_ownership_transfers": ("Snowflake provider grant_ownership caveats",),
-    "warehouse_suspends_when_idle": ("mdp: cost guard", "Snowflake warehouse practices"),
-    "warehouse_has_resource_monitor": ("mdp: cost guard", "Snowflake resource monitors"),
-    "warehouse_statement_timeout": ("mdp: cost guard", "STATEMENT_TIMEOUT_IN_SECONDS"),
-    "warehouse_size_capped": ("mdp: cost guard",),
-    "resource_monitor_thresholds": ("mdp: cost guard", "Snowflake resource monitors"),
-    "network_rules_are_narrow": ("CIS Snowflake 3.2", "mdp: no open ingress"),
-    "network_policies_use_rules": ("Snowflake network rules",),
-    "rsa_keys_are_strong": ("Snowflake key-pair authentication: RSA 2048+",),
-    "no_plaintext_private_keys": ("mdp: secrets only as secrets",),
-    "provider_uses_key_pair": ("CIS Snowflake 1.6", "Snowflake password sign-in deprecation"),
-    "grants_match_matrix": ("mdp: grant matrix (README)", "CIS Snowflake 1.13"),
-    "functional_roles_reach_sysadmin": ("Snowflake access control best practices",),
-    "warehouses_use_declared_monitor": ("mdp: cost guard",),
-    "accountadmin_only_for_monitors": ("CIS Snowflake 1.10",),
-}

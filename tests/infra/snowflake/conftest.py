@@ -11,7 +11,7 @@ import pulumi
 import pytest
 
 from infra import mockrun as harness
-from infra.policies.rules.snowflake import PROVIDER, Resource
+from infra.policies.rules import Context, Resource, Violation, evaluate
 
 ACCOUNT_LOCATOR = "XY12345"
 # Documentation addresses (RFC 5737) stand in for the Airflow host and an admin network.
@@ -48,23 +48,6 @@ class SnowflakeMocks(harness.RecordingMocks):
         return super().call(args)
 
 
-class ProviderRecordingMonitor(harness.RecordingMonitor):
-    """Also keeps which explicit provider manages each resource."""
-
-    last: ProviderRecordingMonitor | None = None
-
-    def __init__(self, mocks: harness.RecordingMocks) -> None:
-        super().__init__(mocks)
-        self.provider_of: dict[str, str] = {}
-        ProviderRecordingMonitor.last = self
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.provider:
-            self.provider_of[response.urn] = request.provider.rsplit("::", 1)[0]
-        return response
-
-
 @dataclass
 class SnowflakeRun:
     """A program run, plus its resources as the policy rules see them."""
@@ -78,26 +61,18 @@ class SnowflakeRun:
 
 @contextmanager
 def _recording() -> Iterator[None]:
-    saved = harness.RecordingMocks, harness.RecordingMonitor
-    harness.RecordingMocks, harness.RecordingMonitor = SnowflakeMocks, ProviderRecordingMonitor  # type: ignore[misc]
+    saved = harness.RecordingMocks
+    harness.RecordingMocks = SnowflakeMocks  # type: ignore[misc]
     try:
         yield
     finally:
-        harness.RecordingMocks, harness.RecordingMonitor = saved  # type: ignore[misc]
+        harness.RecordingMocks = saved  # type: ignore[misc]
 
 
-def to_rule_resources(run: harness.ProgramRun, provider_of: Mapping[str, str]) -> list[Resource]:
-    roles = {r.urn: r.inputs.get("role") for r in run.resources if r.type == PROVIDER}
-    return [
-        Resource(
-            type=r.type,
-            name=r.name,
-            props=r.inputs,
-            protect=r.protect,
-            provider_role=roles.get(provider_of.get(r.urn, "")),
-        )
-        for r in run.resources
-    ]
+def snowflake_violations(resources: Sequence[Resource], stack: str) -> list[Violation]:
+    """What every Snowflake rule of the policy pack finds in one stack's resources."""
+    found = evaluate(resources, Context(production=stack == "prod"))
+    return [v for v in found if v.rule.startswith("snowflake-")]
 
 
 def run_snowflake(
@@ -113,9 +88,7 @@ def run_snowflake(
     all_overrides = {"mdp:snowflake": config, **(overrides or {})}
     with _recording():
         run = harness.run_program(stack, overrides=all_overrides)
-    monitor = ProviderRecordingMonitor.last
-    assert monitor is not None
-    return SnowflakeRun(run, to_rule_resources(run, monitor.provider_of))
+    return SnowflakeRun(run, run.policy_resources(plain=False))
 
 
 _CACHE: dict[str, SnowflakeRun] = {}
@@ -155,7 +128,7 @@ def run_component(
 
     set_all_config({}, [])
     mocks = SnowflakeMocks()
-    monitor = ProviderRecordingMonitor(mocks)
+    monitor = harness.RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project="mdp", stack="dev", preview=False, monitor=monitor)
 

@@ -12,7 +12,7 @@ from infra import outputs
 from infra.config_errors import ConfigError
 from infra.mockrun import Resolved, walk_strings
 from infra.policies.rules import snowflake as rules
-from infra.policies.rules.snowflake import check_stack, expected_grants, grants_match_matrix
+from infra.policies.rules.snowflake import expected_grants, grants_match_matrix, infer_prefix
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.snowflake.config import SnowflakeConfig
 from tests.infra.snowflake.conftest import (
@@ -21,6 +21,7 @@ from tests.infra.snowflake.conftest import (
     SnowflakeRun,
     run_component,
     run_snowflake,
+    snowflake_violations,
 )
 
 ACCOUNT_LEVEL = (
@@ -38,7 +39,7 @@ def _names(run: SnowflakeRun, type_: str) -> set[str]:
 
 
 def test_every_rule_passes_on_both_stacks(sf_stack: SnowflakeRun) -> None:
-    assert check_stack(sf_stack.resources, sf_stack.run.stack) == []
+    assert snowflake_violations(sf_stack.resources, sf_stack.run.stack) == []
 
 
 def test_databases_and_schemas(sf_dev: SnowflakeRun, sf_prod: SnowflakeRun) -> None:
@@ -77,7 +78,7 @@ def test_a_dev_stack_with_its_own_account_uses_the_contract_names() -> None:
     assert _names(run, rules.DATABASE) == {"RAW", "ANALYTICS", "DBT_DEV", "ADMIN"}
     assert run.run.outputs[outputs.SNOWFLAKE_ACCOUNT] == "EXAMPLEORG-MDP_DEV"
     assert run.run.outputs[outputs.SNOWFLAKE_HOST] == "exampleorg-mdp-dev.snowflakecomputing.com"
-    assert check_stack(run.resources, "dev") == []
+    assert snowflake_violations(run.resources, "dev") == []
 
 
 def test_protect_only_in_prod(sf_dev: SnowflakeRun, sf_prod: SnowflakeRun) -> None:
@@ -88,7 +89,8 @@ def test_protect_only_in_prod(sf_dev: SnowflakeRun, sf_prod: SnowflakeRun) -> No
 
 def test_grants_equal_the_matrix(sf_stack: SnowflakeRun) -> None:
     prefix = "DEV_" if sf_stack.run.stack == "dev" else ""
-    assert grants_match_matrix(sf_stack.resources, prefix) == []
+    assert infer_prefix(sf_stack.resources) == prefix
+    assert grants_match_matrix.on_stack(sf_stack.resources) == []
     matrix = expected_grants(prefix)
     # Spot-check the matrix in its own words.
     assert ("CREATE TABLE", f"SCHEMA {prefix}RAW.POSTGRES_AIRBYTE") in matrix[

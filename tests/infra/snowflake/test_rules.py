@@ -5,15 +5,23 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from infra.mockrun import REPO_ROOT
+from infra.policies.rules import (
+    Context,
+    Resource,
+    Rule,
+    all_rules,
+    evaluate,
+    from_policy_pack,
+)
 from infra.policies.rules import snowflake as rules
-from infra.policies.rules.snowflake import Resource
 from tests.infra.snowflake.conftest import SnowflakeRun
 
 PEM = (
@@ -43,7 +51,7 @@ def _multi_privilege(r: Resource) -> bool:
 
 
 # (rule, resource type, which resource, bad property values): one negative case per line.
-RESOURCE_CASES: list[tuple[Callable[[Resource], list[str]], str, Any, dict[str, Any]]] = [
+RESOURCE_CASES: list[tuple[Rule, str, Any, dict[str, Any]]] = [
     (rules.service_users_use_key_pairs, rules.SERVICE_USER, None, {"rsaPublicKey": None}),
     (rules.service_users_use_key_pairs, rules.SERVICE_USER, None, {"password": "hunter2"}),
     (rules.service_users_have_network_policy, rules.SERVICE_USER, None, {"networkPolicy": None}),
@@ -120,7 +128,7 @@ RESOURCE_CASES: list[tuple[Callable[[Resource], list[str]], str, Any, dict[str, 
 
 def _case_id(case: tuple[Any, ...]) -> str:
     rule, type_, _, bad = case
-    return f"{rule.__name__}-{type_.rsplit(':', 1)[-1]}-{'-'.join(bad)}"
+    return f"{rule.name}-{type_.rsplit(':', 1)[-1]}-{'-'.join(bad)}"
 
 
 @pytest.mark.parametrize("case", RESOURCE_CASES, ids=[_case_id(c) for c in RESOURCE_CASES])
@@ -129,11 +137,12 @@ def test_resource_rule_catches_bad_resource(
 ) -> None:
     rule, type_, where, bad = case
     for run in (sf_dev, sf_prod):
+        context = Context(production=run is sf_prod)
         good = _first(run, type_, where or (lambda r: True))
-        assert rule(good) == [], f"{rule.__name__} rejects the program's own {good.name}"
-        found = rule(_mutated(good, **bad))
-        assert found, f"{rule.__name__} misses {bad} on {good.name}"
-        assert all(good.name in v for v in found), found
+        assert rule.on_stack([good], context) == [], f"{rule.name} rejects {good.name}"
+        found = rule.on_stack([_mutated(good, **bad)], context)
+        assert found, f"{rule.name} misses {bad} on {good.name}"
+        assert all((v.rule, v.resource) == (rule.name, good.name) for v in found), found
 
 
 @pytest.mark.parametrize(
@@ -141,11 +150,11 @@ def test_resource_rule_catches_bad_resource(
 )
 def test_person_and_legacy_users_are_rejected(type_: str, sf_dev: SnowflakeRun) -> None:
     service_user = _first(sf_dev, rules.SERVICE_USER)
-    assert rules.service_users_use_key_pairs(replace(service_user, type=type_))
+    assert rules.service_users_use_key_pairs(type_, service_user.props)
 
 
 def test_ownership_transfer_is_rejected(sf_dev: SnowflakeRun) -> None:
-    assert not [r for r in sf_dev.resources if rules.no_ownership_transfers(r)]
+    assert not [r for r in sf_dev.resources if rules.no_ownership_transfers(r.type, r.props)]
     transfer = Resource(
         type=rules.GRANT_OWNERSHIP,
         name="bad-ownership",
@@ -154,21 +163,29 @@ def test_ownership_transfer_is_rejected(sf_dev: SnowflakeRun) -> None:
             "on": {"objectType": "SCHEMA", "objectName": '"DEV_RAW"."POSTGRES_AIRBYTE"'},
         },
     )
-    assert rules.no_ownership_transfers(transfer)
+    assert rules.no_ownership_transfers(transfer.type, transfer.props)
 
 
 def test_prod_databases_must_be_protected(sf_dev: SnowflakeRun, sf_prod: SnowflakeRun) -> None:
+    prod, rule = Context(production=True), rules.prod_databases_protected
     prod_db = _first(sf_prod, rules.DATABASE)
     assert prod_db.protect
-    assert rules.prod_databases_protected(prod_db, "prod") == []
-    assert rules.prod_databases_protected(replace(prod_db, protect=False), "prod")
+    assert rule.on_stack(sf_prod.resources, prod) == []
+    assert [v.resource for v in rule.on_stack([replace(prod_db, protect=False)], prod)] == [
+        prod_db.name
+    ]
     unprotected_schema = replace(_first(sf_prod, rules.SCHEMA), protect=False)
-    assert rules.prod_databases_protected(unprotected_schema, "prod")
+    assert rule.on_stack([unprotected_schema], prod)
     # Dev databases are meant to be torn down freely.
-    assert rules.prod_databases_protected(_first(sf_dev, rules.DATABASE), "dev") == []
+    assert not _first(sf_dev, rules.DATABASE).protect
+    assert rule.on_stack(sf_dev.resources, Context(production=False)) == []
 
 
 # --- stack rules ----------------------------------------------------------------------
+
+
+def _messages(rule: Rule, resources: Sequence[Resource]) -> list[str]:
+    return [v.message for v in rule.on_stack(resources)]
 
 
 def _without(run: SnowflakeRun, predicate: Callable[[Resource], bool]) -> list[Resource]:
@@ -188,7 +205,7 @@ def test_matrix_catches_an_extra_grant(sf_dev: SnowflakeRun) -> None:
         privileges=["USAGE"],
         onAccountObject={"objectType": "WAREHOUSE", "objectName": "DEV_TRANSFORMING_WH"},
     )
-    found = rules.grants_match_matrix([*sf_dev.resources, replace(extra, name="extra")])
+    found = _messages(rules.grants_match_matrix, [*sf_dev.resources, replace(extra, name="extra")])
     assert found == [
         "DEV_REPORTER holds USAGE on WAREHOUSE DEV_TRANSFORMING_WH, beyond the grant matrix"
     ]
@@ -207,7 +224,7 @@ def test_matrix_catches_a_database_wide_future_grant(sf_dev: SnowflakeRun) -> No
         onSchemaObject={"future": {"objectTypePlural": "TABLES", "inDatabase": '"DEV_RAW"'}},
     )
     resources = [broader if r is good else r for r in sf_dev.resources]
-    found = rules.grants_match_matrix(resources)
+    found = _messages(rules.grants_match_matrix, resources)
     assert (
         "DEV_DATA_ENGINEER holds SELECT on FUTURE TABLES IN DATABASE DEV_RAW, beyond the "
         "grant matrix" in found
@@ -226,7 +243,7 @@ def test_matrix_catches_a_missing_access_role(sf_dev: SnowflakeRun) -> None:
             r.type == rules.GRANT_DATABASE_ROLE and r.props.get("parentRoleName") == "DEV_REPORTER"
         ),
     )
-    found = rules.grants_match_matrix(resources)
+    found = _messages(rules.grants_match_matrix, resources)
     assert found and all(v.startswith("DEV_REPORTER lacks") for v in found)
 
 
@@ -241,13 +258,13 @@ def test_matrix_catches_unlisted_roles_and_system_role_grants(sf_dev: SnowflakeR
             "onAccountObject": {"objectType": "DATABASE", "objectName": "DEV_RAW"},
         },
     )
-    found = rules.grants_match_matrix([*sf_dev.resources, stray_role, sysadmin_grant])
+    found = _messages(rules.grants_match_matrix, [*sf_dev.resources, stray_role, sysadmin_grant])
     assert "role DEV_INTERN is not in the grant matrix" in found
     assert "system role SYSADMIN is granted USAGE on DATABASE DEV_RAW" in found
 
 
 def test_every_role_must_reach_sysadmin(sf_dev: SnowflakeRun) -> None:
-    assert rules.functional_roles_reach_sysadmin(sf_dev.resources) == []
+    assert _messages(rules.functional_roles_reach_sysadmin, sf_dev.resources) == []
     resources = _without(
         sf_dev,
         lambda r: (
@@ -256,25 +273,26 @@ def test_every_role_must_reach_sysadmin(sf_dev: SnowflakeRun) -> None:
             and r.props.get("parentRoleName") == "SYSADMIN"
         ),
     )
-    assert rules.functional_roles_reach_sysadmin(resources) == [
+    assert _messages(rules.functional_roles_reach_sysadmin, resources) == [
         "role DEV_AIRBYTE_ROLE is not granted to SYSADMIN, so admins cannot manage what it owns"
     ]
 
 
 def test_warehouses_must_use_a_declared_monitor(sf_dev: SnowflakeRun) -> None:
-    assert rules.warehouses_use_declared_monitor(sf_dev.resources) == []
+    assert _messages(rules.warehouses_use_declared_monitor, sf_dev.resources) == []
     resources = _without(sf_dev, lambda r: r.type == rules.RESOURCE_MONITOR)
-    assert len(rules.warehouses_use_declared_monitor(resources)) == 3
+    assert len(_messages(rules.warehouses_use_declared_monitor, resources)) == 3
 
 
 def test_accountadmin_manages_only_the_monitor(sf_dev: SnowflakeRun) -> None:
-    assert rules.accountadmin_only_for_monitors(sf_dev.resources) == []
+    rule = rules.accountadmin_only_for_monitors
+    assert rule.on_stack(sf_dev.resources) == []
     wh = _first(sf_dev, rules.WAREHOUSE)
     resources = [
         replace(wh, provider_role="ACCOUNTADMIN") if r is wh else r for r in sf_dev.resources
     ]
-    assert rules.accountadmin_only_for_monitors(resources) == [
-        f"{wh.name}: {rules.WAREHOUSE} is managed as ACCOUNTADMIN"
+    assert [(v.resource, v.message) for v in rule.on_stack(resources)] == [
+        (wh.name, f"{rules.WAREHOUSE} is managed as ACCOUNTADMIN")
     ]
 
 
@@ -289,23 +307,42 @@ def test_rules_import_without_pulumi() -> None:
     # The policy pack has its own environment (pulumi-policy pins protobuf 5).
     code = (
         "import sys; sys.modules['pulumi'] = None; sys.modules['pulumi_policy'] = None; "
-        "import infra.policies.rules.snowflake as r; print(len(r.RESOURCE_RULES))"
+        "import infra.policies.rules as p; import infra.policies.rules.snowflake; "
+        "print(sum(name.startswith('snowflake-') for name in p.REGISTRY.rules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout) == len(rules.RESOURCE_RULES)
+    assert int(done.stdout) == len(_module_rules())
+
+
+def _module_rules() -> set[str]:
+    return {v.name for v in vars(rules).values() if isinstance(v, Rule)}
+
+
+def _as_pack_hands_it_over(r: Resource) -> Any:
+    """A resource in the shape pulumi_policy gives a stack policy (PolicyResource)."""
+    provider = SimpleNamespace(props={"role": r.provider_role}) if r.provider_role else None
+    return SimpleNamespace(
+        resource_type=r.type,
+        name=r.name,
+        props=r.props,
+        opts=SimpleNamespace(protect=r.protect),
+        provider=provider,
+    )
 
 
 def test_policy_pack_registry_runs_the_snowflake_rules(sf_stack: SnowflakeRun) -> None:
-    from infra.policies.rules import Context, all_rules, evaluate
-    from infra.policies.rules import Resource as PackResource
-
     names = {r.name for r in all_rules() if r.name.startswith("snowflake-")}
-    assert len(names) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES)
-    assert set(rules.SOURCES) == {f.__name__ for f in (*rules.RESOURCE_RULES, *rules.STACK_RULES)}
-    pack = [PackResource(r.type, r.name, r.props) for r in sf_stack.resources]
+    assert names == _module_rules()
+    assert {
+        "snowflake-prod-databases-protected",
+        "snowflake-accountadmin-only-for-monitors",
+    } <= names
+    assert all(r.sources for r in all_rules())
+    pack = [from_policy_pack(_as_pack_hands_it_over(r)) for r in sf_stack.resources]
+    assert pack == list(sf_stack.resources)
     context = Context(production=sf_stack.run.stack == "prod")
     assert [v for v in evaluate(pack, context) if v.rule in names] == []
     wh = next(r for r in pack if r.type == rules.WAREHOUSE)
@@ -315,3 +352,21 @@ def test_policy_pack_registry_runs_the_snowflake_rules(sf_stack: SnowflakeRun) -
         ("snowflake-warehouse-suspends-when-idle", wh.name)
     ]
     assert found[0].message.endswith("auto_suspend is 3600, not 1-60 s")
+
+
+def test_the_pack_sees_protect_and_the_provider_role(sf_prod: SnowflakeRun) -> None:
+    # Both come from the resource's options, not its properties: the pack must pass them on.
+    db = _first(sf_prod, rules.DATABASE)
+    wh = _first(sf_prod, rules.WAREHOUSE)
+    changed = {
+        db.name: replace(db, protect=False),
+        wh.name: replace(wh, provider_role="ACCOUNTADMIN"),
+    }
+    pack = [
+        from_policy_pack(_as_pack_hands_it_over(changed.get(r.name, r))) for r in sf_prod.resources
+    ]
+    found = {(v.rule, v.resource) for v in evaluate(pack, Context(production=True))}
+    assert found == {
+        ("snowflake-prod-databases-protected", db.name),
+        ("snowflake-accountadmin-only-for-monitors", wh.name),
+    }
