@@ -15,8 +15,9 @@ from infra.sections import StackName
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What the hosts run: the generator and loader, the DAGs and what they import (the dbt project,
-# the exports and the dashboard's warehouse access), with the lock file.
+# the exports, the dashboard, and core/ under all of them), with the lock file.
 ARTIFACT_DIRS: tuple[str, ...] = (
+    "core",
     "mdp",
     "source_generator",
     "ingestion",
