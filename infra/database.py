@@ -117,12 +117,12 @@ class Database(pulumi.ComponentResource):
         # Embeds a password: secret wherever it flows.
         self.replication_connection_uri = pulumi.Output.secret(
             pulumi.Output.format(
-                "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
-                self.replication_username,
-                self.replication_password,
-                self.address,
-                self.port,
-                self.db_name,
+                "postgresql://{user}:{password}@{host}:{port}/{database}?sslmode=require",
+                user=self.replication_username,
+                password=self.replication_password,
+                host=self.address,
+                port=self.port,
+                database=self.db_name,
             )
         )
         self.register_outputs(

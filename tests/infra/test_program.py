@@ -16,6 +16,8 @@ import yaml
 from infra import outputs
 from infra.config_errors import ConfigError
 from infra.mockrun import DELETE, ProgramRun, run_program, walk_strings
+from mdp.plan import PLAN_EXAMPLES, PLAN_SECRETS
+from orchestration.include import settings
 
 EC2 = "aws:ec2/instance:Instance"
 RDS = "aws:rds/instance:Instance"
@@ -392,3 +394,18 @@ def test_missing_region_names_the_provider_key() -> None:
     with pytest.raises(ConfigError) as err:
         run_program("dev", overrides={"aws:region": DELETE})
     assert "pulumi config set aws:region us-east-1 --stack dev" in str(err.value)
+
+
+def test_the_airflow_ids_the_program_writes_are_the_ones_the_dag_reads() -> None:
+    # Both sides take the ids from core/connections.py; the DAG reads them through its settings.
+    run = run_program("dev", overrides=PLAN_EXAMPLES["dev"], secrets=PLAN_SECRETS)
+    written = {
+        r.props["name"]
+        for r in run.of_type("aws:secretsmanager/secret:Secret")
+        if r.props["name"].startswith("mdp/dev/airflow/")
+    }
+    assert {
+        f"mdp/dev/airflow/connections/{settings.SNOWFLAKE_CONN_ID}",
+        f"mdp/dev/airflow/connections/{settings.AIRBYTE_CONN_ID}",
+        f"mdp/dev/airflow/variables/{settings.AIRBYTE_CONNECTION_ID_VARIABLE}",
+    } <= written
