@@ -10,7 +10,12 @@ import pulumi
 from core.catalog import SOURCE_SCHEMA, STREAMS, Stream
 from core.connections import AIRBYTE_CONN_ID, AIRBYTE_CONNECTION_ID_VARIABLE
 from infra.airbyte.client import DEFAULT_SERVER_URL
-from infra.airbyte.config import ReplicationMethod, SchemaChangePolicy
+from infra.airbyte.config import (
+    DEFAULT_CRON,
+    DEFAULT_TIMEZONE,
+    ReplicationMethod,
+    SchemaChangePolicy,
+)
 from infra.airbyte.resources import (
     Connection,
     ConnectionArgs,
@@ -21,9 +26,6 @@ from infra.airbyte.resources import (
     StreamSpec,
 )
 from infra.endpoints import PostgresLogin, SnowflakeTarget, SshTunnel
-
-DEFAULT_CRON = "0 0 17 * * ?"  # Quartz: daily at 17:00
-DEFAULT_TIMEZONE = "UTC"
 
 
 def catalog_streams(streams: Sequence[Stream] = STREAMS) -> list[StreamSpec]:

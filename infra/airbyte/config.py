@@ -14,6 +14,9 @@ _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
 _QUARTZ_FIELD = re.compile(r"^[0-9A-Za-z*?,/#LW-]+$")
 
+DEFAULT_CRON = "0 0 17 * * ?"  # Quartz: daily at 17:00
+DEFAULT_TIMEZONE = "UTC"
+
 ReplicationMethod = Literal["cursor", "cdc"]
 SchemaChangePolicy = Literal["ignore", "disable_connection", "propagate_columns", "propagate_fully"]
 
@@ -25,8 +28,8 @@ class AirbyteConfig(Section):
     # "manual" leaves the schedule to Airflow, which triggers each sync.
     schedule: Literal["cron", "manual"] = Field("cron", examples=["manual"])
     # Quartz (seconds first), as Airbyte reads it; the time zone is a separate key.
-    cron: str = Field("0 0 17 * * ?", examples=["0 0 17 * * ?"])
-    timezone: str = Field("UTC", examples=["Europe/Paris"])
+    cron: str = Field(DEFAULT_CRON, examples=["0 0 17 * * ?"])
+    timezone: str = Field(DEFAULT_TIMEZONE, examples=["Europe/Paris"])
     replication_method: ReplicationMethod = Field("cursor", examples=["cdc"])
     cdc_publication: str = Field(
         "airbyte_publication", pattern=_PG_IDENTIFIER, examples=["airbyte_publication"]
