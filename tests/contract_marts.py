@@ -6,12 +6,17 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
 PAYMENT_STATUSES = {"succeeded", "failed", "refunded"}
-_DECIMAL_COMMA = re.compile(r"^(-?\d+),(\d{1,2})$")
+# numeric(12,2): ten digits before the point.
+LARGEST_AMOUNT = Decimal("9999999999.99")
+# ASCII digits only, and whole-string matches: `$` alone would let a trailing newline through.
+_LEADING_CURRENCY = re.compile(r"(?i)^(USD)?\$?")
+_DECIMAL_COMMA = re.compile(r"(-?[0-9]+),([0-9]{1,2})")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def money(value: Decimal) -> Decimal:
@@ -20,23 +25,21 @@ def money(value: Decimal) -> Decimal:
 
 
 def parse_amount(text: str | None) -> Decimal | None:
-    """D4/D5: the amount as a number, or None when it cannot be parsed."""
+    """D4/D5: the amount as numeric(12,2), or None when it cannot be parsed.
+
+    Spaces go, then a leading `USD` and a leading `$`; a comma before 1-2 final digits is the
+    decimal point; what is left must be a plain decimal number that fits numeric(12,2).
+    """
     if text is None:
         return None
-    s = re.sub(r"\s+", "", text)
-    if s.upper().startswith("USD"):
-        s = s[3:]
-    s = s.removeprefix("$")
-    m = _DECIMAL_COMMA.match(s)
-    if m:
-        s = f"{m.group(1)}.{m.group(2)}"
-    if not s:
+    s = _LEADING_CURRENCY.sub("", text.replace(" ", ""), count=1)
+    comma = _DECIMAL_COMMA.fullmatch(s)
+    if comma:
+        s = f"{comma[1]}.{comma[2]}"
+    if not _PLAIN_NUMBER.fullmatch(s):
         return None
-    try:
-        value = Decimal(s)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+    value = money(Decimal(s))
+    return value if abs(value) <= LARGEST_AMOUNT else None
 
 
 def canonical(text: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -13,6 +13,7 @@ import pytest
 
 from source_generator import DirtRates, GeneratorConfig, generate_cycle
 from source_generator.config import dirt_from_env, parse_overrides
+from tests.contract_marts import parse_amount
 
 pytestmark = pytest.mark.postgres
 
@@ -37,20 +38,6 @@ CATEGORICAL = [
     ("payments", "currency"),
     ("payments", "status"),
 ]
-
-
-def parse_amount(text: str | None) -> Decimal | None:
-    """The contract's D4 rule, written independently of the generator."""
-    if text is None:
-        return None
-    value = text.replace(" ", "")
-    value = re.sub(r"^USD", "", value)
-    value = value.replace("$", "")
-    value = re.sub(r",(\d{1,2})$", r".\1", value)
-    try:
-        return Decimal(value).quantize(Decimal("0.01"))
-    except InvalidOperation:
-        return None
 
 
 def parse_dob(text: str) -> date | None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from source_generator.schema import TABLES
-from tests.contract_marts import billing_period, canonical, subscription_status
+from tests.contract_marts import billing_period, canonical, money, parse_amount, subscription_status
 
 AIRBYTE_COLUMNS = (
     ("_airbyte_raw_id", "varchar", "varchar"),
@@ -300,23 +299,6 @@ def write_duckdb(path: Path, fixture: Fixture) -> None:
 
 # ---- The contract's rules, written independently of the dbt models ----
 
-CENT = Decimal("0.01")
-
-
-def parse_amount(text: str | None) -> Decimal | None:
-    """D4/D5: the canonical amount, or None when it cannot be read."""
-    if text is None:
-        return None
-    s = text.replace(" ", "")
-    if s.upper().startswith("USD"):
-        s = s[3:]
-    s = s.replace("$", "")
-    if re.fullmatch(r"-?\d+,\d{1,2}", s):
-        s = s.replace(",", ".")
-    if not re.fullmatch(r"-?\d+(\.\d+)?", s):
-        return None
-    return Decimal(s).quantize(CENT, rounding=ROUND_HALF_UP)
-
 
 def rejection(row: Row, first_by_charge: dict[str, int], subscription_ids: set[int]) -> str | None:
     amount = parse_amount(row["amount"])
@@ -329,11 +311,6 @@ def rejection(row: Row, first_by_charge: dict[str, int], subscription_ids: set[i
     if row["subscription_id"] not in subscription_ids:
         return "orphan_subscription"
     return None
-
-
-def round_money(value: Decimal) -> Decimal:
-    sign = -1 if value < 0 else 1
-    return sign * abs(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def expected(fixture: Fixture) -> dict[str, Any]:
@@ -380,11 +357,11 @@ def expected(fixture: Fixture) -> dict[str, Any]:
     return {
         "quarantine": quarantine,
         "net_revenue_by_plan": {
-            name: (round_money(net_by_plan[name]), succeeded_by_plan[name]) for name in plan_names
+            name: (money(net_by_plan[name]), succeeded_by_plan[name]) for name in plan_names
         },
-        "monthly_net_revenue_by_plan": {k: round_money(v) for k, v in monthly.items()},
+        "monthly_net_revenue_by_plan": {k: money(v) for k, v in monthly.items()},
         "current_mrr_by_plan": {
-            name: (round_money(mrr_twelfths[name] / 12), active[name]) for name in plan_names
+            name: (money(mrr_twelfths[name] / 12), active[name]) for name in plan_names
         },
         "current_month": month_start(fixture.now),
     }

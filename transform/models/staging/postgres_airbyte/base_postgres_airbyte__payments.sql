@@ -12,8 +12,9 @@ amount_stripped as (
 
     select
         *,
-        -- D4: drop spaces, a leading USD and a $ sign.
-        replace(replace(upper(replace(amount, ' ', '')), 'USD', ''), '$', '') as amount_stripped
+        -- D4: drop spaces, then a leading USD and a leading $ sign (elsewhere they make the
+        -- amount unparseable, as in the contract).
+        regexp_replace(upper(replace(amount, ' ', '')), '^(USD)?[$]?', '') as amount_stripped
 
     from source
 
