@@ -1,5 +1,5 @@
 -- Row-level cleaning of payments (D1, D2, D4, D12) and the row-level rejection reasons (D5, D6).
--- Rejections that need other rows (D7, D8) are decided in stg_postgres_airbyte__payments.
+-- Rejections that need other rows (D7, D8) are decided in base_postgres_airbyte__payments_checked.
 with
 
 source as (
