@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -85,3 +90,30 @@ def load_dag(monkeypatch: pytest.MonkeyPatch, project_dir: Path, **env: str) -> 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return runner.load_dag()
+
+
+@dataclass
+class DagRun:
+    """What a DAG run in its own process reported, and its task log."""
+
+    ok: bool
+    state: str
+    tasks: dict[str, str]
+    log: str
+
+
+def run_in_process(day: datetime, log: Path) -> DagRun:
+    """One DAG run in its own process, as `make demo` runs it: the task log goes to `log`."""
+    run = subprocess.run(
+        [sys.executable, "-m", "orchestration.include.runner", day.isoformat(), str(log)],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode in (0, 1), run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return DagRun(
+        run.returncode == 0, result["state"], result["tasks"], log.read_text(errors="replace")
+    )

@@ -7,8 +7,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from infra.snowflake.platform import _airflow_connection
 from tests import contract_marts
 from tests.fakes.airbyte_api import FakeAirbyte
 from tests.fakes.keys import throwaway_pem
-from tests.orchestration.conftest import FAST_SETTINGS
+from tests.orchestration.conftest import FAST_SETTINGS, DagRun, run_in_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -238,30 +236,12 @@ def _generate(day: datetime) -> None:
     assert local_steps.generate_day(day, Settings.from_env())["cycles_run"] > 0
 
 
-@dataclass
-class Run:
-    state: str
-    tasks: dict[str, str]
-    log: str
-
-
-def _run(cloud: Cloud, day: datetime, log: Path) -> Run:
-    """One DAG run in its own process, as `make demo` runs it: the task log goes to `log`."""
+def _run(cloud: Cloud, day: datetime, log: Path) -> DagRun:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MDP_DBT_PROJECT_DIR", str(cloud.dbt_project))
         mp.delenv("MDP_DBT_MANIFEST", raising=False)
         mp.delenv("MDP_DBT_PROFILES_YML", raising=False)
-        run = subprocess.run(
-            [sys.executable, "-m", "orchestration.include.runner", day.isoformat(), str(log)],
-            env=dict(os.environ),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    assert run.returncode in (0, 1), run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    return Run(result["state"], result["tasks"], log.read_text(errors="replace"))
+        return run_in_process(day, log)
 
 
 def _marts(cloud: Cloud) -> dict[str, list[tuple[Any, ...]]]:
@@ -284,7 +264,7 @@ def _files(root: Path) -> dict[str, tuple[str, int]]:
 
 @dataclass
 class FirstRun:
-    run: Run
+    run: DagRun
     expected: contract_marts.ContractMarts
 
 

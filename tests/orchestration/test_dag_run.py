@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +14,7 @@ import psycopg
 import pytest
 
 from tests import contract_marts
-from tests.orchestration.conftest import FAST_SETTINGS, load_dag
+from tests.orchestration.conftest import FAST_SETTINGS, load_dag, run_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -153,18 +149,10 @@ def test_a_broken_model_fails_its_task_skips_downstream_and_keeps_earlier_tables
     with pytest.MonkeyPatch.context() as mp:
         dag = load_dag(mp, broken)
         # In its own process, as `make demo` runs: the task log goes to the file, not to pytest.
-        run = subprocess.run(
-            [sys.executable, "-m", "orchestration.include.runner", DAY_2.isoformat(), str(log)],
-            env=dict(os.environ),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    assert run.returncode == 1, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    states = result["tasks"]
-    assert result["state"] == "failed"
+        run = run_in_process(DAY_2, log)
+    states = run.tasks
+    assert not run.ok
+    assert run.state == "failed"
     broken_task = f"transform.{BROKEN_MODEL}_model_build"
     assert states[broken_task] == "failed"
     assert states["sync"] == "success"
@@ -178,6 +166,5 @@ def test_a_broken_model_fails_its_task_skips_downstream_and_keeps_earlier_tables
     assert _source_counts() != source_before
     assert _marts() == marts_before
     # The task log names the model and dbt's error.
-    text = log.read_text(errors="replace")
-    assert f"dbt node {BROKEN_MODEL} failed in task {broken_task}" in text
-    assert 'Binder Error: Referenced column "no_such_column_on_purpose" not found' in text
+    assert f"dbt node {BROKEN_MODEL} failed in task {broken_task}" in run.log
+    assert 'Binder Error: Referenced column "no_such_column_on_purpose" not found' in run.log

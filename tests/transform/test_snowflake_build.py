@@ -150,20 +150,26 @@ def assert_matches(connect: dict[str, Any], fx: fixture.Fixture) -> None:
         assert value == want[key], key
 
 
-@pytest.mark.slow
-def test_build_on_snowflake_dialect_matches_contract(fakesnow_server: SnowflakeBuild) -> None:
-    fx = fixture.build()
-    load_raw(fakesnow_server.connect, fx)
+def load_and_build(server: SnowflakeBuild, fx: fixture.Fixture) -> transform.DbtOutcome:
+    """Load `fx` as the raw layer, then `dbt build` on the fakesnow target; it must succeed."""
+    load_raw(server.connect, fx)
     # Unit tests are left to the DuckDB build: dbt-snowflake runs each one through
     # CREATE TEMPORARY TABLE <database>.<schema>.<name>, which fakesnow 0.12 cannot emulate
     # (DuckDB keeps temporary tables in its own catalog). See transform/README.md.
     outcome = transform.run_dbt(
         ["build", "--exclude", "resource_type:unit_test"],
         target="fakesnow",
-        profiles_dir=fakesnow_server.profiles_dir,
-        target_path=fakesnow_server.target_path,
+        profiles_dir=server.profiles_dir,
+        target_path=server.target_path,
     )
     assert outcome.success, outcome.statuses
+    return outcome
+
+
+@pytest.mark.slow
+def test_build_on_snowflake_dialect_matches_contract(fakesnow_server: SnowflakeBuild) -> None:
+    fx = fixture.build()
+    outcome = load_and_build(fakesnow_server, fx)
     kinds = {r.node.resource_type for r in outcome.results}
     assert {"model", "test"} <= kinds
     assert all(str(r.status) in ("success", "pass", "warn") for r in outcome.results)
@@ -171,14 +177,7 @@ def test_build_on_snowflake_dialect_matches_contract(fakesnow_server: SnowflakeB
 
     # A second sync, then an incremental run: delete+insert with transient temp tables.
     later = fixture.advance(fx)
-    load_raw(fakesnow_server.connect, later)
-    outcome = transform.run_dbt(
-        ["build", "--exclude", "resource_type:unit_test"],
-        target="fakesnow",
-        profiles_dir=fakesnow_server.profiles_dir,
-        target_path=fakesnow_server.target_path,
-    )
-    assert outcome.success, outcome.statuses
+    load_and_build(fakesnow_server, later)
     assert_matches(fakesnow_server.connect, later)
     versions = query(
         fakesnow_server.connect,

@@ -84,6 +84,19 @@
         )
 {%- endmacro %}
 
+{#- The config both MRR models share: a pre-hook deletes what the run recomputes (see
+    mrr_window), then the run appends it. A delete keyed on the new rows would scan the table
+    a second time, and would miss a subscription that no longer counts. -#}
+{% macro mrr_incremental_config() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        tmp_relation_type='transient',
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ mrr_delete_window() }}",
+    ) }}
+{%- endmacro %}
+
 {#- The pre-hook of the MRR models: delete what this run recomputes. -#}
 {% macro mrr_delete_window() -%}
     {%- if is_incremental() -%}

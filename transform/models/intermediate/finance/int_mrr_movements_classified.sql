@@ -10,15 +10,7 @@
 -- Incremental on the same window as int_subscription_months_evaluated: the newest month built
 -- and every month since, for the subscriptions synced since the last run (pre-hook delete,
 -- then append).
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        tmp_relation_type='transient',
-        on_schema_change='sync_all_columns',
-        pre_hook="{{ mrr_delete_window() }}",
-    )
-}}
+{{ mrr_incremental_config() }}
 
 -- The subscriptions to recompute are read from (mrr_changed_subscriptions):
 -- depends_on: {{ ref('dim_subscriptions') }}, {{ ref('dim_users') }}, {{ ref('dim_plans') }}

@@ -5,18 +5,9 @@
 -- Soft-deleted users stop counting from `deleted_at`.
 -- Incremental: a run recomputes the newest month already built and every month since, for
 -- the subscriptions whose subscription, user or plan was synced since the last run (all of
--- them on the first run of a new month; see mrr_window). The pre-hook deletes those rows and
--- the run appends them again: a delete keyed on the new rows would scan the table a second
--- time, and would miss a subscription that no longer counts.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        tmp_relation_type='transient',
-        on_schema_change='sync_all_columns',
-        pre_hook="{{ mrr_delete_window() }}",
-    )
-}}
+-- them on the first run of a new month; see mrr_window). A pre-hook deletes those rows and
+-- the run appends them again (mrr_incremental_config).
+{{ mrr_incremental_config() }}
 
 -- The subscriptions to recompute are also read from (mrr_changed_subscriptions):
 -- depends_on: {{ ref('dim_plans') }}
