@@ -20,17 +20,18 @@ PACKAGES = {"tests"} | frozenset(
 # the list only shrinks.
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
-        # infra/mockrun.py is the infra work's in this round: public names for its recording
-        # runner and its computed outputs are theirs to choose.
+        # infra/mockrun.py's recording runner and computed outputs: they get public names with
+        # the rework of infra/ (issue 15, items 2-4).
         ("infra/test_airflow_secrets.py", "infra.mockrun._sync_run"),
         ("infra/snowflake/conftest.py", "infra.mockrun._sync_run"),
         ("infra/airbyte/test_component.py", "infra.mockrun._sync_run"),
         ("infra/airbyte/conftest.py", "infra.mockrun._computed_outputs"),
         ("infra/airbyte/test_program.py", "infra.mockrun._computed_outputs"),
-        # A conftest helper shared across folders; tests/infra/snowflake is the grants work's.
+        # A Snowflake conftest helper the Airbyte tests reuse: it moves to a shared, public
+        # test helper with the same rework.
         ("infra/airbyte/test_program.py", "tests.infra.snowflake.conftest._recording"),
-        # The connection JSON as the stack writes it; infra/snowflake/platform.py is the grants
-        # work's, and issue 15 item 4 moves Airflow connections into each component.
+        # The Snowflake Airflow connection as the stack writes it: issue 15 item 4 has each
+        # component return its own Airflow connections, which gives the tests a public way in.
         ("orchestration/test_cloud_dag_run.py", "infra.snowflake.platform._airflow_connection"),
         ("orchestration/test_publishing.py", "infra.snowflake.platform._airflow_connection"),
     }

@@ -194,6 +194,8 @@ def build(
     pay(3, "N/A", "succeeded", at(ms[2], 2))  # D5
     pay(3, "", "succeeded", at(ms[2], 3))  # D5
     pay(3, None, "succeeded", at(ms[2], 4))  # D5
+    pay(3, "10.00$", "succeeded", at(ms[2], 5))  # D4: a $ that does not lead -> D5
+    pay(1, "usd 10.005", "succeeded", at(ms[3], 3))  # D4: USD in any case, half-up to 10.01
     pay(4, "-999.99", "succeeded", at(ms[1], 2))  # D6
     original = pay(4, "999.99", "refunded", at(ms[1], 3))
     pay(4, "999.99", "refunded", at(ms[1], 3), charge_id=original["charge_id"])  # D7
