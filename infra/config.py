@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from infra.airbyte.client import CONFIG_CLIENT_ID, CONFIG_CLIENT_SECRET, CONFIG_TOKEN
 from infra.airbyte.config import AirbyteConfig
+from infra.alerts import AlertsConfig
 from infra.config_errors import ConfigError, ConfigIssue, ConfigReader, Fixes
 from infra.cost import CostConfig
 from infra.database import DatabaseSettings
@@ -95,6 +96,7 @@ class StackConfig(Section):
     airbyte: AirbyteConfig | None = None
     snowflake: SnowflakeConfig | None = None
     cost: CostConfig = CostConfig.model_validate({})
+    alerts: AlertsConfig | None = None
 
     @property
     def is_prod(self) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from infra.sections import PROJECT
 
@@ -88,11 +88,21 @@ class Fixes:
             else:
                 got = err.get("input")
                 shown = json.dumps(got) if isinstance(got, str | int | float | bool) else None
+                if self._is_secret(loc):
+                    shown = None  # a secret value is never repeated in an error
+                    fix = fix.replace("pulumi config set ", "pulumi config set --secret ", 1)
                 problem = err["msg"].removeprefix("Value error, ") + (
                     f" (got {shown})" if shown else ""
                 )
             issues.append(ConfigIssue(key=key, problem=problem, fix=fix))
         return issues
+
+    def _is_secret(self, loc: Loc) -> bool:
+        owner, name = _model_at(self.root, loc)
+        if owner is None or name is None:
+            return False
+        annotation = owner.model_fields[name].annotation
+        return SecretStr in (annotation, *getattr(annotation, "__args__", ()))
 
     def _unknown_key(self, loc: Loc) -> ConfigIssue:
         model = _model_for(self.root, loc[:-1])

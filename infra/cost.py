@@ -313,6 +313,8 @@ def estimate(
                 "GB",
                 pricing.aws("cloudwatch_logs_ingest_gb"),
             )
+        elif r.type == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            add(r, "aws", "CloudWatch alarm", 1, "month", pricing.aws("cloudwatch_alarm_month"))
         elif r.type == "snowflake:index/warehouse:Warehouse":
             wh_name = str(_get(r.inputs, "name") or r.name)
             size = str(_get(r.inputs, "warehouse_size") or "XSMALL")

@@ -262,6 +262,7 @@ class Database(pulumi.ComponentResource):
         self.address = self.instance.address
         self.port = self.instance.port
         self.instance_id = self.instance.id
+        self.identifier = self.instance.identifier
         self.master_secret_arn = self.instance.master_user_secrets.apply(
             lambda secrets: (secrets[0].secret_arn or "") if secrets else ""
         )

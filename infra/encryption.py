@@ -20,7 +20,7 @@ class EncryptionKeyArgs:
 
 
 class EncryptionKey(pulumi.ComponentResource):
-    """A rotating KMS key whose policy lets CloudWatch Logs encrypt the stack's log groups."""
+    """A rotating KMS key whose policy lets CloudWatch Logs encrypt the stack's log groups, and alarms and budgets publish to the alert topic."""
 
     key_arn: pulumi.Output[str]
     key_id: pulumi.Output[str]
@@ -84,6 +84,15 @@ def _key_policy(account_id: str, region: str) -> str:
                             )
                         }
                     },
+                },
+                {
+                    # Alarms and Budgets publish to the stack's encrypted alert topic.
+                    "Sid": "AlarmsAndBudgetsPublishToTheAlertTopic",
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+                    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
                 },
             ],
         }

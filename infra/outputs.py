@@ -35,6 +35,9 @@ AIRBYTE_SOURCE_ID: Final = "airbyteSourceId"
 AIRBYTE_DESTINATION_ID: Final = "airbyteDestinationId"
 AIRBYTE_CONNECTION_ID: Final = "airbyteConnectionId"
 
+# Alerts (infra/alerts.py), when `mdp:alerts` is set: the SNS topic the DAG's notifier publishes to.
+ALERTS_TOPIC_ARN: Final = "alertsTopicArn"
+
 # Buckets: the release the hosts run, and where `mdp export` writes.
 ARTIFACT_BUCKET: Final = "artifactBucket"
 ARTIFACT_KEY: Final = "artifactKey"

@@ -84,6 +84,7 @@ class Plan:
     budget_usd: float
     budget_error: str | None
     examples_used: list[str] = field(default_factory=list)
+    alerts: str = ""
 
     @property
     def ok(self) -> bool:
@@ -151,6 +152,26 @@ def build_plan(stack: str, overrides: Mapping[str, Any] | None = None) -> Plan:
         config.cost.monthly_budget_usd,
         budget_error,
         examples_used,
+        _alerts_line(run.resources, config.alerts is not None and config.alerts.configured),
+    )
+
+
+def _alerts_line(resources: list[Any], configured: bool) -> str:
+    """What the stack alerts on and whom it tells, or how to turn alerts on."""
+    if not configured:
+        return (
+            "alerts: not configured, so no alert topic, alarms or budget "
+            "(set mdp:alerts.emails, e.g. `pulumi config set --path 'alerts.emails[0]' "
+            "ops@example.com`)"
+        )
+    alarms = sum(1 for r in resources if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm")
+    subscriptions = sum(
+        1 for r in resources if r.type == "aws:sns/topicSubscription:TopicSubscription"
+    )
+    budgets = sum(1 for r in resources if r.type == "aws:budgets/budget:Budget")
+    return (
+        f"alerts: {alarms} alarms and {budgets} budget publish to one topic "
+        f"with {subscriptions} subscriptions"
     )
 
 
@@ -198,6 +219,8 @@ def render(plan: Plan, fmt: Literal["text", "markdown"]) -> str:
         f"${plan.estimate.total():,.2f}/month "
         f"(prices as of {plan.estimate.pricing_as_of})."
     )
+    if plan.alerts:
+        out.append(plan.alerts + ".")
     if plan.examples_used:
         out.append(
             f"Not set in Pulumi.{plan.stack}.yaml, planned with example values: "

@@ -9,7 +9,14 @@ import pulumi
 from infra import outputs
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs, ApiApplication
 from infra.airbyte.client import CONFIG_CLIENT_ID, CONFIG_CLIENT_SECRET, DEFAULT_SERVER_URL
-from infra.config import StackConfig, load_stack_config
+from infra.alerts import (
+    Alerts,
+    AlertsArgs,
+    WatchedDatabase,
+    WatchedHost,
+    default_max_connections,
+)
+from infra.config import ConfigError, ConfigIssue, StackConfig, load_stack_config
 from infra.database import Database, DatabaseArgs
 from infra.encryption import EncryptionKey, EncryptionKeyArgs
 from infra.hosts import (
@@ -147,6 +154,57 @@ def build_airbyte(
     )
 
 
+def build_alerts(
+    config: StackConfig,
+    key: EncryptionKey,
+    database: Database,
+    generator: GeneratorHost,
+    airflow: AirflowHost,
+) -> Alerts | None:
+    """The alert topic, alarms and budget, when `mdp:alerts` names a recipient."""
+    settings = config.alerts
+    if settings is None or not settings.configured:
+        return None
+    db = config.aws.database
+    max_connections = settings.db_max_connections or default_max_connections(db.instance_class)
+    if max_connections is None:
+        # Validated here rather than in the section: it depends on the database's class.
+        raise ConfigError(
+            config.stack,
+            [
+                ConfigIssue(
+                    key="mdp:alerts.dbMaxConnections",
+                    problem=f"no known connection limit for {db.instance_class}",
+                    fix="pulumi config set --path 'alerts.dbMaxConnections' <limit> "
+                    f"--stack {config.stack}",
+                )
+            ],
+        )
+    webhook = settings.webhook_url
+    return Alerts(
+        "alerts",
+        AlertsArgs(
+            stack=config.stack,
+            region=config.aws.region,
+            kms_key_arn=key.key_arn,
+            emails=settings.emails,
+            webhook_url=pulumi.Output.secret(webhook.get_secret_value())
+            if webhook is not None
+            else None,
+            monthly_budget_usd=config.cost.monthly_budget_usd,
+            hosts=[
+                WatchedHost("generator", generator.instance_id),
+                WatchedHost("airflow", airflow.instance_id, root_disk=True),
+            ],
+            database=WatchedDatabase(
+                identifier=database.identifier,
+                allocated_storage_gb=db.allocated_storage_gb,
+                max_connections=max_connections,
+            ),
+        ),
+    )
+
+
 def main() -> None:
     # Validation happens here, before the first resource is declared.
     config: StackConfig = load_stack_config()
@@ -253,6 +311,8 @@ def main() -> None:
         ),
     )
 
+    alerts = build_alerts(config, key, database, generator, airflow)
+
     exports: Exports = {
         outputs.DB_ENDPOINT: database.address,
         outputs.DB_PORT: database.port,
@@ -274,6 +334,8 @@ def main() -> None:
     }
     if snowflake is not None:
         exports |= snowflake_exports(snowflake)
+    if alerts is not None:
+        exports[outputs.ALERTS_TOPIC_ARN] = alerts.topic_arn
     if airbyte is not None:
         exports |= {
             outputs.AIRBYTE_SOURCE_ID: airbyte.source_id,

@@ -33,7 +33,17 @@ def test_program_passes_every_rule(each_stack: ProgramRun) -> None:
 
 def test_every_resource_rule_applies_to_something_in_the_program() -> None:
     # With the Snowflake and Airbyte sections `mdp plan` fills in, so every component is there.
-    planned = run_program("dev", overrides=PLAN_EXAMPLES["dev"], secrets=PLAN_SECRETS)
+    # And alerts, which no committed stack configures.
+    planned = run_program(
+        "dev",
+        overrides={**PLAN_EXAMPLES["dev"], "mdp:alerts": {"emails": ["ops@example.com"]}},
+        secrets={
+            **PLAN_SECRETS,
+            "mdp:alerts": json.dumps(
+                {"emails": ["ops@example.com"], "webhookUrl": "https://hooks.example.com/x"}
+            ),
+        },
+    )
     types = {x.type for x in planned.resources}
     # Present, listed for clarity; and a rule that forbids a type the program must never declare.
     optional = {"default-security-group-closed", "snowflake-no-ownership-transfers"}

@@ -80,3 +80,18 @@ def test_bad_config_is_reported_with_the_fix() -> None:
     )
     assert result.exit_code == 2
     assert "backupRetentionDays" in result.output and "pulumi config set" in result.output
+
+
+def test_plan_says_when_alerts_are_not_configured_and_counts_them_when_they_are() -> None:
+    result = runner.invoke(app, ["plan", "--stack", "dev"])
+    assert result.exit_code == 0, result.output
+    assert "alerts: not configured" in result.output
+    assert "mdp:alerts.emails" in result.output
+    result = runner.invoke(
+        app, ["plan", "--stack", "prod", "--set", 'mdp:alerts={"emails": ["ops@example.com"]}']
+    )
+    assert result.exit_code == 0, result.output
+    assert "alerts: 8 alarms and 1 budget publish to one topic with 1 subscriptions" in (
+        result.output
+    )
+    assert "CloudWatch alarm" in result.output

@@ -33,6 +33,9 @@ OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 POLICY = "aws:iam/policy:Policy"
+SNS_TOPIC = "aws:sns/topic:Topic"
+SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 ADMIN_PORTS = {22: "SSH", 3389: "RDP", 5432: "PostgreSQL", 8080: "Airflow web", 3306: "MySQL"}
 OPEN = {"0.0.0.0/0", "::/0"}
@@ -660,6 +663,88 @@ def iam_trust(t: str, p: Props, c: Context) -> list[str]:
         if s.get("Effect") == "Allow" and "*" in values:
             out.append("trust policy allows any principal ('*')")
     return out
+
+
+@rule(
+    "sns-topic-encrypted-with-cmk",
+    "SNS topics are encrypted with the stack's customer-managed KMS key",
+    ("Checkov CKV_AWS_26", "Trivy AVD-AWS-0095", "Trivy AVD-AWS-0136", "FSBP SNS.1"),
+    (SNS_TOPIC,),
+)
+def sns_encrypted(t: str, p: Props, c: Context) -> list[str]:
+    key = p.get("kmsMasterKeyId")
+    if not key:
+        return ["kmsMasterKeyId is not set: the topic is not encrypted at rest"]
+    if str(key) == "alias/aws/sns":
+        return ["encrypted with the AWS-managed alias/aws/sns key, not the stack's key"]
+    return []
+
+
+@rule(
+    "cloudwatch-alarm-has-action",
+    "Every CloudWatch alarm notifies or acts when it fires, with its actions enabled",
+    ("FSBP CloudWatch.15", "FSBP CloudWatch.17"),
+    (ALARM,),
+    "medium",
+)
+def alarm_actions(t: str, p: Props, c: Context) -> list[str]:
+    out = []
+    if not _list(p.get("alarmActions")):
+        out.append("alarm has no alarmActions: it would fire silently")
+    if p.get("actionsEnabled") is False:
+        out.append("actionsEnabled is false")
+    return out
+
+
+@rule(
+    "sns-subscription-https",
+    "Webhook subscriptions deliver over HTTPS only",
+    ("mdp: alerts leave AWS over TLS only", "FSBP SNS (data in transit)"),
+    (SNS_SUBSCRIPTION,),
+)
+def subscription_https(t: str, p: Props, c: Context) -> list[str]:
+    if str(p.get("protocol", "")).lower() == "http":
+        return ["protocol is http: alerts would cross the internet in clear text; use https"]
+    endpoint = p.get("endpoint")
+    if (
+        str(p.get("protocol", "")).lower() == "https"
+        and isinstance(endpoint, str)
+        and not endpoint.startswith("https://")
+    ):
+        return ["https subscription to an endpoint that is not an https:// URL"]
+    return []
+
+
+def _recovers(alarm: Resource) -> bool:
+    actions = [str(a) for a in _list(alarm.props.get("alarmActions"))]
+    return alarm.props.get("metricName") == "StatusCheckFailed_System" and any(
+        a.startswith("arn:aws:automate:") and a.endswith(":ec2:recover") for a in actions
+    )
+
+
+@stack_rule(
+    "prod-host-status-alarms",
+    "In prod, once alerts are configured, every EC2 host has a system status-check alarm that recovers it",
+    ("mdp: hosts recover from hardware failure (AWS Well-Architected REL11)",),
+)
+def host_status_alarms(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    # Keyed on the alert topic: a stack without `mdp:alerts` has no one to tell.
+    if not c.production or not any(r.type == SNS_TOPIC for r in resources):
+        return []
+    hosts = [r for r in resources if r.type == EC2]
+    recovering = [r for r in resources if r.type == ALARM and _recovers(r)]
+    # Instance ids are unknown in a preview, so hosts and alarms are matched by count.
+    if len(recovering) >= len(hosts):
+        return []
+    return [
+        Violation(
+            "prod-host-status-alarms",
+            h.name,
+            f"{len(hosts)} EC2 hosts but {len(recovering)} StatusCheckFailed_System alarms "
+            "with the ec2:recover action",
+        )
+        for h in hosts
+    ]
 
 
 def output_violations(

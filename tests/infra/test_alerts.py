@@ -1,0 +1,305 @@
+"""Alerts declared in the program: the encrypted topic, its subscriptions, the alarms and the budget."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra import outputs
+from infra.alerts import default_max_connections
+from infra.config import build_stack_config
+from infra.config_errors import ConfigError
+from infra.mockrun import ProgramRun, run_program, stack_config, walk_strings
+from infra.policies.rules import Context, Resource, all_rules, evaluate
+from infra.policies.rules import aws as r
+
+WEBHOOK = "https://hooks.example.com/services/T000/B000/XXXXSECRETXXXX"
+EMAILS = ["oncall@example.com", "data-team@example.com"]
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+BUDGET = "aws:budgets/budget:Budget"
+EC2 = "aws:ec2/instance:Instance"
+
+
+def _with_alerts(stack: str, section: dict[str, Any] | None = None) -> ProgramRun:
+    # As the engine hands it over after `pulumi config set --secret --path 'alerts.webhookUrl'`:
+    # the whole `mdp:alerts` key is secret.
+    value = section if section is not None else {"emails": EMAILS, "webhookUrl": WEBHOOK}
+    return run_program(stack, secrets={"mdp:alerts": json.dumps(value)})
+
+
+_RUNS: dict[str, ProgramRun] = {}
+
+
+@pytest.fixture(params=["dev", "prod"], scope="module")
+def alerted(request: pytest.FixtureRequest) -> ProgramRun:
+    if request.param not in _RUNS:
+        _RUNS[request.param] = _with_alerts(request.param)
+    return _RUNS[request.param]
+
+
+@pytest.fixture(scope="module")
+def alerted_prod() -> ProgramRun:
+    if "prod" not in _RUNS:
+        _RUNS["prod"] = _with_alerts("prod")
+    return _RUNS["prod"]
+
+
+def test_topic_is_encrypted_with_the_stacks_key(alerted: ProgramRun) -> None:
+    topic = alerted.one(TOPIC)
+    key = alerted.one("aws:kms/key:Key", "kms")
+    assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    assert topic.inputs["name"] == f"mdp-{alerted.stack}-alerts"
+    component = alerted.one("mdp:alerts:Alerts")
+    assert topic.parent == component.urn
+    assert alerted.outputs[outputs.ALERTS_TOPIC_ARN] == topic.outputs["arn"]
+    # The key lets alarms and budgets publish to the encrypted topic.
+    policy = json.loads(key.inputs["policy"])
+    grant = next(s for s in policy["Statement"] if s["Sid"].startswith("AlarmsAndBudgets"))
+    assert set(grant["Principal"]["Service"]) == {
+        "cloudwatch.amazonaws.com",
+        "budgets.amazonaws.com",
+    }
+    topic_policy = json.loads(alerted.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    assert any(
+        "budgets.amazonaws.com" in _list(s["Principal"].get("Service"))
+        for s in topic_policy["Statement"]
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value else []
+
+
+def test_subscriptions_email_and_secret_https_webhook(alerted: ProgramRun) -> None:
+    topic_arn = alerted.one(TOPIC).outputs["arn"]
+    subs = alerted.of_type(SUBSCRIPTION)
+    assert {s.inputs["topic"] for s in subs} == {topic_arn}
+    emails = sorted(s.inputs["endpoint"] for s in subs if s.inputs["protocol"] == "email")
+    assert emails == sorted(EMAILS)
+    webhook = alerted.one(SUBSCRIPTION, "webhook")
+    assert webhook.inputs["protocol"] == "https"
+    assert "endpoint" in webhook.secret_inputs
+    assert webhook.plain["endpoint"] == WEBHOOK
+
+
+def test_webhook_url_never_reaches_plain_outputs_or_other_resources(alerted: ProgramRun) -> None:
+    for name, value in alerted.outputs.items():
+        if name not in alerted.secret_outputs:
+            assert WEBHOOK not in json.dumps(value), name
+    for res in alerted.resources:
+        plain_inputs = {k: v for k, v in res.inputs.items() if k not in res.secret_inputs}
+        assert WEBHOOK not in list(walk_strings(plain_inputs)), res.name
+
+
+def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRun) -> None:
+    topic_arn = alerted.one(TOPIC).outputs["arn"]
+    alarms = {a.name.removeprefix("alerts-"): a.inputs for a in alerted.of_type(ALARM)}
+    assert set(alarms) == {
+        "generator-system-check",
+        "generator-instance-check",
+        "airflow-system-check",
+        "airflow-instance-check",
+        "airflow-root-disk",
+        "db-free-storage",
+        "db-cpu",
+        "db-connections",
+    }
+    for name, a in alarms.items():
+        assert topic_arn in a["alarmActions"], name
+    instances = {i.name.split("-")[0]: i.id for i in alerted.of_type(EC2)}
+    for host in ("generator", "airflow"):
+        system = alarms[f"{host}-system-check"]
+        assert system["metricName"] == "StatusCheckFailed_System"
+        assert system["dimensions"] == {"InstanceId": instances[host]}
+        assert "arn:aws:automate:us-east-1:ec2:recover" in system["alarmActions"]
+        assert alarms[f"{host}-instance-check"]["metricName"] == "StatusCheckFailed_Instance"
+    disk = alarms["airflow-root-disk"]
+    assert (disk["namespace"], disk["metricName"], disk["threshold"]) == (
+        "CWAgent",
+        "disk_used_percent",
+        80,
+    )
+    assert disk["dimensions"]["InstanceId"] == instances["airflow"]
+
+    settings = stack_config(alerted.stack)["mdp:aws"]["database"]
+    rds = alerted.one("aws:rds/instance:Instance")
+    for name in ("db-free-storage", "db-cpu", "db-connections"):
+        assert alarms[name]["dimensions"] == {"DBInstanceIdentifier": rds.inputs["identifier"]}
+    assert alarms["db-free-storage"]["threshold"] == pytest.approx(
+        0.2 * settings["allocatedStorageGb"] * 1024**3
+    )
+    assert alarms["db-free-storage"]["comparisonOperator"] == "LessThanThreshold"
+    cpu = alarms["db-cpu"]
+    assert (cpu["threshold"], cpu["period"] * cpu["evaluationPeriods"]) == (80, 900)
+    limit = default_max_connections(settings["instanceClass"])
+    assert limit is not None
+    assert alarms["db-connections"]["threshold"] == int(0.8 * limit)
+
+
+def test_budget_equals_the_cost_budget_and_notifies_at_80_forecast_and_100_actual(
+    alerted: ProgramRun,
+) -> None:
+    budget = alerted.one(BUDGET).inputs
+    expected = stack_config(alerted.stack)["mdp:cost"]["monthlyBudgetUsd"]
+    assert (budget["limitUnit"], budget["timeUnit"], budget["budgetType"]) == (
+        "USD",
+        "MONTHLY",
+        "COST",
+    )
+    assert float(budget["limitAmount"]) == expected
+    topic_arn = alerted.one(TOPIC).outputs["arn"]
+    got = {
+        (n["notificationType"], n["threshold"], n["thresholdType"]): n["subscriberSnsTopicArns"]
+        for n in budget["notifications"]
+    }
+    assert got == {
+        ("FORECASTED", 80, "PERCENTAGE"): [topic_arn],
+        ("ACTUAL", 100, "PERCENTAGE"): [topic_arn],
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_alerts_config_declares_no_topic_alarm_or_budget(stack: str) -> None:
+    run = run_program(stack)
+    for type_ in (TOPIC, SUBSCRIPTION, ALARM, BUDGET, "mdp:alerts:Alerts"):
+        assert run.of_type(type_) == [], type_
+    assert outputs.ALERTS_TOPIC_ARN not in run.outputs
+
+
+def test_emails_only_declares_no_webhook() -> None:
+    run = _with_alerts("dev", {"emails": ["ops@example.com"]})
+    assert [s.inputs["protocol"] for s in run.of_type(SUBSCRIPTION)] == ["email"]
+
+
+def test_db_max_connections_from_config_overrides_the_class_formula() -> None:
+    run = _with_alerts("dev", {"emails": ["ops@example.com"], "dbMaxConnections": 50})
+    assert run.one(ALARM, "db-connections").inputs["threshold"] == 40
+
+
+def test_default_max_connections_follows_rds_formula() -> None:
+    # LEAST(DBInstanceClassMemory / 9531392, 5000): 1 GiB gives 112, 2 GiB 225.
+    assert default_max_connections("db.t4g.micro") == 112
+    assert default_max_connections("db.t4g.small") == 225
+    assert default_max_connections("db.x9.huge") is None
+
+
+def _config(alerts: dict[str, Any]) -> Callable[[str, str], Any]:
+    raw = {**stack_config("dev"), "mdp:alerts": alerts}
+    return lambda ns, key: raw.get(f"{ns}:{key}")
+
+
+def test_bad_email_names_the_key_and_the_fix() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_stack_config("dev", _config({"emails": ["ops@example.com", "not-an-address"]}))
+    message = str(err.value)
+    assert "mdp:alerts.emails[1]" in message
+    assert "pulumi config set --path 'alerts.emails[1]'" in message
+
+
+def test_plain_http_webhook_is_refused_without_repeating_the_url() -> None:
+    url = "http://hooks.example.com/services/SECRET-TOKEN"
+    with pytest.raises(ConfigError) as err:
+        build_stack_config("dev", _config({"webhookUrl": url}))
+    message = str(err.value)
+    assert "mdp:alerts.webhookUrl" in message and "https" in message
+    assert "pulumi config set --secret --path 'alerts.webhookUrl'" in message
+    assert "SECRET-TOKEN" not in message
+
+
+def test_unknown_instance_class_without_a_limit_asks_for_db_max_connections() -> None:
+    with pytest.raises(ConfigError) as err:
+        run_program(
+            "dev",
+            overrides={
+                "mdp:aws.database.instanceClass": "db.x2g.large",
+                "mdp:alerts": {"emails": ["ops@example.com"]},
+            },
+        )
+    assert "pulumi config set --path 'alerts.dbMaxConnections'" in str(err.value)
+
+
+# Policy rules: the program's alert resources pass, and a bad one is caught.
+
+
+def _rule(name: str) -> Any:
+    return {x.name: x for x in all_rules()}[name]
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "type_", "name", "mutate"),
+    [
+        ("sns-topic-encrypted-with-cmk", TOPIC, "topic", lambda p: p.pop("kmsMasterKeyId")),
+        (
+            "sns-topic-encrypted-with-cmk",
+            TOPIC,
+            "topic",
+            lambda p: p.update(kmsMasterKeyId="alias/aws/sns"),
+        ),
+        ("cloudwatch-alarm-has-action", ALARM, "db-cpu", lambda p: p.update(alarmActions=[])),
+        (
+            "cloudwatch-alarm-has-action",
+            ALARM,
+            "db-cpu",
+            lambda p: p.update(actionsEnabled=False),
+        ),
+        ("sns-subscription-https", SUBSCRIPTION, "webhook", lambda p: p.update(protocol="http")),
+        (
+            "sns-subscription-https",
+            SUBSCRIPTION,
+            "webhook",
+            lambda p: p.update(endpoint="http://hooks.example.com/x"),
+        ),
+    ],
+)
+def test_alert_rule_catches_a_bad_resource(
+    alerted_prod: ProgramRun,
+    rule_name: str,
+    type_: str,
+    name: str,
+    mutate: Callable[[dict[str, Any]], None],
+) -> None:
+    rule = _rule(rule_name)
+    good = copy.deepcopy(alerted_prod.one(type_, name).plain)
+    assert rule(type_, good, Context(production=True)) == []
+    bad = copy.deepcopy(good)
+    mutate(bad)
+    assert rule(type_, bad, Context(production=True)), f"{rule_name} missed {bad}"
+
+
+def test_alerted_stacks_pass_every_rule(alerted: ProgramRun) -> None:
+    resources = alerted.policy_resources()
+    violations = evaluate(resources, Context(production=alerted.stack == "prod"))
+    assert violations == [], "\n".join(map(str, violations))
+
+
+def test_prod_host_without_a_recovering_status_alarm_is_caught(alerted_prod: ProgramRun) -> None:
+    rule = _rule("prod-host-status-alarms")
+    resources = alerted_prod.policy_resources()
+    assert rule.on_stack(resources, Context(production=True)) == []
+    without = [x for x in resources if not x.name.endswith("airflow-system-check")]
+    found = rule.on_stack(without, Context(production=True))
+    assert {v.resource for v in found} == {x.name for x in resources if x.type == EC2}
+    # The recover action is what makes the alarm count.
+    no_recover = [
+        Resource(
+            x.type,
+            x.name,
+            {
+                **x.props,
+                "alarmActions": [a for a in x.props["alarmActions"] if "automate" not in a],
+            },
+        )
+        if x.type == ALARM
+        else x
+        for x in resources
+    ]
+    assert rule.on_stack(no_recover, Context(production=True))
+    # Dev is not held to it.
+    assert rule.on_stack(without, Context(production=False)) == []
+    assert r.ALARM == ALARM
