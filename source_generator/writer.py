@@ -11,8 +11,10 @@ from psycopg import sql
 from source_generator.schema import SCHEMA, TABLES
 
 
-def copy_statement(table: str, schema: str = SCHEMA) -> sql.Composed:
-    columns = [c.name for c in TABLES[table]]
+def copy_statement(
+    table: str, schema: str = SCHEMA, columns: Sequence[str] | None = None
+) -> sql.Composed:
+    columns = columns or [c.name for c in TABLES[table]]
     return sql.SQL("copy {}.{} ({}) from stdin").format(
         sql.Identifier(schema),
         sql.Identifier(table),
@@ -26,13 +28,14 @@ def copy_rows(
     rows: Iterable[Sequence[Any]],
     schema: str = SCHEMA,
     keep: list[Any] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> None:
     """COPY `rows` (tuples in the column order of `schema.TABLES[table]`) into the table.
 
     `rows` may be a generator: it is consumed while COPY streams, and each row is also
-    appended to `keep` when given.
+    appended to `keep` when given. `columns` names the columns of a table outside `TABLES`.
     """
-    with conn.cursor() as cur, cur.copy(copy_statement(table, schema)) as copy:
+    with conn.cursor() as cur, cur.copy(copy_statement(table, schema, columns)) as copy:
         write = copy.write_row
         if keep is None:
             for row in rows:

@@ -1,0 +1,115 @@
+"""Billing calendar of data contract section 1a: anniversaries, dunning retries, the billing ledger."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# The generator's own bookkeeping (what is due when, discounts, pending refunds). It lives
+# beside the app's tables, in a schema the sync never reads: a billing engine's internal state.
+LEDGER_SCHEMA = "generator"
+# A failed anniversary attempt is retried this many days after the anniversary (dunning).
+RETRY_DAYS: tuple[int, ...] = (1, 3, 7)
+REFUND_WINDOW = timedelta(days=30)
+
+
+def anniversary(started_at: datetime, period: int, annual: bool) -> datetime:
+    """`started_at` + `period` months (or years); a day the month lacks falls on its last day."""
+    months = started_at.month - 1 + period * (12 if annual else 1)
+    year = started_at.year + months // 12
+    month = months % 12 + 1
+    day = min(started_at.day, calendar.monthrange(year, month)[1])
+    return started_at.replace(year=year, month=month, day=day)
+
+
+def period_at(started_at: datetime, instant: datetime, annual: bool) -> int:
+    """The billing period that contains `instant`: k with anniversary k <= instant < k + 1."""
+    months = (instant.year - started_at.year) * 12 + instant.month - started_at.month
+    k = max(months // (12 if annual else 1), 0)
+    while k > 0 and anniversary(started_at, k, annual) > instant:
+        k -= 1
+    while anniversary(started_at, k + 1, annual) <= instant:
+        k += 1
+    return k
+
+
+@dataclass
+class Account:
+    """One subscription's row of the billing ledger: the next attempt and what is paid."""
+
+    subscription_id: int
+    started_at: datetime
+    annual: bool
+    discount_bp: int  # discount in basis points of the amount (0-3000)
+    period: int  # the billing period the next attempt is for
+    attempt: int  # 0: the anniversary charge; 1..3: the dunning retries
+    due_at: datetime
+    paid_period: int  # the last period with a succeeded payment (-1: none)
+
+    def as_row(self) -> tuple[object, ...]:
+        return (
+            self.subscription_id,
+            self.started_at,
+            self.annual,
+            self.discount_bp,
+            self.period,
+            self.attempt,
+            self.due_at,
+            self.paid_period,
+        )
+
+    def next_anniversary(self) -> None:
+        """Move on to the next period's charge."""
+        self.period += 1
+        self.attempt = 0
+        self.due_at = anniversary(self.started_at, self.period, self.annual)
+
+    def retry(self) -> bool:
+        """Schedule the next dunning retry; False when the last one has failed."""
+        if self.attempt >= len(RETRY_DAYS):
+            return False
+        self.attempt += 1
+        due = anniversary(self.started_at, self.period, self.annual)
+        self.due_at = due + timedelta(days=RETRY_DAYS[self.attempt - 1])
+        return True
+
+
+ACCOUNT_COLUMNS = (
+    "subscription_id",
+    "started_at",
+    "annual",
+    "discount_bp",
+    "period",
+    "attempt",
+    "due_at",
+    "paid_period",
+)
+
+
+def ledger_ddl() -> list[str]:
+    """Statements that create the ledger; each is safe to run again."""
+    s = LEDGER_SCHEMA
+    return [
+        f"create schema if not exists {s}",
+        f"""create table if not exists {s}.billing (
+  subscription_id bigint primary key,
+  started_at timestamp with time zone not null,
+  annual boolean not null,
+  discount_bp integer not null,
+  period integer not null,
+  attempt integer not null,
+  due_at timestamp with time zone not null,
+  paid_period integer not null
+)""",
+        f"create index if not exists billing_due_at_idx on {s}.billing (due_at)",
+        f"""create table if not exists {s}.refunds (
+  payment_id bigint primary key,
+  due_at timestamp with time zone not null
+)""",
+        f"create index if not exists refunds_due_at_idx on {s}.refunds (due_at)",
+        f"""create table if not exists {s}.cycles (
+  id integer primary key check (id = 1),
+  last_clock timestamp with time zone not null
+)""",
+    ]
