@@ -47,9 +47,13 @@ def test_generate_writes_the_cycles_and_prints_a_summary(
             "select avg((discount_amount is null)::int) from app.payments"
         ).fetchone()
     # 400 rows per cycle in users, banks, cards and subscriptions; payments are their billing.
-    assert _count(empty_dsn, "users") + _count(empty_dsn, "subscriptions") + _count(
-        empty_dsn, "banks"
-    ) + _count(empty_dsn, "credit_cards") == 1200
+    assert (
+        _count(empty_dsn, "users")
+        + _count(empty_dsn, "subscriptions")
+        + _count(empty_dsn, "banks")
+        + _count(empty_dsn, "credit_cards")
+        == 1200
+    )
     assert _count(empty_dsn, "payments") >= _count(empty_dsn, "subscriptions")
     assert [c.isoformat() for (c,) in clocks][:1] == ["2025-01-01T00:00:00+00:00"]
     assert len(clocks) == 3
