@@ -11,13 +11,14 @@ import psycopg
 
 from source_generator.billing import (
     ACCOUNT_COLUMNS,
+    ACCOUNT_TYPES,
     LEDGER_SCHEMA,
     Account,
     ledger_ddl,
     period_at,
 )
 from source_generator.schema import SCHEMA, ddl
-from source_generator.writer import copy_rows
+from source_generator.writer import copy_binary
 
 # Serialises migrations and cycles of concurrent generators on one database.
 ADVISORY_LOCK_KEY = 0x6D6470  # "mdp"
@@ -78,4 +79,4 @@ def _open_accounts(conn: psycopg.Connection[Any], clock: datetime) -> None:
         account.next_anniversary()
         accounts.append(account.as_row())
     if accounts:
-        copy_rows(conn, "billing", accounts, schema=LEDGER_SCHEMA, columns=ACCOUNT_COLUMNS)
+        copy_binary(conn, LEDGER_SCHEMA, "billing", ACCOUNT_COLUMNS, ACCOUNT_TYPES, accounts)

@@ -16,6 +16,8 @@ import psycopg
 from source_generator import dirt, domain
 from source_generator.billing import (
     ACCOUNT_COLUMNS,
+    ACCOUNT_SELECT,
+    ACCOUNT_TYPES,
     LEDGER_SCHEMA,
     REFUND_WINDOW,
     Account,
@@ -24,7 +26,7 @@ from source_generator.billing import (
 from source_generator.config import GeneratorConfig
 from source_generator.migrate import ADVISORY_LOCK_KEY
 from source_generator.schema import SCHEMA, TABLES
-from source_generator.writer import copy_rows
+from source_generator.writer import copy_binary, copy_rows
 
 Row = tuple[Any, ...]
 RowsWritten = Callable[[str, list[Row]], None]
@@ -414,7 +416,9 @@ class _Cycle:
         rng = self.rng
         rnd = self.rnd
         counts = self.summary.dirt
-        payment_id = self._ids("payments", 1)[0]
+        next_id = self.next_id
+        payment_id = next_id["payments"]
+        next_id["payments"] = payment_id + 1
         r = rnd()
         if r < self.p_unparseable:
             amount = dirt.UNPARSEABLE_AMOUNTS[int(rnd() * 3)]
@@ -497,7 +501,7 @@ class _Cycle:
     def _bill_due(self) -> None:
         """Attempts of existing subscriptions whose due instant falls in this cycle's window."""
         rows = self.conn.execute(
-            f"select {', '.join('b.' + c for c in ACCOUNT_COLUMNS)}, s.user_id, "
+            f"select {ACCOUNT_SELECT}, s.user_id, "
             "lower(trim(s.plan)), s.status, u.id is not null and u.deleted_at is null "
             f"from {LEDGER_SCHEMA}.billing b "
             f"join {SCHEMA}.subscriptions s on s.id = b.subscription_id "
@@ -553,12 +557,13 @@ class _Cycle:
     def _save_ledger(self) -> None:
         conn, schema = self.conn, LEDGER_SCHEMA
         if self.new_accounts:
-            copy_rows(
+            copy_binary(
                 conn,
+                schema,
                 "billing",
+                ACCOUNT_COLUMNS,
+                ACCOUNT_TYPES,
                 (a.as_row() for a, _, _ in self.new_accounts),
-                schema=schema,
-                columns=ACCOUNT_COLUMNS,
             )
         changed = [a for a in self.changed_accounts.values()]
         if changed:
@@ -577,8 +582,13 @@ class _Cycle:
                 ),
             )
         if self.refunds:
-            copy_rows(
-                conn, "refunds", self.refunds, schema=schema, columns=("payment_id", "due_at")
+            copy_binary(
+                conn,
+                schema,
+                "refunds",
+                ("payment_id", "due_at"),
+                ("int8", "timestamptz"),
+                self.refunds,
             )
         conn.execute(
             f"insert into {schema}.cycles (id, last_clock) values (1, %s) "
@@ -594,7 +604,7 @@ class _Cycle:
             return
         current = self.conn.execute(
             f"select s.id, lower(trim(s.plan)), lower(trim(s.status)), s.user_id, "
-            f"{', '.join('b.' + c for c in ACCOUNT_COLUMNS)} "
+            f"{ACCOUNT_SELECT} "
             f"from {SCHEMA}.subscriptions s "
             f"left join {LEDGER_SCHEMA}.billing b on b.subscription_id = s.id "
             "where s.id = any(%s) order by s.id",

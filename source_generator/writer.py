@@ -45,3 +45,25 @@ def copy_rows(
             for row in rows:
                 write(row)
                 append(row)
+
+
+def copy_binary(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """COPY `rows` in PostgreSQL's binary format: cheaper to encode than text for numbers and
+    timestamps. For the generator's own tables; the app's tables are written as text."""
+    statement = sql.SQL("copy {}.{} ({}) from stdin (format binary)").format(
+        sql.Identifier(schema),
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(list(types))
+        write = copy.write_row
+        for row in rows:
+            write(row)
