@@ -7,6 +7,9 @@ from datetime import datetime, timedelta
 
 # The generator's own bookkeeping (what is due when, discounts, pending refunds). It lives
 # beside the app's tables, in a schema the sync never reads: a billing engine's internal state.
+# Its tables are UNLOGGED (no WAL: the generator's overhead stays small). A crash of the server
+# empties them; `migrate` then reopens an account for every subscription (billed from its next
+# anniversary, no discount) and pending refunds are dropped: the app's own tables lose nothing.
 LEDGER_SCHEMA = "generator"
 # A failed anniversary attempt is retried this many days after the anniversary (dunning).
 RETRY_DAYS: tuple[int, ...] = (1, 3, 7)
@@ -99,7 +102,7 @@ def ledger_ddl() -> list[str]:
     s = LEDGER_SCHEMA
     return [
         f"create schema if not exists {s}",
-        f"""create table if not exists {s}.billing (
+        f"""create unlogged table if not exists {s}.billing (
   subscription_id bigint primary key,
   due_at timestamp with time zone not null,
   discount_bp integer not null,
@@ -108,7 +111,7 @@ def ledger_ddl() -> list[str]:
   paid_period integer not null
 )""",
         f"create index if not exists billing_due_at_idx on {s}.billing (due_at)",
-        f"""create table if not exists {s}.refunds (
+        f"""create unlogged table if not exists {s}.refunds (
   payment_id bigint primary key,
   due_at timestamp with time zone not null
 )""",

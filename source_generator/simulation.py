@@ -20,6 +20,7 @@ from source_generator.billing import (
     ACCOUNT_TYPES,
     LEDGER_SCHEMA,
     REFUND_WINDOW,
+    RETRY_DAYS,
     Account,
     period_at,
 )
@@ -35,6 +36,7 @@ _DOB_FIRST = date(1950, 1, 1).toordinal()
 _DOB_SPAN = date(2006, 12, 31).toordinal() - _DOB_FIRST
 _DOB_ISO = tuple(date.fromordinal(_DOB_FIRST + k).isoformat() for k in range(_DOB_SPAN))
 _CLOCK_STEP = timedelta(milliseconds=1)
+_FIRST_RETRY = timedelta(days=RETRY_DAYS[0])
 # Hot loops use %-formatting and lookup tables: both are cheaper than f-string format specs.
 _THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
 _UUID4 = "%08x-%04x-4%03x-%x%03x-%012x"  # version 4, variant 10xx
@@ -162,6 +164,7 @@ class _Cycle:
         self.new_accounts: list[tuple[Account, int, str]] = []  # account, user id, plan
         self.changed_accounts: dict[int, Account] = {}
         self.refunds: list[tuple[int, datetime]] = []
+        self.new_idle: list[tuple[int, str]] = []
         rates = config.dirt
         self.p_unparseable = rates.amount_unparseable
         self.p_negative = self.p_unparseable + rates.amount_negative
@@ -237,8 +240,9 @@ class _Cycle:
         self._write("banks", self._banks(counts["banks"], user_population))
         self._write("credit_cards", self._credit_cards(counts["credit_cards"], user_population))
         self._write("subscriptions", self._subscriptions(counts["subscriptions"], user_population))
-        self._bill_new()
-        self._write("payments", iter(self.payments))
+        # New subscriptions pay their first period at started_at.
+        self._write("payments", self._payment_rows())
+        self._idle_new()
         self._save_ledger()
 
     def _subscription_changes(self, hours: float) -> int:
@@ -520,17 +524,37 @@ class _Cycle:
             self._bulk_update("subscriptions", {"status": "text"}, idle)
             self.summary.updated["subscriptions.dunning_idle"] += len(idle)
 
-    def _bill_new(self) -> None:
-        """New subscriptions pay their first period at started_at."""
+    def _payment_rows(self) -> Iterator[Row]:
+        """The cycle's payments for COPY: the attempts already made, then the first payment of
+        each new subscription, built while COPY streams so the server works in parallel."""
+        pending = self.payments
+        yield from pending
+        sent = len(pending)
+        rnd, clock, failure = self.rnd, self.clock, self.config.billing.failure
+        prices = self.state.prices
+        charge = self._charge
         for account, user_id, plan in self.new_accounts:
-            if self._bill(account, user_id, plan, True):
-                # Only with a failure rate near 1: the new row already says active.
-                self._bulk_update(
-                    "subscriptions",
-                    {"status": "text"},
-                    [(account.subscription_id, self._cat("idle"))],
-                )
-                self.summary.updated["subscriptions.dunning_idle"] += 1
+            if account.due_at + _FIRST_RETRY > clock:
+                # The common case, inlined: one attempt at started_at, nothing else due yet.
+                cents = prices[plan][1 if account.annual else 0]
+                succeeded = rnd() >= failure
+                charge(account, user_id, cents, succeeded, account.due_at)
+                if succeeded:
+                    account.paid_period = 0
+                    account.next_anniversary()
+                else:
+                    account.retry()
+            elif self._bill(account, user_id, plan, True):
+                # Only a late row with a failure rate near 1: the new row already says active.
+                self.new_idle.append((account.subscription_id, self._cat("idle")))
+            while sent < len(pending):
+                yield pending[sent]
+                sent += 1
+
+    def _idle_new(self) -> None:
+        if self.new_idle:
+            self._bulk_update("subscriptions", {"status": "text"}, self.new_idle)
+            self.summary.updated["subscriptions.dunning_idle"] += len(self.new_idle)
 
     def _reactivation_charge(self, account: Account, user_id: int, plan: str) -> None:
         """A reactivated subscription pays for the period it comes back in, unless already paid."""
