@@ -181,7 +181,7 @@ def render_net_revenue(
         # MRR at each month's end over the bars: a month's net revenue should track it, less
         # discounts, failed payments and refunds.
         mrr = _with_labels(monthly[["month", "mrr"]], partial)
-        mrr = mrr[mrr["month_label"].isin(labels)]
+        mrr = mrr[mrr["month_label"].isin(labels)].copy()
         mrr["mrr"] = mrr["mrr"].astype(float)
         line = (
             alt.Chart(mrr)

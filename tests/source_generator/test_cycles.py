@@ -179,7 +179,7 @@ def test_reactivation_brings_cancelled_subscriptions_back(source_dsn: str) -> No
         summary = generate_cycle(conn, config, START + timedelta(hours=2))
         back = conn.execute(
             "select lower(trim(status)), cancelled_at from app.subscriptions "
-            "where updated_at = %s and id <= 1050",
+            "where updated_at = %s and id <= 750",
             (summary.clock,),
         ).fetchall()
     assert summary.updated["subscriptions.reactivate"] == len(back) > 0
