@@ -18,8 +18,8 @@ from transform.runner import release_duckdb
 
 DEFAULT_DAYS = 3
 DAYS_ENV = "MDP_DEMO_DAYS"
-# New rows per 2-hour cycle: a year of history at this pace is ~20k active subscriptions.
-DEMO_ROWS_PER_CYCLE = 12
+# New rows per 2-hour cycle: a year of history at this pace is ~15k active subscriptions.
+DEMO_ROWS_PER_CYCLE = 20
 
 
 def demo_days(days: int, now: datetime | None = None) -> list[datetime]:

@@ -97,7 +97,7 @@ def start_server() -> Iterator[type[Server]]:
 
 # A year of billing history, monthly subscriptions only, so that the MRR mart and the monthly
 # net revenue mart describe the same subscriptions.
-HISTORY_CONFIG = GeneratorConfig(rows_per_cycle=8, seed=31, billing=BillingRates(annual_share=0.0))
+HISTORY_CONFIG = GeneratorConfig(rows_per_cycle=12, seed=31, billing=BillingRates(annual_share=0.0))
 HISTORY_MONTHS = 13
 
 
