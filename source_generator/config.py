@@ -181,3 +181,6 @@ class GeneratorConfig:
     changes: ChangeRates = field(default_factory=ChangeRates)
     mix: TableMix = field(default_factory=TableMix)
     billing: BillingRates = field(default_factory=BillingRates)
+    # New subscriptions start at instants spread over the cycle's window rather than at its
+    # clock: for long cycles (the history's weeks), so renewals do not all fall on one instant.
+    spread_starts: bool = False

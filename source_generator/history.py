@@ -87,7 +87,9 @@ def seed_history(
     if has_subscriptions(conn):
         return HistoryResult(None, end, 0, 0, 0, time.perf_counter() - started, skipped=True)
     scale = interval / cycle_interval
-    bulk = replace(config, rows_per_cycle=max(1, round(config.rows_per_cycle * scale)))
+    bulk = replace(
+        config, rows_per_cycle=max(1, round(config.rows_per_cycle * scale)), spread_starts=True
+    )
     inserted = updated = 0
     clocks = history_clocks(start, end, interval)
     for clock in clocks:

@@ -165,6 +165,7 @@ class _Cycle:
         self.changed_accounts: dict[int, Account] = {}
         self.refunds: list[tuple[int, datetime]] = []
         self.new_idle: list[tuple[int, str]] = []
+        self.window_seconds = 0.0
         rates = config.dirt
         self.p_unparseable = rates.amount_unparseable
         self.p_negative = self.p_unparseable + rates.amount_negative
@@ -224,6 +225,7 @@ class _Cycle:
             if last is not None and last < self.clock
             else self.config.changes.first_cycle_hours
         )
+        self.window_seconds = hours * 3600.0
         # Billing first: an attempt due inside this cycle's window sees the statuses as they
         # were before the cycle's own changes, which are stamped with its closing clock.
         self._apply_refunds()
@@ -374,8 +376,12 @@ class _Cycle:
         annual_share, discount_share = billing.annual_share, billing.discount_share
         max_pct = round(billing.max_discount * 100)
         accounts = self.new_accounts
+        spread = self.window_seconds if self.config.spread_starts else 0.0
         for sub_id in self._ids("subscriptions", count):
-            created = clock if rnd() >= late else self._late()
+            if spread:
+                created = clock - timedelta(seconds=rnd() * spread)
+            else:
+                created = clock if rnd() >= late else self._late()
             plan = ladder[int(rnd() * n_plans)]
             annual = rnd() < annual_share
             period = "annual" if annual else "monthly"
