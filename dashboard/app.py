@@ -105,45 +105,48 @@ def render_kpis(
         if done is not None and done["month"] in by_month.groups
         else None
     )
-    now = f" ({metrics.month_label(last['month'], partial)})" if last is not None else ""
-    closed = f" ({metrics.month_label(done['month'])})" if done is not None else ""
     help_ = metrics.KPI_HELP
-    cards: list[tuple[str, str, str]] = [
-        (f"MRR{now}", metrics.money(last["mrr"] if last is not None else None), help_["mrr"]),
+    latest: list[tuple[str, str, str]] = [
+        ("MRR", metrics.money(last["mrr"] if last is not None else None), help_["mrr"]),
         (
-            f"ARR{now}",
+            "ARR",
             metrics.money(last["arr"] if last is not None and "arr" in last else None),
             help_["arr"],
         ),
         (
-            f"Active subscriptions{now}",
+            "Active subscriptions",
             f"{int(last['active_subscriptions']):,}" if last is not None else "—",
             help_["active_subscriptions"],
         ),
-        (f"ARPU{now}", metrics.money(last["arpu"] if last is not None else None), help_["arpu"]),
+        ("ARPU", metrics.money(last["arpu"] if last is not None else None), help_["arpu"]),
+    ]
+    closed: list[tuple[str, str, str]] = [
+        ("Net revenue", metrics.money(month_revenue), help_["net_revenue_month"]),
+        (
+            "MRR churn rate",
+            metrics.percent(done["churn_rate"] if done is not None else None),
+            help_["churn_rate"],
+        ),
+        ("NRR", metrics.percent(done["nrr"] if done is not None else None), help_["nrr"]),
         (
             "Net revenue in period",
             metrics.money(revenue),
             f"{period}. {help_['net_revenue_period']}",
         ),
-        (f"Net revenue{closed}", metrics.money(month_revenue), help_["net_revenue_month"]),
-        (
-            f"MRR churn rate{closed}",
-            metrics.percent(done["churn_rate"] if done is not None else None),
-            help_["churn_rate"],
-        ),
-        (
-            f"NRR{closed}",
-            metrics.percent(done["nrr"] if done is not None else None),
-            help_["nrr"],
-        ),
     ]
+    now = metrics.month_label(last["month"], partial) if last is not None else "—"
+    full_month = metrics.month_label(done["month"]) if done is not None else "—"
     # Two full rows of four: no card is left alone on a row.
     with st.container(key="kpis"):
-        for row in (cards[:4], cards[4:]):
-            for column, (label, value, help_text) in zip(st.columns(4), row, strict=True):
-                with column:
-                    st.metric(label, value, help=help_text, border=True)
+        for key, caption, row in (
+            ("latest", f"Latest state: {now}", latest),
+            ("full-month", f"Last full month: {full_month}", closed),
+        ):
+            st.caption(caption)
+            with st.container(key=f"kpis-{key}"):
+                for column, (label, value, help_text) in zip(st.columns(4), row, strict=True):
+                    with column:
+                        st.metric(label, value, help=help_text, border=True)
 
 
 def render_net_revenue(
@@ -196,7 +199,11 @@ def render_net_revenue(
             )
         )
         _chart(bars + line)
-        st.caption("Bars: net revenue by plan. Line: MRR at the month's end (all chosen plans).")
+        st.caption(
+            "Bars: net revenue by plan. Line: MRR at the month's end (chosen plans). Annual "
+            "subscriptions pay twelve months up front, so a growing year's net revenue runs "
+            "above MRR; monthly ones pay MRR less discounts, failed payments and refunds."
+        )
 
 
 def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, partial: dt.date | None) -> None:
