@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -17,7 +16,8 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from core import localpg, paths
+from core import localpg
+from core.bench import write_figures
 from source_generator.config import GeneratorConfig
 from source_generator.migrate import migrate
 from source_generator.simulation import Row, generate_cycle
@@ -31,24 +31,20 @@ GOAL = 0.6  # generator rows/s at least this share of a bare COPY of the same ro
 
 def write_json(result: BenchResult, rows_per_cycle: int, seed: int) -> Path:
     """The figures as `.local/bench/generator.json`, so runs can be compared."""
-    out = paths.local_home() / "bench" / "generator.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figures = {
-        **asdict(result),
-        "rows_per_cycle": rows_per_cycle,
-        "seed": seed,
-        "generator_rows_per_s": result.generator_rows_per_s,
-        "copy_rows_per_s": result.copy_rows_per_s,
-        "ratio": result.ratio,
-        "cpu_ratio": result.cpu_ratio,
-        "goal": GOAL,
-        "meets_goal": result.ratio >= GOAL,
-        "load_average": os.getloadavg()[0],
-        "cpu_count": os.cpu_count(),
-        "measured_at": datetime.now(UTC).isoformat(),
-    }
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    return out
+    return write_figures(
+        "generator",
+        {
+            **asdict(result),
+            "rows_per_cycle": rows_per_cycle,
+            "seed": seed,
+            "generator_rows_per_s": result.generator_rows_per_s,
+            "copy_rows_per_s": result.copy_rows_per_s,
+            "ratio": result.ratio,
+            "cpu_ratio": result.cpu_ratio,
+            "goal": GOAL,
+            "meets_goal": result.ratio >= GOAL,
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,7 @@ def test_history_starts_months_back_on_the_first_of_a_month() -> None:
     assert history_start(datetime(2026, 12, 4, tzinfo=UTC)) == datetime(2025, 12, 1, tzinfo=UTC)
     clocks = history_clocks(datetime(2026, 1, 1, tzinfo=UTC), END, timedelta(days=7))
     assert clocks[0] == datetime(2026, 1, 8, tzinfo=UTC) and clocks[-1] == END
-    assert all(b - a <= timedelta(days=7) for a, b in zip(clocks, clocks[1:], strict=False))
+    assert all(b - a <= timedelta(days=7) for a, b in itertools.pairwise(clocks))
 
 
 def _seed(dsn: str, config: GeneratorConfig, months: int) -> None:
@@ -170,7 +171,7 @@ def test_annual_subscriptions_pay_once_a_year_and_monthly_once_a_month(history: 
             comebacks += 1  # a reactivation pays for the period it comes back in
     renewed = 0
     for sub, times in paid.items():
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         # The latest a period's payment comes is its last dunning retry, 7 days late.
         least = timedelta(days=365 - 7) if annual[sub] else timedelta(days=28 - 7)
         assert all(g >= least for g in gaps), (sub, times)
