@@ -1,6 +1,10 @@
-"""The finance dashboard (Streamlit): net revenue, MRR and its movements, subscriptions, churn, ARPU."""
+"""The finance dashboard (Streamlit): net revenue, MRR and its movements, subscriptions, churn, retention."""
 
 from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -10,58 +14,160 @@ import streamlit as st
 from core.warehouse import (
     CONTRACT_MARTS,
     NoDataYet,
+    Warehouse,
     WarehouseBusy,
     WarehouseError,
+    WarehouseSession,
     from_env,
 )
 from dashboard import metrics
 
 MONEY_AXIS = "$,.0f"
 REFRESH_SECONDS = 60
+CHART_HEIGHT = 280
+
+
+def _last_run(warehouse: Warehouse, session: WarehouseSession) -> dt.datetime | None:
+    """When the marts were last built: the DuckDB file's last write (only dbt writes it), or
+    Snowflake's `last_altered` of the MRR mart."""
+    path = getattr(warehouse, "path", None)
+    if isinstance(path, Path):
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    ref = session.find("mrr_by_plan")
+    if ref is None:
+        return None
+    try:
+        column = session.run(
+            "select max(last_altered) from information_schema.tables "
+            f"where lower(table_schema) = lower('{ref.schema}') and lower(table_name) = 'mrr_by_plan'"
+        ).column(0)
+    except Exception:  # an engine without last_altered: the line says "unknown"
+        return None
+    return metrics.utc(column[0].as_py())
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner="Reading the marts…")
-def load(source: str) -> dict[str, pa.Table]:
-    """The contract marts; cached per source, and failures are never cached."""
-    with from_env().session() as session:
-        return session.read_required(CONTRACT_MARTS)
+def load(source: str) -> tuple[dict[str, pa.Table], metrics.AsOf]:
+    """The marts and how current they are; cached per source, and failures are never cached."""
+    warehouse = from_env()
+    with warehouse.session() as session:
+        tables = session.read_required(CONTRACT_MARTS)
+        for name in metrics.OPTIONAL_MARTS:
+            ref = session.find(name)
+            if ref is not None:
+                tables[name] = session.read(ref)
+        as_of = metrics.AsOf(metrics.last_load(session), _last_run(warehouse, session))
+    return tables, as_of
 
 
-def _chart_month(df: pd.DataFrame, col: str = "month") -> pd.DataFrame:
+def _heading(title: str, key: str) -> None:
+    """A chart's title as page text: it wraps instead of being cut off."""
+    with st.container(key=f"title-{key}"):
+        st.markdown(f"**{title}**")
+
+
+def _with_labels(df: pd.DataFrame, partial: dt.date | None, col: str = "month") -> pd.DataFrame:
     out = df.copy()
-    out[col] = pd.to_datetime(out[col])
+    out["month_label"] = [metrics.month_label(m, partial) for m in out[col]]
     return out
 
 
-def _month_x(title: str = "Month") -> alt.X:
-    return alt.X("yearmonth(month):T", title=title, axis=alt.Axis(format="%Y-%m"))
+def _month_band(labels: list[str]) -> alt.X:
+    # Bars sit on whole months; the month in progress says "(partial)" on its label.
+    return alt.X("month_label:O", title=None, sort=labels, axis=alt.Axis(labelAngle=-45))
 
 
-def _month_band(title: str = "Month") -> alt.X:
-    # Bars sit on whole months: an ordinal axis shows exactly the months in the data.
-    return alt.X(
-        "yearmonth(month):O",
-        title=title,
-        axis=alt.Axis(format="%Y-%m", formatType="time", labelAngle=-45),
+def _chart(chart: alt.Chart) -> None:
+    st.altair_chart(chart.properties(height=CHART_HEIGHT), width="stretch")
+
+
+def render_as_of(as_of: metrics.AsOf, partial: dt.date | None) -> None:
+    with st.container(key="as-of"):
+        note = metrics.as_of_line(as_of)
+        if partial is not None:
+            note += (
+                f". {metrics.month_label(partial)} is in progress and marked partial; "
+                "rates use full months only."
+            )
+        st.caption(note)
+
+
+def render_kpis(
+    monthly: pd.DataFrame, marts: metrics.Marts, partial: dt.date | None, period: str
+) -> None:
+    revenue = metrics.total(marts.monthly_net_revenue["net_revenue"])
+    full = metrics.full_months(monthly, partial)
+    last = monthly.iloc[-1] if not monthly.empty else None
+    done = full.iloc[-1] if not full.empty else None
+    by_month = marts.monthly_net_revenue.groupby("revenue_month")["net_revenue"]
+    month_revenue = (
+        metrics.total(by_month.get_group(done["month"]))
+        if done is not None and done["month"] in by_month.groups
+        else None
     )
+    help_ = metrics.KPI_HELP
+    latest: list[tuple[str, str, str]] = [
+        ("MRR", metrics.money(last["mrr"] if last is not None else None), help_["mrr"]),
+        (
+            "ARR",
+            metrics.money(last["arr"] if last is not None and "arr" in last else None),
+            help_["arr"],
+        ),
+        (
+            "Active subscriptions",
+            f"{int(last['active_subscriptions']):,}" if last is not None else "—",
+            help_["active_subscriptions"],
+        ),
+        ("ARPU", metrics.money(last["arpu"] if last is not None else None), help_["arpu"]),
+    ]
+    closed: list[tuple[str, str, str]] = [
+        ("Net revenue", metrics.money(month_revenue), help_["net_revenue_month"]),
+        (
+            "MRR churn rate",
+            metrics.percent(done["churn_rate"] if done is not None else None),
+            help_["churn_rate"],
+        ),
+        ("NRR", metrics.percent(done["nrr"] if done is not None else None), help_["nrr"]),
+        (
+            "Net revenue in period",
+            metrics.money(revenue),
+            f"{period}. {help_['net_revenue_period']}",
+        ),
+    ]
+    now = metrics.month_label(last["month"], partial) if last is not None else "—"
+    full_month = metrics.month_label(done["month"]) if done is not None else "—"
+    # Two full rows of four: no card is left alone on a row.
+    with st.container(key="kpis"):
+        for key, caption, row in (
+            ("latest", f"Latest state: {now}", latest),
+            ("full-month", f"Last full month: {full_month}", closed),
+        ):
+            st.caption(caption)
+            with st.container(key=f"kpis-{key}"):
+                for column, (label, value, help_text) in zip(st.columns(4), row, strict=True):
+                    with column:
+                        st.metric(label, value, help=help_text, border=True)
 
 
-def render_net_revenue(marts: metrics.Marts, period: str) -> None:
-    st.subheader("Net revenue by plan")
+def render_net_revenue(
+    marts: metrics.Marts, monthly: pd.DataFrame, partial: dt.date | None
+) -> None:
+    st.subheader("Net revenue")
     left, right = st.columns([2, 3])
     with left, st.container(key="net-revenue-by-plan"):
-        st.caption("All time, from the NET_REVENUE_BY_PLAN mart")
+        _heading("Net revenue by plan, all time", "net-revenue-by-plan")
         st.table(metrics.net_revenue_table(marts), hide_index=True)
     with right:
-        monthly = _chart_month(marts.monthly_net_revenue, "revenue_month").rename(
-            columns={"revenue_month": "month"}
-        )
-        monthly["net_revenue"] = monthly["net_revenue"].astype(float)
-        chart = (
-            alt.Chart(monthly, title=f"Monthly net revenue by plan, {period}")
+        _heading("Monthly net revenue by plan, and MRR", "monthly-net-revenue")
+        revenue = marts.monthly_net_revenue.rename(columns={"revenue_month": "month"})
+        revenue = _with_labels(revenue, partial)
+        revenue["net_revenue"] = revenue["net_revenue"].astype(float)
+        labels = [metrics.month_label(m, partial) for m in sorted(set(revenue["month"]))]
+        bars = (
+            alt.Chart(revenue)
             .mark_bar()
             .encode(
-                x=_month_band(),
+                x=_month_band(labels),
                 y=alt.Y(
                     "sum(net_revenue):Q",
                     title="Net revenue (USD)",
@@ -69,45 +175,70 @@ def render_net_revenue(marts: metrics.Marts, period: str) -> None:
                 ),
                 color=alt.Color("plan_name:N", title="Plan"),
                 tooltip=[
-                    alt.Tooltip("yearmonth(month):T", title="Month", format="%Y-%m"),
+                    alt.Tooltip("month_label:O", title="Month"),
                     alt.Tooltip("plan_name:N", title="Plan"),
                     alt.Tooltip("sum(net_revenue):Q", title="Net revenue", format="$,.2f"),
                 ],
             )
         )
-        st.altair_chart(chart, width="stretch")
+        # MRR at each month's end over the bars: a month's net revenue should track it, less
+        # discounts, failed payments and refunds.
+        mrr = _with_labels(monthly[["month", "mrr"]], partial)
+        mrr = mrr[mrr["month_label"].isin(labels)].copy()
+        mrr["mrr"] = mrr["mrr"].astype(float)
+        line = (
+            alt.Chart(mrr)
+            .mark_line(point=True, color="black")
+            .encode(
+                x=_month_band(labels),
+                y=alt.Y("mrr:Q"),
+                tooltip=[
+                    alt.Tooltip("month_label:O", title="Month"),
+                    alt.Tooltip("mrr:Q", title="MRR at month end", format="$,.2f"),
+                ],
+            )
+        )
+        _chart(bars + line)
+        st.caption(
+            "Bars: net revenue by plan. Line: MRR at the month's end (chosen plans). Annual "
+            "subscriptions pay twelve months up front, so a growing year's net revenue runs "
+            "above MRR; monthly ones pay MRR less discounts, failed payments and refunds."
+        )
 
 
-def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, period: str) -> None:
+def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, partial: dt.date | None) -> None:
     st.subheader("MRR and its movements")
     left, right = st.columns(2)
-    by_plan = _chart_month(marts.mrr)
+    by_plan = _with_labels(marts.mrr, partial)
     by_plan["mrr"] = by_plan["mrr"].astype(float)
+    labels = [metrics.month_label(m, partial) for m in sorted(set(by_plan["month"]))]
     with left:
+        _heading("MRR by plan", "mrr-by-plan")
         trend = (
-            alt.Chart(by_plan, title=f"MRR by plan, {period}")
+            alt.Chart(by_plan)
             .mark_bar()
             .encode(
-                x=_month_band(),
+                x=_month_band(labels),
                 y=alt.Y(
                     "sum(mrr):Q", title="MRR (USD)", stack=True, axis=alt.Axis(format=MONEY_AXIS)
                 ),
                 color=alt.Color("plan_name:N", title="Plan"),
                 tooltip=[
-                    alt.Tooltip("yearmonth(month):T", title="Month", format="%Y-%m"),
+                    alt.Tooltip("month_label:O", title="Month"),
                     alt.Tooltip("plan_name:N", title="Plan"),
                     alt.Tooltip("sum(mrr):Q", title="MRR", format="$,.2f"),
                 ],
             )
         )
-        st.altair_chart(trend, width="stretch")
+        _chart(trend)
     with right:
-        moves = _chart_month(metrics.movements_long(monthly))
+        _heading("MRR movements", "mrr-movements")
+        moves = _with_labels(metrics.movements_long(monthly), partial)
         bars = (
-            alt.Chart(moves, title=f"MRR movements, {period}")
+            alt.Chart(moves)
             .mark_bar()
             .encode(
-                x=_month_band(),
+                x=_month_band(labels),
                 y=alt.Y("amount:Q", title="Change in MRR (USD)", axis=alt.Axis(format=MONEY_AXIS)),
                 color=alt.Color(
                     "movement:N",
@@ -115,17 +246,17 @@ def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, period: str) -> None
                     sort=list(metrics.MOVEMENT_LABELS.values()),
                 ),
                 tooltip=[
-                    alt.Tooltip("yearmonth(month):T", title="Month", format="%Y-%m"),
+                    alt.Tooltip("month_label:O", title="Month"),
                     alt.Tooltip("movement:N", title="Movement"),
                     alt.Tooltip("amount:Q", title="Amount", format="$,.2f"),
                 ],
             )
         )
-        st.altair_chart(bars, width="stretch")
+        _chart(bars)
     with st.expander("MRR movements by month"):
         table = pd.DataFrame(
             {
-                "Month": [metrics.month_label(m) for m in monthly["month"]],
+                "Month": [metrics.month_label(m, partial) for m in monthly["month"]],
                 "MRR": [metrics.money(v) for v in monthly["mrr"]],
                 **{
                     label: [metrics.money(v) for v in monthly[col]]
@@ -137,49 +268,97 @@ def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, period: str) -> None
         st.table(table, hide_index=True)
 
 
-def render_subscriptions(monthly: pd.DataFrame, period: str) -> None:
-    st.subheader("Active subscriptions, churn and ARPU")
-    df = _chart_month(monthly)
-    df["arpu"] = df["arpu"].astype(float)
-    df["churn_rate"] = df["churn_rate"].astype(float)
-    cols = st.columns(3)
-    specs = [
-        ("active_subscriptions", "Active subscriptions", "Subscriptions", ",.0f"),
-        ("churn_rate", "MRR churn rate", "Churned MRR / previous MRR", ".1%"),
-        ("arpu", "ARPU", "MRR per active subscription (USD)", "$,.2f"),
-    ]
-    for col, (field, title, axis_title, fmt) in zip(cols, specs, strict=True):
-        with col:
-            chart = (
-                alt.Chart(df, title=f"{title}, {period}")
-                .mark_line(point=True)
-                .encode(
-                    x=_month_x(),
-                    y=alt.Y(f"{field}:Q", title=axis_title, axis=alt.Axis(format=fmt)),
-                    tooltip=[
-                        alt.Tooltip("yearmonth(month):T", title="Month", format="%Y-%m"),
-                        alt.Tooltip(f"{field}:Q", title=title, format=fmt),
-                    ],
-                )
-            )
-            st.altair_chart(chart, width="stretch")
-
-
-def render_kpis(monthly: pd.DataFrame, marts: metrics.Marts) -> None:
-    revenue = metrics.total(marts.monthly_net_revenue["net_revenue"])
-    last = monthly.iloc[-1] if not monthly.empty else None
-    with st.container(key="kpis", horizontal=True):
-        st.metric("Net revenue in period", metrics.money(revenue), border=True)
-        if last is None:
-            st.metric("MRR", "—", border=True)
-            return
-        label = metrics.month_label(last["month"])
-        st.metric(f"MRR ({label})", metrics.money(last["mrr"]), border=True)
-        st.metric(
-            f"Active subscriptions ({label})", f"{int(last['active_subscriptions']):,}", border=True
+def _line(df: pd.DataFrame, field: str, title: str, fmt: str, labels: list[str]) -> alt.Chart:
+    return (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x=_month_band(labels),
+            y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format=fmt)),
+            tooltip=[
+                alt.Tooltip("month_label:O", title="Month"),
+                alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+            ],
         )
-        st.metric(f"ARPU ({label})", metrics.money(last["arpu"]), border=True)
-        st.metric(f"MRR churn rate ({label})", metrics.percent(last["churn_rate"]), border=True)
+    )
+
+
+def render_subscriptions(monthly: pd.DataFrame, partial: dt.date | None) -> None:
+    st.subheader("Subscriptions and ARPU")
+    df = _with_labels(monthly, partial)
+    df["arpu"] = df["arpu"].astype(float)
+    labels = list(df["month_label"])
+    left, right = st.columns(2)
+    with left:
+        _heading("Active subscriptions at month end", "active-subscriptions")
+        _chart(_line(df, "active_subscriptions", "Subscriptions", ",.0f", labels))
+    with right:
+        _heading("ARPU: MRR per active subscription", "arpu")
+        _chart(_line(df, "arpu", "USD", "$,.2f", labels))
+
+
+def render_churn_and_retention(
+    monthly: pd.DataFrame, cohorts: pd.DataFrame | None, partial: dt.date | None
+) -> None:
+    st.subheader("Churn and retention (full months only)")
+    full = _with_labels(metrics.full_months(monthly, partial), partial).dropna(
+        subset=["churn_rate"]
+    )
+    left, right = st.columns(2)
+    with left:
+        _heading("MRR churn rate, GRR and NRR by month", "churn")
+        rates = full.melt(
+            id_vars=["month_label"],
+            value_vars=["churn_rate", "grr", "nrr"],
+            var_name="rate",
+            value_name="value",
+        )
+        rates["rate"] = rates["rate"].map(
+            {"churn_rate": "MRR churn rate", "grr": "GRR", "nrr": "NRR"}
+        )
+        rates["value"] = rates["value"].astype(float)
+        chart = (
+            alt.Chart(rates)
+            .mark_line(point=True)
+            .encode(
+                x=_month_band(list(full["month_label"])),
+                y=alt.Y("value:Q", title="Share of last month's MRR", axis=alt.Axis(format=".0%")),
+                color=alt.Color("rate:N", title="Rate"),
+                tooltip=[
+                    alt.Tooltip("month_label:O", title="Month"),
+                    alt.Tooltip("rate:N", title="Rate"),
+                    alt.Tooltip("value:Q", title="Value", format=".1%"),
+                ],
+            )
+        )
+        _chart(chart)
+    with right:
+        _heading("Customer retention by months since joining, all plans", "retention")
+        if cohorts is None:
+            st.info("The cohort mart (cohort_retention_monthly) is not built in this warehouse.")
+            return
+        curve = metrics.retention_curve(cohorts, partial)
+        curve["retention"] = curve["retention"].astype(float)
+        chart = (
+            alt.Chart(curve)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("months_since_cohort:Q", title="Months since joining"),
+                y=alt.Y(
+                    "retention:Q",
+                    title="Customers retained",
+                    axis=alt.Axis(format=".0%"),
+                    scale=alt.Scale(domain=[0, 1]),
+                ),
+                tooltip=[
+                    alt.Tooltip("months_since_cohort:Q", title="Months since joining"),
+                    alt.Tooltip("retention:Q", title="Retained", format=".1%"),
+                    alt.Tooltip("cohorts:Q", title="Cohorts"),
+                    alt.Tooltip("cohort_customers:Q", title="Customers", format=","),
+                ],
+            )
+        )
+        _chart(chart)
 
 
 def main() -> None:
@@ -188,7 +367,7 @@ def main() -> None:
     try:
         warehouse = from_env()
         source = warehouse.description
-        tables = load(source)
+        tables, as_of = load(source)
     except NoDataYet as exc:
         st.info(str(exc), icon=":material/hourglass_empty:")
         st.stop()
@@ -202,6 +381,8 @@ def main() -> None:
 
     marts = metrics.Marts.from_arrow(tables)
     months = marts.months
+    # The month of the last load is in progress; without a load time, the newest month is.
+    partial = as_of.current_month or (months[-1] if months else None)
     with st.sidebar:
         st.header("Filters")
         plans = st.multiselect("Plans", marts.plans, default=marts.plans)
@@ -210,7 +391,7 @@ def main() -> None:
                 "Months",
                 options=months,
                 value=(months[0], months[-1]),
-                format_func=metrics.month_label,
+                format_func=lambda m: metrics.month_label(m, partial),
             )
         else:
             start = end = months[0]
@@ -218,17 +399,23 @@ def main() -> None:
             load.clear()
             st.rerun()
         st.caption(f"Source: {source}. Refreshed every {REFRESH_SECONDS} s.")
+    render_as_of(as_of, partial)
     if not plans:
         st.info("Choose at least one plan in the filters.")
         st.stop()
 
-    period = f"{metrics.month_label(start)} to {metrics.month_label(end)}"
+    period = f"{metrics.month_label(start, partial)} to {metrics.month_label(end, partial)}"
+    st.caption(f"Months {period}; plans: {', '.join(plans)}.")
     chosen = marts.filtered(plans, start, end)
     monthly = metrics.monthly_mrr(chosen)
-    render_kpis(monthly, chosen)
-    render_net_revenue(chosen, period)
-    render_mrr(monthly, chosen, period)
-    render_subscriptions(monthly, period)
+    cohorts: Any = tables.get("cohort_retention_monthly")
+    render_kpis(monthly, chosen, partial, period)
+    render_net_revenue(chosen, monthly, partial)
+    render_mrr(monthly, chosen, partial)
+    render_subscriptions(monthly, partial)
+    render_churn_and_retention(
+        monthly, cohorts.to_pandas() if cohorts is not None else None, partial
+    )
 
 
 main()

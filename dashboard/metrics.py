@@ -10,6 +10,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import pandas as pd
 import pyarrow as pa
 
+from core.warehouse import PAYMENTS_FACT, WarehouseSession
+
 CENT = Decimal("0.01")
 # Movements in the order they explain a month's change in MRR; the last two lower it.
 GAINS = ("new_mrr", "expansion_mrr", "reactivation_mrr")
@@ -26,6 +28,71 @@ MOVEMENT_LABELS = {
 }
 
 
+# Marts the dashboard shows when they exist; the contract marts alone still make a dashboard.
+OPTIONAL_MARTS = ("cohort_retention_monthly",)
+
+# What each KPI means, shown as its help text: every figure's definition is one hover away.
+KPI_HELP = {
+    "mrr": "Monthly recurring revenue at the latest state: Σ over active subscriptions of the "
+    "current plan's monthly price, or its annual price / 12 for annual billing. Subscriptions "
+    "of deleted users are excluded (MRR_BY_PLAN).",
+    "arr": "Annual recurring revenue of the active subscriptions: twelve monthly prices for "
+    "monthly billing, the annual price for annual billing (MRR_BY_PLAN.arr).",
+    "active_subscriptions": "Subscriptions whose status is active at the latest state "
+    "(MRR_BY_PLAN.active_subscriptions).",
+    "arpu": "Average revenue per subscription: MRR / active subscriptions.",
+    "net_revenue_period": "Σ net revenue of the months chosen in the filters: amount - "
+    "discount of succeeded payments, by the month of paid_at (MONTHLY_NET_REVENUE_BY_PLAN). "
+    "Failed and refunded payments count 0; quarantined rows are excluded.",
+    "net_revenue_month": "Net revenue of the last full month: amount - discount of its "
+    "succeeded payments (MONTHLY_NET_REVENUE_BY_PLAN).",
+    "churn_rate": "MRR churn rate of the last full month: MRR of subscriptions that stopped "
+    "counting (cancelled, idle, blocked) / MRR at the end of the month before.",
+    "nrr": "Net revenue retention of the last full month: (MRR at the end of the month before "
+    "- churned - contraction + expansion) / MRR at the end of the month before.",
+}
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """How current the marts are."""
+
+    last_load: dt.datetime | None  # the newest sync the marts include (_airbyte_extracted_at)
+    last_run: dt.datetime | None  # when the marts were last built
+
+    @property
+    def current_month(self) -> dt.date | None:
+        """The month still in progress when the data was loaded."""
+        if self.last_load is None:
+            return None
+        return self.last_load.date().replace(day=1)
+
+
+def last_load(session: WarehouseSession) -> dt.datetime | None:
+    """The newest `_airbyte_extracted_at` in the payments fact: the last load the marts include."""
+    ref = session.find(PAYMENTS_FACT)
+    if ref is None:
+        return None
+    value = session.run(f"select max(_airbyte_extracted_at) as v from {ref.sql}").column(0)[0]
+    return utc(value.as_py())
+
+
+def utc(value: object) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def as_of_line(as_of: AsOf) -> str:
+    def at(value: dt.datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M} UTC" if value else "unknown"
+
+    return (
+        f"Data as of {at(as_of.last_load)} (last successful load) · marts built "
+        f"{at(as_of.last_run)} (last successful run)"
+    )
+
+
 def money(value: object) -> str:
     """US dollars to the cent, rounded half away from zero: `$1,234.56`, `-$7.00`, `—` for none."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -39,8 +106,17 @@ def percent(value: float | None) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
-def month_label(value: dt.date) -> str:
-    return value.strftime("%Y-%m")
+def month_label(value: dt.date, partial: dt.date | None = None) -> str:
+    """`2026-11`, or `2026-12 (partial)` for the month still in progress."""
+    label = value.strftime("%Y-%m")
+    return f"{label} (partial)" if partial is not None and value >= partial else label
+
+
+def full_months(df: pd.DataFrame, partial: dt.date | None, col: str = "month") -> pd.DataFrame:
+    """Rows of complete months only: rates of a month in progress would mislead."""
+    if partial is None or df.empty:
+        return df
+    return df[df[col] < partial]
 
 
 def _as_decimal(value: object) -> Decimal:
@@ -110,14 +186,16 @@ def monthly_mrr(marts: Marts) -> pd.DataFrame:
     """MRR, active subscriptions, movements, ARPU and MRR churn rate per month (chosen plans summed).
 
     ARPU = MRR / active subscriptions. MRR churn rate = churned MRR / MRR at the end of the
-    previous month. Movements are shown with the sign of their effect: losses negative,
-    whatever sign the mart stores them with.
+    previous month; GRR = (previous MRR - churned - contraction) / previous MRR; NRR adds
+    expansion to GRR's numerator. Movements are shown with the sign of their effect: losses
+    negative, whatever sign the mart stores them with.
     """
     df = marts.mrr
     signed = [c for c in SIGNED if c in df.columns]
     columns = ["mrr", "active_subscriptions", *GAINS, *LOSSES, *signed]
+    columns += [c for c in ("arr",) if c in df.columns]
     if df.empty:
-        return pd.DataFrame(columns=["month", *columns, "arpu", "churn_rate"])
+        return pd.DataFrame(columns=["month", *columns, "arpu", "churn_rate", "grr", "nrr"])
     grouped = df.groupby("month", sort=True)[columns].agg(lambda s: total(s)).reset_index()
     for col in LOSSES:
         grouped[col] = [-abs(v) for v in grouped[col]]
@@ -132,7 +210,43 @@ def monthly_mrr(marts: Marts) -> pd.DataFrame:
     grouped["churn_rate"] = [
         float(-c / p) if p else None for c, p in zip(grouped["churned_mrr"], previous, strict=True)
     ]
+    kept = [
+        p + c + k if p else None
+        for p, c, k in zip(
+            previous, grouped["churned_mrr"], grouped["contraction_mrr"], strict=True
+        )
+    ]
+    grouped["grr"] = [float(k / p) if p else None for k, p in zip(kept, previous, strict=True)]
+    grouped["nrr"] = [
+        float((k + e) / p) if p else None
+        for k, e, p in zip(kept, grouped["expansion_mrr"], previous, strict=True)
+    ]
     return grouped
+
+
+def retention_curve(cohorts: pd.DataFrame, partial: dt.date | None) -> pd.DataFrame:
+    """Share of a cohort's customers still counted n months after joining, over every cohort
+    that has reached month n in a full month (a cohort-size-weighted average)."""
+    columns = ["months_since_cohort", "cohorts", "cohort_customers", "retained", "retention"]
+    if cohorts.empty:
+        return pd.DataFrame(columns=columns)
+    df = cohorts.copy()
+    df["activity_month"] = pd.to_datetime(df["activity_month"]).dt.date
+    df = full_months(df, partial, "activity_month")
+    grouped = (
+        df.groupby("months_since_cohort", sort=True)
+        .agg(
+            cohorts=("cohort_month", "nunique"),
+            cohort_customers=("cohort_customers", "sum"),
+            retained=("retained_customers", "sum"),
+        )
+        .reset_index()
+    )
+    grouped["retention"] = [
+        r / c if c else None
+        for r, c in zip(grouped["retained"], grouped["cohort_customers"], strict=True)
+    ]
+    return grouped[columns]
 
 
 def movements_long(monthly: pd.DataFrame) -> pd.DataFrame:

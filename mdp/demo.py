@@ -18,6 +18,8 @@ from transform.runner import release_duckdb
 
 DEFAULT_DAYS = 3
 DAYS_ENV = "MDP_DEMO_DAYS"
+# New rows per 2-hour cycle: a year of history at this pace is ~15k active subscriptions.
+DEMO_ROWS_PER_CYCLE = 20
 
 
 def demo_days(days: int, now: datetime | None = None) -> list[datetime]:
@@ -125,11 +127,18 @@ def demo(
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
     console.print(f"Source: {localpg.redact(dsn)}")
+    # Deferred, as below: the settings and the local steps are read after `runner.configure()`.
+    from orchestration.include import local_steps
+    from orchestration.include.settings import Settings
+
+    os.environ.setdefault("MDP_ROWS_PER_CYCLE", str(DEMO_ROWS_PER_CYCLE))
+    with console.status("Seeding a year of history into the source…"):
+        history = local_steps.seed_history(demo_days(days)[0], Settings.from_env())
+    console.print(history.describe())
 
     console.rule("[bold]2/4 Airflow and the dbt manifest")
     # Deferred: these import Cosmos and so Airflow, which must see `runner.configure()` first.
     from orchestration.include import dbt
-    from orchestration.include.settings import Settings
 
     t0 = time.perf_counter()
     runner.migrate()

@@ -20,7 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core import localpg
-from source_generator.config import DIRT_ENV, GeneratorConfig, dirt_from_env
+from source_generator.config import (
+    DIRT_ENV,
+    BillingRates,
+    ChangeRates,
+    GeneratorConfig,
+    dirt_from_env,
+)
 from source_generator.migrate import migrate
 from source_generator.simulation import CycleSummary, Row, generate_cycle
 
@@ -209,13 +215,65 @@ def generate(
             help=f"Override a dirt rate, e.g. --dirt D4=0.3 (repeatable; also {DIRT_ENV}).",
         ),
     ] = None,
+    failure_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of billing attempts that fail."),
+    ] = BillingRates.failure,
+    retry_failure_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of dunning retries (1, 3, 7 days after a failure) that fail again; "
+            "the last failed retry makes the subscription idle.",
+        ),
+    ] = BillingRates.retry_failure,
+    refund_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of succeeded payments refunded within 30 days."),
+    ] = BillingRates.refund,
+    discount_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of new subscriptions with a discount."),
+    ] = BillingRates.discount_share,
+    max_discount: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.3, help="Largest discount, as a share of the amount (1% to this)."
+        ),
+    ] = BillingRates.max_discount,
+    annual_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of new subscriptions billed annually."),
+    ] = BillingRates.annual_share,
+    change_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of subscriptions that change per simulated day "
+            "(cancel, upgrade, downgrade, idle; inactive ones may come back).",
+        ),
+    ] = ChangeRates.subscription_changes,
 ) -> None:
-    """Write dirty source data: inserts, updates, soft deletes and late rows, one transaction per cycle."""
+    """Write dirty source data: inserts, the billing of subscriptions, updates, soft deletes and late rows,
+    one transaction per cycle."""
     console = Console(stderr=True)
     out = Console()
     try:
         config = GeneratorConfig(
-            rows_per_cycle=rows_per_cycle, seed=seed, dirt=dirt_from_env(dirt or [])
+            rows_per_cycle=rows_per_cycle,
+            seed=seed,
+            dirt=dirt_from_env(dirt or []),
+            changes=ChangeRates(subscription_changes=change_rate),
+            billing=BillingRates(
+                failure=failure_rate,
+                retry_failure=retry_failure_rate,
+                refund=refund_rate,
+                discount_share=discount_share,
+                max_discount=max_discount,
+                annual_share=annual_share,
+            ),
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None

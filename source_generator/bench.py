@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import psutil
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import localpg
+from core.bench import write_figures
 from source_generator.config import GeneratorConfig
 from source_generator.migrate import migrate
 from source_generator.simulation import Row, generate_cycle
@@ -24,6 +26,25 @@ from source_generator.writer import copy_rows
 GENERATOR_DB = "mdp_bench_generator"
 COPY_DB = "mdp_bench_copy"
 START_CLOCK = datetime(2025, 1, 1, tzinfo=UTC)
+GOAL = 0.6  # generator rows/s at least this share of a bare COPY of the same rows
+
+
+def write_json(result: BenchResult, rows_per_cycle: int, seed: int) -> Path:
+    """The figures as `.local/bench/generator.json`, so runs can be compared."""
+    return write_figures(
+        "generator",
+        {
+            **asdict(result),
+            "rows_per_cycle": rows_per_cycle,
+            "seed": seed,
+            "generator_rows_per_s": result.generator_rows_per_s,
+            "copy_rows_per_s": result.copy_rows_per_s,
+            "ratio": result.ratio,
+            "cpu_ratio": result.cpu_ratio,
+            "goal": GOAL,
+            "meets_goal": result.ratio >= GOAL,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,9 @@ def _on(server_dsn: str, database: str) -> str:
 
 def run(rows: int, rows_per_cycle: int, seed: int, server_dsn: str) -> BenchResult:
     """Write `rows` new rows with the generator, then COPY each cycle's rows again as the baseline.
+
+    Rows are those of every app table, payments included (the billing of the cycle's new
+    subscriptions and of any due renewals); the generator's own billing ledger is its overhead.
 
     Each cycle is followed at once by its baseline COPY, so both see the same machine load.
     Both databases start empty with the same schema and indexes; both write in one
@@ -166,16 +190,17 @@ def main(
     )
     console.print(table)
     console.print("CPU s: this process plus its PostgreSQL backend, so other load hardly counts.")
-    verdict = "meets" if result.ratio >= 0.6 else "is below"
+    verdict = "meets" if result.ratio >= GOAL else "is below"
     console.print(
         f"rows: {result.rows:,}  generator: {result.generator_rows_per_s:,.0f} rows/s  "
         f"baseline COPY: {result.copy_rows_per_s:,.0f} rows/s  "
-        f"ratio: {result.ratio:.3f} ({verdict} the 0.6 goal)"
+        f"ratio: {result.ratio:.3f} ({verdict} the {GOAL} goal)"
     )
     console.print(
         f"CPU-time ratio: {result.cpu_ratio:.3f}; "
         f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+    console.print(f"Figures written to {write_json(result, rows_per_cycle, seed)}")
 
 
 if __name__ == "__main__":

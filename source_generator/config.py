@@ -1,4 +1,4 @@
-"""Typed generator settings: dirt rates (data contract section 2), change rates and the table mix."""
+"""Typed generator settings: dirt rates (contract section 2), billing rates (1a), change rates, table mix."""
 
 from __future__ import annotations
 
@@ -114,35 +114,62 @@ def dirt_from_env(overrides: Iterable[str] = ()) -> DirtRates:
 
 @dataclass(frozen=True)
 class ChangeRates:
-    """How much a cycle changes, as a fraction of the rows it inserts."""
+    """How much a cycle changes. Subscription changes scale with the time a cycle covers;
+    email changes and soft deletes with the rows it inserts."""
 
-    subscription_changes: float = 0.02
-    refunds: float = 0.005
+    subscription_changes: float = 0.003  # share of subscriptions changed per simulated day
+    reactivation: float = 0.2  # share of the inactive subscriptions picked that come back
     email_changes: float = 0.01
     soft_deletes: float = 0.002
     late_rows: float = 0.05  # share of new rows whose created_at is backdated
     late_max_hours: float = 72.0
+    first_cycle_hours: float = 2.0  # the time a source's first cycle covers
+
+
+@dataclass(frozen=True)
+class BillingRates:
+    """The billing of subscriptions (data contract section 1a); defaults are the contract's."""
+
+    failure: float = 0.05  # an anniversary attempt fails
+    retry_failure: float = 0.5  # a dunning retry fails (a card that failed once often fails again)
+    refund: float = 0.02  # a succeeded payment is refunded within 30 days
+    discount_share: float = 0.25  # subscriptions that have a discount
+    max_discount: float = 0.30  # a discount is 1% to this share of the amount
+    annual_share: float = 0.30  # new subscriptions billed annually
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"billing rate {f.name} must be between 0 and 1, got {value}")
+        if self.max_discount > 0.30:
+            raise ValueError(
+                f"max_discount must be at most 0.30 (the contract's 0-30%), got {self.max_discount}"
+            )
 
 
 @dataclass(frozen=True)
 class TableMix:
-    """Share of a cycle's new rows per table; payments take the remainder."""
+    """Share of a cycle's new rows per table; subscriptions take the remainder.
 
-    users: float = 0.15
-    banks: float = 0.08
-    credit_cards: float = 0.12
-    subscriptions: float = 0.20
+    Payments are not in the mix: they are the billing of subscriptions (section 1a).
+    """
+
+    # About one subscription per user. Each subscription also brings its first payment and a
+    # billing ledger row, so subscriptions are the costliest rows to generate.
+    users: float = 0.30
+    banks: float = 0.20
+    credit_cards: float = 0.25
 
     def split(self, rows: int) -> dict[str, int]:
         counts = {
             "users": round(rows * self.users),
             "banks": round(rows * self.banks),
             "credit_cards": round(rows * self.credit_cards),
-            "subscriptions": round(rows * self.subscriptions),
         }
         if rows > 0 and counts["users"] == 0:
             counts["users"] = 1  # banks, cards and subscriptions need an owner
-        counts["payments"] = max(rows - sum(counts.values()), 0)
+        counts["subscriptions"] = max(rows - sum(counts.values()), 0)
         return counts
 
 
@@ -153,3 +180,7 @@ class GeneratorConfig:
     dirt: DirtRates = field(default_factory=DirtRates)
     changes: ChangeRates = field(default_factory=ChangeRates)
     mix: TableMix = field(default_factory=TableMix)
+    billing: BillingRates = field(default_factory=BillingRates)
+    # New subscriptions start at instants spread over the cycle's window rather than at its
+    # clock: for long cycles (the history's weeks), so renewals do not all fall on one instant.
+    spread_starts: bool = False

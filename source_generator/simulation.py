@@ -14,10 +14,20 @@ from typing import Any
 import psycopg
 
 from source_generator import dirt, domain
+from source_generator.billing import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_SELECT,
+    ACCOUNT_TYPES,
+    LEDGER_SCHEMA,
+    REFUND_WINDOW,
+    RETRY_DAYS,
+    Account,
+    period_at,
+)
 from source_generator.config import GeneratorConfig
 from source_generator.migrate import ADVISORY_LOCK_KEY
 from source_generator.schema import SCHEMA, TABLES
-from source_generator.writer import copy_rows
+from source_generator.writer import copy_binary, copy_rows
 
 Row = tuple[Any, ...]
 RowsWritten = Callable[[str, list[Row]], None]
@@ -26,10 +36,10 @@ _DOB_FIRST = date(1950, 1, 1).toordinal()
 _DOB_SPAN = date(2006, 12, 31).toordinal() - _DOB_FIRST
 _DOB_ISO = tuple(date.fromordinal(_DOB_FIRST + k).isoformat() for k in range(_DOB_SPAN))
 _CLOCK_STEP = timedelta(milliseconds=1)
+_FIRST_RETRY = timedelta(days=RETRY_DAYS[0])
 # Hot loops use %-formatting and lookup tables: both are cheaper than f-string format specs.
 _THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
 _UUID4 = "%08x-%04x-4%03x-%x%03x-%012x"  # version 4, variant 10xx
-RENEWALS_PER_CYCLE = 2000
 # Columns of each table that D1 applies to (data contract section 2).
 _CATEGORICAL_COLUMNS = {
     "users": 1,
@@ -67,6 +77,7 @@ class _State:
     latest_change: datetime | None
     prices: dict[str, tuple[int, int]]  # canonical plan name -> (monthly, annual) in cents
     plan_ladder: tuple[str, ...]  # canonical plan names, cheapest first
+    last_clock: datetime | None  # the clock of the previous cycle
 
 
 def cycle_seed(seed: int, clock: datetime) -> str:
@@ -121,7 +132,9 @@ def _read_state(conn: psycopg.Connection[Any]) -> _State:
             "(`mdp generate` does so before its first cycle)."
         )
     prices = {name: (int(m * 100), int(a * 100)) for name, m, a in plans}
-    return _State(max_ids, latest, prices, tuple(name for name, _, _ in plans))
+    row = conn.execute(f"select max(last_clock) from {LEDGER_SCHEMA}.cycles").fetchone()
+    last_clock = row[0] if row else None
+    return _State(max_ids, latest, prices, tuple(name for name, _, _ in plans), last_clock)
 
 
 class _Cycle:
@@ -146,6 +159,19 @@ class _Cycle:
         self.late_rate = config.changes.late_rows
         self.d1_rate = config.dirt.categorical_case
         self.rnd = self.rng.random
+        # Billing: payments are collected while the cycle runs and written in one COPY at the end.
+        self.payments: list[Row] = []
+        self.new_accounts: list[tuple[Account, int, str]] = []  # account, user id, plan
+        self.changed_accounts: dict[int, Account] = {}
+        self.refunds: list[tuple[int, datetime]] = []
+        self.new_idle: list[tuple[int, str]] = []
+        self.window_seconds = 0.0
+        rates = config.dirt
+        self.p_unparseable = rates.amount_unparseable
+        self.p_negative = self.p_unparseable + rates.amount_negative
+        self.p_duplicate = rates.duplicate_payment
+        self.p_orphan = self.p_duplicate + rates.orphan_payment
+        self.plain = {c: dirt.plain_amount(c) for prices in state.prices.values() for c in prices}
 
     # -- shared pieces -------------------------------------------------------------------------
 
@@ -193,9 +219,19 @@ class _Cycle:
 
     def run(self) -> None:
         counts = self.config.mix.split(self.config.rows_per_cycle)
+        last = self.state.last_clock
+        hours = (
+            (self.clock - last).total_seconds() / 3600.0
+            if last is not None and last < self.clock
+            else self.config.changes.first_cycle_hours
+        )
+        self.window_seconds = hours * 3600.0
+        # Billing first: an attempt due inside this cycle's window sees the statuses as they
+        # were before the cycle's own changes, which are stamped with its closing clock.
+        self._apply_refunds()
+        self._bill_due()
         # Updates pick rows that existed before this cycle, so they run before the inserts.
-        self._update_subscriptions(self._count(self.config.changes.subscription_changes))
-        self._refund_payments(self._count(self.config.changes.refunds))
+        self._update_subscriptions(self._subscription_changes(hours))
         self._change_emails(self._count(self.config.changes.email_changes))
         self._soft_delete_users(self._count(self.config.changes.soft_deletes))
 
@@ -205,12 +241,18 @@ class _Cycle:
         user_population = self.next_id["users"] - 1
         self._write("banks", self._banks(counts["banks"], user_population))
         self._write("credit_cards", self._credit_cards(counts["credit_cards"], user_population))
-        subscriptions = self._write(
-            "subscriptions", self._subscriptions(counts["subscriptions"], user_population)
-        )
-        if counts["payments"] > 0:
-            payable = self._payable_subscriptions(subscriptions)
-            self._write("payments", self._payments(counts["payments"], payable))
+        self._write("subscriptions", self._subscriptions(counts["subscriptions"], user_population))
+        # New subscriptions pay their first period at started_at.
+        self._write("payments", self._payment_rows())
+        self._idle_new()
+        self._save_ledger()
+
+    def _subscription_changes(self, hours: float) -> int:
+        """Changes in proportion to the subscriptions and the time the cycle covers."""
+        expected = self.state.max_ids["subscriptions"] * self.config.changes.subscription_changes
+        expected *= hours / 24.0
+        whole = int(expected)
+        return whole + (self.rnd() < expected - whole)
 
     def _write(self, table: str, built: Iterator[Row]) -> list[Row]:
         rows: list[Row] = []
@@ -326,20 +368,37 @@ class _Cycle:
             )
 
     def _subscriptions(self, count: int, users: int) -> Iterator[Row]:
-        rnd = self.rng.random
+        rnd = self.rnd
         d1, late, clock = self.d1_rate, self.late_rate, self.clock
         ladder, n_plans = self.state.plan_ladder, len(self.state.plan_ladder)
         methods, n_methods = domain.PAYMENT_METHODS, len(domain.PAYMENT_METHODS)
+        billing = self.config.billing
+        annual_share, discount_share = billing.annual_share, billing.discount_share
+        max_pct = round(billing.max_discount * 100)
+        accounts = self.new_accounts
+        spread = self.window_seconds if self.config.spread_starts else 0.0
         for sub_id in self._ids("subscriptions", count):
-            created = clock if rnd() >= late else self._late()
+            if spread:
+                created = clock - timedelta(seconds=rnd() * spread)
+            else:
+                created = clock if rnd() >= late else self._late()
             plan = ladder[int(rnd() * n_plans)]
-            billing = "annual" if rnd() < 0.3 else "monthly"
+            annual = rnd() < annual_share
+            period = "annual" if annual else "monthly"
+            user_id = int(rnd() * users) + 1
+            discount_bp = 0
+            if max_pct and rnd() < discount_share:
+                discount_bp = (1 + int(rnd() * max_pct)) * 100
+            # Billed at started_at, the instant it starts (section 1a).
+            accounts.append(
+                (Account(sub_id, created, annual, discount_bp, 0, 0, created, -1), user_id, plan)
+            )
             yield (
                 sub_id,
-                int(rnd() * users) + 1,
+                user_id,
                 plan if rnd() >= d1 else self._dirty(plan),
                 "active" if rnd() >= d1 else self._dirty("active"),
-                billing if rnd() >= d1 else self._dirty(billing),
+                period if rnd() >= d1 else self._dirty(period),
                 methods[int(rnd() * n_methods)],
                 created,
                 None,
@@ -347,107 +406,225 @@ class _Cycle:
                 clock,
             )
 
-    def _payments(self, count: int, payable: list[tuple[int, int, int]]) -> Iterator[Row]:
+    # -- billing (section 1a) ------------------------------------------------------------------
+
+    def _price(self, plan: str, annual: bool) -> int | None:
+        prices = self.state.prices.get(plan)
+        if prices is None:
+            return None
+        return prices[1] if annual else prices[0]
+
+    def _charge(
+        self,
+        account: Account,
+        user_id: int,
+        cents: int,
+        succeeded: bool,
+        paid_at: datetime,
+    ) -> None:
+        """Write one attempt as one payment, with the dirt of section 2 on top."""
         rng = self.rng
-        rnd = rng.random
-        d1 = self.d1_rate
-        getrandbits = rng.getrandbits
-        rates = self.rates
-        if not payable:
-            return
-        n_payable = len(payable)
-        users = self.next_id["users"] - 1
-        p_unparseable = rates.amount_unparseable
-        p_negative = p_unparseable + rates.amount_negative
-        p_orphan = p_negative + rates.orphan_payment
-        p_duplicate = p_orphan + rates.duplicate_payment
-        p_format = rates.amount_format
-        p_discount_null = rates.discount_null
-        p_discount = p_discount_null + 0.2
-        plain = {c: dirt.plain_amount(c) for _, _, c in payable}
-        tenth = {c: dirt.plain_amount(c // 10) for c in plain}
-        dirty = self._dirty
-        late = self.late_rate
-        clock = self.clock
+        rnd = self.rnd
+        counts = self.summary.dirt
+        next_id = self.next_id
+        payment_id = next_id["payments"]
+        next_id["payments"] = payment_id + 1
+        r = rnd()
+        if r < self.p_unparseable:
+            amount = dirt.UNPARSEABLE_AMOUNTS[int(rnd() * 3)]
+            counts["D5"] += 1
+        elif r < self.p_negative:
+            amount = "-" + self.plain[cents]
+            counts["D6"] += 1
+        elif rnd() < self.rates.amount_format:
+            amount = dirt.formatted_amount(rng, cents)
+            counts["D4"] += 1
+        else:
+            amount = self.plain[cents]
+        if rnd() < self.rates.discount_null:
+            discount: str | None = None
+            counts["D12"] += 1
+        else:
+            # Half up, in whole cents: the discount the invoice shows.
+            discount = dirt.plain_amount((cents * account.discount_bp + 5000) // 10000)
+        status = "succeeded" if succeeded else "failed"
         currency = domain.PAYMENT_CURRENCY
-        counts = Counter[str]()
-        clean: list[Row] = []
-        for payment_id in self._ids("payments", count):
-            r = rnd()
-            if p_orphan <= r < p_duplicate and clean:
-                # D7: the same charge written again under a new id.
-                original = clean[int(rnd() * len(clean))]
-                yield (payment_id, *original[1:])
-                counts["D7"] += 1
-                if original[-2] != clock:
-                    self.summary.late_rows += 1
+        d1 = self.d1_rate
+        row: Row = (
+            payment_id,
+            account.subscription_id,
+            user_id,
+            "ch_%024x" % rng.getrandbits(96),
+            amount,
+            discount,
+            currency if rnd() >= d1 else self._dirty(currency),
+            status if rnd() >= d1 else self._dirty(status),
+            paid_at,
+            paid_at,
+            self.clock,
+        )
+        self.payments.append(row)
+        if succeeded and rnd() < self.config.billing.refund:
+            self.refunds.append((payment_id, paid_at + rng.random() * REFUND_WINDOW))
+        r = rnd()
+        if r < self.p_duplicate:
+            # D7: the same charge written again under a new id.
+            self.payments.append((self._ids("payments", 1)[0], *row[1:]))
+            counts["D7"] += 1
+        elif r < self.p_orphan:
+            # D8: a payment for a subscription that does not exist.
+            orphan = domain.ORPHAN_SUBSCRIPTION_BASE + rng.getrandbits(40)
+            self.payments.append(
+                (
+                    self._ids("payments", 1)[0],
+                    orphan,
+                    *row[2:3],
+                    "ch_%024x" % rng.getrandbits(96),
+                    *row[4:],
+                )
+            )
+            counts["D8"] += 1
+
+    def _bill(self, account: Account, user_id: int, plan: str, active: bool) -> bool:
+        """Every attempt of `account` due by the clock; True when dunning made it idle."""
+        billing = self.config.billing
+        went_idle = False
+        while account.due_at <= self.clock:
+            cents = self._price(plan, account.annual)
+            if not active or cents is None:
+                # Not billed while not active: the period is skipped, dunning stops.
+                account.next_anniversary()
                 continue
-            sub_id, user_id, cents = payable[int(rnd() * n_payable)]
-            if r < p_unparseable:
-                amount = dirt.UNPARSEABLE_AMOUNTS[int(rnd() * 3)]
-                counts["D5"] += 1
-            elif r < p_negative:
-                amount = "-" + plain[cents]
-                counts["D6"] += 1
-            elif rnd() < p_format:
-                amount = dirt.formatted_amount(rng, cents)
-                counts["D4"] += 1
-            else:
-                amount = plain[cents]
-            if p_negative <= r < p_orphan:
-                sub_id = domain.ORPHAN_SUBSCRIPTION_BASE + getrandbits(40)
-                user_id = int(rnd() * users) + 1
-                counts["D8"] += 1
-            d = rnd()
-            if d < p_discount_null:
-                discount: str | None = None
-                counts["D12"] += 1
-            elif d < p_discount:
-                discount = tenth[cents]
-            else:
-                discount = "0.00"
-            status = "failed" if rnd() < 0.1 else "succeeded"
-            created = clock if rnd() >= late else self._late()
-            row: Row = (
-                payment_id,
-                sub_id,
-                user_id,
-                "ch_%024x" % getrandbits(96),
-                amount,
-                discount,
-                currency if rnd() >= d1 else dirty(currency),
-                status if rnd() >= d1 else dirty(status),
-                created,
-                created,
-                clock,
-            )
-            yield row
-            if r >= p_duplicate:
-                clean.append(row)
-        self.summary.dirt.update(counts)
+            fails = billing.failure if account.attempt == 0 else billing.retry_failure
+            succeeded = self.rnd() >= fails
+            self._charge(account, user_id, cents, succeeded, account.due_at)
+            if succeeded:
+                account.paid_period = account.period
+                account.next_anniversary()
+            elif not account.retry():
+                # The last retry failed: involuntary churn.
+                went_idle = True
+                active = False
+                account.next_anniversary()
+        return went_idle
 
-    def _payable_subscriptions(self, new_subscriptions: list[Row]) -> list[tuple[int, int, int]]:
-        """(id, user_id, price in cents) of the subscriptions that pay this cycle.
+    def _bill_due(self) -> None:
+        """Attempts of existing subscriptions whose due instant falls in this cycle's window."""
+        rows = self.conn.execute(
+            f"select {ACCOUNT_SELECT}, s.user_id, "
+            "lower(trim(s.plan)), s.status, u.id is not null and u.deleted_at is null "
+            f"from {LEDGER_SCHEMA}.billing b "
+            f"join {SCHEMA}.subscriptions s on s.id = b.subscription_id "
+            f"left join {SCHEMA}.users u on u.id = s.user_id "
+            "where b.due_at <= %s order by b.due_at, b.subscription_id",
+            (self.clock,),
+        ).fetchall()
+        idle: list[tuple[int, str]] = []
+        for *fields_, user_id, plan, status, user_alive in rows:
+            account = Account(*fields_)
+            active = user_alive and _status(status) == "active"
+            if self._bill(account, user_id, plan or "", active):
+                idle.append((account.subscription_id, self._cat("idle")))
+            self.changed_accounts[account.subscription_id] = account
+        if idle:
+            self._bulk_update("subscriptions", {"status": "text"}, idle)
+            self.summary.updated["subscriptions.dunning_idle"] += len(idle)
 
-        New subscriptions pay their first invoice; a bounded sample of older ones renews,
-        so a cycle's cost does not grow with the size of the source.
-        """
+    def _payment_rows(self) -> Iterator[Row]:
+        """The cycle's payments for COPY: the attempts already made, then the first payment of
+        each new subscription, built while COPY streams so the server works in parallel."""
+        pending = self.payments
+        yield from pending
+        sent = len(pending)
+        rnd, clock, failure = self.rnd, self.clock, self.config.billing.failure
         prices = self.state.prices
-        candidates = [(row[0], row[1], row[2], row[4]) for row in new_subscriptions]
-        existing = self._sample_existing("subscriptions", RENEWALS_PER_CYCLE)
-        if existing:
-            candidates.extend(
-                self.conn.execute(
-                    f"select id, user_id, plan, billing_period from {SCHEMA}.subscriptions "
-                    "where id = any(%s) order by id",
-                    (existing,),
-                ).fetchall()
+        charge = self._charge
+        for account, user_id, plan in self.new_accounts:
+            if account.due_at + _FIRST_RETRY > clock:
+                # The common case, inlined: one attempt at started_at, nothing else due yet.
+                cents = prices[plan][1 if account.annual else 0]
+                succeeded = rnd() >= failure
+                charge(account, user_id, cents, succeeded, account.due_at)
+                if succeeded:
+                    account.paid_period = 0
+                    account.next_anniversary()
+                else:
+                    account.retry()
+            elif self._bill(account, user_id, plan, True):
+                # Only a late row with a failure rate near 1: the new row already says active.
+                self.new_idle.append((account.subscription_id, self._cat("idle")))
+            while sent < len(pending):
+                yield pending[sent]
+                sent += 1
+
+    def _idle_new(self) -> None:
+        if self.new_idle:
+            self._bulk_update("subscriptions", {"status": "text"}, self.new_idle)
+            self.summary.updated["subscriptions.dunning_idle"] += len(self.new_idle)
+
+    def _reactivation_charge(self, account: Account, user_id: int, plan: str) -> None:
+        """A reactivated subscription pays for the period it comes back in, unless already paid."""
+        current = period_at(account.started_at, self.clock, account.annual)
+        cents = self._price(plan, account.annual)
+        if account.paid_period < current and cents is not None:
+            account.period = current
+            self._charge(account, user_id, cents, True, self.clock)
+            account.paid_period = current
+        account.period = current
+        account.next_anniversary()
+        self.changed_accounts[account.subscription_id] = account
+
+    def _apply_refunds(self) -> None:
+        rows = self.conn.execute(
+            f"delete from {LEDGER_SCHEMA}.refunds where due_at <= %s returning payment_id",
+            (self.clock,),
+        ).fetchall()
+        refunds = [(pid, self._cat("refunded")) for (pid,) in sorted(rows)]
+        if refunds:
+            self._bulk_update("payments", {"status": "text"}, refunds)
+        self.summary.updated["payments.refund"] += len(refunds)
+
+    def _save_ledger(self) -> None:
+        conn, schema = self.conn, LEDGER_SCHEMA
+        if self.new_accounts:
+            copy_binary(
+                conn,
+                schema,
+                "billing",
+                ACCOUNT_COLUMNS,
+                ACCOUNT_TYPES,
+                (a.as_row() for a, _, _ in self.new_accounts),
             )
-        payable = []
-        for sub_id, user_id, plan, billing in candidates:
-            monthly, annual = prices.get(_canonical(plan or ""), (0, 0))
-            payable.append((sub_id, user_id, annual if _billing(billing) == "annual" else monthly))
-        return payable
+        changed = [a for a in self.changed_accounts.values()]
+        if changed:
+            conn.execute(
+                f"update {schema}.billing b set period = u.period, attempt = u.attempt, "
+                "due_at = u.due_at, paid_period = u.paid_period "
+                "from unnest(%s::bigint[], %s::integer[], %s::integer[], "
+                "%s::timestamptz[], %s::integer[]) as u(id, period, attempt, due_at, paid_period) "
+                "where b.subscription_id = u.id",
+                (
+                    [a.subscription_id for a in changed],
+                    [a.period for a in changed],
+                    [a.attempt for a in changed],
+                    [a.due_at for a in changed],
+                    [a.paid_period for a in changed],
+                ),
+            )
+        if self.refunds:
+            copy_binary(
+                conn,
+                schema,
+                "refunds",
+                ("payment_id", "due_at"),
+                ("int8", "timestamptz"),
+                self.refunds,
+            )
+        conn.execute(
+            f"insert into {schema}.cycles (id, last_clock) values (1, %s) "
+            "on conflict (id) do update set last_clock = excluded.last_clock",
+            (self.clock,),
+        )
 
     # -- updates -------------------------------------------------------------------------------
 
@@ -456,21 +633,30 @@ class _Cycle:
         if not ids:
             return
         current = self.conn.execute(
-            f"select id, lower(trim(plan)), lower(trim(status)) from {SCHEMA}.subscriptions "
-            "where id = any(%s) order by id",
+            f"select s.id, lower(trim(s.plan)), lower(trim(s.status)), s.user_id, "
+            f"{ACCOUNT_SELECT} "
+            f"from {SCHEMA}.subscriptions s "
+            f"left join {LEDGER_SCHEMA}.billing b on b.subscription_id = s.id "
+            "where s.id = any(%s) order by s.id",
             (ids,),
         ).fetchall()
-        rng = self.rng
-        rnd = rng.random
+        rnd = self.rnd
         ladder = self.state.plan_ladder
+        reactivation = self.config.changes.reactivation
         changes: list[tuple[int, str, str, datetime | None]] = []
-        for sub_id, plan, status in current:
+        for sub_id, plan, status, user_id, *ledger in current:
             plan = plan if plan in ladder else ladder[0]
             rank = ladder.index(plan)
             status = _status(status)
             new_status, cancelled_at = status, None
-            if status in ("cancelled", "blocked") or (status == "idle" and rng.random() < 0.5):
+            if status != "active":
+                if rnd() >= reactivation:
+                    continue
                 action, new_status = "reactivate", "active"
+                if ledger[0] is not None:
+                    self._reactivation_charge(
+                        self.changed_accounts.get(sub_id) or Account(*ledger), user_id, plan
+                    )
             else:
                 action = ("cancel", "upgrade", "downgrade", "idle")[int(rnd() * 4)]
                 if action == "upgrade" and rank == len(ladder) - 1:
@@ -485,8 +671,6 @@ class _Cycle:
                     plan = ladder[rank + 1]
                 else:
                     plan = ladder[rank - 1]
-            if new_status == "cancelled" and status == "cancelled":
-                continue
             changes.append((sub_id, self._cat(plan), self._cat(new_status), cancelled_at))
             self.summary.updated[f"subscriptions.{action}"] += 1
         if changes:
@@ -510,19 +694,6 @@ class _Cycle:
             "where t.id = u.id and t.id = any(%s::bigint[])",
             (self.clock, ids, *values, ids),
         )
-
-    def _refund_payments(self, count: int) -> None:
-        ids = self._sample_existing("payments", count)
-        if not ids:
-            return
-        rows = self.conn.execute(
-            f"select id, lower(trim(status)) from {SCHEMA}.payments where id = any(%s) order by id",
-            (ids,),
-        ).fetchall()
-        refunds = [(pid, self._cat("refunded")) for pid, status in rows if status == "succeeded"]
-        if refunds:
-            self._bulk_update("payments", {"status": "text"}, refunds)
-        self.summary.updated["payments.refund"] += len(refunds)
 
     def _alive_users(self, count: int) -> list[tuple[int, str, str]]:
         ids = self._sample_existing("users", count)

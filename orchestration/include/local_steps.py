@@ -10,6 +10,8 @@ from core import localpg
 from ingestion.sync import run_sync
 from orchestration.include.settings import Settings
 from source_generator import GeneratorConfig, generate_cycle, migrate
+from source_generator.history import HistoryResult
+from source_generator.history import seed_history as _seed_history
 from transform.runner import release_duckdb
 
 log = logging.getLogger(__name__)
@@ -34,15 +36,32 @@ def source_clock(conn: Any) -> datetime | None:
     return latest
 
 
-def generate_day(day_end: Any, settings: Settings) -> dict[str, Any]:
-    """Run the day's generator cycles that have not run yet, so a re-run of the day adds nothing."""
-    clocks = cycle_clocks(_as_datetime(day_end), settings.cycles_per_day)
+def generator_config(settings: Settings) -> GeneratorConfig:
     config_args: dict[str, Any] = {}
     if settings.rows_per_cycle:
         config_args["rows_per_cycle"] = settings.rows_per_cycle
     if settings.seed is not None:
         config_args["seed"] = settings.seed
-    config = GeneratorConfig(**config_args)
+    return GeneratorConfig(**config_args)
+
+
+def seed_history(first_day_end: Any, settings: Settings) -> HistoryResult:
+    """Months of history before the simulated day ending at `first_day_end`, into an empty
+    source, at the pace of the daily cycles; the first day's sync loads it like any other rows."""
+    end = _as_datetime(first_day_end) - timedelta(days=1)
+    with localpg.connect(localpg.source_dsn() or "") as conn:
+        return _seed_history(
+            conn,
+            generator_config(settings),
+            end,
+            cycle_interval=timedelta(days=1) / settings.cycles_per_day,
+        )
+
+
+def generate_day(day_end: Any, settings: Settings) -> dict[str, Any]:
+    """Run the day's generator cycles that have not run yet, so a re-run of the day adds nothing."""
+    clocks = cycle_clocks(_as_datetime(day_end), settings.cycles_per_day)
+    config = generator_config(settings)
     dsn = localpg.source_dsn() or ""
     inserted = updated = 0
     with localpg.connect(dsn) as conn:

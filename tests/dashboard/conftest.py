@@ -6,12 +6,18 @@ import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from dashboard.server import serve
+from source_generator import GeneratorConfig
+from source_generator.config import BillingRates
+from source_generator.history import seed_history
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -87,3 +93,40 @@ def start_server() -> Iterator[type[Server]]:
     yield _Tracked
     for s in started:
         s.stop()
+
+
+# A year of billing history, monthly subscriptions only, so that the MRR mart and the monthly
+# net revenue mart describe the same subscriptions.
+HISTORY_CONFIG = GeneratorConfig(rows_per_cycle=12, seed=31, billing=BillingRates(annual_share=0.0))
+HISTORY_MONTHS = 13
+
+
+@dataclass(frozen=True)
+class SeededHistory:
+    home: Path  # MDP_HOME: the warehouse files are under home/warehouse
+    source_dsn: str
+    config: GeneratorConfig
+
+
+@pytest.fixture(scope="session")
+def seeded_history(
+    tmp_path_factory: pytest.TempPathFactory, source_db_factory: Callable[[], str]
+) -> Iterator[SeededHistory]:
+    """Generated source (13 months up to today's midnight), synced to RAW, marts built by dbt."""
+    from ingestion.sync import run_sync
+    from transform.runner import release_duckdb, run_dbt
+
+    home = tmp_path_factory.mktemp("history") / "home"
+    dsn = source_db_factory()
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with psycopg.connect(dsn) as conn:
+        seed_history(conn, HISTORY_CONFIG, end, timedelta(hours=2), months=HISTORY_MONTHS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_HOME", str(home))
+        mp.delenv("MDP_TARGET", raising=False)
+        run_sync(conninfo=dsn)
+        release_duckdb()
+        outcome = run_dbt(["build"], target="local", target_path=home / "dbt-target")
+        assert outcome.success, outcome.statuses
+        release_duckdb()
+    yield SeededHistory(home, dsn, HISTORY_CONFIG)

@@ -11,8 +11,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from dashboard.metrics import money
+from dashboard.metrics import money, percent
 from exports.sample import build_sample_warehouse
+from tests.dashboard.conftest import SeededHistory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -75,6 +76,7 @@ def test_net_revenue_shown_equals_the_mart(browser: Any, start_server: Any, tmp_
         "Active subscriptions",
         "MRR churn rate",
         "ARPU",
+        "Customer retention",
     ):
         assert page.get_by_text(title, exact=False).count() > 0, title
 
@@ -127,3 +129,100 @@ def test_empty_missing_and_busy_warehouses_explain_themselves(
     finally:
         holder.kill()
         holder.wait()
+
+
+def _overflowing(page: Any, selector: str) -> list[str]:
+    """Texts of the elements under `selector` whose content is wider than their box."""
+    return page.eval_on_selector_all(
+        selector,
+        """els => els
+            .filter(e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)
+            .map(e => e.innerText)""",
+    )
+
+
+@pytest.mark.timeout(900)  # the seeded year is generated, synced and built once per session
+def test_a_seeded_year_shows_its_as_of_line_partial_month_and_the_marts(
+    browser: Any, start_server: Any, seeded_history: SeededHistory, tmp_path: Path
+) -> None:
+    db = seeded_history.home / "warehouse" / "analytics.duckdb"
+    with duckdb.connect(str(db), read_only=True) as con:
+        last_load = con.execute(
+            "select max(_airbyte_extracted_at) at time zone 'UTC' from intermediate.fct_payments"
+        ).fetchone()
+        by_month = con.execute(
+            """
+            select m.month, sum(m.mrr), sum(m.active_subscriptions), sum(m.churned_mrr),
+                   sum(m.contraction_mrr), sum(m.expansion_mrr),
+                   (select sum(net_revenue) from finance.monthly_net_revenue_by_plan r
+                    where r.revenue_month = m.month)
+            from finance.mrr_by_plan m group by m.month order by m.month
+            """
+        ).fetchall()
+        period_total = con.execute(
+            "select sum(net_revenue) from finance.monthly_net_revenue_by_plan"
+        ).fetchone()
+    assert last_load is not None and period_total is not None
+    current, closed, before = by_month[-1], by_month[-2], by_month[-3]
+    assert current[0].replace(day=1) == last_load[0].date().replace(day=1)
+
+    server = start_server(seeded_history.home)
+    page = _open(browser, server.url, ".st-key-kpis [data-testid='stMetricValue']")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"[data-testid='stVegaLiteChart']\").length >= 7",
+        timeout=45_000,
+    )
+    page.wait_for_timeout(2_000)
+    page.screenshot(path=str(tmp_path / "history.png"), full_page=True)
+
+    as_of = " ".join(page.locator(".st-key-as-of").inner_text().split())
+    assert f"Data as of {last_load[0]:%Y-%m-%d %H:%M} UTC (last successful load)" in as_of
+    assert "(last successful run)" in as_of and "unknown" not in as_of
+    assert f"{current[0]:%Y-%m} is in progress and marked partial" in as_of
+
+    def month(m: Any) -> str:
+        return f"{m:%Y-%m}"
+
+    cards = page.locator(".st-key-kpis [data-testid='stMetric']")
+    assert cards.count() == 8
+    shown = {
+        " ".join(cards.nth(i).locator("[data-testid='stMetricLabel']").inner_text().split()): (
+            cards.nth(i).locator("[data-testid='stMetricValue']").inner_text().strip()
+        )
+        for i in range(cards.count())
+    }
+    prev_mrr = Decimal(before[1])
+    kept = prev_mrr - abs(Decimal(closed[3])) - abs(Decimal(closed[4]))
+    with duckdb.connect(str(db), read_only=True) as con:
+        arr = con.execute(
+            "select sum(arr) from finance.mrr_by_plan where month = ?", [current[0]]
+        ).fetchone()
+    assert arr is not None
+    expected = {
+        "MRR": money(current[1]),
+        "ARR": money(arr[0]),
+        "Active subscriptions": f"{int(current[2]):,}",
+        "ARPU": money(Decimal(current[1]) / Decimal(int(current[2]))),
+        "Net revenue": money(closed[6]),
+        "MRR churn rate": percent(float(abs(Decimal(closed[3])) / prev_mrr)),
+        "NRR": percent(float((kept + Decimal(closed[5])) / prev_mrr)),
+        "Net revenue in period": money(period_total[0]),
+    }
+    assert shown == expected
+    kpi_text = " ".join(page.locator(".st-key-kpis").inner_text().split())
+    assert f"Latest state: {month(current[0])} (partial)" in kpi_text
+    assert f"Last full month: {month(closed[0])}" in kpi_text
+
+    # Two full rows of four cards: no card alone on a row.
+    tops = sorted(round(cards.nth(i).bounding_box()["y"]) for i in range(8))
+    assert tops[:4] == [tops[0]] * 4 and tops[4:] == [tops[4]] * 4 and tops[4] > tops[0]
+    # Every KPI explains itself: a help icon per card.
+    assert page.locator(".st-key-kpis [data-testid='stTooltipIcon']").count() == 8
+
+    # Titles and labels are never cut off.
+    titles = page.locator("[class*='st-key-title-']")
+    assert titles.count() >= 7
+    assert _overflowing(page, "[class*='st-key-title-'] p") == []
+    assert _overflowing(page, "[data-testid='stMetricLabel'] p") == []
+    assert _overflowing(page, "h1, h2, h3") == []
+    page.close()

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from source_generator import GeneratorConfig, generate_cycle
+from source_generator.config import BillingRates, ChangeRates
 from source_generator.simulation import GENERATED_TABLES
 
 pytestmark = pytest.mark.postgres
@@ -90,7 +91,7 @@ def test_every_changed_row_has_updated_at_at_or_after_the_cycle_start(source_dsn
                 assert row[updated_at] > old[updated_at]
             else:
                 assert row[updated_at] < cycle_start, f"{table} {row_id} untouched but re-stamped"
-    assert inserted == 4000
+    assert inserted - summary.inserted["payments"] == 4000
     assert changed >= summary.rows_updated * 0.9 > 0
 
 
@@ -107,7 +108,13 @@ def test_the_clock_never_goes_backwards(source_dsn: str) -> None:
 
 
 def test_updates_change_status_plan_refunds_emails_and_soft_delete(source_dsn: str) -> None:
-    config = GeneratorConfig(rows_per_cycle=6000, seed=8)
+    # No failed attempts, so every status change here is one of the cycle's own changes.
+    config = GeneratorConfig(
+        rows_per_cycle=6000,
+        seed=8,
+        changes=ChangeRates(subscription_changes=0.01),
+        billing=BillingRates(failure=0.0),
+    )
     with psycopg.connect(source_dsn) as conn:
         generate_cycle(conn, config, START)
         before_subs = {
@@ -120,7 +127,8 @@ def test_updates_change_status_plan_refunds_emails_and_soft_delete(source_dsn: s
             conn.execute("select id, lower(trim(status)) from app.payments").fetchall()
         )
         before_email = dict(conn.execute("select id, email from app.users").fetchall())
-        summary = generate_cycle(conn, config, START + timedelta(hours=2))
+        # A month later: refunds fall within 30 days of their payment.
+        summary = generate_cycle(conn, config, START + timedelta(days=31))
         subs = conn.execute(
             "select id, lower(trim(plan)), lower(trim(status)), cancelled_at from app.subscriptions "
             "where updated_at = %s and id <= %s",
@@ -157,7 +165,11 @@ def test_updates_change_status_plan_refunds_emails_and_soft_delete(source_dsn: s
 
 
 def test_reactivation_brings_cancelled_subscriptions_back(source_dsn: str) -> None:
-    config = GeneratorConfig(rows_per_cycle=3000, seed=9)
+    config = GeneratorConfig(
+        rows_per_cycle=3000,
+        seed=9,
+        changes=ChangeRates(subscription_changes=1.0, reactivation=1.0),
+    )
     with psycopg.connect(source_dsn) as conn:
         generate_cycle(conn, config, START)
         conn.execute(
@@ -167,7 +179,7 @@ def test_reactivation_brings_cancelled_subscriptions_back(source_dsn: str) -> No
         summary = generate_cycle(conn, config, START + timedelta(hours=2))
         back = conn.execute(
             "select lower(trim(status)), cancelled_at from app.subscriptions "
-            "where updated_at = %s and id <= 600",
+            "where updated_at = %s and id <= 750",
             (summary.clock,),
         ).fetchall()
     assert summary.updated["subscriptions.reactivate"] == len(back) > 0
@@ -178,7 +190,11 @@ def test_late_rows_are_backdated_up_to_72_hours(source_dsn: str) -> None:
     with psycopg.connect(source_dsn) as conn:
         summary = generate_cycle(conn, GeneratorConfig(rows_per_cycle=20_000, seed=10), START)
         late = 0
-        for table in GENERATED_TABLES:
+        # Payments are written at their due instant (created_at = paid_at), not backdated.
+        assert conn.execute(
+            "select count(*) from app.payments where created_at <> paid_at"
+        ).fetchone() == (0,)
+        for table in set(GENERATED_TABLES) - {"payments"}:
             rows = conn.execute(
                 f"select created_at, updated_at from app.{table} where updated_at = %s",
                 (summary.clock,),

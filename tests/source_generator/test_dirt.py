@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from source_generator import DirtRates, GeneratorConfig, generate_cycle
-from source_generator.config import dirt_from_env, parse_overrides
+from source_generator.config import ChangeRates, dirt_from_env, parse_overrides
 from tests.contract_marts import parse_amount
 
 pytestmark = pytest.mark.postgres
@@ -58,13 +58,18 @@ def _rows(conn: psycopg.Connection, query: str) -> list[tuple[Any, ...]]:
 
 @pytest.fixture(scope="module")
 def dirty_source(source_db_factory: Callable[[], str]) -> str:
-    """Two cycles of 50,000 rows each: ~45,000 payments and ~15,000 users."""
+    """Two cycles of 50,000 rows each: ~35,000 subscriptions and their first payments, ~30,000
+    users, and enough subscription changes for every status synonym to show up."""
     dsn = source_db_factory()
     with psycopg.connect(dsn) as conn:
         for k in range(2):
             generate_cycle(
                 conn,
-                GeneratorConfig(rows_per_cycle=50_000, seed=11),
+                GeneratorConfig(
+                    rows_per_cycle=50_000,
+                    seed=11,
+                    changes=ChangeRates(subscription_changes=0.5),
+                ),
                 START + k * timedelta(hours=2),
             )
     return dsn

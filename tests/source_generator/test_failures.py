@@ -47,7 +47,7 @@ def test_an_exception_inside_a_cycle_leaves_no_trace(
         assert snapshot(conn) == before
         # The connection stays usable and the next cycle reuses no committed id.
         summary = generate_cycle(conn, CONFIG, START + timedelta(hours=4))
-        assert summary.rows_inserted == 3000
+        assert summary.rows_inserted - summary.inserted["payments"] == 3000
 
 
 _KILLED_CYCLE = textwrap.dedent(
