@@ -299,6 +299,9 @@ def test_read_detects_a_destination_moved_back_to_airbyte_internal(
     dst = providers[1]
     d = dst.create(destination_props(fake))
     assert fake.destinations[d.id]["configuration"]["raw_data_schema"] == "POSTGRES_AIRBYTE"
+    # The provider refuses to declare a destination without it.
+    checked = dst.check({}, destination_props(fake, raw_data_schema=None))
+    assert [f.property for f in checked.failures] == ["raw_data_schema"]
     # Someone clears "Raw Table Schema Name" in the UI: Airbyte falls back to airbyte_internal.
     del fake.destinations[d.id]["configuration"]["raw_data_schema"]
     refreshed = dst.read(d.id, d.outs)
