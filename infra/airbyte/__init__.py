@@ -10,6 +10,7 @@ from infra.airbyte.component import (
     catalog_streams,
     quartz_with_timezone,
 )
+from infra.airbyte.kinds import ScheduleType
 from infra.airbyte.resources import Connection, PostgresSource, SnowflakeDestination
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ApiSettings",
     "Connection",
     "PostgresSource",
+    "ScheduleType",
     "SnowflakeDestination",
     "catalog_streams",
     "quartz_with_timezone",

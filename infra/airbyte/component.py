@@ -16,6 +16,7 @@ from infra.airbyte.config import (
     ReplicationMethod,
     SchemaChangePolicy,
 )
+from infra.airbyte.kinds import ScheduleType
 from infra.airbyte.resources import (
     Connection,
     ConnectionArgs,
@@ -61,7 +62,7 @@ class AirbyteCloudArgs:
     cdc_publication: str | None = None
     cdc_replication_slot: str | None = None
     # Connection
-    schedule_mode: str = "cron"
+    schedule_type: ScheduleType = "cron"
     cron: str = DEFAULT_CRON
     timezone: str = DEFAULT_TIMEZONE
     schema_change_policy: SchemaChangePolicy = "propagate_columns"
@@ -134,6 +135,9 @@ class AirbyteCloud(pulumi.ComponentResource):
                 host=args.destination.host,
                 database=args.destination.database,
                 schema=args.destination.schema,
+                # Internal and staging tables go where the raw tables go: the one schema the
+                # role may create in, whose future grants also cover a table swapped in.
+                raw_data_schema=args.destination.schema,
                 role=args.destination.role,
                 warehouse=args.destination.warehouse,
                 username=args.destination.user,
@@ -154,9 +158,9 @@ class AirbyteCloud(pulumi.ComponentResource):
                 destination_id=self.destination.id,
                 streams=catalog_streams(args.streams),
                 namespace_format=args.destination.schema,
-                schedule_type=args.schedule_mode,
+                schedule_type=args.schedule_type,
                 cron_expression=quartz_with_timezone(args.cron, args.timezone)
-                if args.schedule_mode == "cron"
+                if args.schedule_type == "cron"
                 else None,
                 non_breaking_schema_updates_behavior=args.schema_change_policy,
             ),

@@ -6,7 +6,7 @@ import hashlib
 import secrets as _secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from airbyte_api import api, models
 
@@ -20,7 +20,9 @@ SECRET_HASHES = "secret_hashes"
 PAGE = 100
 
 REPLICATION_METHODS = {"cursor": "Standard", "cdc": "CDC"}
-SCHEDULE_TYPES = ("cron", "manual")
+# The connection's schedule, spelled as Airbyte's API spells it (`scheduleType`): "manual"
+# leaves every sync to Airflow. The config section, the component and the resource all use it.
+ScheduleType = Literal["cron", "manual"]
 SCHEMA_CHANGE_POLICIES = tuple(e.value for e in models.NonBreakingSchemaUpdatesBehaviorEnum)
 
 
@@ -363,6 +365,9 @@ class SnowflakeDestinationKind(Kind):
         # reload everything into the new one.
         Field("database", replace=True),
         Field("schema"),
+        # Where Airbyte keeps its internal tables; unset, the first sync creates the schema
+        # "airbyte_internal", which the destination's role may not (it has no CREATE SCHEMA).
+        Field("raw_data_schema"),
         Field("role"),
         Field("warehouse"),
         Field("username"),
@@ -374,6 +379,7 @@ class SnowflakeDestinationKind(Kind):
             host=p["host"],
             database=p["database"],
             schema_=p["schema"],
+            raw_data_schema=p["raw_data_schema"],
             role=p["role"],
             warehouse=p["warehouse"],
             username=p["username"],
@@ -391,6 +397,7 @@ class SnowflakeDestinationKind(Kind):
                 "host": cfg.get("host"),
                 "database": cfg.get("database"),
                 "schema": cfg.get("schema"),
+                "raw_data_schema": cfg.get("raw_data_schema"),
                 "role": cfg.get("role"),
                 "warehouse": cfg.get("warehouse"),
                 "username": cfg.get("username"),
@@ -458,9 +465,9 @@ class ConnectionKind(Kind):
     def validate(self, props: Mapping[str, Any]) -> list[tuple[str, str]]:
         failures = super().validate(props)
         kind = props.get("schedule_type")
-        if kind not in (None, UNKNOWN, *SCHEDULE_TYPES):
+        if kind not in (None, UNKNOWN, *get_args(ScheduleType)):
             failures.append(
-                ("schedule_type", f"must be one of {list(SCHEDULE_TYPES)}, not {kind!r}")
+                ("schedule_type", f"must be one of {list(get_args(ScheduleType))}, not {kind!r}")
             )
         if kind == "cron" and not props.get("cron_expression"):
             failures.append(("cron_expression", "a cron schedule needs a Quartz cron expression"))

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 from pulumi import dynamic
 
-from infra.airbyte.kinds import SECRET_HASHES
+from infra.airbyte.kinds import SECRET_HASHES, ScheduleType
 from infra.airbyte.provider import (
     AirbyteProvider,
     ConnectionProvider,
@@ -89,6 +89,9 @@ class SnowflakeDestinationArgs:
     host: pulumi.Input[str]
     database: pulumi.Input[str]
     schema: pulumi.Input[str]
+    # Airbyte's internal tables; the component sets it to `schema`, the one schema Airbyte
+    # may create tables in.
+    raw_data_schema: pulumi.Input[str]
     role: pulumi.Input[str]
     warehouse: pulumi.Input[str]
     username: pulumi.Input[str]
@@ -111,6 +114,7 @@ class SnowflakeDestination(dynamic.Resource, module="airbyte", name="SnowflakeDe
             "host": args.host,
             "database": args.database,
             "schema": args.schema,
+            "raw_data_schema": args.raw_data_schema,
             "role": args.role,
             "warehouse": args.warehouse,
             "username": args.username,
@@ -151,7 +155,7 @@ class ConnectionArgs:
     destination_id: pulumi.Input[str]
     streams: Sequence[StreamSpec]
     namespace_format: pulumi.Input[str]
-    schedule_type: str = "cron"
+    schedule_type: ScheduleType = "cron"
     cron_expression: str | None = None
     non_breaking_schema_updates_behavior: str = "propagate_columns"
     status: str = "active"

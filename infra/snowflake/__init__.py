@@ -2,5 +2,12 @@
 
 from infra.snowflake.config import SnowflakeConfig
 from infra.snowflake.platform import SnowflakePlatform, SnowflakePlatformArgs
+from infra.snowflake.service_user import ServiceUser, ServiceUserArgs
 
-__all__ = ["SnowflakeConfig", "SnowflakePlatform", "SnowflakePlatformArgs"]
+__all__ = [
+    "ServiceUser",
+    "ServiceUserArgs",
+    "SnowflakeConfig",
+    "SnowflakePlatform",
+    "SnowflakePlatformArgs",
+]

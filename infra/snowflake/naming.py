@@ -22,15 +22,22 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     ADMIN: (NETWORK_SCHEMA,),
 }
 
-# Schema-level privileges of each access (database) role. Ownership of tables and views
-# comes from creating them, so no access role ever carries OWNERSHIP.
-READ_OBJECT_TYPES = ("TABLES", "VIEWS")
-WRITE_PRIVILEGES = {
-    RAW: ("CREATE STAGE", "CREATE TABLE", "USAGE"),
-    ANALYTICS: ("CREATE TABLE", "CREATE VIEW", "USAGE"),
-    DBT_DEV: ("CREATE TABLE", "CREATE VIEW", "USAGE"),
+# Schema-level privileges of each access (database) role, by schema: what the objects each
+# schema holds need (infra/snowflake/needs.py says which statement needs which). Ownership of
+# tables and views comes from creating them, so no access role ever carries OWNERSHIP.
+READ_OBJECT_TYPES: dict[str, tuple[str, ...]] = {
+    RAW_SCHEMA: ("TABLES",),
+    "STAGING": ("VIEWS",),
+    "INTERMEDIATE": ("TABLES", "VIEWS"),
+    "FINANCE": ("TABLES",),
 }
-SCHEMA_CREATOR = "SCHEMA_CREATOR"
+WRITE_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    RAW_SCHEMA: ("CREATE FILE FORMAT", "CREATE STAGE", "CREATE TABLE", "USAGE"),
+    # Views, plus the temporary tables of dbt's unit tests.
+    "STAGING": ("CREATE TABLE", "CREATE VIEW", "USAGE"),
+    "INTERMEDIATE": ("CREATE TABLE", "CREATE VIEW", "USAGE"),
+    "FINANCE": ("CREATE TABLE", "USAGE"),
+}
 
 # Workload -> the functional role that runs on that warehouse.
 WAREHOUSES = ("LOADING", "TRANSFORMING", "REPORTING")
@@ -73,7 +80,6 @@ ACCESS_MATRIX: tuple[AccessGrant, ...] = (
         for schema in MODEL_SCHEMAS
         for role in (read_role(schema), write_role(schema))
     ),
-    AccessGrant(DATA_ENGINEER, DBT_DEV, SCHEMA_CREATOR),
     AccessGrant(REPORTER, ANALYTICS, read_role("FINANCE")),
 )
 

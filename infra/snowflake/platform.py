@@ -9,15 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_snowflake as snowflake
-import pulumi_tls as tls
 
 from core.connections import SNOWFLAKE_CONN_ID
 from infra.endpoints import SnowflakeTarget
 from infra.sections import StackName
 from infra.snowflake import naming as n
 from infra.snowflake.config import SnowflakeConfig
+from infra.snowflake.service_user import ServiceUser, ServiceUserArgs
 
 AUTO_SUSPEND_SECONDS = 60
 # Queries waiting this long for a busy XSMALL warehouse are better retried by the caller.
@@ -50,16 +49,6 @@ class SnowflakePlatformArgs:
     secrets_kms_key_id: pulumi.Input[str] | None = None
     secret_recovery_window_days: int = 30
     tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _ServiceUserSpec:
-    base: str
-    role: str
-    warehouse: str
-    database: str
-    schema: str
-    cidrs: pulumi.Input[Sequence[str]]
 
 
 def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -98,11 +87,6 @@ def _airflow_connection(
         {"conn_type": "snowflake", "login": user, "schema": "STAGING", "extra": extra},
         sort_keys=True,
     )
-
-
-def public_key_body(pem: str) -> str:
-    """Snowflake takes the RSA public key as one line without the PEM header and trailer."""
-    return "".join(line.strip() for line in pem.strip().splitlines() if "-----" not in line)
 
 
 class SnowflakePlatform(pulumi.ComponentResource):
@@ -307,7 +291,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
             self._grant(
                 f"{key}-read-schema", reader, ["USAGE"], on_schema={"schema_name": schema_fqn}
             )
-            for plural in n.READ_OBJECT_TYPES:
+            for plural in n.READ_OBJECT_TYPES[schema]:
                 # Current objects, and (at schema level) every object created later: Airbyte
                 # dropping and recreating a table keeps readers' access.
                 for scope in ("all", "future"):
@@ -324,18 +308,9 @@ class SnowflakePlatform(pulumi.ComponentResource):
             self._grant(
                 f"{key}-write-schema",
                 writer,
-                n.WRITE_PRIVILEGES[base],
+                n.WRITE_PRIVILEGES[schema],
                 on_schema={"schema_name": schema_fqn},
             )
-        creator = self._database_role(
-            n.DBT_DEV, n.SCHEMA_CREATOR, "Create developer schemas in DBT_DEV"
-        )
-        self._grant(
-            "dbt_dev-schema-creator",
-            creator,
-            ["CREATE SCHEMA", "USAGE"],
-            on_database=db_names[n.DBT_DEV],
-        )
 
     def _create_functional_roles(self) -> None:
         for base in n.FUNCTIONAL_ROLES:
@@ -432,130 +407,48 @@ class SnowflakePlatform(pulumi.ComponentResource):
             )
 
     def _create_service_users(self) -> None:
-        dbt_cidrs = self._dbt_cidrs()
-        specs: tuple[_ServiceUserSpec, ...] = (
-            _ServiceUserSpec(
-                n.AIRBYTE_USER,
-                n.AIRBYTE_ROLE,
-                "LOADING",
-                n.RAW,
-                n.RAW_SCHEMA,
+        # (user, role, warehouse, database, schema of its default namespace, sign-in networks)
+        users: list[tuple[str, str, str, str, str, pulumi.Input[Sequence[str]]]] = [
+            (
+                n.AIRBYTE_USER, n.AIRBYTE_ROLE, "LOADING", n.RAW, n.RAW_SCHEMA,
                 sorted(str(c) for c in self._args.airbyte_cidrs),
             ),
-            _ServiceUserSpec(
-                n.DBT_USER, n.DATA_ENGINEER, "TRANSFORMING", n.ANALYTICS, "STAGING", dbt_cidrs
-            ),
-        )
+            (n.DBT_USER, n.DATA_ENGINEER, "TRANSFORMING", n.ANALYTICS, "STAGING", self._dbt_cidrs()),
+        ]  # fmt: skip
         airflow_cidrs = self._airflow_cidrs()
         if airflow_cidrs is not None:
             # Served from the Airflow host only, so it signs in from that host's egress IP alone.
-            specs += (
-                _ServiceUserSpec(
-                    n.DASHBOARD_USER, n.REPORTER, "REPORTING", n.ANALYTICS, "FINANCE", airflow_cidrs
+            users.append(
+                (n.DASHBOARD_USER, n.REPORTER, "REPORTING", n.ANALYTICS, "FINANCE", airflow_cidrs)
+            )
+        a = self._args
+        self.service_users: dict[str, ServiceUser] = {
+            base: ServiceUser(
+                f"{self._name}-{base.lower()}-svc",
+                ServiceUserArgs(
+                    base=base,
+                    naming=self._naming,
+                    stack=a.stack,
+                    role=self.roles[role],
+                    warehouse=self.warehouses[warehouse],
+                    database=self.databases[database],
+                    schema=schema,
+                    cidrs=cidrs,
+                    network_database=self.databases[n.ADMIN],
+                    network_schema=self.schemas[(n.ADMIN, n.NETWORK_SCHEMA)],
+                    securityadmin=self._providers[SECURITYADMIN],
+                    account_identifier=self.account_identifier,
+                    host=self.host,
+                    rsa_bits=a.settings.rsa_bits,
+                    secret_name_prefix=a.secret_name_prefix,
+                    secrets_kms_key_id=a.secrets_kms_key_id,
+                    secret_recovery_window_days=a.secret_recovery_window_days,
+                    tags=a.tags,
                 ),
+                pulumi.ResourceOptions(parent=self),
             )
-        self._users: dict[str, snowflake.ServiceUser] = {}
-        self._keys: dict[str, tls.PrivateKey] = {}
-        self._secrets: dict[str, aws.secretsmanager.Secret] = {}
-        for spec in specs:
-            self._create_service_user(spec)
-
-    def _create_service_user(self, spec: _ServiceUserSpec) -> None:
-        key_name = f"{self._name}-{spec.base.lower()}-svc"
-        admin_db = self.databases[n.ADMIN]
-        rule = snowflake.NetworkRule(
-            f"{key_name}-ingress-rule",
-            database=admin_db.name,
-            schema=self.schemas[(n.ADMIN, n.NETWORK_SCHEMA)].name,
-            name=f"{spec.base}_SVC_INGRESS",
-            type="IPV4",
-            mode="INGRESS",
-            value_lists=spec.cidrs,
-            comment=f"Where {self._naming.user(spec.base)} may sign in from",
-            opts=self._opts(SECURITYADMIN),
-        )
-        policy = snowflake.NetworkPolicy(
-            f"{key_name}-network-policy",
-            name=self._naming.network_policy(spec.base),
-            allowed_network_rule_lists=[
-                pulumi.Output.all(admin_db.name, rule.schema, rule.name).apply(
-                    lambda parts: n.quote(*parts)
-                )
-            ],
-            comment=f"Sign-in networks of {self._naming.user(spec.base)}",
-            opts=self._opts(SECURITYADMIN),
-        )
-        key = tls.PrivateKey(
-            f"{key_name}-key",
-            algorithm="RSA",
-            rsa_bits=self._args.settings.rsa_bits,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        role = self.roles[spec.role]
-        warehouse = self.warehouses[spec.warehouse]
-        database = self.databases[spec.database]
-        user = snowflake.ServiceUser(
-            key_name,
-            name=self._naming.user(spec.base),
-            login_name=self._naming.user(spec.base),
-            display_name=f"mdp {spec.base.lower()} ({self._args.stack})",
-            comment=f"mdp {self._args.stack}: key-pair service user for {spec.base.lower()}",
-            default_role=role.name,
-            # Only the default role's privileges, never a union of every granted role.
-            default_secondary_roles_option="NONE",
-            default_warehouse=warehouse.name,
-            default_namespace=pulumi.Output.concat(database.name, ".", spec.schema),
-            rsa_public_key=key.public_key_pem.apply(public_key_body),
-            network_policy=policy.name,
-            opts=self._opts(SECURITYADMIN),
-        )
-        snowflake.GrantAccountRole(
-            f"{key_name}-role",
-            role_name=role.name,
-            user_name=user.name,
-            opts=self._opts(SECURITYADMIN),
-        )
-        secret = aws.secretsmanager.Secret(
-            f"{key_name}-key-secret",
-            name=(
-                f"{self._args.secret_name_prefix}/{self._args.stack}/snowflake/"
-                f"{spec.base.lower()}-svc"
-            ),
-            description=(
-                f"Key-pair credentials of Snowflake user {self._naming.user(spec.base)} "
-                f"(mdp {self._args.stack})"
-            ),
-            kms_key_id=self._args.secrets_kms_key_id,
-            recovery_window_in_days=self._args.secret_recovery_window_days,
-            tags={**self._args.tags, "mdp:snowflake-user": self._naming.user(spec.base)},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        payload: pulumi.Output[str] = pulumi.Output.all(
-            user.name, role.name, warehouse.name, database.name, key.private_key_pem_pkcs8
-        ).apply(
-            lambda v: json.dumps(
-                {
-                    "account": self.account_identifier,
-                    "host": self.host,
-                    "user": v[0],
-                    "role": v[1],
-                    "warehouse": v[2],
-                    "database": v[3],
-                    "schema": spec.schema,
-                    "private_key": v[4],
-                },
-                sort_keys=True,
-            )
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{key_name}-key-secret-version",
-            secret_id=secret.id,
-            secret_string=_secret(payload),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self._users[spec.base] = user
-        self._keys[spec.base] = key
-        self._secrets[spec.base] = secret
+            for base, role, warehouse, database, schema, cidrs in users
+        }
 
     def _set_outputs(self, monitor: snowflake.ResourceMonitor) -> None:
         account = snowflake.get_current_account_output(
@@ -572,15 +465,16 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self.airbyte_role = self.roles[n.AIRBYTE_ROLE].name
         self.data_engineer_role = self.roles[n.DATA_ENGINEER].name
         self.reporter_role = self.roles[n.REPORTER].name
-        self.airbyte_user = self._users[n.AIRBYTE_USER].name
-        self.dbt_user = self._users[n.DBT_USER].name
-        self.airbyte_private_key = _secret(self._keys[n.AIRBYTE_USER].private_key_pem_pkcs8)
-        self.dbt_private_key = _secret(self._keys[n.DBT_USER].private_key_pem_pkcs8)
-        self.airbyte_key_secret_arn = self._secrets[n.AIRBYTE_USER].arn
-        self.dbt_key_secret_arn = self._secrets[n.DBT_USER].arn
-        dashboard = n.DASHBOARD_USER in self._users
-        self.dashboard_user = self._users[n.DASHBOARD_USER].name if dashboard else None
-        self.dashboard_key_secret_arn = self._secrets[n.DASHBOARD_USER].arn if dashboard else None
+        users = self.service_users
+        self.airbyte_user = users[n.AIRBYTE_USER].user_name
+        self.dbt_user = users[n.DBT_USER].user_name
+        self.airbyte_private_key = users[n.AIRBYTE_USER].private_key_pem
+        self.dbt_private_key = users[n.DBT_USER].private_key_pem
+        self.airbyte_key_secret_arn = users[n.AIRBYTE_USER].key_secret_arn
+        self.dbt_key_secret_arn = users[n.DBT_USER].key_secret_arn
+        dashboard = users.get(n.DASHBOARD_USER)
+        self.dashboard_user = dashboard.user_name if dashboard else None
+        self.dashboard_key_secret_arn = dashboard.key_secret_arn if dashboard else None
         self.resource_monitor = monitor.name
         self.dbt_airflow_connection = _secret(
             pulumi.Output.all(
@@ -588,7 +482,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 self.analytics_database,
                 self.transforming_warehouse,
                 self.data_engineer_role,
-                self._keys[n.DBT_USER].private_key_pem_pkcs8,
+                self.dbt_private_key,
             ).apply(lambda v: _airflow_connection(self.account_identifier, *v))
         )
         self.airflow_connections = {SNOWFLAKE_CONN_ID: self.dbt_airflow_connection}

@@ -181,7 +181,11 @@ class FakeAirbyte:
             "name": "mdp-dev-snowflake",
             "destinationType": "snowflake",
             "definitionId": SNOWFLAKE_DEFINITION,
-            "configuration": {"destinationType": "snowflake"},
+            "configuration": {
+                "destinationType": "snowflake",
+                "schema": "POSTGRES_AIRBYTE",
+                "raw_data_schema": "POSTGRES_AIRBYTE",
+            },
         }
         self.connections[connection_id] = common | {
             "connectionId": connection_id,
@@ -348,6 +352,8 @@ class FakeAirbyte:
         job = Job(len(self.jobs) + 1, connection_id, job_type, _now())
         self.jobs[job.job_id] = job
         failure = self.failing_jobs.pop(0) if self.failing_jobs else None
+        if job_type == "sync":
+            failure = failure or _first_sync_failure(self.destinations[connection["destinationId"]])
         threading.Thread(
             target=self._run_job, args=(job, copy.deepcopy(connection), failure), daemon=True
         ).start()
@@ -607,6 +613,24 @@ def _check_snowflake(cfg: dict[str, Any]) -> None:
         _require(creds, ("private_key",), "credentials")
     elif creds.get("auth_type") != "Username and Password":
         raise ApiError(400, "bad-request", "configuration.credentials.auth_type is invalid")
+
+
+def _first_sync_failure(destination: dict[str, Any]) -> str | None:
+    """How a sync into a destination without `raw_data_schema` fails in Airbyte Cloud.
+
+    The connector then keeps its internal tables in "airbyte_internal" and runs
+    CREATE SCHEMA IF NOT EXISTS for it; the service role may create tables in its one schema,
+    never schemas. The connection check writes to the configured schema, so it passes.
+    """
+    cfg = destination.get("configuration") or {}
+    if cfg.get("raw_data_schema"):
+        return None
+    database = cfg.get("database") or "RAW"
+    return (
+        "Failure in destination: SQL access control error: Insufficient privileges to operate "
+        f"on database '{database}' (CREATE SCHEMA IF NOT EXISTS \"airbyte_internal\"; set "
+        "raw_data_schema to the destination's schema)"
+    )
 
 
 def _check_schedule(schedule: Any) -> dict[str, Any]:

@@ -150,6 +150,7 @@ def destination_props(fake: FakeAirbyte, **over: Any) -> dict[str, Any]:
         "host": "xy12345.eu-west-3.aws.snowflakecomputing.com",
         "database": "DEV_RAW",
         "schema": "POSTGRES_AIRBYTE",
+        "raw_data_schema": "POSTGRES_AIRBYTE",
         "role": "DEV_AIRBYTE_ROLE",
         "warehouse": "DEV_LOADING_WH",
         "username": "DEV_AIRBYTE_SVC",

@@ -113,6 +113,8 @@ def test_connection_uses_the_shared_catalog_and_schedule(default_run: list[Recor
     src, dst = by_type(default_run, SOURCE), by_type(default_run, DESTINATION)
     assert conn["source_id"] == src.outputs["source_id"] == src.id
     assert conn["destination_id"] == dst.outputs["destination_id"] == dst.id
+    # Raw and internal tables in the connection's namespace, from the one schema argument.
+    assert dst.inputs["raw_data_schema"] == dst.inputs["schema"] == conn["namespace_format"]
 
 
 def test_secret_inputs_are_secret_and_the_provider_carries_none(
@@ -141,7 +143,7 @@ def test_manual_mode_and_timezone_and_cdc(airbyte_mocks: None) -> None:
         lambda: AirbyteCloud(
             "airbyte",
             args(
-                schedule_mode="manual",
+                schedule_type="manual",
                 replication_method="cdc",
                 cdc_publication="airbyte_publication",
                 cdc_replication_slot="airbyte_slot",

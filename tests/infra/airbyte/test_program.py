@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.catalog import STREAMS
+from core.catalog import RAW_SCHEMA, STREAMS
 from infra import mockrun as harness
 from infra import outputs
 from tests.infra.airbyte.conftest import raw_inputs
@@ -102,6 +102,8 @@ def test_destination_is_the_snowflake_service_user_with_its_key(
 ) -> None:
     dst = dev_run.one(DESTINATION).inputs
     assert dst["database"] == "DEV_RAW" and dst["schema"] == "POSTGRES_AIRBYTE"
+    # Airbyte's internal tables stay in the schema its role may create in (no airbyte_internal).
+    assert dst["raw_data_schema"] == dst["schema"] == RAW_SCHEMA
     assert dst["role"] == "DEV_AIRBYTE_ROLE"
     assert dst["host"] == dev_run.outputs[outputs.SNOWFLAKE_HOST]
     assert dst["warehouse"] == dev_run.outputs[outputs.SNOWFLAKE_LOADING_WAREHOUSE]
@@ -162,6 +164,7 @@ def test_configured_schedule_and_timezone_in_prod() -> None:
     assert conn["schedule_type"] == "cron"
     assert conn["cron_expression"] == "0 30 6 ? * MON-FRI Europe/Paris"
     assert prod.one(DESTINATION).inputs["database"] == "RAW"
+    assert prod.one(DESTINATION).inputs["raw_data_schema"] == RAW_SCHEMA
     assert prod.one(SOURCE).inputs["username"] == "airbyte_reader"
 
 

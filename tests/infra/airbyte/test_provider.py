@@ -173,6 +173,7 @@ DESTINATION_CHANGES = {
     "name": ("renamed", "update"),
     "host": ("zz99999.snowflakecomputing.com", "update"),
     "schema": ("OTHER", "update"),
+    "raw_data_schema": ("airbyte_internal", "update"),
     "role": ("OTHER_ROLE", "update"),
     "warehouse": ("OTHER_WH", "update"),
     "username": ("OTHER_SVC", "update"),
@@ -290,6 +291,24 @@ def test_read_detects_drift_made_in_the_ui(fake: FakeAirbyte, providers: Provide
     assert fake.sources[s.id]["configuration"]["host"] == source_props(fake)["host"]
     assert len(fake.connections[c.id]["configurations"]["streams"]) == len(STREAMS)
     assert fake.connections[c.id]["schedule"]["scheduleType"] == "cron"
+
+
+def test_read_detects_a_destination_moved_back_to_airbyte_internal(
+    fake: FakeAirbyte, providers: Providers
+) -> None:
+    dst = providers[1]
+    d = dst.create(destination_props(fake))
+    assert fake.destinations[d.id]["configuration"]["raw_data_schema"] == "POSTGRES_AIRBYTE"
+    # The provider refuses to declare a destination without it.
+    checked = dst.check({}, destination_props(fake, raw_data_schema=None))
+    assert [f.property for f in checked.failures] == ["raw_data_schema"]
+    # Someone clears "Raw Table Schema Name" in the UI: Airbyte falls back to airbyte_internal.
+    del fake.destinations[d.id]["configuration"]["raw_data_schema"]
+    refreshed = dst.read(d.id, d.outs)
+    assert refreshed.outs["raw_data_schema"] is None
+    assert dst.field_changes(refreshed.outs, destination_props(fake)) == (["raw_data_schema"], [])
+    dst.update(d.id, refreshed.outs, destination_props(fake))
+    assert fake.destinations[d.id]["configuration"]["raw_data_schema"] == "POSTGRES_AIRBYTE"
 
 
 def test_read_of_a_deleted_resource_reports_it_gone(
@@ -590,3 +609,41 @@ def test_client_owns_its_http_clients_so_gc_never_runs_asyncio(settings: ApiSett
         assert all(not c.is_closed for c in closed)  # type: ignore[attr-defined]
     finally:
         loop.close()
+
+
+def _first_sync(fake: FakeAirbyte, settings: ApiSettings, connection_id: str) -> dict[str, Any]:
+    from airbyte_api import api, models
+
+    with AirbyteClient(settings) as c:
+        started = c.sdk.jobs.create_job(
+            request=models.JobCreateRequest(
+                connection_id=connection_id, job_type=models.JobTypeEnum.SYNC
+            )
+        ).raw_response.json()
+        job = fake.jobs[started["jobId"]]
+        job.done.wait(5)
+        for _ in range(3):  # the fake shows every job `running` once
+            status = c.sdk.jobs.get_job(
+                request=api.GetJobRequest(job_id=started["jobId"])
+            ).raw_response.json()["status"]
+    return {"status": status, "error": job.error}
+
+
+def test_first_sync_fails_without_raw_data_schema_like_the_connector(
+    fake: FakeAirbyte, providers: Providers, settings: ApiSettings
+) -> None:
+    src, dst, conn = providers
+    s = src.create(source_props(fake))
+    # What an Airbyte destination without "Raw Table Schema Name" looks like to the API.
+    bare = dst.create(destination_props(fake, name="bare", raw_data_schema=None))
+    assert "raw_data_schema" not in fake.destinations[bare.id]["configuration"]
+    c = conn.create(connection_props(fake, s.id, bare.id, name="bare"))
+    failed = _first_sync(fake, settings, c.id)
+    assert failed["status"] == "failed"
+    assert "Insufficient privileges to operate on database 'DEV_RAW'" in str(failed["error"])
+    assert "raw_data_schema" in str(failed["error"])
+
+    # The destination the provider declares syncs.
+    d = dst.create(destination_props(fake))
+    good = conn.create(connection_props(fake, s.id, d.id))
+    assert _first_sync(fake, settings, good.id) == {"status": "succeeded", "error": None}

@@ -79,6 +79,7 @@ def run_snowflake(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     drop: Sequence[str] = (),
+    secrets: Mapping[str, str] | None = None,
     **section: Any,
 ) -> SnowflakeRun:
     """Run the program for `stack` with the Snowflake section set (and any other overrides)."""
@@ -87,7 +88,7 @@ def run_snowflake(
         config.pop(key)
     all_overrides = {"mdp:snowflake": config, **(overrides or {})}
     with _recording():
-        run = harness.run_program(stack, overrides=all_overrides)
+        run = harness.run_program(stack, overrides=all_overrides, secrets=secrets)
     return SnowflakeRun(run, run.policy_resources(plain=False))
 
 

@@ -101,7 +101,7 @@ def test_grants_equal_the_matrix(sf_stack: SnowflakeRun) -> None:
         for _, target in matrix[f"{prefix}AIRBYTE_ROLE"]
         if "WAREHOUSE" not in target
     )
-    assert ("SELECT", f"FUTURE VIEWS IN SCHEMA {prefix}ANALYTICS.FINANCE") in matrix[
+    assert ("SELECT", f"FUTURE TABLES IN SCHEMA {prefix}ANALYTICS.FINANCE") in matrix[
         f"{prefix}REPORTER"
     ]
     assert {p for p, _ in matrix[f"{prefix}REPORTER"]} == {"USAGE", "SELECT"}
@@ -114,7 +114,8 @@ def test_raw_reads_survive_airbyte_recreating_tables(sf_dev: SnowflakeRun) -> No
         if "POSTGRES_AIRBYTE_READ" in str(r.props["databaseRoleName"])
         and "future" in (r.props.get("onSchemaObject") or {})
     ]
-    assert {f["objectTypePlural"] for f in future} == {"TABLES", "VIEWS"}
+    # Airbyte creates tables only, so there are no views to read.
+    assert {f["objectTypePlural"] for f in future} == {"TABLES"}
     assert all(f["inSchema"] == '"DEV_RAW"."POSTGRES_AIRBYTE"' for f in future)
 
 
@@ -168,6 +169,28 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     assert rules_by_name["DASHBOARD_SVC_INGRESS"].props["valueLists"] == [f"{eip}/32"]
     keys = [k for k in sf_dev.of_type(rules.TLS_PRIVATE_KEY) if k.name.startswith("snowflake-")]
     assert len(keys) == 3 and all(k.props["rsaBits"] >= 2048 for k in keys)
+
+
+def test_each_service_user_is_one_component_owning_its_parts(sf_dev: SnowflakeRun) -> None:
+    run = sf_dev.run
+    components = run.of_type("mdp:snowflake:ServiceUser")
+    assert sorted(c.name for c in components) == [
+        "snowflake-airbyte-svc", "snowflake-dashboard-svc", "snowflake-dbt-svc",
+    ]  # fmt: skip
+    platform = run.one("mdp:snowflake:SnowflakePlatform")
+    for component in components:
+        assert component.parent == platform.urn
+        children = {r.type: r for r in run.children_of(component)}
+        assert set(children) == {
+            rules.NETWORK_RULE, rules.NETWORK_POLICY, rules.TLS_PRIVATE_KEY, rules.SERVICE_USER,
+            rules.GRANT_ACCOUNT_ROLE, "aws:secretsmanager/secret:Secret", rules.SECRET_VERSION,
+        }  # fmt: skip
+        assert all(r.name.startswith(f"{component.name}-") for r in children.values())
+        # The user's network policy allows exactly its own ingress rule.
+        policy = children[rules.NETWORK_POLICY].inputs
+        rule = children[rules.NETWORK_RULE].inputs
+        assert policy["allowedNetworkRuleLists"] == [f'"DEV_ADMIN"."NETWORK"."{rule["name"]}"']
+        assert children[rules.SERVICE_USER].inputs["networkPolicy"] == policy["name"]
 
 
 def test_roles_users_and_policies_are_not_managed_as_sysadmin(sf_dev: SnowflakeRun) -> None:
