@@ -145,7 +145,7 @@ def build_airbyte(
             replication_method=settings.replication_method,
             cdc_publication=settings.cdc_publication,
             cdc_replication_slot=settings.cdc_replication_slot,
-            schedule_type=settings.schedule,
+            schedule_type=settings.schedule_type,
             cron=settings.cron,
             timezone=settings.timezone,
             schema_change_policy=settings.schema_change_policy,

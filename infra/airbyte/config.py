@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from infra.airbyte.kinds import ScheduleType
 from infra.sections import Section
 
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -26,7 +27,7 @@ class AirbyteConfig(Section):
 
     workspace_id: str = Field(pattern=_UUID, examples=["5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"])
     # "manual" leaves the schedule to Airflow, which triggers each sync.
-    schedule: Literal["cron", "manual"] = Field("cron", examples=["manual"])
+    schedule_type: ScheduleType = Field("cron", examples=["manual"])
     # Quartz (seconds first), as Airbyte reads it; the time zone is a separate key.
     cron: str = Field(DEFAULT_CRON, examples=["0 0 17 * * ?"])
     timezone: str = Field(DEFAULT_TIMEZONE, examples=["Europe/Paris"])

@@ -353,32 +353,48 @@ Grant = tuple[str, str]  # (privilege, object), e.g. ("SELECT", "FUTURE TABLES I
 
 
 def expected_grants(prefix: str = "") -> dict[str, frozenset[Grant]]:
-    """The grant matrix: everything each functional role holds, and nothing more."""
+    """The grant matrix: everything each functional role holds, and nothing more.
+
+    Mirrors infra/snowflake/naming.py (READ_OBJECT_TYPES, WRITE_PRIVILEGES); why each line is
+    needed is in infra/snowflake/needs.py and docs/snowflake-roles.md.
+    """
     raw, analytics, dbt_dev = (f"{prefix}{d}" for d in ("RAW", "ANALYTICS", "DBT_DEV"))
+    # What each schema holds (readers select it) and what its writers create in it.
+    holds = {
+        "POSTGRES_AIRBYTE": ("TABLES",),
+        "STAGING": ("VIEWS",),
+        "INTERMEDIATE": ("TABLES", "VIEWS"),
+        "FINANCE": ("TABLES",),
+    }
+    creates = {
+        "POSTGRES_AIRBYTE": ("CREATE FILE FORMAT", "CREATE STAGE", "CREATE TABLE"),
+        # Views, plus the temporary tables of dbt's unit tests.
+        "STAGING": ("CREATE TABLE", "CREATE VIEW"),
+        "INTERMEDIATE": ("CREATE TABLE", "CREATE VIEW"),
+        "FINANCE": ("CREATE TABLE",),
+    }
 
     def read(db: str, schema: str) -> set[Grant]:
         target = f"{db}.{schema}"
         grants = {("USAGE", f"DATABASE {db}"), ("USAGE", f"SCHEMA {target}")}
         for scope in ("ALL", "FUTURE"):
-            for plural in ("TABLES", "VIEWS"):
+            for plural in holds[schema]:
                 grants.add(("SELECT", f"{scope} {plural} IN SCHEMA {target}"))
         return grants
 
-    def write(db: str, schema: str, creates: Iterable[str]) -> set[Grant]:
+    def write(db: str, schema: str) -> set[Grant]:
         target = f"SCHEMA {db}.{schema}"
-        return {("USAGE", f"DATABASE {db}"), ("USAGE", target)} | {(p, target) for p in creates}
+        return {("USAGE", f"DATABASE {db}"), ("USAGE", target)} | {
+            (p, target) for p in creates[schema]
+        }
 
-    engineer = read(raw, "POSTGRES_AIRBYTE") | {
-        ("CREATE SCHEMA", f"DATABASE {dbt_dev}"),
-        ("USAGE", f"WAREHOUSE {prefix}TRANSFORMING_WH"),
-    }
+    engineer = read(raw, "POSTGRES_AIRBYTE") | {("USAGE", f"WAREHOUSE {prefix}TRANSFORMING_WH")}
     for db in (analytics, dbt_dev):
         for schema in ("STAGING", "INTERMEDIATE", "FINANCE"):
-            engineer |= read(db, schema) | write(db, schema, ("CREATE TABLE", "CREATE VIEW"))
+            engineer |= read(db, schema) | write(db, schema)
     return {
         f"{prefix}AIRBYTE_ROLE": frozenset(
-            write(raw, "POSTGRES_AIRBYTE", ("CREATE STAGE", "CREATE TABLE"))
-            | {("USAGE", f"WAREHOUSE {prefix}LOADING_WH")}
+            write(raw, "POSTGRES_AIRBYTE") | {("USAGE", f"WAREHOUSE {prefix}LOADING_WH")}
         ),
         f"{prefix}DATA_ENGINEER": frozenset(engineer),
         f"{prefix}REPORTER": frozenset(

@@ -28,7 +28,7 @@ def load(airbyte: dict[str, Any] | None, stack: str = "dev", **extra: Any) -> St
 def test_defaults_sync_daily_at_17_utc_by_cursor() -> None:
     cfg = load({"workspaceId": WORKSPACE}, **CREDENTIALS).airbyte
     assert cfg is not None
-    assert (cfg.schedule, cfg.cron, cfg.timezone) == ("cron", "0 0 17 * * ?", "UTC")
+    assert (cfg.schedule_type, cfg.cron, cfg.timezone) == ("cron", "0 0 17 * * ?", "UTC")
     assert cfg.replication_method == "cursor"
     assert cfg.schema_change_policy == "propagate_columns"
 
@@ -43,7 +43,7 @@ def test_section_is_optional() -> None:
         ("cron", "0 17 * * *", "Quartz cron expression of 6 or 7 fields"),
         ("cron", "0 * 17 * * ?", "more than once an hour"),
         ("timezone", "Mars/Olympus", "IANA time zone"),
-        ("schedule", "hourly", "'cron' or 'manual'"),
+        ("scheduleType", "hourly", "'cron' or 'manual'"),
         ("workspaceId", "not-a-uuid", "pattern"),
     ],
 )
