@@ -133,4 +133,39 @@ FAULTS: tuple[Fault, ...] = (
             "::test_d1_rate_on_each_categorical_column[banks.bank_name]",
         ),
     ),
+    Fault(
+        "dashboard-figures",
+        "the dashboard shows the marts dbt built, to the cent",
+        "dashboard/metrics.py",
+        "amount = Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)",
+        "amount = Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP)",
+        (
+            "tests/dashboard/test_browser_real.py"
+            "::test_the_dashboard_over_the_built_warehouse_shows_the_contracts_figures",
+        ),
+    ),
+    Fault(
+        "cohort-retention",
+        "a customer joins the cohort of the first month one of their subscriptions counts",
+        f"{TRANSFORM}/marts/finance/cohort_retention_monthly.sql",
+        "min(month) as cohort_month",
+        "max(month) as cohort_month",
+        (
+            "tests/transform/test_mrr_and_cohorts.py"
+            "::test_cohort_retention_equals_a_recomputation_from_the_source",
+        ),
+        in_ci=False,
+    ),
+    Fault(
+        "failed-sync-stops-dbt",
+        "a failed Airbyte sync, even one that landed part of RAW, never reaches dbt",
+        "orchestration/include/airbyte.py",
+        "                if status == JobStatusEnum.SUCCEEDED:\n",
+        "                if status == JobStatusEnum.SUCCEEDED or status not in WAITING:\n",
+        (
+            "tests/orchestration/test_cloud_dag_run.py"
+            "::test_a_sync_that_fails_midway_stops_the_run_before_dbt",
+        ),
+        in_ci=False,
+    ),
 )
