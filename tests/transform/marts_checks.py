@@ -99,7 +99,9 @@ def counted_months(fx: fixture.Fixture) -> dict[int, set[date]]:
     ids = [s["id"] for s in fx.rows["subscriptions"]]
     assert len(ids) == len(set(ids)), "one version per subscription expected"
     current = fixture.month_start(fx.now)
-    first = min(fixture.month_start(_utc(s["started_at"])) for s in fx.rows["subscriptions"])
+    first = min(
+        fixture.month_start(s["started_at"].astimezone(UTC)) for s in fx.rows["subscriptions"]
+    )
     months = [fixture.month_start(first, k) for k in range(_months_between(first, current) + 1)]
 
     counted: dict[int, set[date]] = defaultdict(set)
