@@ -267,7 +267,8 @@ def _run(cloud: Cloud, day: datetime, log: Path) -> Run:
             env=dict(os.environ),
             capture_output=True,
             text=True,
-            timeout=600,
+            # A run takes about a minute; a busy shared machine can stretch it tenfold.
+            timeout=1200,
             check=False,
         )
     assert run.returncode in (0, 1), run.stderr[-3000:]
