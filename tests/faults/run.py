@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="a fault's name (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep each temporary copy")
     parser.add_argument("--list", action="store_true", help="list the faults and exit")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("MDP_FAULT_JOBS", "2")),
+        help="faults run at once (MDP_FAULT_JOBS, default 2)",
+    )
     args = parser.parse_args(argv)
 
     chosen = [f for f in FAULTS if (f.name in args.only if args.only else args.all or f.in_ci)]
@@ -122,11 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     files = _repo_files()
     started = time.monotonic()
     outcomes: list[Outcome] = []
-    for fault in chosen:
-        print(f"planting {fault.name}: {fault.guarantee}", flush=True)
-        outcome = run_fault(fault, files, args.keep)
-        outcomes.append(outcome)
-        print(f"  {outcome.verdict} in {outcome.seconds:.0f}s  {outcome.detail}", flush=True)
+    # Each fault runs in its own copy, state folder and free ports: they can run side by side.
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        running = {pool.submit(run_fault, fault, files, args.keep): fault for fault in chosen}
+        for done in as_completed(running):
+            outcome = done.result()
+            outcomes.append(outcome)
+            print(
+                f"{outcome.fault.name}: {outcome.verdict} in {outcome.seconds:.0f}s  "
+                f"{outcome.detail}",
+                flush=True,
+            )
+    outcomes.sort(key=lambda o: chosen.index(o.fault))
 
     total = time.monotonic() - started
     print(f"\n{'fault':32} {'verdict':12} seconds")
