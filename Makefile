@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
-	plan system-deps test-infra policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
+	plan system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,8 +58,9 @@ clean: ## Stop the local services and delete all local state (.local/)
 	rm -rf .local
 
 ## ---- Check it -----------------------------------------------------------------------------
-test: install system-deps lint ## Lint, type-check and run every test
+test: install system-deps lint policy-pack-env ## Lint, type-check and run every test, then the planted-fault suite
 	$(RUN) pytest
+	$(MAKE) --no-print-directory test-faults
 
 system-deps: ## Install the Debian packages the tests use (Chromium, cloud-init, jq, systemd-analyze)
 	@bash scripts/system-deps.sh
@@ -76,12 +77,18 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+test-faults: install policy-pack-env ## Plant a fault per guarantee in a temporary copy; each backing test must fail (FAULTS=all: the slow ones too)
+	$(RUN) python -m tests.faults.run $(if $(filter all,$(FAULTS)),--all)
+
 test-infra: install ## Only the Pulumi program under mocks (both stacks), policy rules, Airbyte provider
 	$(RUN) pytest tests/infra tests/ci
 
-policy-pack-env: ## Create the policy pack's own environment (pulumi-policy needs protobuf 5)
-	$(UV) venv --quiet --python 3.11 .venv-policy
+policy-pack-env: .venv-policy/.synced ## Create the policy pack's own environment (pulumi-policy needs protobuf 5)
+
+.venv-policy/.synced: infra/policies/requirements.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 .venv-policy
 	VIRTUAL_ENV=.venv-policy $(UV) pip install --quiet -r infra/policies/requirements.txt
+	@touch $@
 
 ## ---- Measure it ---------------------------------------------------------------------------
 ROWS ?= 1000000

@@ -110,3 +110,25 @@ def empty_dsn(pg_server: str) -> str:
 def source_dsn(pg_server: str) -> str:
     """A fresh database with the source schema (contract section 1) and the plan seed applied."""
     return _create_database(pg_server, _TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def local_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`dbt build` on the local target over the dirty fixture, in a private MDP_HOME.
+
+    One build per session, read by tests/transform and by the dashboard over real output.
+    """
+    # Deferred: only sessions that use the build pay for importing dbt and the fixture.
+    from tests.transform import fixture
+    from tests.transform.conftest import LocalBuild
+    from transform import runner as transform
+
+    home = tmp_path_factory.mktemp("mdp_home")
+    # Only the build runs with this MDP_HOME: later tests in the session keep their own.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_HOME", str(home))
+        fx = fixture.build()
+        fixture.write_duckdb(home / "warehouse" / "raw.duckdb", fx)
+        target_path = home / "dbt_target"
+        outcome = transform.run_dbt(["build"], target="local", target_path=target_path)
+    yield LocalBuild(home=home, fixture=fx, outcome=outcome, target_path=target_path)

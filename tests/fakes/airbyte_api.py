@@ -83,8 +83,9 @@ class Job:
 
 
 # What a sync job does when it runs: moves the connection's data and returns the rows synced.
-# An exception fails the job with its message.
-SyncRunner = Callable[[dict[str, Any]], int | None]
+# An exception fails the job with its message. A job that fails midway (`failing_midway`)
+# calls it with `partial=True`: it moves only part of the data, then the job fails.
+SyncRunner = Callable[..., int | None]
 
 
 class ApiError(Exception):
@@ -121,6 +122,9 @@ class FakeAirbyte:
     sync: SyncRunner | None = None
     # Messages of the next jobs to fail, one per job, before they move any data.
     failing_jobs: list[str] = field(default_factory=list)
+    # Messages of the next jobs to fail after they moved part of the data (a real sync can
+    # fail halfway: a destination keeps what it committed before the failure).
+    failing_midway: list[str] = field(default_factory=list)
     # Status requests each job answers `queued` first (a capacity-based plan with no worker free).
     queued_polls: int = 0
 
@@ -354,16 +358,28 @@ class FakeAirbyte:
         failure = self.failing_jobs.pop(0) if self.failing_jobs else None
         if job_type == "sync":
             failure = failure or _first_sync_failure(self.destinations[connection["destinationId"]])
+        midway = None if failure or not self.failing_midway else self.failing_midway.pop(0)
         threading.Thread(
-            target=self._run_job, args=(job, copy.deepcopy(connection), failure), daemon=True
+            target=self._run_job,
+            args=(job, copy.deepcopy(connection), failure, midway),
+            daemon=True,
         ).start()
         return job.view("running")
 
-    def _run_job(self, job: Job, connection: dict[str, Any], failure: str | None) -> None:
+    def _run_job(
+        self,
+        job: Job,
+        connection: dict[str, Any],
+        failure: str | None,
+        midway: str | None = None,
+    ) -> None:
         try:
             if failure is not None:
                 raise RuntimeError(failure)
             if self.sync is not None and job.job_type == "sync":
+                if midway is not None:
+                    job.rows_synced = self.sync(connection, partial=True)
+                    raise RuntimeError(midway)
                 job.rows_synced = self.sync(connection)
             job.status = "succeeded"
         except Exception as exc:

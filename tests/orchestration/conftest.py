@@ -109,7 +109,8 @@ def run_in_process(day: datetime, log: Path) -> DagRun:
         env=dict(os.environ),
         capture_output=True,
         text=True,
-        timeout=600,
+        # A run takes about a minute; a busy shared machine can stretch it tenfold.
+        timeout=1200,
         check=False,
     )
     assert run.returncode in (0, 1), run.stderr[-3000:]

@@ -43,6 +43,12 @@ ANALYTICS_DATABASE = "DEV_ANALYTICS"
 RAW_SCHEMA = "POSTGRES_AIRBYTE"
 MARTS = ("net_revenue_by_plan", "monthly_net_revenue_by_plan", "mrr_by_plan")
 JOB_FAILURE = "Failure in source: Connection to the database timed out (fake)"
+MIDWAY_FAILURE = "Failure in destination: Snowflake session expired (fake)"
+# A sync that fails midway lands the tables in name order up to this one (banks, credit_cards,
+# payments): new payments arrive in RAW without the subscriptions and users they belong to.
+PARTIAL_LAST_TABLE = "payments"
+DAY_3 = DAY_1 + timedelta(days=2)
+DAY_4 = DAY_1 + timedelta(days=3)
 
 # DuckDB types of the loader's RAW tables, as Airbyte's Snowflake destination types them.
 _SNOWFLAKE_TYPES = {
@@ -100,8 +106,10 @@ class SnowflakeSync:
     raw_path: Path
     connect: dict[str, Any]
     synced: list[str] = field(default_factory=list)
+    # Syncs that failed midway, after landing only the tables up to PARTIAL_LAST_TABLE.
+    partial: list[str] = field(default_factory=list)
 
-    def __call__(self, connection: dict[str, Any]) -> int:
+    def __call__(self, connection: dict[str, Any], partial: bool = False) -> int:
         import snowflake.connector
 
         from ingestion.raw import SCHEMA
@@ -138,6 +146,9 @@ class SnowflakeSync:
                             [[_literal(v) for v in row] for row in data],
                         )
                     rows += len(data)
+                    if partial and table == PARTIAL_LAST_TABLE:
+                        self.partial.append(result.sync_id)
+                        return rows
         finally:
             con.close()
         self.synced.append(result.sync_id)
@@ -365,7 +376,7 @@ def test_the_marts_match_the_contract_computed_from_the_source(
         assert monthly.get(key) == revenue, key
     assert all(v == 0 for k, v in monthly.items() if k not in want)
 
-    current = date.today().replace(day=1)
+    current = datetime.now(UTC).date().replace(day=1)
     mrr = {p.lower(): (Decimal(m), n) for p, m, n in snowflake_query(
         connect,
         f"select plan_name, mrr, active_subscriptions from {finance}.mrr_by_plan "
@@ -435,12 +446,135 @@ def test_a_failed_airbyte_job_fails_the_run_before_dbt_and_keeps_the_exports(
     assert _files(cloud.exports) == exports_before
 
 
-def test_the_snowflake_key_never_reaches_the_task_log(first_run: FirstRun) -> None:
+def _raw_counts(cloud: Cloud) -> dict[str, int]:
+    return {
+        t.lower(): n
+        for t, n in snowflake_query(
+            cloud.snowflake,
+            f"select table_name, row_count from {RAW_DATABASE}.information_schema.tables "
+            f"where table_schema = '{RAW_SCHEMA}'",
+        )
+    }
+
+
+def _source_counts(cloud: Cloud) -> dict[str, int]:
+    with psycopg.connect(cloud.source_dsn) as conn:
+        return {
+            table: conn.execute(f"select count(*) from app.{table}").fetchone()[0]  # type: ignore[index]
+            for table in ("banks", "credit_cards", "payments", "plans", "subscriptions", "users")
+        }
+
+
+@dataclass
+class PartialFailure:
+    """A sync that failed after landing part of RAW, then the next run, whose sync succeeded."""
+
+    raw_before: dict[str, int]
+    marts_before: dict[str, list[tuple[Any, ...]]]
+    exports_before: dict[str, tuple[str, int]]
+    raw_after_failure: dict[str, int]
+    marts_after_failure: dict[str, list[tuple[Any, ...]]]
+    exports_after_failure: dict[str, tuple[str, int]]
+    failed: DagRun
+    failed_job: Any
+    converged: DagRun
+    expected: contract_marts.ContractMarts
+
+
+@pytest.fixture(scope="module")
+def partial_failure(cloud: Cloud, first_run: FirstRun) -> PartialFailure:
+    raw_before, marts_before = _raw_counts(cloud), _marts(cloud)
+    exports_before = _files(cloud.exports)
+    _generate(DAY_3)
+    cloud.airbyte.failing_midway.append(MIDWAY_FAILURE)
+    failed = _run(cloud, DAY_3, cloud.home / "day3-sync-failed-midway.log")
+    failed_job = max(cloud.airbyte.jobs.values(), key=lambda j: j.job_id)
+    # Airbyte goes on with a job whatever Airflow does: let it end before looking at RAW.
+    assert failed_job.done.wait(600), "the failing job never ended"
+    raw_after, marts_after = _raw_counts(cloud), _marts(cloud)
+    exports_after = _files(cloud.exports)
+    # The next day's run: its sync succeeds and reads from the last committed cursors.
+    converged = _run(cloud, DAY_4, cloud.home / "day4-after-the-failed-sync.log")
+    with psycopg.connect(cloud.source_dsn) as conn:
+        expected = contract_marts.compute(conn)
+    return PartialFailure(
+        raw_before, marts_before, exports_before, raw_after, marts_after, exports_after,
+        failed, failed_job, converged, expected,
+    )  # fmt: skip
+
+
+def test_a_sync_that_fails_midway_stops_the_run_before_dbt(
+    cloud: Cloud, partial_failure: PartialFailure
+) -> None:
+    """The guarantee: a failed sync never reaches dbt, even when it already changed RAW."""
+    pf = partial_failure
+    said = [line for line in pf.failed.log.splitlines() if "Airbyte job" in line][-5:]
+    assert f"Airbyte job {pf.failed_job.job_id} ended failed" in pf.failed.log, (
+        pf.failed.tasks,
+        pf.failed_job.answered,
+        said,
+    )
+    # The fault is real: the failed job did land new payments in RAW, and only those tables.
+    assert pf.failed_job.status == "failed" and pf.failed_job.error == MIDWAY_FAILURE
+    assert pf.failed_job.answered[-1] == "failed", pf.failed_job.answered
+    assert pf.raw_after_failure["payments"] > pf.raw_before["payments"]
+    assert pf.raw_after_failure["subscriptions"] == pf.raw_before["subscriptions"]
+    assert pf.raw_after_failure["users"] == pf.raw_before["users"]
+
+    states = pf.failed.tasks
+    assert pf.failed.state == "failed"
+    assert states["airbyte_trigger_sync"] == "success"
+    assert states["sync"] == "failed"
+    downstream = {t: s for t, s in states.items() if t not in ("airbyte_trigger_sync", "sync")}
+    assert "source_freshness" in downstream and "publish" in downstream
+    assert sum(t.startswith("transform.") for t in downstream) > 15
+    assert set(downstream.values()) == {"upstream_failed"}, downstream
+    # dbt built nothing over the half-landed RAW; the last good marts and exports stand.
+    assert pf.marts_after_failure == pf.marts_before
+    assert pf.exports_after_failure == pf.exports_before
+
+
+def test_the_next_successful_sync_converges_to_the_source(
+    cloud: Cloud, partial_failure: PartialFailure
+) -> None:
+    pf = partial_failure
+    said = [line for line in pf.converged.log.splitlines() if "rror" in line][-5:]
+    assert pf.converged.state == "success", (pf.converged.tasks, said)
+    assert set(pf.converged.tasks.values()) == {"success"}
+    # RAW holds the source exactly once more: one row per key, nothing lost or doubled.
+    assert _raw_counts(cloud) == _source_counts(cloud)
+    (duplicates,) = snowflake_query(
+        cloud.snowflake,
+        f"select count(*) - count(distinct id) from {RAW_DATABASE}.{RAW_SCHEMA}.PAYMENTS",
+    )[0]
+    assert duplicates == 0
+    finance = f"{ANALYTICS_DATABASE}.FINANCE"
+    net = {p.lower(): (Decimal(r), n) for p, r, n in snowflake_query(
+        cloud.snowflake,
+        f"select plan_name, net_revenue, succeeded_payments from {finance}.net_revenue_by_plan",
+    )}  # fmt: skip
+    assert net == {p.lower(): v for p, v in pf.expected.net_revenue_by_plan.items()}
+    current = datetime.now(UTC).date().replace(day=1)
+    mrr = {p.lower(): (Decimal(m), n) for p, m, n in snowflake_query(
+        cloud.snowflake,
+        f"select plan_name, mrr, active_subscriptions from {finance}.mrr_by_plan "
+        f"where month = '{current}'::date",
+    )}  # fmt: skip
+    assert mrr == {p.lower(): v for p, v in pf.expected.current_mrr_by_plan.items()}
+    assert _marts(cloud) != pf.marts_before  # the new day's data reached the marts
+
+
+def test_the_snowflake_key_never_reaches_any_task_log(
+    cloud: Cloud, first_run: FirstRun, partial_failure: PartialFailure
+) -> None:
     extra = json.loads(os.environ["AIRFLOW_CONN_SNOWFLAKE_DBT"])["extra"]
     pem = base64.b64decode(extra["private_key_content"]).decode()
     key_lines = [line for line in pem.splitlines() if "-----" not in line]
-    text = first_run.run.log
-    assert "dbt node" not in text  # no dbt task failed
-    assert "transform." in text  # the dbt tasks did log here
-    assert not [line for line in key_lines if line in text]
-    assert extra["private_key_content"][:60] not in text
+    # Every run's log, the failed runs' included: a failure path is where a key leaks.
+    logs = {p.name: p.read_text(errors="replace") for p in sorted(cloud.home.glob("*.log"))}
+    assert "day1.log" in logs and "day3-sync-failed-midway.log" in logs, sorted(logs)
+    assert "dbt node" not in first_run.run.log  # no dbt task failed
+    assert "transform." in first_run.run.log  # the dbt tasks did log here
+    for name, text in logs.items():
+        assert not [line for line in key_lines if line in text], name
+        assert extra["private_key_content"][:60] not in text, name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,20 +43,36 @@ def cloud_dag(monkeypatch: pytest.MonkeyPatch, dbt_project: Path) -> Any:
     return load_dag(monkeypatch, dbt_project, MDP_TARGET="cloud")
 
 
-def test_the_dag_folder_imports_without_errors_and_parses_fast(
+def test_the_dag_folder_imports_without_errors_and_renders_dbt_from_the_manifest(
     monkeypatch: pytest.MonkeyPatch, dbt_project: Path
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
+    from cosmos.constants import LoadMode
+    from cosmos.dbt.graph import DbtGraph
 
     from orchestration.include.runner import DAGS_FOLDER
 
+    # Parsing stays cheap because Cosmos reads the manifest instead of starting dbt (`dbt ls`)
+    # on every parse: record how each dbt graph was loaded, and fail on any dbt start.
+    loads: list[LoadMode] = []
+    load = DbtGraph.load
+
+    def recording_load(self: DbtGraph, *args: Any, **kwargs: Any) -> None:
+        load(self, *args, **kwargs)
+        loads.append(self.load_method)
+
+    def no_dbt(self: DbtGraph, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the DAG started dbt while it was parsed")
+
+    monkeypatch.setattr(DbtGraph, "load", recording_load)
+    for method in ("load_via_dbt_ls", "load_via_dbt_ls_file", "load_via_dbt_ls_cache"):
+        monkeypatch.setattr(DbtGraph, method, no_dbt)
     monkeypatch.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
-    started = time.perf_counter()
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    seconds = time.perf_counter() - started
     assert bag.import_errors == {}
     assert list(bag.dags) == ["mdp_daily"]
-    print(f"DAG folder parsed in {seconds:.2f}s")
+    assert loads == [LoadMode.DBT_MANIFEST]
+    assert any(t.task_id.endswith(MODEL_SUFFIX) for t in bag.dags["mdp_daily"].tasks)
 
 
 def test_schedule_safety_settings_on_every_task(local_dag: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ def test_marts_match_the_contract_computed_from_the_source(first_day: Any) -> No
     assert all(v == 0 for v in extra.values()), extra
 
     (current,) = _analytics("select max(month) from finance.mrr_by_plan")[0]
-    assert current == date.today().replace(day=1)
+    assert current == datetime.now(UTC).date().replace(day=1)
     mrr = {p.lower(): (Decimal(m), n) for p, m, n in _analytics(
         f"select plan_name, mrr, active_subscriptions from finance.mrr_by_plan where month = '{current}'"
     )}  # fmt: skip

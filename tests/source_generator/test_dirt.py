@@ -243,3 +243,68 @@ def test_bad_rates_are_refused_with_a_clear_message(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MDP_GENERATOR_DIRT", "D9=0.3,D10=0.05")
     rates = dirt_from_env(["D10=0.07"])
     assert (rates.email_case, rates.email_invalid) == (0.3, 0.07)
+
+
+# ---- D1 per column, D2 and D3 per synonym kind ---------------------------------------------
+# The pooled D1 rate above would pass with one column always dirty and another never dirty:
+# each column, and each canonical value that has synonyms, must land at the contract's rate.
+# Columns of the smaller tables hold a few thousand rows; at a 20% rate the binomial standard
+# deviation there is under one point, far inside the contract's ±50% (ten points). Cancelled
+# subscriptions are a few hundred (cancellations are updates): about three points, still over
+# three deviations inside the tolerance, and the seeded source is the same on every run.
+D1_RATE = 0.20
+D1_MIN_ROWS = 2_000
+SYNONYM_MIN_ROWS = 200
+
+
+def _assert_column_rate(
+    name: str, hits: int, total: int, expected: float, min_rows: int = D1_MIN_ROWS
+) -> None:
+    assert total >= min_rows, f"{name}: only {total} rows measured"
+    rate = hits / total
+    low, high = expected * (1 - TOLERANCE), expected * (1 + TOLERANCE)
+    assert low <= rate <= high, f"{name}: {rate:.4f} outside [{low:.4f}, {high:.4f}]"
+
+
+def _clean(value: str) -> str:
+    return SYNONYMS.get(value.strip().lower(), value.strip().lower())
+
+
+@pytest.mark.parametrize(("table", "column"), CATEGORICAL, ids=[f"{t}.{c}" for t, c in CATEGORICAL])
+def test_d1_rate_on_each_categorical_column(dirty_source: str, table: str, column: str) -> None:
+    with psycopg.connect(dirty_source) as conn:
+        values = [v for (v,) in _rows(conn, f"select {column} from app.{table}")]
+    dirty = sum(value != _clean(value) for value in values)
+    _assert_column_rate(f"D1 {table}.{column}", dirty, len(values), D1_RATE)
+
+
+@pytest.mark.parametrize(
+    ("kind", "table", "column", "canonical", "synonyms"),
+    [
+        ("D2", "subscriptions", "status", "cancelled", {"canceled", "cancelled", "CANCELLED"}),
+        ("D3", "subscriptions", "billing_period", "annual", {"annual", "yearly", "Yearly"}),
+        ("D3", "subscriptions", "billing_period", "monthly", {"monthly", "Monthly"}),
+    ],
+    ids=["D2-cancelled", "D3-annual", "D3-monthly"],
+)
+def test_synonym_kinds_are_dirty_at_the_d1_rate(
+    dirty_source: str,
+    kind: str,
+    table: str,
+    column: str,
+    canonical: str,
+    synonyms: set[str],
+) -> None:
+    """Each value with synonyms is written dirty at D1's rate, and in the synonyms the contract names."""
+    with psycopg.connect(dirty_source) as conn:
+        values = [v for (v,) in _rows(conn, f"select {column} from app.{table}")]
+    of_kind = [v for v in values if _clean(v) == canonical]
+    dirty = [v for v in of_kind if v != canonical]
+    _assert_column_rate(
+        f"{kind} {table}.{column}={canonical}",
+        len(dirty),
+        len(of_kind),
+        D1_RATE,
+        min_rows=SYNONYM_MIN_ROWS,
+    )
+    assert synonyms - {canonical} <= {v.strip() for v in dirty}, sorted(set(dirty))[:20]

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.transform import fixture
+from tests.transform import fixture, marts_checks
 from tests.transform.conftest import LocalBuild
 from tests.transform.test_local_build import assert_matches_contract
 from transform import runner as transform
@@ -94,6 +94,14 @@ def test_incremental_result_equals_a_full_rebuild(runs: Runs) -> None:
 def test_incremental_result_matches_the_contract(runs: Runs) -> None:
     build = LocalBuild(runs.home, runs.later, runs.incremental, runs.home / "dbt_target")
     assert_matches_contract(build, runs.later)
+
+
+def test_the_mrr_bridge_closes_after_upgrades_and_deletions(runs: Runs) -> None:
+    breaks, nonzero = marts_checks.bridge_breaks(warehouse(runs.home))
+    assert breaks == []
+    # The last sync upgraded a subscription to another plan and soft-deleted a user.
+    assert nonzero["expansion_mrr"] > 0 and nonzero["plan_change_mrr"] > 0, nonzero
+    assert nonzero["churned_mrr"] > 0, nonzero
 
 
 def test_only_changed_subscriptions_are_recomputed(runs: Runs) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -150,24 +152,27 @@ def test_contract_is_enforced_on_marts(local_build: LocalBuild) -> None:
 
 @pytest.mark.slow
 def test_incremental_run_after_one_more_sync_matches_contract(
-    local_build: LocalBuild, monkeypatch: pytest.MonkeyPatch
+    local_build: LocalBuild, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # The session's build stays as it is for the tests that read it after this one: the
+    # incremental run works on a copy of its warehouse and dbt target.
+    home = tmp_path / "home"
+    shutil.copytree(local_build.home, home)
+    target_path = home / local_build.target_path.relative_to(local_build.home)
     later = fixture.advance(local_build.fixture)
     # monkeypatch restores the session's MDP_HOME afterwards: later tests must not write to .local/.
-    monkeypatch.setenv("MDP_HOME", str(local_build.home))
-    fixture.write_duckdb(local_build.home / "warehouse" / "raw.duckdb", later)
+    monkeypatch.setenv("MDP_HOME", str(home))
+    fixture.write_duckdb(home / "warehouse" / "raw.duckdb", later)
     outcome = transform.run_dbt(
         ["build", "--exclude", "resource_type:unit_test"],
         target="local",
-        target_path=local_build.target_path,
+        target_path=target_path,
     )
     assert outcome.success, outcome.statuses
     # The second run merged the lookback window into fct_payments instead of rebuilding it.
-    run_sql = next(
-        local_build.target_path.glob("run/mdp/models/intermediate/core/fct_payments.sql")
-    )
+    run_sql = next(target_path.glob("run/mdp/models/intermediate/core/fct_payments.sql"))
     assert "delete from" in run_sql.read_text().lower()
-    build = LocalBuild(local_build.home, later, outcome, local_build.target_path)
+    build = LocalBuild(home, later, outcome, target_path)
     before = fixture.expected(local_build.fixture)["current_mrr_by_plan"]["Platinum"][1]
     assert fixture.expected(later)["current_mrr_by_plan"]["Platinum"][1] == before - 1
     assert_matches_contract(build, later)

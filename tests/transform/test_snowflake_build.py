@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.transform import fixture
+from tests.transform import fixture, pii
 from transform import runner as transform
 
 # fakesnow copies every result to Arrow and says so on each query.
@@ -185,3 +185,23 @@ def test_build_on_snowflake_dialect_matches_contract(fakesnow_server: SnowflakeB
         "where subscription_id = 1",
     )
     assert versions == [(2,)]
+    assert_no_pii_in_analytics(fakesnow_server.connect, later)
+
+
+def assert_no_pii_in_analytics(connect: dict[str, Any], fx: fixture.Fixture) -> None:
+    """No full PII value of the source in any text column of any ANALYTICS table or view."""
+    types = ", ".join(f"'{t.upper()}'" for t in pii.TEXT_TYPES)
+    columns = [
+        (f"ANALYTICS.{schema}", table, column)
+        for schema, table, column in query(
+            connect,
+            "select table_schema, table_name, column_name from ANALYTICS.information_schema.columns "
+            f"where upper(data_type) in ({types}) and table_schema <> 'INFORMATION_SCHEMA'",
+        )
+    ]
+    assert {c[0].upper() for c in columns} >= {
+        "ANALYTICS.STAGING",
+        "ANALYTICS.INTERMEDIATE",
+        "ANALYTICS.FINANCE",
+    }
+    assert pii.leaks(columns, lambda sql: query(connect, sql), pii.pii_values(fx)) == []

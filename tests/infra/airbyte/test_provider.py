@@ -509,26 +509,34 @@ def test_secrets_never_reach_outputs_errors_or_logs(
     sent = " ".join(s.raw for s in fake.requests("POST", "/v1/(sources|destinations)"))
     assert DB_PASSWORD in sent and "SECRETsnowflakeKEYline1" in sent
 
-    errors: list[str] = []
+    errors: list[AirbyteError] = []
     # Airbyte quotes the submitted configuration back in a validation error.
     fake.fail("PATCH", r"/v1/sources/.+", 400, echo_body=True)
     with pytest.raises(AirbyteError) as err:
         src.update(made["source"].id, made["source"].outs, source_props(fake, host="h2"))
-    errors.append(str(err.value))
-    assert "[secret]" in errors[-1] and "does not fulfill the specification" in errors[-1]
+    errors.append(err.value)
+    assert "[secret]" in str(err.value) and "does not fulfill the specification" in str(err.value)
     fake.fail("PATCH", r"/v1/destinations/.+", 500, times=9, echo_body=True)
     with pytest.raises(AirbyteError) as err:
         dst.update(
             made["destination"].id, made["destination"].outs, destination_props(fake, host="h2")
         )
-    errors.append(str(err.value))
+    errors.append(err.value)
     fake.fail("GET", r"/v1/sources/.+", 422, echo_body=True)
     with pytest.raises(AirbyteError) as err:
         src.read(made["source"].id, made["source"].outs)
-    errors.append(str(err.value))
-    for message in errors:
-        assert_no_secret(message)
-        assert err.value.__suppress_context__  # no chained SDK error carrying the raw body
+    errors.append(err.value)
+    for error in errors:
+        assert_no_secret(str(error))
+        # A traceback shows the cause, and the context unless suppressed: neither may be an
+        # SDK error carrying the raw body, on any of the errors.
+        shown = [error.__cause__] + ([] if error.__suppress_context__ else [error.__context__])
+        for chained in shown:
+            if chained is not None:
+                assert_no_secret(str(chained))
+                assert_no_secret(repr(chained))
+    # The validation errors wrap an SDK error that quotes the body: it must be suppressed.
+    assert errors[0].__suppress_context__ and errors[2].__suppress_context__
 
     assert_no_secret(caplog.text)
     assert "attempt 2 of 4" in caplog.text  # the retry was logged, redacted
