@@ -55,7 +55,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "d7-deduplication",
         "D7: the payment with the smallest id per charge_id is kept, the others quarantined",
-        f"{TRANSFORM}/staging/postgres_airbyte/base_postgres_airbyte__payments_checked.sql",
+        f"{TRANSFORM}/staging/postgres_airbyte/base/base_postgres_airbyte__payments_checked.sql",
         "and earlier.id < payments.payment_id",
         "and earlier.id > payments.payment_id",
         (
