@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import localpg, paths
+from core.warehouse import DuckDBWarehouse, WarehouseDamaged, WarehouseError
 from ingestion.status import raw_status
 
 
@@ -43,11 +44,20 @@ def paths_status() -> dict[str, Any]:
 def analytics_status() -> dict[str, Any]:
     """The ANALYTICS warehouse file that dbt builds (and the dashboard and exports read)."""
     db = paths.analytics_db()
-    return {
+    report: dict[str, Any] = {
         "path": str(db),
         "exists": db.is_file(),
         "bytes": db.stat().st_size if db.is_file() else 0,
     }
+    if db.is_file():
+        try:
+            with DuckDBWarehouse(db, lock_wait_seconds=0).session() as session:
+                session.tables()
+        except WarehouseDamaged as err:
+            report["error"] = str(err)
+        except WarehouseError as err:
+            report["busy"] = str(err)
+    return report
 
 
 # One entry per component: a top-level key and a function returning JSON-ready data.
@@ -76,12 +86,15 @@ def status(
         bool, typer.Option("--start", help="Start the embedded PostgreSQL first.")
     ] = False,
 ) -> None:
-    """Show the source DSN and the paths of the local state."""
+    """Show the source DSN and the paths of the local state; exit 1 when a part is damaged."""
     if start and not os.environ.get(localpg.SOURCE_DSN_ENV):
         localpg.start()
     data = collect()
+    problems = errors(data)
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        if problems:
+            raise typer.Exit(1)
         return
     console = Console()
     for section, values in data.items():
@@ -94,6 +107,20 @@ def status(
         else:
             table.add_row(section, str(values))
         console.print(table)
+    if problems:
+        err = Console(stderr=True)
+        for section, message in problems.items():
+            err.print(f"[red bold]{section}:[/red bold] {message}", highlight=False)
+        raise typer.Exit(1)
+
+
+def errors(data: dict[str, Any]) -> dict[str, str]:
+    """The sections that report an error (a damaged file, a failing provider), by section."""
+    return {
+        key: str(values["error"])
+        for key, values in data.items()
+        if isinstance(values, dict) and values.get("error")
+    }
 
 
 def stop() -> None:
