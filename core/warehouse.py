@@ -74,7 +74,7 @@ def move_aside(path: Path) -> Path:
     return aside
 
 
-def damaged_message(path: Path, error: BaseException, rebuild: str) -> str:
+def damaged_message(path: Path, error: BaseException | str, rebuild: str) -> str:
     """What happened, what was kept, and the command that rebuilds the file from its source."""
     return (
         f"The DuckDB file {path} is damaged and cannot be read ({error}). Nothing was changed: "
@@ -83,24 +83,39 @@ def damaged_message(path: Path, error: BaseException, rebuild: str) -> str:
     )
 
 
-def check_readable(path: Path, rebuild: str) -> None:
-    """Raise WarehouseDamaged (naming `rebuild`) if the DuckDB file at `path` cannot be read.
+def damage(path: Path) -> str | None:
+    """Why the DuckDB file at `path` cannot be read, or None when it can (or is missing or locked).
 
-    A missing file or one locked by a writer is not damage and passes.
+    Besides opening it, compares its size with the blocks its header lists: a file cut short
+    (a full disk, an interrupted copy) often opens and fails only when a missing block is read.
     """
     import duckdb
 
     if not path.exists():
-        return
+        return None
     try:
         con = duckdb.connect(str(path), read_only=True)
         try:
-            con.execute("select count(*) from duckdb_tables()").fetchall()
+            row = con.execute(
+                "select block_size, total_blocks from pragma_database_size()"
+            ).fetchone()
         finally:
             con.close()
     except duckdb.Error as exc:
-        if is_damage(exc):
-            raise WarehouseDamaged(damaged_message(path, exc, rebuild)) from exc
+        return str(exc) if is_damage(exc) else None
+    # Three 4 KiB headers, then the blocks.
+    expected = 3 * 4096 + int(row[0]) * int(row[1]) if row else 0
+    size = path.stat().st_size
+    if size < expected:
+        return f"the file has {size:,} bytes where its header lists {expected:,}: it was cut short"
+    return None
+
+
+def check_readable(path: Path, rebuild: str) -> None:
+    """Raise WarehouseDamaged (naming the `rebuild` command) if the DuckDB file is damaged."""
+    reason = damage(path)
+    if reason is not None:
+        raise WarehouseDamaged(damaged_message(path, reason, rebuild))
 
 
 # The command that rebuilds each local warehouse file from its source.

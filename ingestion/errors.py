@@ -56,7 +56,7 @@ class WarehouseBusy(IngestionError):
 class RawDamaged(IngestionError):
     """The RAW DuckDB file exists but cannot be read (truncated, overwritten, not DuckDB)."""
 
-    def __init__(self, path: Path, error: BaseException) -> None:
+    def __init__(self, path: Path, error: BaseException | str) -> None:
         super().__init__(
             f"The RAW warehouse {path} is damaged and cannot be read ({error}).",
             "Nothing was written, and the damaged file was left as it is. The source holds "

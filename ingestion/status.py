@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from core import paths
-from core.warehouse import REBUILD_RAW, damaged_message, is_damage
+from core.warehouse import REBUILD_RAW, damage, damaged_message, is_damage
 from ingestion import state
 
 
@@ -22,6 +22,10 @@ def raw_status(path: Path | None = None) -> dict[str, Any]:
         "streams": {},
     }
     if not path.exists():
+        return report
+    reason = damage(path)
+    if reason is not None:
+        report["error"] = damaged_message(path, reason, REBUILD_RAW)
         return report
     try:
         con = duckdb.connect(str(path), read_only=True)

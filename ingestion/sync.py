@@ -19,7 +19,7 @@ import duckdb
 
 from core import localpg, paths
 from core.catalog import STREAMS, Stream, stream
-from core.warehouse import is_damage, move_aside
+from core.warehouse import damage, is_damage, move_aside
 from ingestion import raw, state
 from ingestion import reconcile as recon
 from ingestion.errors import (
@@ -202,6 +202,9 @@ def _run_sync(
     # an unreachable source leaves RAW exactly as it was.
     with SourceReader(conninfo) as source:
         columns = source.columns(streams)
+        reason = damage(raw_path)
+        if reason is not None:
+            raise RawDamaged(raw_path, reason)
         with _damage_as_raw_damaged(raw_path), raw.connect(raw_path) as con:
             state.ensure(con)
             saved = state.load_all(con)

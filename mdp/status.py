@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import localpg, paths
-from core.warehouse import DuckDBWarehouse, WarehouseDamaged, WarehouseError
+from core.warehouse import REBUILD_ANALYTICS, damage, damaged_message
 from ingestion.status import raw_status
 
 
@@ -49,14 +49,9 @@ def analytics_status() -> dict[str, Any]:
         "exists": db.is_file(),
         "bytes": db.stat().st_size if db.is_file() else 0,
     }
-    if db.is_file():
-        try:
-            with DuckDBWarehouse(db, lock_wait_seconds=0).session() as session:
-                session.tables()
-        except WarehouseDamaged as err:
-            report["error"] = str(err)
-        except WarehouseError as err:
-            report["busy"] = str(err)
+    reason = damage(db)
+    if reason is not None:
+        report["error"] = damaged_message(db, reason, REBUILD_ANALYTICS)
     return report
 
 
@@ -110,7 +105,7 @@ def status(
     if problems:
         err = Console(stderr=True)
         for section, message in problems.items():
-            err.print(f"[red bold]{section}:[/red bold] {message}", highlight=False)
+            err.print(f"[red bold]{section}:[/red bold] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -175,7 +175,7 @@ def summary(result: SyncResult) -> dict[str, object]:
 
 def _fail(console: Console, failure: IngestionError) -> None:
     err = Console(stderr=True)
-    err.print(f"[red bold]Sync failed.[/red bold] {failure.what}", highlight=False)
-    err.print(failure.kept_safe, highlight=False)
-    err.print(f"Next: {failure.next_step}", highlight=False)
+    err.print(f"[red bold]Sync failed.[/red bold] {failure.what}", highlight=False, soft_wrap=True)
+    err.print(failure.kept_safe, highlight=False, soft_wrap=True)
+    err.print(f"Next: {failure.next_step}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
