@@ -243,6 +243,10 @@ def summary(analytics_db: Path | None = None) -> dict[str, list[dict[str, Any]]]
     db = analytics_db or paths.analytics_db()
     if not db.exists():
         raise TransformError(f"{db} does not exist: run `mdp transform` first.")
+    try:
+        check_readable(db, REBUILD_ANALYTICS)
+    except WarehouseDamaged as damaged:
+        raise TransformError(str(damaged)) from damaged
     con = duckdb.connect(str(db), read_only=True)
     try:
         revenue = con.execute(
