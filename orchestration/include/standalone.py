@@ -61,7 +61,11 @@ def main() -> int:
     print(
         f"The admin password is written to {home / 'simple_auth_manager_passwords.json.generated'}"
     )
-    airflow = shutil.which("airflow") or os.path.join(os.path.dirname(sys.executable), "airflow")
+    # `airflow standalone` starts its scheduler, API server and processors as `airflow …` from
+    # PATH: put this environment's bin/ first, so they are this Airflow even without `uv run`.
+    bin_dir = os.path.dirname(sys.executable)
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    airflow = shutil.which("airflow") or os.path.join(bin_dir, "airflow")
     os.execv(airflow, [airflow, "standalone"])
     return 0  # not reached: execv replaces this process
 
