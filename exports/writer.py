@@ -129,8 +129,9 @@ def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSyst
     if parsed.scheme and len(parsed.scheme) > 1:
         raise ValueError(f"{text!r}: only local folders and s3:// URIs are export targets.")
     folder = Path(text).expanduser().resolve()
-    if not folder.parent.is_dir():
-        # A typo in the path should not grow a new directory tree somewhere unexpected.
+    if not folder.parent.is_dir() and folder != paths.exports_dir():
+        # A typo in the path should not grow a new directory tree somewhere unexpected; the
+        # default folder, under the local state folder, is created with its parents.
         raise ValueError(
             f"Nothing exported: the folder {folder.parent} (parent of the target {folder}) "
             f"does not exist. Create it first (`mkdir -p {folder.parent}`) or choose another "

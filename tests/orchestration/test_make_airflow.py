@@ -22,7 +22,7 @@ from tests.orchestration.conftest import FAST_SETTINGS
 
 DAG_ID = "mdp_daily"
 # Bounded waits: a run whose tasks cannot reach the execution API retries for half an hour.
-START_TIMEOUT = 240
+START_TIMEOUT = 600
 RUN_TIMEOUT = 900
 
 
@@ -118,18 +118,20 @@ def test_a_triggered_day_runs_to_success_under_the_scheduler(
     passwords = home / "simple_auth_manager_passwords.json.generated"
     _wait(
         "the API server",
-        lambda: httpx.get(f"{url}/api/v2/monitor/health").is_success,
+        lambda: httpx.get(f"{url}/api/v2/monitor/health", timeout=30).is_success,
         START_TIMEOUT,
         log,
     )
     _wait("the admin password file", passwords.exists, START_TIMEOUT, log)
     user, password = next(iter(json.loads(passwords.read_text()).items()))
-    token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password})
+    token = httpx.post(
+        f"{url}/auth/token", json={"username": user, "password": password}, timeout=60
+    )
     token.raise_for_status()
     api = httpx.Client(
         base_url=f"{url}/api/v2",
         headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-        timeout=30,
+        timeout=60,
     )
     _wait("the DAG parsed", lambda: api.get(f"/dags/{DAG_ID}").is_success, START_TIMEOUT, log)
 
