@@ -23,7 +23,7 @@ from tests.orchestration.conftest import FAST_SETTINGS
 DAG_ID = "mdp_daily"
 # Bounded waits: a run whose tasks cannot reach the execution API retries for half an hour.
 START_TIMEOUT = 600
-RUN_TIMEOUT = 900
+RUN_TIMEOUT = 1500
 
 
 def _free_port() -> int:
