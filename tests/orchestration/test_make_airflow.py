@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,8 +93,12 @@ def airflow_on_another_port(
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+        # The scheduler's task processes outlive `airflow standalone` when it is stopped.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float, log: Path) -> Any:
