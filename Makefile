@@ -11,7 +11,8 @@ export AIRFLOW__API__HOST ?= 127.0.0.1
 	plan system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ -t 1 ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 $(CURDIR)/.tools/bin/uv:
 	@echo "uv not found on PATH: installing it from PyPI into .tools/"
@@ -26,8 +27,7 @@ $(CURDIR)/.tools/bin/uv:
 install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
 demo: install ## Run the whole pipeline locally through Airflow, then serve the dashboard
-	$(RUN) mdp demo
-	$(RUN) mdp dashboard --background
+	@$(RUN) mdp demo
 
 sync: install ## Load the local source into RAW (DuckDB) once
 	$(RUN) mdp sync
@@ -41,7 +41,7 @@ dbt-manifest: install ## Write transform/target/manifest.json (dbt parse) for Ai
 airflow: install ## Airflow UI + scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT), state in .local/airflow
 	$(RUN) python -m orchestration.include.standalone
 
-dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501)
+dashboard: install ## Serve the finance dashboard on 127.0.0.1 (PORT=8501), or say where it already runs
 	$(RUN) mdp dashboard --port $(or $(PORT),8501)
 
 export: install ## Export fct_payments and the marts as Hive-partitioned zstd Parquet (.local/exports/)

@@ -38,6 +38,91 @@ class NoDataYet(WarehouseError):
     """The warehouse or the marts do not exist yet, or hold no rows."""
 
 
+class WarehouseDamaged(WarehouseError):
+    """The DuckDB file exists but cannot be read: truncated, overwritten or not DuckDB at all."""
+
+
+# What DuckDB says when a file is truncated, overwritten or was never a database. A lock held by
+# another process says "Could not set lock" instead, and is not damage.
+_DAMAGE_MARKERS = (
+    "could not read enough bytes",
+    "not a valid duckdb database",
+    "corrupt",
+    "checksum",
+    "invalid block",
+    "failed to read database header",
+)
+
+
+def is_damage(error: BaseException) -> bool:
+    """True when a DuckDB error means the file is unreadable, not merely locked or busy."""
+    text = str(error).lower()
+    return "lock" not in text and any(marker in text for marker in _DAMAGE_MARKERS)
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged DuckDB file (and its WAL) to `<name>.damaged-<UTC time>`; return the new path.
+
+    Nothing is deleted: the file stays beside the new one, for a look or a backup restore.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    path.rename(aside)
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        wal.rename(aside.with_name(aside.name + ".wal"))
+    return aside
+
+
+def damaged_message(path: Path, error: BaseException | str, rebuild: str) -> str:
+    """What happened, what was kept, and the command that rebuilds the file from its source."""
+    return (
+        f"The DuckDB file {path} is damaged and cannot be read ({error}). Nothing was changed: "
+        f"the file is left as it is. Rebuild it from its source with `{rebuild}`: it moves the "
+        "damaged file aside (renamed *.damaged-<time>, not deleted) and builds a new one."
+    )
+
+
+def damage(path: Path) -> str | None:
+    """Why the DuckDB file at `path` cannot be read, or None when it can (or is missing or locked).
+
+    Besides opening it, compares its size with the blocks its header lists: a file cut short
+    (a full disk, an interrupted copy) often opens and fails only when a missing block is read.
+    """
+    import duckdb
+
+    if not path.exists():
+        return None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            row = con.execute(
+                "select block_size, total_blocks from pragma_database_size()"
+            ).fetchone()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        return str(exc) if is_damage(exc) else None
+    # Three 4 KiB headers, then the blocks.
+    expected = 3 * 4096 + int(row[0]) * int(row[1]) if row else 0
+    size = path.stat().st_size
+    if size < expected:
+        return f"the file has {size:,} bytes where its header lists {expected:,}: it was cut short"
+    return None
+
+
+def check_readable(path: Path, rebuild: str) -> None:
+    """Raise WarehouseDamaged (naming the `rebuild` command) if the DuckDB file is damaged."""
+    reason = damage(path)
+    if reason is not None:
+        raise WarehouseDamaged(damaged_message(path, reason, rebuild))
+
+
+# The command that rebuilds each local warehouse file from its source.
+REBUILD_RAW = "mdp sync --full-refresh"
+REBUILD_ANALYTICS = "mdp transform --full-refresh"
+
+
 @dataclass(frozen=True)
 class TableRef:
     """Where a table lives: its schema and its name, spelled as the warehouse spells them."""
@@ -175,7 +260,11 @@ class DuckDBWarehouse:
             try:
                 con = duckdb.connect(str(self.path), read_only=True)
                 break
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
+                if is_damage(exc):
+                    raise WarehouseDamaged(
+                        damaged_message(self.path, exc, REBUILD_ANALYTICS)
+                    ) from exc
                 if "lock" not in str(exc).lower():
                     raise WarehouseError(
                         f"Could not open the warehouse file {self.path}: {exc}. "
@@ -188,10 +277,20 @@ class DuckDBWarehouse:
                         "try again in a minute, when the run has finished."
                     ) from exc
                 time.sleep(0.25)
+
+        def run(sql: str) -> pa.Table:
+            try:
+                return con.sql(sql).to_arrow_table()
+            except duckdb.Error as exc:
+                # A file cut short can open and fail only when a missing block is read.
+                if is_damage(exc):
+                    raise WarehouseDamaged(
+                        damaged_message(self.path, exc, REBUILD_ANALYTICS)
+                    ) from exc
+                raise
+
         try:
-            yield WarehouseSession(
-                run=lambda sql: con.sql(sql).to_arrow_table(), finance_schema=self.schema
-            )
+            yield WarehouseSession(run=run, finance_schema=self.schema)
         finally:
             con.close()
 

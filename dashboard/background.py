@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from core import paths
-from dashboard.server import DEFAULT_PORT, free_port, serve
+from dashboard.server import DEFAULT_PORT, PortBusy, free_port, port_free, serve
 
 
 def state_file() -> Path:
@@ -22,6 +23,25 @@ def state_file() -> Path:
 
 def log_file() -> Path:
     return paths.local_home() / "logs" / "dashboard.log"
+
+
+class AlreadyRunningElsewhere(RuntimeError):
+    """A background dashboard runs, on another port than the one asked for."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """The background dashboard's address, and how it came to be there."""
+
+    url: str
+    # True when a server started earlier was found running and kept.
+    already_running: bool = False
+    # The port asked for, when it was busy and a free one was taken instead (fallback only).
+    busy_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        return int(urlparse(self.url).port or 0)
 
 
 def _healthy(url: str) -> bool:
@@ -48,15 +68,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def running() -> dict[str, Any] | None:
     """The recorded background server, if it is still up."""
     try:
@@ -68,13 +79,32 @@ def running() -> dict[str, Any] | None:
     return None
 
 
-def start(host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = 60) -> str:
-    """Start the server in its own session (or reuse the one running); return its address."""
+def start(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    timeout: float = 60,
+    fallback: bool = False,
+) -> Started:
+    """Start the server in its own session, or report the one already running.
+
+    A port in use by another program raises PortBusy, unless `fallback` (the demo) asks for a
+    free port instead, which the result then reports. A server already running on another port
+    than the one asked for raises AlreadyRunningElsewhere.
+    """
     current = running()
     if current is not None:
-        return str(current["url"])
-    if port == 0 or not _port_free(host, port):
-        port = free_port(host)
+        found = Started(str(current["url"]), already_running=True)
+        if port not in (0, found.port):
+            raise AlreadyRunningElsewhere(
+                f"The dashboard is already running at {found.url}, not on port {port}. "
+                f"Open it there, or stop it (`mdp dashboard --stop`) and start it on port {port}."
+            )
+        return found
+    busy_port = None
+    if port != 0 and not port_free(host, port):
+        if not fallback:
+            raise PortBusy(host, port)
+        busy_port, port = port, free_port(host)
     log_file().parent.mkdir(parents=True, exist_ok=True)
     with log_file().open("ab") as log:
         process, url = serve(
@@ -95,7 +125,7 @@ def start(host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = 60
             )
         time.sleep(0.3)
     state_file().write_text(json.dumps({"pid": process.pid, "url": url}))
-    return url
+    return Started(url, busy_port=busy_port)
 
 
 def stop() -> bool:

@@ -128,8 +128,31 @@ def resolve_target(target: str | os.PathLike[str] | None) -> tuple[pafs.FileSyst
         return fs, key, f"s3://{key}"
     if parsed.scheme and len(parsed.scheme) > 1:
         raise ValueError(f"{text!r}: only local folders and s3:// URIs are export targets.")
-    folder = str(Path(text).expanduser().resolve())
-    return pafs.LocalFileSystem(), folder, folder
+    folder = Path(text).expanduser().resolve()
+    if not folder.parent.is_dir() and folder != paths.exports_dir():
+        # A typo in the path should not grow a new directory tree somewhere unexpected; the
+        # default folder, under the local state folder, is created with its parents.
+        raise ValueError(
+            f"Nothing exported: the folder {folder.parent} (parent of the target {folder}) "
+            f"does not exist. Create it first (`mkdir -p {folder.parent}`) or choose another "
+            "--target; the export creates only the last folder of the path."
+        )
+    return pafs.LocalFileSystem(), str(folder), str(folder)
+
+
+class ExportTargetError(OSError):
+    """Writing to the export target failed; the message names the likely cause and the fix."""
+
+
+def _s3_failure(shown: str, error: OSError) -> ExportTargetError:
+    return ExportTargetError(
+        f"Could not write the export to {shown}: {error}\n"
+        "Nothing in the warehouse changed; each partition already written was replaced whole, "
+        "and the others keep their previous export. Check, in this order: AWS credentials "
+        "(AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the host's instance "
+        f"role); the bucket's region ({S3_REGION_ENV} or AWS_REGION); for an S3-compatible "
+        f"store or a VPC endpoint, its address ({S3_ENDPOINT_ENV}). Then run `mdp export` again."
+    )
 
 
 def _partition_values(table: pa.Table, spec: Partitioning) -> pa.Array:
@@ -304,15 +327,21 @@ def export_marts(
             "was. Load the source and build the marts, then run `mdp export` again."
         )
     result = ExportResult(target=shown)
-    for name, ref, table in loaded:
-        result.tables.append(
-            export_table(
-                fs,
-                base,
-                name,
-                table,
-                source=f"{ref.schema}.{ref.name}",
-                compression_level=compression_level,
+    try:
+        for name, ref, table in loaded:
+            result.tables.append(
+                export_table(
+                    fs,
+                    base,
+                    name,
+                    table,
+                    source=f"{ref.schema}.{ref.name}",
+                    compression_level=compression_level,
+                )
             )
-        )
+    except OSError as error:
+        # The SDK's own message (a network error, an access denial) does not say what to check.
+        if isinstance(fs, pafs.S3FileSystem):
+            raise _s3_failure(shown, error) from error
+        raise
     return result

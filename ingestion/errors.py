@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from core.warehouse import REBUILD_RAW
+
 
 class IngestionError(Exception):
     """A sync failure a user can act on."""
@@ -47,3 +51,16 @@ class SyncAborted(IngestionError):
 
 class WarehouseBusy(IngestionError):
     """Another process holds the RAW DuckDB file."""
+
+
+class RawDamaged(IngestionError):
+    """The RAW DuckDB file exists but cannot be read (truncated, overwritten, not DuckDB)."""
+
+    def __init__(self, path: Path, error: BaseException | str) -> None:
+        super().__init__(
+            f"The RAW warehouse {path} is damaged and cannot be read ({error}).",
+            "Nothing was written, and the damaged file was left as it is. The source holds "
+            "every row, so nothing is lost.",
+            f"Rebuild RAW from the source with `{REBUILD_RAW}`: it moves the damaged file "
+            "aside (renamed *.damaged-<time>, not deleted) and loads every stream again.",
+        )

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.catalog import RAW_SCHEMA, Stream
-from ingestion.errors import WarehouseBusy
+from core.warehouse import is_damage
+from ingestion.errors import RawDamaged, WarehouseBusy
 from ingestion.reconcile import Aggregates, Scope
 from ingestion.types import SourceColumn, quote
 
@@ -43,7 +44,9 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
+    except duckdb.Error as exc:
+        if is_damage(exc):
+            raise RawDamaged(path, exc) from exc
         raise WarehouseBusy(
             f"The RAW warehouse {path} is locked by another process: {exc}",
             "Nothing was written: RAW and every saved cursor are unchanged.",

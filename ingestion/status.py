@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from core import paths
+from core.warehouse import REBUILD_RAW, damage, damaged_message, is_damage
 from ingestion import state
 
 
@@ -22,21 +23,34 @@ def raw_status(path: Path | None = None) -> dict[str, Any]:
     }
     if not path.exists():
         return report
+    reason = damage(path)
+    if reason is not None:
+        report["error"] = damaged_message(path, reason, REBUILD_RAW)
+        return report
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        report["error"] = f"cannot read it now (a sync may be running): {exc}"
+        if is_damage(exc):
+            report["error"] = damaged_message(path, exc, REBUILD_RAW)
+        else:
+            report["busy"] = f"cannot read it now (a sync may be running): {exc}"
         return report
     try:
-        for name, s in sorted(state.load_all(con).items()):
-            report["streams"][name] = {
-                "cursor_field": s.cursor_field,
-                "cursor": s.cursor_value.isoformat() if s.cursor_value else None,
-                "generation_id": s.generation_id,
-                "last_sync_id": s.sync_id,
-                "last_synced_at": s.synced_at.isoformat(),
-                "last_rows_read": s.rows_read,
-            }
+        states = state.load_all(con)
+    except duckdb.Error as exc:
+        if not is_damage(exc):
+            raise
+        report["error"] = damaged_message(path, exc, REBUILD_RAW)
+        return report
     finally:
         con.close()
+    for name, s in sorted(states.items()):
+        report["streams"][name] = {
+            "cursor_field": s.cursor_field,
+            "cursor": s.cursor_value.isoformat() if s.cursor_value else None,
+            "generation_id": s.generation_id,
+            "last_sync_id": s.sync_id,
+            "last_synced_at": s.synced_at.isoformat(),
+            "last_rows_read": s.rows_read,
+        }
     return report

@@ -9,17 +9,26 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+
 from core import localpg, paths
 from core.catalog import STREAMS, Stream, stream
+from core.warehouse import damage, is_damage, move_aside
 from ingestion import raw, state
 from ingestion import reconcile as recon
-from ingestion.errors import IngestionError, ReconciliationFailed, SourceUnavailable, SyncAborted
+from ingestion.errors import (
+    IngestionError,
+    RawDamaged,
+    ReconciliationFailed,
+    SourceUnavailable,
+    SyncAborted,
+)
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
 from ingestion.source import ReadPlan, SourceReader
@@ -63,6 +72,8 @@ class SyncResult:
     reconcile_seconds: float = 0.0
     # Wall time of each phase: opening both ends, the streams, the reconciliation, closing.
     phases: dict[str, float] = field(default_factory=dict)
+    # Where a damaged RAW file was moved before a full refresh rebuilt it, if one was.
+    damaged_moved_to: Path | None = None
 
     @property
     def mismatches(self) -> list[Reconciliation]:
@@ -101,6 +112,17 @@ def lookback_from_env() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+@contextlib.contextmanager
+def _damage_as_raw_damaged(path: Path) -> Iterator[None]:
+    """A DuckDB error that means the RAW file is unreadable becomes RawDamaged, wherever it is hit."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if is_damage(exc):
+            raise RawDamaged(path, exc) from exc
+        raise
+
+
 def _failpoint(stage: str, name: str) -> None:
     if os.environ.get(FAILPOINT_ENV) == f"{stage}:{name}":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -132,7 +154,8 @@ def run_sync(
 
     `reconcile`: "auto" checks the window just read and the next 1/k of each table's id buckets
     (all of them after a full refresh); "full" checks every bucket; "off" skips the checks (only
-    the benchmark uses it, to show their cost).
+    the benchmark uses it, to show their cost). A RAW file that cannot be read fails with
+    RawDamaged; a full refresh moves it aside instead and rebuilds every stream from the source.
     """
     if reconcile not in recon.MODES:
         raise IngestionError(
@@ -140,6 +163,30 @@ def run_sync(
             "Nothing was read or written.",
             f"Use one of: {', '.join(recon.MODES)}.",
         )
+    raw_path = raw_path or paths.raw_db()
+    try:
+        return _run_sync(
+            conninfo, raw_path, stream_names, full_refresh, lookback, progress, reconcile
+        )
+    except RawDamaged:
+        if not full_refresh:
+            raise
+    # The source holds every row: rebuild RAW from it, keeping the damaged file beside it.
+    moved_to = move_aside(raw_path)
+    result = _run_sync(conninfo, raw_path, None, True, lookback, progress, reconcile)
+    result.damaged_moved_to = moved_to
+    return result
+
+
+def _run_sync(
+    conninfo: str | None,
+    raw_path: Path,
+    stream_names: Sequence[str] | None,
+    full_refresh: bool,
+    lookback: timedelta | None,
+    progress: Progress | None,
+    reconcile: recon.Mode,
+) -> SyncResult:
     started = time.perf_counter()
     # DuckDB imports pandas on its first Arrow scan, a second of CPU: start it now so it overlaps
     # the connection and the first COPY instead of stalling every stream's first write.
@@ -147,7 +194,6 @@ def run_sync(
         threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     streams = select_streams(stream_names)
     conninfo = conninfo or source_conninfo()
-    raw_path = raw_path or paths.raw_db()
     lookback = lookback_from_env() if lookback is None else lookback
     notify = progress or (lambda event, name, rows: None)
     span, bucket_ids = recon.span_from_env(), recon.bucket_ids_from_env()
@@ -156,7 +202,10 @@ def run_sync(
     # an unreachable source leaves RAW exactly as it was.
     with SourceReader(conninfo) as source:
         columns = source.columns(streams)
-        with raw.connect(raw_path) as con:
+        reason = damage(raw_path)
+        if reason is not None:
+            raise RawDamaged(raw_path, reason)
+        with _damage_as_raw_damaged(raw_path), raw.connect(raw_path) as con:
             state.ensure(con)
             saved = state.load_all(con)
             existing = raw.all_raw_columns(con)

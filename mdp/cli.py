@@ -17,6 +17,8 @@ app = typer.Typer(
     help="mdp: a modern data platform as code.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: the rich help shows every flag as `<bool>` and boxes that break when piped.
+    rich_markup_mode=None,
 )
 
 
@@ -26,12 +28,17 @@ def main() -> None:
 
 
 # In pipeline order: source, load, transform, publish; then the local services and the cloud plan.
-app.command()(generate)
-app.command("sync")(sync)
-app.add_typer(transform_app, name="transform")
-app.command("export")(export_command)
-app.command("dashboard")(dashboard_command)
-app.command()(demo)
-app.command()(status)
-app.command()(stop)
-app.command("plan")(plan_command)
+# Short help lines fit the 80-column command list, which cuts longer ones off.
+app.command(short_help="Write dirty source data into the source PostgreSQL.")(generate)
+app.command("sync", short_help="Load the source into RAW (DuckDB): incremental, reconciled.")(sync)
+app.add_typer(
+    transform_app, name="transform", short_help="Build the dbt project on the local warehouse."
+)
+app.command("export", short_help="Export fct_payments and the marts as Parquet.")(export_command)
+app.command("dashboard", short_help="Serve the finance dashboard.")(dashboard_command)
+app.command(short_help="Run the whole local pipeline through Airflow, day by day.")(demo)
+app.command(short_help="Show the source and the local state; exit 1 if a part is damaged.")(status)
+app.command(short_help="Stop the embedded PostgreSQL (its data stays).")(stop)
+app.command("plan", short_help="Plan a stack without credentials: resources, policies, cost.")(
+    plan_command
+)

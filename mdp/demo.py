@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from core import localpg, paths
 from core.warehouse import DuckDBWarehouse
+from dashboard import background
+from dashboard.server import DEFAULT_PORT
 from transform.runner import release_duckdb
 
 DEFAULT_DAYS = 3
@@ -48,7 +53,7 @@ def marts_summary() -> tuple[Table, Table]:
     mrr_rows = tables["mrr_by_plan"].to_pylist()
     current = max((r["month"] for r in mrr_rows), default=None)
 
-    net = Table(title="Net revenue by plan (all time)")
+    net = Table(title="Net revenue by plan (all time)", box=box.SIMPLE_HEAD)
     net.add_column("plan")
     net.add_column("net revenue", justify="right")
     net.add_column("succeeded payments", justify="right")
@@ -60,7 +65,9 @@ def marts_summary() -> tuple[Table, Table]:
         f"[bold]{sum(r['succeeded_payments'] for r in revenue):,}",
     )
 
-    mrr = Table(title=f"MRR by plan, {current:%B %Y}" if current else "MRR by plan")
+    mrr = Table(
+        title=f"MRR by plan, {current:%B %Y}" if current else "MRR by plan", box=box.SIMPLE_HEAD
+    )
     mrr.add_column("plan")
     mrr.add_column("MRR", justify="right")
     mrr.add_column("active subscriptions", justify="right")
@@ -101,15 +108,68 @@ def _report_failure(console: Console, result: Any) -> None:
             console.print(f"  [dim]{line[:240]}[/dim]")
 
 
+def library_log() -> Path:
+    """Where `mdp demo` writes what Airflow, alembic, Cosmos, dbt and pgserver log."""
+    return paths.local_home() / "logs" / "demo.log"
+
+
+# The commands the demo suggests at the end: each must work as written on a fresh clone
+# (tests run `make -n` or `--help` on every one of them).
+NEXT_STEPS = (
+    ("make airflow", "the Airflow UI and a scheduler on http://127.0.0.1:8080 (AIRFLOW_PORT=…)"),
+    (".venv/bin/mdp --help", "every command; `make help` lists the make targets"),
+    ("make demo", "again: re-runs the same days and changes nothing"),
+    ("make clean", "stops the local services and deletes .local/"),
+)
+
+
+def _send_library_output_to(log: Path) -> TextIO | None:
+    """Point this process's stdout and stderr (file descriptors 1 and 2) at `log`, for good.
+
+    Airflow, alembic, Cosmos, dbt and pgserver (from its exit hook too) write there; the demo
+    prints to the terminal through the returned stream. None when stdout is not a real file
+    descriptor (under a test runner), and nothing is redirected.
+    """
+    try:
+        out_fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(out_fd), "w", buffering=1, encoding="utf-8", errors="replace")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return terminal
+
+
 def demo(
     days: Annotated[
         int,
-        typer.Option(help=f"Simulated days to run (default: {DAYS_ENV} or {DEFAULT_DAYS})."),
-    ] = 0,
+        typer.Option(min=1, envvar=DAYS_ENV, help="Simulated days to run."),
+    ] = DEFAULT_DAYS,
 ) -> None:
     """Run the local platform end to end through Airflow: generate, sync, dbt, publish, per day."""
-    days = days or int(os.environ.get(DAYS_ENV, DEFAULT_DAYS))
-    console = Console()
+    log = library_log()
+    terminal = _send_library_output_to(log)
+    console = Console(file=terminal) if terminal else Console()
+    try:
+        _demo(console, days, log)
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        traceback.print_exc()
+        console.print(
+            f"[red]The demo stopped: {err.__class__.__name__}: {err}[/red]\n"
+            f"The full traceback is in {log}. Fix the cause, then run `make demo` again: "
+            "days already generated are not generated twice."
+        )
+        raise typer.Exit(1) from None
+
+
+def _demo(console: Console, days: int, log: Path) -> None:
     started = time.perf_counter()
 
     # Deferred for start-up speed, and because Airflow reads its configuration when first
@@ -126,7 +186,7 @@ def demo(
     except (localpg.LocalPostgresError, localpg.SourceUnreachable) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"Source: {localpg.redact(dsn)}")
+    console.print(f"Source: {localpg.redact(dsn)}", soft_wrap=True)
     # Deferred, as below: the settings and the local steps are read after `runner.configure()`.
     from orchestration.include import local_steps
     from orchestration.include.settings import Settings
@@ -142,15 +202,15 @@ def demo(
 
     t0 = time.perf_counter()
     runner.migrate()
-    manifest = dbt.build_manifest(Settings.from_env())
+    dbt.build_manifest(Settings.from_env())
     t1 = time.perf_counter()
     dag = runner.load_dag()
     parse_seconds = time.perf_counter() - t1
     dbt_tasks = [t for t in dag.task_ids if t.startswith("transform.")]
+    console.print(f"Airflow metadata DB and dbt manifest ready in {t1 - t0:.1f}s.")
     console.print(
-        f"Airflow metadata DB and dbt manifest ready in {t1 - t0:.1f}s ({manifest}).\n"
         f"DAG {dag.dag_id} parsed in {parse_seconds:.2f}s: {len(dag.task_ids)} tasks, "
-        f"{len(dbt_tasks)} of them dbt tasks rendered by Cosmos from the manifest."
+        f"{len(dbt_tasks)} of them dbt tasks rendered by Cosmos."
     )
 
     console.rule(f"[bold]3/4 {days} simulated days through the DAG (dag.test)")
@@ -166,7 +226,7 @@ def demo(
         day_seconds.append(result.seconds)
         console.print(
             f"[green]✓[/green] Day {number}/{days} (ending {day_end:%Y-%m-%d}): "
-            f"{len(result.tasks)} tasks succeeded in {result.seconds:.1f}s — {_phase_seconds(result)}"
+            f"{len(result.tasks)} tasks in {result.seconds:.1f}s: {_phase_seconds(result)}"
         )
     release_duckdb()
 
@@ -175,21 +235,32 @@ def demo(
     console.print(net)
     console.print(mrr)
 
+    # The dashboard keeps serving after the demo; a port in use moves it, and says so.
+    dashboard = background.start(port=DEFAULT_PORT, fallback=True)
+
     total = time.perf_counter() - started
     console.rule("[bold green]Done")
     console.print(
         f"The demo ran {days} simulated days in {total:.0f}s "
         f"({sum(day_seconds) / len(day_seconds):.1f}s per day on average)."
     )
-    console.print(f"  Source PostgreSQL    {localpg.redact(dsn)} (data in {paths.pg_dir()})")
-    console.print(f"  RAW (DuckDB)         {paths.raw_db()}")
-    console.print(
-        f"  ANALYTICS (DuckDB)   {paths.analytics_db()} (schemas staging, intermediate, finance)"
+    where = (
+        ("Dashboard", f"{dashboard.url} (running; `.venv/bin/mdp dashboard --stop` stops it)"),
+        ("Source PostgreSQL", f"{localpg.redact(dsn)} (data in {paths.pg_dir()})"),
+        ("RAW (DuckDB)", str(paths.raw_db())),
+        ("ANALYTICS (DuckDB)", f"{paths.analytics_db()} (staging, intermediate, finance)"),
+        ("Parquet exports", str(paths.exports_dir())),
+        ("Airflow state", str(home)),
+        ("Task logs, per day", str(logs)),
+        ("Library logs", str(log)),
     )
-    console.print(f"  Parquet exports      {paths.exports_dir()}")
-    console.print(f"  Airflow state, logs  {home} (this demo's task logs: {logs})")
-    console.print(
-        "Next: `make dashboard` (or `uv run mdp dashboard`) serves the dashboard on "
-        "http://127.0.0.1:8501; `make airflow` starts the Airflow UI on http://127.0.0.1:8080; "
-        "`make demo` again re-runs the same days and changes nothing."
-    )
+    for name, value in where:
+        console.print(f"  {name:<20} {value}", soft_wrap=True, highlight=False)
+    if dashboard.busy_port:
+        console.print(
+            f"Port {dashboard.busy_port} was in use by another program, so the dashboard "
+            f"took port {dashboard.port}."
+        )
+    console.print("Next:")
+    for command, what in NEXT_STEPS:
+        console.print(f"  {command:<22} {what}", soft_wrap=True, highlight=False)

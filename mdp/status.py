@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import localpg, paths
+from core.warehouse import REBUILD_ANALYTICS, damage, damaged_message
 from ingestion.status import raw_status
 
 
@@ -43,11 +44,15 @@ def paths_status() -> dict[str, Any]:
 def analytics_status() -> dict[str, Any]:
     """The ANALYTICS warehouse file that dbt builds (and the dashboard and exports read)."""
     db = paths.analytics_db()
-    return {
+    report: dict[str, Any] = {
         "path": str(db),
         "exists": db.is_file(),
         "bytes": db.stat().st_size if db.is_file() else 0,
     }
+    reason = damage(db)
+    if reason is not None:
+        report["error"] = damaged_message(db, reason, REBUILD_ANALYTICS)
+    return report
 
 
 # One entry per component: a top-level key and a function returning JSON-ready data.
@@ -76,12 +81,15 @@ def status(
         bool, typer.Option("--start", help="Start the embedded PostgreSQL first.")
     ] = False,
 ) -> None:
-    """Show the source DSN and the paths of the local state."""
+    """Show the source DSN and the paths of the local state; exit 1 when a part is damaged."""
     if start and not os.environ.get(localpg.SOURCE_DSN_ENV):
         localpg.start()
     data = collect()
+    problems = errors(data)
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        if problems:
+            raise typer.Exit(1)
         return
     console = Console()
     for section, values in data.items():
@@ -94,6 +102,20 @@ def status(
         else:
             table.add_row(section, str(values))
         console.print(table)
+    if problems:
+        err = Console(stderr=True)
+        for section, message in problems.items():
+            err.print(f"[red bold]{section}:[/red bold] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def errors(data: dict[str, Any]) -> dict[str, str]:
+    """The sections that report an error (a damaged file, a failing provider), by section."""
+    return {
+        key: str(values["error"])
+        for key, values in data.items()
+        if isinstance(values, dict) and values.get("error")
+    }
 
 
 def stop() -> None:

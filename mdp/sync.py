@@ -27,7 +27,8 @@ def sync(
         bool,
         typer.Option(
             "--full-refresh",
-            help="Rewrite the streams from scratch and increment their _airbyte_generation_id.",
+            help="Rewrite the streams from scratch and increment their _airbyte_generation_id. "
+            "A damaged RAW file is moved aside and every stream is rebuilt from the source.",
         ),
     ] = False,
     stream: Annotated[
@@ -128,6 +129,11 @@ def _report(console: Console, result: SyncResult, as_json: bool) -> None:
             f"{s.seconds:.2f}s",
         )
     console.print(table)
+    if result.damaged_moved_to:
+        console.print(
+            f"The damaged RAW file was moved to {result.damaged_moved_to} (kept, not deleted); "
+            "RAW was rebuilt from the source, every stream in full."
+        )
     bad = result.mismatches
     verdict = "[red]MISMATCH[/red]" if bad else "[green]match[/green]"
     checked = sum(r.rows_checked for r in result.reconciliations)
@@ -149,6 +155,7 @@ def summary(result: SyncResult) -> dict[str, object]:
         "seconds": round(result.seconds, 3),
         "reconcile_seconds": round(result.reconcile_seconds, 3),
         "reconciled": not result.mismatches,
+        "damaged_moved_to": str(result.damaged_moved_to) if result.damaged_moved_to else None,
         "streams": [
             {
                 "stream": s.stream,
@@ -168,7 +175,7 @@ def summary(result: SyncResult) -> dict[str, object]:
 
 def _fail(console: Console, failure: IngestionError) -> None:
     err = Console(stderr=True)
-    err.print(f"[red bold]Sync failed.[/red bold] {failure.what}", highlight=False)
-    err.print(failure.kept_safe, highlight=False)
-    err.print(f"Next: {failure.next_step}", highlight=False)
+    err.print(f"[red bold]Sync failed.[/red bold] {failure.what}", highlight=False, soft_wrap=True)
+    err.print(failure.kept_safe, highlight=False, soft_wrap=True)
+    err.print(f"Next: {failure.next_step}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)

@@ -14,6 +14,8 @@ app = typer.Typer(
     help="Build the dbt project (staging, intermediate, finance) on the local DuckDB warehouse.",
     no_args_is_help=False,
     invoke_without_command=True,
+    # Plain help: rich help shows every flag as `<bool>`.
+    rich_markup_mode=None,
 )
 
 
@@ -47,20 +49,29 @@ def print_summary(analytics_db: Path | None = None) -> None:
 def transform(
     ctx: typer.Context,
     select: str = typer.Option(None, "--select", "-s", help="dbt selector, e.g. +mrr_by_plan"),
-    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild incremental models"),
+    full_refresh: bool = typer.Option(
+        False,
+        "--full-refresh",
+        help="Rebuild incremental models; a damaged ANALYTICS file is moved aside and rebuilt.",
+    ),
 ) -> None:
     """Run `dbt build` on the local target, then print net revenue and MRR by plan."""
     if ctx.invoked_subcommand is not None:
         return
     try:
-        build(select=select, full_refresh=full_refresh)
+        outcome = build(select=select, full_refresh=full_refresh)
+        if outcome.damaged_moved_to:
+            typer.echo(
+                f"The damaged ANALYTICS file was moved to {outcome.damaged_moved_to} (kept, not "
+                "deleted); every model was rebuilt from RAW."
+            )
         print_summary()
     except TransformError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
 
 
-@app.command("manifest")
+@app.command("manifest", short_help="Write transform/target/manifest.json (dbt parse).")
 def manifest_command() -> None:
     """Write transform/target/manifest.json with `dbt parse` (for Airflow/Cosmos)."""
     try:
@@ -70,7 +81,7 @@ def manifest_command() -> None:
         raise typer.Exit(1) from error
 
 
-@app.command("summary")
+@app.command("summary", short_help="Print net revenue and MRR by plan.")
 def summary_command() -> None:
     """Print net revenue by plan and current MRR by plan from the local warehouse."""
     try:

@@ -6,11 +6,18 @@ import gc
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core import paths
+from core.warehouse import (
+    REBUILD_ANALYTICS,
+    REBUILD_RAW,
+    WarehouseDamaged,
+    check_readable,
+    move_aside,
+)
 
 
 class TransformError(RuntimeError):
@@ -22,6 +29,8 @@ class DbtOutcome:
     success: bool
     statuses: dict[str, int]
     results: list[Any]
+    # Where a damaged ANALYTICS file was moved before a full refresh rebuilt it, if one was.
+    damaged_moved_to: Path | None = None
 
 
 @contextmanager
@@ -183,20 +192,39 @@ def build(select: str | None = None, full_refresh: bool = False) -> DbtOutcome:
             f"The raw warehouse {raw} does not exist yet, so there is nothing to transform. "
             "Load it first (generate and sync the source), then run `mdp transform` again."
         )
-    paths.analytics_db().parent.mkdir(parents=True, exist_ok=True)
+    analytics = paths.analytics_db()
+    try:
+        check_readable(raw, REBUILD_RAW)
+    except WarehouseDamaged as damaged:
+        raise TransformError(str(damaged)) from damaged
+    moved_to = None
+    try:
+        check_readable(analytics, REBUILD_ANALYTICS)
+    except WarehouseDamaged as damaged:
+        if not full_refresh:
+            raise TransformError(str(damaged)) from damaged
+        # A full refresh rebuilds every model from RAW: keep the damaged file beside the new one.
+        moved_to = move_aside(analytics)
+    analytics.parent.mkdir(parents=True, exist_ok=True)
     args = ["build"]
     if select:
         args += ["--select", select]
     if full_refresh:
         args.append("--full-refresh")
     outcome = run_dbt(args, target="local")
+    if select and not outcome.results:
+        raise TransformError(
+            f"--select {select!r} matches no model, test or seed of the dbt project, so dbt "
+            "built nothing and the warehouse is unchanged. Check the name against "
+            "`transform/models/` (e.g. `mdp transform --select +mrr_by_plan`) and run it again."
+        )
     if not outcome.success:
         raise TransformError(
             f"dbt build finished with failures ({outcome.statuses}). The raw layer is untouched "
             f"and models that passed are in {paths.analytics_db()}. Read the failures above "
             f"(logs: {paths.local_home() / 'logs' / 'dbt'}), fix them, then run `mdp transform` again."
         )
-    return outcome
+    return replace(outcome, damaged_moved_to=moved_to) if moved_to else outcome
 
 
 def write_manifest(target_path: Path | None = None) -> Path:
@@ -215,6 +243,10 @@ def summary(analytics_db: Path | None = None) -> dict[str, list[dict[str, Any]]]
     db = analytics_db or paths.analytics_db()
     if not db.exists():
         raise TransformError(f"{db} does not exist: run `mdp transform` first.")
+    try:
+        check_readable(db, REBUILD_ANALYTICS)
+    except WarehouseDamaged as damaged:
+        raise TransformError(str(damaged)) from damaged
     con = duckdb.connect(str(db), read_only=True)
     try:
         revenue = con.execute(

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ def configure(home: Path | None = None, **overrides: str) -> Path:
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__HOST": "127.0.0.1",
+        # Cosmos reads the OpenLineage namespace from the config, and warns when it is absent.
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "mdp",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "DO_NOT_TRACK": "1",
@@ -123,12 +125,29 @@ def _output_to(log_file: Path | None) -> Iterator[None]:
             os.close(saved[1])
 
 
+def _record_real_start(run: Any, started_at: datetime) -> None:
+    """Give the run its wall-clock start: `dag.test()` records the logical date as its start.
+
+    Without this, the UI shows a simulated day's run as lasting from that day until now.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.id == run.id).update(
+            {DagRun.start_date: started_at}, synchronize_session=False
+        )
+    run.start_date = started_at
+
+
 def run_day(dag: Any, logical_date: datetime, log_file: Path | None = None) -> DayResult:
     """One DAG run for the simulated day ending at `logical_date`; a re-run replaces that run."""
     start = time.perf_counter()
+    started_at = datetime.now(UTC)
     with _output_to(log_file):
         run = dag.test(logical_date=logical_date, run_after=logical_date)
     seconds = time.perf_counter() - start
+    _record_real_start(run, started_at)
     tasks = []
     for ti in sorted(run.get_task_instances(), key=lambda t: t.start_date or logical_date):
         took = (

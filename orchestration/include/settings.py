@@ -45,7 +45,7 @@ class Settings:
     """Everything the DAG reads from the environment, validated once at parse time."""
 
     target: Target
-    schedule: str
+    schedule: str | None
     retries: int
     retry_delay: timedelta
     task_timeout: timedelta
@@ -72,7 +72,8 @@ class Settings:
         seed = os.environ.get("MDP_SEED")
         return cls(
             target=target,
-            schedule=os.environ.get("MDP_DAG_SCHEDULE", "@daily"),
+            # Set but empty: no schedule, the DAG runs only when triggered.
+            schedule=os.environ.get("MDP_DAG_SCHEDULE", "@daily") or None,
             retries=_int("MDP_DAG_RETRIES", 2),
             retry_delay=timedelta(seconds=_int("MDP_DAG_RETRY_DELAY_SECONDS", 300)),
             task_timeout=timedelta(seconds=_int("MDP_DAG_TASK_TIMEOUT_SECONDS", 30 * 60, 1)),

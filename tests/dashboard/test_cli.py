@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -41,8 +42,19 @@ def test_background_dashboard_prints_its_address_and_stops(home: Path) -> None:
         match = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)", result.output)
         assert match, result.output
         assert _up(match.group(1))
-        again = runner.invoke(app, ["dashboard", "--background"])
-        assert match.group(1) in again.output  # the running server is reused, not doubled
+        port = match.group(1).rsplit(":", 1)[1]
+        # The running server is reported, not doubled, and not silently reused.
+        again = runner.invoke(app, ["dashboard", "--background", "--port", port])
+        assert again.exit_code == 0, again.output
+        assert f"already running: {match.group(1)}" in again.output
+        # What `make dashboard` runs after `make demo`: it points at the running server.
+        foreground = runner.invoke(app, ["dashboard", "--port", port])
+        assert foreground.exit_code == 0, foreground.output
+        assert f"already running in the background: {match.group(1)}" in foreground.output
+        # Asking for another port while it runs is an error that names both.
+        elsewhere = runner.invoke(app, ["dashboard", "--background", "--port", "8599"])
+        assert elsewhere.exit_code == 1
+        assert match.group(1) in elsewhere.output and "port 8599" in elsewhere.output
     finally:
         stopped = runner.invoke(app, ["dashboard", "--stop"])
     assert "Dashboard stopped." in stopped.output
@@ -77,3 +89,46 @@ def test_background_dashboard_starts_reports_and_stops(home: Path) -> None:
         stopped = runner.invoke(app, ["dashboard", "--stop"])
     assert stopped.exit_code == 0 and "Dashboard stopped." in stopped.output
     assert background.running() is None
+
+
+@pytest.mark.parametrize("mode", [["--background"], []], ids=["background", "foreground"])
+def test_a_busy_port_is_an_error_naming_it(home: Path, mode: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["dashboard", *mode, "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"Port {port} on 127.0.0.1 is in use" in result.output
+    assert f"--port {port + 1}" in result.output
+    assert background.running() is None
+
+
+def test_export_errors_name_their_cause_and_fix(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_sample_warehouse(paths.analytics_db(), payments=200, months=2)
+    missing_parent = home / "no" / "such" / "dir"
+    local = runner.invoke(app, ["export", "--target", str(missing_parent / "x")])
+    assert local.exit_code == 1
+    assert f"{missing_parent} (parent of the target" in local.output
+    assert f"mkdir -p {missing_parent}" in local.output
+    assert not (home / "no").exists()
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "none"))
+    monkeypatch.setenv("MDP_EXPORTS_S3_REGION", "us-east-1")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    # Nothing listens there: the SDK fails with a network error, as it does without credentials.
+    monkeypatch.setenv("MDP_EXPORTS_S3_ENDPOINT", f"http://127.0.0.1:{port}")
+    s3 = runner.invoke(app, ["export", "--target", "s3://bucket/x"])
+    assert s3.exit_code == 1
+    assert s3.output.startswith("Could not write the export to s3://bucket/x")
+    for fix in ("AWS credentials", "MDP_EXPORTS_S3_REGION", "MDP_EXPORTS_S3_ENDPOINT"):
+        assert fix in s3.output
+    assert "Traceback" not in s3.output

@@ -66,3 +66,45 @@ def test_status_json_reports_raw_and_each_cursor(
     assert {n: v["cursor"] for n, v in raw["streams"].items()} == {
         s["stream"]: s["cursor"] for s in synced["streams"]
     }
+
+
+def _cut_in_half(path: Path) -> bytes:
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    return path.read_bytes()
+
+
+def test_a_damaged_raw_file_is_reported_and_rebuilt_from_the_source(
+    source_dsn: str, cycle: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cycle(300)
+    monkeypatch.setenv("MDP_SOURCE_DSN", source_dsn)
+    runner = CliRunner()
+    first = json.loads(runner.invoke(app, ["sync", "--json"]).stdout)
+    damaged = _cut_in_half(paths.raw_db())
+
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 1
+    assert "is damaged" in status.output and "mdp sync --full-refresh" in status.output
+    as_json = runner.invoke(app, ["status", "--json"])
+    assert as_json.exit_code == 1
+    assert "mdp sync --full-refresh" in json.loads(as_json.stdout)["raw"]["error"]
+
+    for args in (["sync"], ["sync", "--stream", "plans"]):
+        failed = runner.invoke(app, args)
+        assert failed.exit_code == 1, failed.output
+        assert "is damaged and cannot be read" in failed.output
+        assert "Next: Rebuild RAW from the source with `mdp sync --full-refresh`" in failed.output
+        assert "Traceback" not in failed.output
+        assert paths.raw_db().read_bytes() == damaged  # left exactly as it was
+
+    rebuilt = runner.invoke(app, ["sync", "--full-refresh", "--json"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    report = json.loads(rebuilt.stdout)
+    aside = Path(report["damaged_moved_to"])
+    assert aside.parent == paths.raw_db().parent and aside.read_bytes() == damaged
+    assert report["reconciled"] is True
+    assert {s["stream"]: s["inserted"] for s in report["streams"]} == {
+        s["stream"]: s["rows_read"] for s in first["streams"]
+    }
+    assert runner.invoke(app, ["status"]).exit_code == 0
