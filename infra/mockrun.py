@@ -137,7 +137,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         name, typ = args.name, args.typ
         state = dict(args.inputs)
         rid = f"{name}-id"
-        computed = _computed_outputs(typ, name, state)
+        computed = computed_outputs(typ, name, state)
         for key, value in computed.items():
             state.setdefault(key, value)
         rid = str(computed.get("__id", rid))
@@ -165,7 +165,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, []
 
 
-def _computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """What the provider would fill in after create, for the types whose outputs the program reads."""
     out: dict[str, Any] = {"arn": _arn(typ.split(":")[1].split("/")[0], name)}
     if typ == "aws:rds/instance:Instance":
@@ -372,7 +372,7 @@ def run_program(
 
     pulumi_settings.SETTINGS.rpc_manager.clear()
     _LAST_DECLARED[0] = monitor.recorded
-    _sync_run(program)
+    sync_run(program)
     return ProgramRun(
         stack=stack,
         resources=list(monitor.recorded),
@@ -383,7 +383,7 @@ def run_program(
     )
 
 
-def _sync_run(program: Callable[[], Any]) -> None:
+def sync_run(program: Callable[[], Any]) -> None:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 

@@ -72,7 +72,7 @@ def _check_networks(args: SnowflakePlatformArgs) -> None:
         )
 
 
-def _airflow_connection(
+def airflow_connection(
     account: str, user: str, database: str, warehouse: str, role: str, pem: str
 ) -> str:
     # The Snowflake provider (>= 6.3) and Cosmos read private_key_content base64-encoded.
@@ -483,7 +483,7 @@ class SnowflakePlatform(pulumi.ComponentResource):
                 self.transforming_warehouse,
                 self.data_engineer_role,
                 self.dbt_private_key,
-            ).apply(lambda v: _airflow_connection(self.account_identifier, *v))
+            ).apply(lambda v: airflow_connection(self.account_identifier, *v))
         )
         self.airflow_connections = {SNOWFLAKE_CONN_ID: self.dbt_airflow_connection}
         self.airbyte_target = SnowflakeTarget(

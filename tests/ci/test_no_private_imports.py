@@ -17,25 +17,8 @@ PACKAGES = {"tests"} | frozenset(
 
 # Private names that tests still reach, each with the reason it is left for now. An entry is
 # (test file relative to tests/, "module.name"). Entries that no longer occur fail the test, so
-# the list only shrinks.
-ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        # infra/mockrun.py's recording runner and computed outputs: they get public names with
-        # the rework of infra/ (issue 15, items 2-4).
-        ("infra/test_airflow_secrets.py", "infra.mockrun._sync_run"),
-        ("infra/snowflake/conftest.py", "infra.mockrun._sync_run"),
-        ("infra/airbyte/test_component.py", "infra.mockrun._sync_run"),
-        ("infra/airbyte/conftest.py", "infra.mockrun._computed_outputs"),
-        ("infra/airbyte/test_program.py", "infra.mockrun._computed_outputs"),
-        # A Snowflake conftest helper the Airbyte tests reuse: it moves to a shared, public
-        # test helper with the same rework.
-        ("infra/airbyte/test_program.py", "tests.infra.snowflake.conftest._recording"),
-        # The Snowflake Airflow connection as the stack writes it: issue 15 item 4 has each
-        # component return its own Airflow connections, which gives the tests a public way in.
-        ("orchestration/test_cloud_dag_run.py", "infra.snowflake.platform._airflow_connection"),
-        ("orchestration/test_publishing.py", "infra.snowflake.platform._airflow_connection"),
-    }
-)
+# the list only shrinks. Today no test needs one.
+ALLOWED: frozenset[tuple[str, str]] = frozenset()
 
 
 def _is_project(module: str) -> bool:

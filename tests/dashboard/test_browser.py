@@ -18,14 +18,14 @@ from tests.dashboard.conftest import SeededHistory
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def _open(browser: Any, url: str, wait_for: str) -> Any:
+def open_page(browser: Any, url: str, wait_for: str) -> Any:
     page = browser.new_page(viewport={"width": 1500, "height": 2000})
     page.goto(url)
     page.wait_for_selector(wait_for, timeout=45_000)
     return page
 
 
-def _table_rows(page: Any, selector: str) -> list[list[str]]:
+def table_rows(page: Any, selector: str) -> list[list[str]]:
     rows = page.locator(f"{selector} table tbody tr")
     return [
         [c.strip() for c in rows.nth(i).locator("th, td").all_inner_texts()]
@@ -50,7 +50,7 @@ def test_net_revenue_shown_equals_the_mart(browser: Any, start_server: Any, tmp_
     assert period_total is not None
 
     server = start_server(home)
-    page = _open(browser, server.url, ".st-key-net-revenue-by-plan table")
+    page = open_page(browser, server.url, ".st-key-net-revenue-by-plan table")
     # Charts render after the tables; wait for them before the screenshot.
     page.wait_for_selector(
         "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg",
@@ -59,7 +59,7 @@ def test_net_revenue_shown_equals_the_mart(browser: Any, start_server: Any, tmp_
     page.wait_for_timeout(1_500)
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
-    shown = _table_rows(page, ".st-key-net-revenue-by-plan")
+    shown = table_rows(page, ".st-key-net-revenue-by-plan")
     assert {row[0]: (row[1], row[2]) for row in shown} == {
         plan: (money(revenue), f"{count:,}") for plan, (revenue, count) in mart.items()
     }
@@ -87,7 +87,7 @@ def test_net_revenue_shown_equals_the_mart(browser: Any, start_server: Any, tmp_
         "() => document.querySelectorAll('.st-key-net-revenue-by-plan table tbody tr').length === 4",
         timeout=20_000,
     )
-    remaining = {row[0] for row in _table_rows(page, ".st-key-net-revenue-by-plan")}
+    remaining = {row[0] for row in table_rows(page, ".st-key-net-revenue-by-plan")}
     assert remaining == set(mart) - {"Basic"}
     page.close()
 
@@ -99,14 +99,14 @@ def test_empty_missing_and_busy_warehouses_explain_themselves(
     server = start_server(home)
     alert = "[data-testid='stAlert']"
 
-    page = _open(browser, server.url, alert)
+    page = open_page(browser, server.url, alert)
     text = page.locator(alert).inner_text()
     assert "No data yet" in text and "does not exist" in text
     assert "Traceback" not in page.content()
     page.close()
 
     db = build_sample_warehouse(home / "warehouse" / "analytics.duckdb", empty=True)
-    page = _open(browser, server.url, alert)
+    page = open_page(browser, server.url, alert)
     assert "No data yet: the marts exist but hold no rows" in page.locator(alert).inner_text()
     page.screenshot(path=str(tmp_path / "empty.png"), full_page=True)
     page.close()
@@ -123,7 +123,7 @@ def test_empty_missing_and_busy_warehouses_explain_themselves(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        page = _open(browser, server.url, alert)
+        page = open_page(browser, server.url, alert)
         assert "being refreshed right now" in page.locator(alert).inner_text()
         page.close()
     finally:
@@ -167,7 +167,7 @@ def test_a_seeded_year_shows_its_as_of_line_partial_month_and_the_marts(
     assert current[0].replace(day=1) == last_load[0].date().replace(day=1)
 
     server = start_server(seeded_history.home)
-    page = _open(browser, server.url, ".st-key-kpis [data-testid='stMetricValue']")
+    page = open_page(browser, server.url, ".st-key-kpis [data-testid='stMetricValue']")
     page.wait_for_function(
         "() => document.querySelectorAll(\"[data-testid='stVegaLiteChart']\").length >= 7",
         timeout=45_000,

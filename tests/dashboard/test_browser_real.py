@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from tests import contract_marts
-from tests.dashboard.test_browser import _open, _table_rows
+from tests.dashboard.test_browser import open_page, table_rows
 from tests.transform import fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -45,11 +45,11 @@ def test_the_dashboard_over_the_built_warehouse_shows_the_contracts_figures(
     assert want.net_revenue_by_plan == fixture.expected(local_build.fixture)["net_revenue_by_plan"]
 
     server = start_server(local_build.home)
-    page = _open(browser, server.url, ".st-key-net-revenue-by-plan table")
+    page = open_page(browser, server.url, ".st-key-net-revenue-by-plan table")
     page.wait_for_selector(".st-key-kpis", timeout=30_000)
     page.screenshot(path=str(tmp_path / "dashboard-real.png"), full_page=True)
 
-    shown = {row[0]: (row[1], row[2]) for row in _table_rows(page, ".st-key-net-revenue-by-plan")}
+    shown = {row[0]: (row[1], row[2]) for row in table_rows(page, ".st-key-net-revenue-by-plan")}
     assert shown == {
         plan: (_dollars(revenue), f"{count:,}")
         for plan, (revenue, count) in want.net_revenue_by_plan.items()

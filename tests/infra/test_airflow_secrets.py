@@ -10,7 +10,7 @@ import yaml
 from pulumi.runtime import settings as pulumi_settings
 
 from infra.hosts import AirflowHost, AirflowHostArgs, AirflowSettings, HostCommon
-from infra.mockrun import RecordingMocks, RecordingMonitor, _sync_run
+from infra.mockrun import RecordingMocks, RecordingMonitor, sync_run
 
 SNOWFLAKE_JSON = json.dumps({"conn_type": "snowflake", "password": "MOCKSECRET-snowflake-key"})
 
@@ -47,7 +47,7 @@ def test_connections_become_secret_backend_entries_only_airflow_reads() -> None:
         )
         seen["arns"] = await host.secret_arns.future()
 
-    _sync_run(program)
+    sync_run(program)
     recorded = monitor.recorded
     secrets = {r.props["name"]: r for r in recorded if r.type == "aws:secretsmanager/secret:Secret"}
     assert set(secrets) == {

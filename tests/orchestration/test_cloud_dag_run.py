@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from infra.snowflake.platform import _airflow_connection
+from infra.snowflake.platform import airflow_connection
 from tests import contract_marts
 from tests.fakes.airbyte_api import FakeAirbyte
 from tests.fakes.keys import throwaway_pem
@@ -194,7 +194,7 @@ def cloud(
         # The two connections as the stack writes them to Secrets Manager (stacks/__main__.py,
         # infra/snowflake/platform.py), plus where fakesnow listens.
         snowflake_conn = json.loads(
-            _airflow_connection(
+            airflow_connection(
                 "FAKESNOW", "DEV_DBT_SVC", ANALYTICS_DATABASE, "DEV_TRANSFORMING_WH",
                 "DEV_DATA_ENGINEER", throwaway_pem(),
             )

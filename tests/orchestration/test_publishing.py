@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from infra.snowflake.platform import _airflow_connection
+from infra.snowflake.platform import airflow_connection
 from tests.fakes.keys import throwaway_pem
 
 
 def _connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> dict[str, Any]:
     conn = json.loads(
-        _airflow_connection(
+        airflow_connection(
             "AB12345", "DBT_SVC", "DEV_ANALYTICS", "WH", "DATA_ENGINEER", throwaway_pem()
         )
     )

@@ -59,7 +59,7 @@ AIRBYTE_IDS = {
 @pytest.fixture
 def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mocked Airbyte resources answer with their id output, as the provider's create does."""
-    computed = infra_conftest._computed_outputs
+    computed = infra_conftest.computed_outputs
 
     def with_airbyte_ids(typ: str, name: str, inputs: Any) -> dict[str, Any]:
         out = computed(typ, name, inputs)
@@ -68,7 +68,7 @@ def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
             out |= {AIRBYTE_IDS[typ]: rid, "__id": rid}
         return out
 
-    monkeypatch.setattr(infra_conftest, "_computed_outputs", with_airbyte_ids)
+    monkeypatch.setattr(infra_conftest, "computed_outputs", with_airbyte_ids)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from core.catalog import STREAMS
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs
 from infra.airbyte.provider import AirbyteProvider
 from infra.endpoints import PostgresEndpoint, PostgresLogin, SnowflakeTarget, SshTunnel
-from infra.mockrun import Recorded, RecordingMocks, RecordingMonitor, _sync_run
+from infra.mockrun import Recorded, RecordingMocks, RecordingMonitor, sync_run
 from tests.infra.airbyte.conftest import raw_inputs
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -41,7 +41,7 @@ def run_component(make: Callable[[], Any]) -> list[Recorded]:
 
     pulumi_settings.SETTINGS.rpc_manager.clear()
     with raw_inputs() as raw:
-        _sync_run(program)
+        sync_run(program)
     return [dataclasses.replace(r, inputs=raw[r.name]) for r in monitor.recorded]
 
 

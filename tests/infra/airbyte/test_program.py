@@ -13,7 +13,7 @@ from core.catalog import RAW_SCHEMA, STREAMS
 from infra import mockrun as harness
 from infra import outputs
 from tests.infra.airbyte.conftest import raw_inputs
-from tests.infra.snowflake.conftest import _recording, cached_snowflake, snowflake_config
+from tests.infra.snowflake.conftest import cached_snowflake, recording, snowflake_config
 
 WORKSPACE = "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"
 CLIENT_SECRET = "MOCK-airbyte-client-secret-9d2c"
@@ -32,7 +32,7 @@ def run(
         "mdp:airbyte": {"workspaceId": WORKSPACE, **section},
         "airbyte:clientId": "mock-client-id",
     }
-    with _recording(), raw_inputs() as raw:
+    with recording(), raw_inputs() as raw:
         result = harness.run_program(
             stack,
             overrides=overrides,
@@ -53,7 +53,7 @@ def dev_run() -> harness.ProgramRun:
     mp = pytest.MonkeyPatch()
     from tests.infra.airbyte.conftest import AIRBYTE_IDS
 
-    computed = harness._computed_outputs
+    computed = harness.computed_outputs
 
     def with_ids(typ: str, name: str, inputs: Any) -> dict[str, Any]:
         out = computed(typ, name, inputs)
@@ -62,7 +62,7 @@ def dev_run() -> harness.ProgramRun:
             out |= {AIRBYTE_IDS[typ]: rid, "__id": rid}
         return out
 
-    mp.setattr(harness, "_computed_outputs", with_ids)
+    mp.setattr(harness, "computed_outputs", with_ids)
     try:
         yield run("dev")
     finally:

@@ -60,7 +60,7 @@ class SnowflakeRun:
 
 
 @contextmanager
-def _recording() -> Iterator[None]:
+def recording() -> Iterator[None]:
     saved = harness.RecordingMocks
     harness.RecordingMocks = SnowflakeMocks  # type: ignore[misc]
     try:
@@ -87,7 +87,7 @@ def run_snowflake(
     for key in drop:
         config.pop(key)
     all_overrides = {"mdp:snowflake": config, **(overrides or {})}
-    with _recording():
+    with recording():
         run = harness.run_program(stack, overrides=all_overrides, secrets=secrets)
     return SnowflakeRun(run, run.policy_resources(plain=False))
 
@@ -144,5 +144,5 @@ def run_component(
                 )
 
     pulumi_settings.SETTINGS.rpc_manager.clear()
-    harness._sync_run(program)
+    harness.sync_run(program)
     return list(monitor.recorded)
