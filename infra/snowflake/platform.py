@@ -478,12 +478,12 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self.resource_monitor = monitor.name
         self.dbt_airflow_connection = _secret(
             pulumi.Output.all(
-                self.dbt_user,
-                self.analytics_database,
-                self.transforming_warehouse,
-                self.data_engineer_role,
-                self.dbt_private_key,
-            ).apply(lambda v: airflow_connection(self.account_identifier, *v))
+                user=self.dbt_user,
+                database=self.analytics_database,
+                warehouse=self.transforming_warehouse,
+                role=self.data_engineer_role,
+                pem=self.dbt_private_key,
+            ).apply(lambda v: airflow_connection(self.account_identifier, **v))
         )
         self.airflow_connections = {SNOWFLAKE_CONN_ID: self.dbt_airflow_connection}
         self.airbyte_target = SnowflakeTarget(
