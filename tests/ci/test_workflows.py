@@ -30,17 +30,18 @@ def run_steps(workflow: Path) -> list[str]:
 
 
 def readme_commands() -> set[str]:
-    """Every command line of the README's shell code blocks (comments stripped)."""
+    """Every command line of the shell code blocks of the README and its docs pages."""
     commands: set[str] = set()
-    shell, fenced = False, False
-    for line in (ROOT / "README.md").read_text().splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-            shell = fenced and line[3:].strip() in ("", "bash", "sh", "console", "shell")
-            continue
-        command = line.split("#")[0].strip()
-        if shell and command:
-            commands.add(command)
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        shell, fenced = False, False
+        for line in page.read_text().splitlines():
+            if line.startswith("```"):
+                fenced = not fenced
+                shell = fenced and line[3:].strip() in ("", "bash", "sh", "console", "shell")
+                continue
+            command = line.split("#")[0].strip()
+            if shell and command:
+                commands.add(command)
     return commands
 
 
@@ -77,7 +78,7 @@ def test_workflows_call_readme_commands_not_copies(workflow: Path):
         )
         for target in re.findall(r"\bmake\s+([a-z][\w-]*)", script):
             assert target in documented_targets, (
-                f"{workflow.name} calls `make {target}`, which README.md does not document"
+                f"{workflow.name} calls `make {target}`, which neither README.md nor docs/ documents"
             )
 
 
