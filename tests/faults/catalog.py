@@ -104,7 +104,11 @@ FAULTS: tuple[Fault, ...] = (
         "infra/policies/rules/snowflake.py",
         "if suspend is None or not 0 < suspend <= MAX_AUTO_SUSPEND_SECONDS:",
         "if suspend is None:",
-        ("tests/infra/snowflake/test_rules.py", "-k", "warehouse_suspends_when_idle"),
+        (
+            "tests/infra/snowflake/test_rules.py",
+            "-k",
+            "resource_rule_catches_bad_resource and autoSuspend",
+        ),
     ),
     Fault(
         "policy-pack-production",
