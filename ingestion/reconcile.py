@@ -47,14 +47,6 @@ class Aggregates:
 NO_ROWS = Aggregates(0, 0)
 
 
-@dataclass(frozen=True)
-class SourceAggregates:
-    """The source side of one stream's reconciliation: its read window and its buckets."""
-
-    window: Aggregates | None
-    buckets: dict[int, Aggregates]
-
-
 def _positive_int(env: str, default: int) -> int:
     value = os.environ.get(env)
     if not value:
@@ -103,6 +95,15 @@ class Scope:
     @property
     def end_id(self) -> int:
         return self.end_bucket * self.bucket_ids
+
+
+@dataclass(frozen=True)
+class SourceAggregates:
+    """The source side of one stream's reconciliation: what it covers, its window, its buckets."""
+
+    scope: Scope
+    window: Aggregates | None
+    buckets: dict[int, Aggregates]
 
 
 def plan_scope(
@@ -165,11 +166,11 @@ class Reconciliation:
     @classmethod
     def compare(
         cls,
-        scope: Scope,
         source: SourceAggregates,
         raw_window: Aggregates | None,
         raw_buckets: dict[int, Aggregates],
     ) -> Reconciliation:
+        scope = source.scope
         checks = {}
         for bucket in sorted(source.buckets.keys() | raw_buckets.keys()):
             lo = bucket * scope.bucket_ids

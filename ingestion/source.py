@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,6 +18,9 @@ from core.catalog import SOURCE_SCHEMA, Stream
 from ingestion.errors import SourceSchemaError, SourceUnavailable, SyncAborted
 from ingestion.reconcile import Aggregates, Scope, SourceAggregates
 from ingestion.types import SourceColumn
+
+# What to reconcile of a stream, given its table's largest id (None when empty).
+Planner = Callable[[Stream, int | None], Scope]
 
 # Rows travel in chunks of about this many CSV bytes, so Arrow parses and DuckDB writes one chunk
 # while PostgreSQL is still sending the next.
@@ -187,24 +190,12 @@ class SourceReader:
                 "Fix the stream declaration in core/catalog.py or the source table.",
             )
 
-    def max_ids(self, streams: list[Stream]) -> dict[str, int | None]:
-        """Each table's largest id in this snapshot (an index lookup); None for an empty table."""
-        found = {}
-        for stream in streams:
-            row = self.conn.execute(
-                sql.SQL("select max({pk})::bigint from {table}").format(
-                    pk=sql.Identifier(stream.primary_key[0]),
-                    table=sql.Identifier(SOURCE_SCHEMA, stream.name),
-                )
-            ).fetchone()
-            found[stream.name] = None if row is None or row[0] is None else int(row[0])
-        return found
-
-    def start(self, plans: list[ReadPlan], scopes: Mapping[str, Scope] | None = None) -> None:
+    def start(self, plans: list[ReadPlan], planner: Planner | None = None) -> None:
         """Reads the planned streams on a thread, ahead of the caller, and their aggregates on another.
 
         PostgreSQL encodes the next rows while this process parses and writes the previous
-        ones, and the reconciliation aggregates of `scopes` run while RAW is still being written.
+        ones, and the reconciliation aggregates run while RAW is still being written: `planner`
+        turns each table's largest id into what to reconcile of it (None: no reconciliation).
         Each stream's queue holds at most two chunks, which bounds memory.
         """
         self._plans = {p.stream.name: p for p in plans}
@@ -213,7 +204,7 @@ class SourceReader:
         self._thread.start()
         self._agg_thread = threading.Thread(
             target=self._aggregate_all,
-            args=([p.stream for p in plans if scopes and p.stream.name in scopes], scopes or {}),
+            args=([p.stream for p in plans] if planner else [], planner),
             daemon=True,
         )
         self._agg_thread.start()
@@ -258,7 +249,7 @@ class SourceReader:
                     self._put(later.stream.name, error)
                 return
 
-    def _aggregate_all(self, streams: list[Stream], scopes: Mapping[str, Scope]) -> None:
+    def _aggregate_all(self, streams: list[Stream], planner: Planner | None) -> None:
         """The reconciliation aggregates, on a second connection that shares the snapshot."""
         if not streams:
             return
@@ -271,7 +262,8 @@ class SourceReader:
                     sql.SQL("set transaction snapshot {}").format(sql.Literal(self._snapshot))
                 )
                 for stream in streams:
-                    self._aggregates[stream.name] = _aggregates(conn, stream, scopes[stream.name])
+                    assert planner is not None
+                    self._aggregates[stream.name] = _aggregates(conn, stream, planner)
                     if self._stop.is_set():
                         return
         except BaseException as exc:
@@ -343,12 +335,18 @@ class SourceReader:
         return dict(self._aggregates)
 
 
-def _aggregates(conn: psycopg.Connection, stream: Stream, scope: Scope) -> SourceAggregates:
+def _aggregates(conn: psycopg.Connection, stream: Stream, planner: Planner) -> SourceAggregates:
     names = {
         "pk": sql.Identifier(stream.primary_key[0]),
         "cursor": sql.Identifier(stream.cursor_field),
         "table": sql.Identifier(SOURCE_SCHEMA, stream.name),
     }
+    # The largest id is an index lookup; reading it here, not before the rows, keeps a table
+    # that another session has locked from holding up the whole sync.
+    found = conn.execute(
+        sql.SQL("select max({pk})::bigint from {table}").format(**names), ()
+    ).fetchone()
+    scope = planner(stream, None if found is None or found[0] is None else int(found[0]))
     window = None
     if scope.since is not None:
         row = conn.execute(
@@ -371,4 +369,4 @@ def _aggregates(conn: psycopg.Connection, stream: Stream, scope: Scope) -> Sourc
         ),
         (),
     ).fetchall()
-    return SourceAggregates(window, {int(r[0]): Aggregates.of(*r[1:]) for r in rows})
+    return SourceAggregates(scope, window, {int(r[0]): Aggregates.of(*r[1:]) for r in rows})

@@ -220,36 +220,36 @@ def _run_sync(
                 )
                 for s in streams
             ]
-            scopes = {}
+            planner = None
             if reconcile != "off":
                 rotation = state.load_rotation(con, bucket_ids)
-                max_ids = source.max_ids(streams)
-                scopes = {
-                    p.stream.name: recon.plan_scope(
-                        p.stream.name,
-                        p.since,
-                        max_ids[p.stream.name],
-                        rotation.get(p.stream.name, 0),
+                since = {p.stream.name: p.since for p in plans}
+
+                def planner(s: Stream, max_id: int | None) -> recon.Scope:
+                    return recon.plan_scope(
+                        s.name,
+                        since[s.name],
+                        max_id,
+                        rotation.get(s.name, 0),
                         span,
                         bucket_ids,
                         full=reconcile == "full",
                     )
-                    for p in plans
-                }
-            source.start(plans, scopes)
+
+            source.start(plans, planner)
             result.phases["open"] = time.perf_counter() - started
             result.streams = _sync_streams(
                 source, con, streams, columns, existing, saved, sync_id, full_refresh, notify
             )
 
             recon_started = time.perf_counter()
-            if scopes:
+            if planner is not None:
                 notify("reconcile", "all streams", 0)
-                at_raw = raw.reconcile_aggregates(con, streams, scopes)
                 at_source = source.source_aggregates()
+                scopes = {name: side.scope for name, side in at_source.items()}
+                at_raw = raw.reconcile_aggregates(con, streams, scopes)
                 result.reconciliations = [
-                    Reconciliation.compare(scopes[s.name], at_source[s.name], *at_raw[s.name])
-                    for s in streams
+                    Reconciliation.compare(at_source[s.name], *at_raw[s.name]) for s in streams
                 ]
                 state.save_reconciliation(con, sync_id, result.reconciliations)
             result.reconcile_seconds = time.perf_counter() - recon_started

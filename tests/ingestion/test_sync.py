@@ -80,6 +80,11 @@ def test_updates_and_soft_deletes_are_reflected(
             "update app.plans set monthly_price = monthly_price + 1, "
             "updated_at = clock_timestamp() where id = 1"
         )
+        # Billing changes a few subscriptions a day; a cycle of two hours may change none.
+        conn.execute(
+            "update app.subscriptions set status = 'cancelled', cancelled_at = now(), "
+            "updated_at = clock_timestamp() where id = 2"
+        )
     result = run_sync(source_dsn, raw_path)
 
     assert_mirrors(source_dsn, raw_path)
