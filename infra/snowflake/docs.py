@@ -48,7 +48,7 @@ def roles_markdown() -> str:
         "# Snowflake roles",
         "",
         "<!-- Generated from infra/snowflake/needs.py by "
-        "`uv run --frozen python -m infra.snowflake.docs`: do not edit by hand. -->",
+        "`.venv/bin/python -m infra.snowflake.docs > docs/snowflake-roles.md`: do not edit by hand. -->",
         "",
         "What each role may do in Snowflake, and why: every privilege below is needed by a "
         "statement a workload runs, with the connector, adapter or documentation line that "
