@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -42,10 +44,14 @@ def test_make_help_has_no_colour_codes_when_piped() -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_a_day_through_the_dag_in_a_few_lines(pg_server: str, mdp_home: Path) -> None:
+def test_demo_runs_a_day_through_the_dag_in_a_few_lines() -> None:
     # In its own process, as `make demo` runs it: what the libraries log must not reach the
-    # terminal, and the run's own Airflow home is created under MDP_HOME.
+    # terminal, and the run's own Airflow home is created under MDP_HOME. A home of its own, as
+    # on a fresh clone: the session's home holds other tests' RAW and source.
+    mdp_home = Path(tempfile.mkdtemp(prefix="mdp-demo-"))
+    mdp_home.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.pop("MDP_SOURCE_DSN", None)
     env.update(MDP_HOME=str(mdp_home), MDP_DEMO_DAYS="1", COLUMNS="100")
     try:
         run = subprocess.run(
@@ -82,10 +88,12 @@ def test_demo_runs_a_day_through_the_dag_in_a_few_lines(pg_server: str, mdp_home
             timeout=120,
         )
         assert again.returncode == 0 and "already running" in again.stdout, again.stdout
+        status = subprocess.run([MDP, "status", "--json"], env=env, capture_output=True, text=True)
+        dsn = json.loads(status.stdout)["source"]["local_dsn"]
+        with psycopg.connect(dsn) as conn:
+            users = conn.execute("select count(*) from app.users").fetchone()
+        assert users is not None and users[0] > 0
     finally:
         subprocess.run([MDP, "dashboard", "--stop"], env=env, capture_output=True, timeout=60)
-    status = subprocess.run([MDP, "status", "--json"], env=env, capture_output=True, text=True)
-    dsn = json.loads(status.stdout)["source"]["local_dsn"]
-    with psycopg.connect(dsn) as conn:
-        users = conn.execute("select count(*) from app.users").fetchone()
-    assert users is not None and users[0] > 0
+        subprocess.run([MDP, "stop"], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(mdp_home, ignore_errors=True)
