@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from core.warehouse import REBUILD_RAW
 
@@ -64,3 +67,29 @@ class RawDamaged(IngestionError):
             f"Rebuild RAW from the source with `{REBUILD_RAW}`: it moves the damaged file "
             "aside (renamed *.damaged-<time>, not deleted) and loads every stream again.",
         )
+
+
+N = TypeVar("N", int, float)
+
+
+def number_from_env(
+    env: str, parse: Callable[[str], N], minimum: N, default: N, kind: str, example: str
+) -> N:
+    """`env` read as a `kind` (e.g. "whole number") at least `minimum`; `default` when unset.
+
+    A bad value stops the sync before anything is read, naming the variable and its fix.
+    """
+    value = os.environ.get(env)
+    if not value:
+        return default
+    try:
+        number = parse(value)
+        if number < minimum:
+            raise ValueError(value)
+    except ValueError:
+        raise IngestionError(
+            f"{env}={value!r} is not a {kind} >= {minimum}.",
+            "Nothing was read or written.",
+            f"Set {env} to e.g. {example}, or unset it for the default ({default}).",
+        ) from None
+    return number

@@ -12,12 +12,11 @@ stream, and on `mdp sync --reconcile full`.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ingestion.errors import IngestionError
+from ingestion.errors import number_from_env
 
 Mode = Literal["auto", "full", "off"]
 MODES: tuple[Mode, ...] = ("auto", "full", "off")
@@ -47,30 +46,15 @@ class Aggregates:
 NO_ROWS = Aggregates(0, 0)
 
 
-def _positive_int(env: str, default: int) -> int:
-    value = os.environ.get(env)
-    if not value:
-        return default
-    try:
-        number = int(value)
-        if number < 1:
-            raise ValueError(value)
-    except ValueError:
-        raise IngestionError(
-            f"{env}={value!r} is not a whole number >= 1.",
-            "Nothing was read or written.",
-            f"Set {env} to e.g. {default}, or unset it for the default ({default}).",
-        ) from None
-    return number
-
-
 def span_from_env() -> int:
     """k: every bucket of every table is re-verified at least once every k syncs."""
-    return _positive_int(SPAN_ENV, DEFAULT_SPAN)
+    return number_from_env(SPAN_ENV, int, 1, DEFAULT_SPAN, "whole number", str(DEFAULT_SPAN))
 
 
 def bucket_ids_from_env() -> int:
-    return _positive_int(BUCKET_IDS_ENV, DEFAULT_BUCKET_IDS)
+    return number_from_env(
+        BUCKET_IDS_ENV, int, 1, DEFAULT_BUCKET_IDS, "whole number", str(DEFAULT_BUCKET_IDS)
+    )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ingestion.errors import (
     ReconciliationFailed,
     SourceUnavailable,
     SyncAborted,
+    number_from_env,
 )
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
@@ -95,20 +96,8 @@ def source_conninfo() -> str:
 
 
 def lookback_from_env() -> timedelta:
-    value = os.environ.get(LOOKBACK_ENV)
-    if not value:
-        return DEFAULT_LOOKBACK
-    try:
-        seconds = float(value)
-        if seconds < 0:
-            raise ValueError(value)
-    except ValueError:
-        raise IngestionError(
-            f"{LOOKBACK_ENV}={value!r} is not a number of seconds >= 0.",
-            "Nothing was read or written.",
-            f"Set {LOOKBACK_ENV} to e.g. 600, or unset it for the default "
-            f"({int(DEFAULT_LOOKBACK.total_seconds())} s).",
-        ) from None
+    default = DEFAULT_LOOKBACK.total_seconds()
+    seconds = number_from_env(LOOKBACK_ENV, float, 0.0, default, "number of seconds", "600")
     return timedelta(seconds=seconds)
 
 

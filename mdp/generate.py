@@ -46,6 +46,11 @@ DIRT_LABELS = {
 }
 
 
+def _share(help: str) -> Any:
+    """A rate option: a share between 0 and 1."""
+    return typer.Option(min=0.0, max=1.0, help=help)
+
+
 def parse_duration(text: str) -> timedelta:
     """`2h`, `30m`, `45s`, `1d` or plain seconds."""
     match = _DURATION.match(text)
@@ -217,24 +222,22 @@ def generate(
     ] = None,
     failure_rate: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Share of billing attempts that fail."),
+        _share(help="Share of billing attempts that fail."),
     ] = BillingRates.failure,
     retry_failure_rate: Annotated[
         float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
+        _share(
             help="Share of dunning retries (1, 3, 7 days after a failure) that fail again; "
             "the last failed retry makes the subscription idle.",
         ),
     ] = BillingRates.retry_failure,
     refund_rate: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Share of succeeded payments refunded within 30 days."),
+        _share(help="Share of succeeded payments refunded within 30 days."),
     ] = BillingRates.refund,
     discount_share: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Share of new subscriptions with a discount."),
+        _share(help="Share of new subscriptions with a discount."),
     ] = BillingRates.discount_share,
     max_discount: Annotated[
         float,
@@ -244,13 +247,11 @@ def generate(
     ] = BillingRates.max_discount,
     annual_share: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Share of new subscriptions billed annually."),
+        _share(help="Share of new subscriptions billed annually."),
     ] = BillingRates.annual_share,
     change_rate: Annotated[
         float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
+        _share(
             help="Share of subscriptions that change per simulated day "
             "(cancel, upgrade, downgrade, idle; inactive ones may come back).",
         ),
