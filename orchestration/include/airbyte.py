@@ -27,6 +27,20 @@ WAITING = frozenset(
 )
 
 
+# Status reads in a row that may fail (a timeout, a dropped connection, a 5xx answer) before
+# the wait gives up: one slow answer from Airbyte must not fail a sync that is running fine.
+STATUS_READ_ATTEMPTS = 5
+
+
+def _unreadable(job_id: int, failures: int, exc: BaseException) -> str:
+    return (
+        f"Could not read the status of Airbyte job {job_id} {failures} times in a row "
+        f"({type(exc).__name__}: {exc}). The job may still be running in Airbyte, and RAW is "
+        "as the last successful sync left it. Check the job and the Airbyte connection in "
+        "Airflow, then clear the `sync` task to wait again."
+    )
+
+
 def _name(status: Any) -> str:
     return str(getattr(status, "value", status))
 
@@ -48,32 +62,45 @@ class AirbyteJobTrigger(AirbyteSyncTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         job_id = int(self.job_id)
-        try:
-            hook = AirbyteHook(airbyte_conn_id=self.conn_id)
-            while True:
-                status = hook.get_job_status(job_id)
-                if status == JobStatusEnum.SUCCEEDED:
-                    message = f"Airbyte job {job_id} succeeded."
-                    yield TriggerEvent({"status": "success", "message": message, "job_id": job_id})
-                    return
-                if status not in WAITING:
-                    kind = "cancelled" if status == JobStatusEnum.CANCELLED else "error"
-                    yield TriggerEvent(
-                        {"status": kind, "message": _ended(job_id, status), "job_id": job_id}
-                    )
-                    return
-                if time.time() >= self.end_time:
-                    message = (
-                        f"Airbyte job {job_id} is still {_name(status)} at the sensor's timeout; "
-                        "it was left running in Airbyte. Raise MDP_DAG_SYNC_TIMEOUT_SECONDS if "
-                        "syncs take this long, then clear the `sync` task to wait again."
-                    )
+        failures = 0
+        while True:
+            try:
+                status = AirbyteHook(airbyte_conn_id=self.conn_id).get_job_status(job_id)
+            except Exception as exc:
+                failures += 1
+                if failures >= STATUS_READ_ATTEMPTS:
+                    message = _unreadable(job_id, failures, exc)
                     yield TriggerEvent({"status": "error", "message": message, "job_id": job_id})
                     return
+                self.log.warning(
+                    "Reading the status of Airbyte job %s failed (%s of %s tries in a row): %s",
+                    job_id,
+                    failures,
+                    STATUS_READ_ATTEMPTS,
+                    exc,
+                )
                 await asyncio.sleep(self.poll_interval)
-        except Exception as exc:
-            message = f"Could not read the status of Airbyte job {job_id}: {exc}"
-            yield TriggerEvent({"status": "error", "message": message, "job_id": job_id})
+                continue
+            failures = 0
+            if status == JobStatusEnum.SUCCEEDED:
+                message = f"Airbyte job {job_id} succeeded."
+                yield TriggerEvent({"status": "success", "message": message, "job_id": job_id})
+                return
+            if status not in WAITING:
+                kind = "cancelled" if status == JobStatusEnum.CANCELLED else "error"
+                yield TriggerEvent(
+                    {"status": kind, "message": _ended(job_id, status), "job_id": job_id}
+                )
+                return
+            if time.time() >= self.end_time:
+                message = (
+                    f"Airbyte job {job_id} is still {_name(status)} at the sensor's timeout; "
+                    "it was left running in Airbyte. Raise MDP_DAG_SYNC_TIMEOUT_SECONDS if "
+                    "syncs take this long, then clear the `sync` task to wait again."
+                )
+                yield TriggerEvent({"status": "error", "message": message, "job_id": job_id})
+                return
+            await asyncio.sleep(self.poll_interval)
 
 
 class AirbyteSyncSensor(AirbyteJobSensor):
@@ -86,8 +113,26 @@ class AirbyteSyncSensor(AirbyteJobSensor):
         hook = AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version)
         return hook.get_job_details(job_id=int(self.airbyte_job_id)).status
 
+    _read_failures = 0
+
     def poke(self, context: Any) -> bool:
-        status = self._status()
+        try:
+            status = self._status()
+        except Exception as exc:
+            self._read_failures += 1
+            if self._read_failures >= STATUS_READ_ATTEMPTS:
+                raise AirflowException(
+                    _unreadable(int(self.airbyte_job_id), self._read_failures, exc)
+                ) from exc
+            self.log.warning(
+                "Reading the status of Airbyte job %s failed (%s of %s tries in a row): %s",
+                self.airbyte_job_id,
+                self._read_failures,
+                STATUS_READ_ATTEMPTS,
+                exc,
+            )
+            return False
+        self._read_failures = 0
         if status == JobStatusEnum.SUCCEEDED:
             return True
         if status in WAITING:

@@ -141,3 +141,48 @@ def test_poke_mode_waits_through_queued(fake: FakeAirbyte) -> None:
     fake.jobs[1].done.wait(5)
     assert sensor.poke(context={}) is False
     assert sensor.poke(context={}) is True
+
+
+def test_the_trigger_waits_through_failed_status_reads(fake: FakeAirbyte) -> None:
+    """A timed-out or failed status read is retried: one slow answer does not fail the sync."""
+    from orchestration.include.airbyte import STATUS_READ_ATTEMPTS
+
+    fake.queued_polls = 1
+    job_id = _submit(fake)
+    trigger = _defer(_sensor(job_id))
+    # The sensor's first read answered `queued`; the trigger's next reads fail, then recover.
+    fake.fail("GET", f"/v1/jobs/{job_id}", 500, times=STATUS_READ_ATTEMPTS - 1)
+    event = _event(trigger)
+    assert event["status"] == "success", event
+    reads = fake.requests("GET", f"/v1/jobs/{job_id}")
+    assert len(reads) >= 1 + STATUS_READ_ATTEMPTS
+
+
+def test_status_reads_failing_in_a_row_fail_the_wait_with_what_to_do(fake: FakeAirbyte) -> None:
+    from orchestration.include.airbyte import STATUS_READ_ATTEMPTS
+
+    fake.queued_polls = 1
+    job_id = _submit(fake)
+    sensor = _sensor(job_id)
+    trigger = _defer(sensor)
+    fake.fail("GET", f"/v1/jobs/{job_id}", 500, times=STATUS_READ_ATTEMPTS)
+    event = _event(trigger)
+    assert event["status"] == "error"
+    assert f"{STATUS_READ_ATTEMPTS} times in a row" in event["message"]
+    assert "clear the `sync` task" in event["message"]
+    with pytest.raises(RuntimeError, match="Could not read the status"):
+        sensor.execute_complete(context={}, event=event)
+
+
+def test_poke_mode_tolerates_failed_reads_until_too_many_in_a_row(fake: FakeAirbyte) -> None:
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    from orchestration.include.airbyte import STATUS_READ_ATTEMPTS
+
+    job_id = _submit(fake)
+    sensor = _sensor(job_id, deferrable=False)
+    fake.fail("GET", f"/v1/jobs/{job_id}", 500, times=STATUS_READ_ATTEMPTS)
+    for _ in range(STATUS_READ_ATTEMPTS - 1):
+        assert sensor.poke(context={}) is False
+    with pytest.raises(AirflowException, match=f"{STATUS_READ_ATTEMPTS} times in a row"):
+        sensor.poke(context={})
