@@ -27,23 +27,22 @@ def _months(last: dt.date, count: int) -> list[dt.date]:
     return months[::-1]
 
 
+# The MRR movement columns of mrr_by_plan, in the mart's order.
+MOVEMENTS = (
+    "new_mrr",
+    "expansion_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "reactivation_mrr",
+    "plan_change_mrr",
+)
+
+
 def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
     """MRR by plan whose movements add up: mrr(t) = mrr(t-1) + new + expansion + reactivation
     - contraction - churned + plan_change (the dbt mart's signs: losses positive, plan change signed)."""
     rows: dict[str, list[object]] = {
-        k: []
-        for k in (
-            "month",
-            "plan_name",
-            "mrr",
-            "active_subscriptions",
-            "new_mrr",
-            "expansion_mrr",
-            "contraction_mrr",
-            "churned_mrr",
-            "reactivation_mrr",
-            "plan_change_mrr",
-        )
+        k: [] for k in ("month", "plan_name", "mrr", "active_subscriptions", *MOVEMENTS)
     }
     for p_index, (plan, (price, _)) in enumerate(PLANS.items()):
         active = 0
@@ -88,17 +87,7 @@ def _mrr_rows(months: list[dt.date], seed: int) -> pa.Table:
             "mrr": pa.array(rows["mrr"], money),
             "active_subscriptions": pa.array(rows["active_subscriptions"], pa.int64()),
             "arr": pa.array([m * 12 for m in rows["mrr"]], money),  # type: ignore[operator]
-            **{
-                k: pa.array(rows[k], money)
-                for k in (
-                    "new_mrr",
-                    "expansion_mrr",
-                    "contraction_mrr",
-                    "churned_mrr",
-                    "reactivation_mrr",
-                    "plan_change_mrr",
-                )
-            },
+            **{k: pa.array(rows[k], money) for k in MOVEMENTS},
         }
     )
 
