@@ -45,6 +45,25 @@ def _money(value: Any) -> str:
     return f"${value:,.2f}"
 
 
+def _by_plan(
+    title: str, rows: list[dict[str, Any]], money: tuple[str, str], count: tuple[str, str]
+) -> Table:
+    """One row per plan, largest `money` column first, and a total row."""
+    (money_title, money_key), (count_title, count_key) = money, count
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table.add_column("plan")
+    table.add_column(money_title, justify="right")
+    table.add_column(count_title, justify="right")
+    for r in sorted(rows, key=lambda r: r[money_key], reverse=True):
+        table.add_row(r["plan_name"], _money(r[money_key]), f"{r[count_key]:,}")
+    table.add_row(
+        "[bold]total",
+        f"[bold]{_money(sum(r[money_key] for r in rows))}",
+        f"[bold]{sum(r[count_key] for r in rows):,}",
+    )
+    return table
+
+
 def marts_summary() -> tuple[Table, Table]:
     """Net revenue by plan (all time) and MRR by plan for the current month, read from ANALYTICS."""
     with DuckDBWarehouse().session() as session:
@@ -53,31 +72,18 @@ def marts_summary() -> tuple[Table, Table]:
     mrr_rows = tables["mrr_by_plan"].to_pylist()
     current = max((r["month"] for r in mrr_rows), default=None)
 
-    net = Table(title="Net revenue by plan (all time)", box=box.SIMPLE_HEAD)
-    net.add_column("plan")
-    net.add_column("net revenue", justify="right")
-    net.add_column("succeeded payments", justify="right")
-    for r in sorted(revenue, key=lambda r: r["net_revenue"], reverse=True):
-        net.add_row(r["plan_name"], _money(r["net_revenue"]), f"{r['succeeded_payments']:,}")
-    net.add_row(
-        "[bold]total",
-        f"[bold]{_money(sum(r['net_revenue'] for r in revenue))}",
-        f"[bold]{sum(r['succeeded_payments'] for r in revenue):,}",
-    )
-
-    mrr = Table(
-        title=f"MRR by plan, {current:%B %Y}" if current else "MRR by plan", box=box.SIMPLE_HEAD
-    )
-    mrr.add_column("plan")
-    mrr.add_column("MRR", justify="right")
-    mrr.add_column("active subscriptions", justify="right")
     current_rows = [r for r in mrr_rows if r["month"] == current]
-    for r in sorted(current_rows, key=lambda r: r["mrr"], reverse=True):
-        mrr.add_row(r["plan_name"], _money(r["mrr"]), f"{r['active_subscriptions']:,}")
-    mrr.add_row(
-        "[bold]total",
-        f"[bold]{_money(sum(r['mrr'] for r in current_rows))}",
-        f"[bold]{sum(r['active_subscriptions'] for r in current_rows):,}",
+    net = _by_plan(
+        "Net revenue by plan (all time)",
+        revenue,
+        ("net revenue", "net_revenue"),
+        ("succeeded payments", "succeeded_payments"),
+    )
+    mrr = _by_plan(
+        f"MRR by plan, {current:%B %Y}" if current else "MRR by plan",
+        current_rows,
+        ("MRR", "mrr"),
+        ("active subscriptions", "active_subscriptions"),
     )
     return net, mrr
 

@@ -61,6 +61,16 @@ def mdp_home() -> Iterator[Path]:
             shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MDP_HOME for one test, on the local target, exporting to the default place."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MDP_HOME", str(home))
+    monkeypatch.delenv("MDP_TARGET", raising=False)
+    monkeypatch.delenv("MDP_EXPORTS_TARGET", raising=False)
+    return home
+
+
 @pytest.fixture(scope="session")
 def pg_server(mdp_home: Path) -> Iterator[str]:
     """DSN of the `postgres` database of one embedded PostgreSQL shared by the whole session."""

@@ -19,11 +19,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MDP_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MDP_TARGET", raising=False)
-    monkeypatch.delenv("MDP_EXPORTS_TARGET", raising=False)
-    return tmp_path / "home"
+def home(private_home: Path) -> Path:
+    return private_home
 
 
 def _up(url: str) -> bool:

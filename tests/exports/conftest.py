@@ -11,12 +11,8 @@ from exports.sample import build_sample_warehouse
 
 
 @pytest.fixture
-def mdp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("MDP_HOME", str(home))
-    monkeypatch.delenv("MDP_TARGET", raising=False)
-    monkeypatch.delenv("MDP_EXPORTS_TARGET", raising=False)
-    return home
+def mdp_home(private_home: Path) -> Path:
+    return private_home
 
 
 @pytest.fixture

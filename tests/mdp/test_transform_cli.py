@@ -22,11 +22,8 @@ def flat(text: str) -> str:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MDP_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MDP_TARGET", raising=False)
-    monkeypatch.delenv("MDP_EXPORTS_TARGET", raising=False)
-    return tmp_path / "home"
+def home(private_home: Path) -> Path:
+    return private_home
 
 
 def _cut_in_half(path: Path) -> bytes:
