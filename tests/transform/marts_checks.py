@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from tests.contract_marts import canonical, subscription_status
+from tests.contract_marts import canonical, money, parse_amount, subscription_status
 from tests.transform import fixture
 
 MOVEMENTS = (
@@ -158,3 +158,118 @@ def built_cohorts(warehouse: Path) -> dict[tuple[date, date], tuple[int, int, in
             "retained_customers, retention_rate from finance.cohort_retention_monthly",
         )
     }
+
+
+def _dicts(warehouse: Path, sql: str) -> list[dict[str, Any]]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def expected_payments_by_month(fx: fixture.Fixture) -> dict[date, tuple[Decimal, Decimal]]:
+    """Per UTC month of `paid_at`: (gross amount, discounts) of the accepted succeeded payments,
+    by the contract's cleaning rules (D4-D8) written apart from the models."""
+    subscription_ids = {s["id"] for s in fx.rows["subscriptions"]}
+    first_by_charge: dict[str, int] = {}
+    for p in sorted(fx.rows["payments"], key=lambda r: r["id"]):
+        first_by_charge.setdefault(p["charge_id"], p["id"])
+    totals: dict[date, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for p in fx.rows["payments"]:
+        if fixture.rejection(p, first_by_charge, subscription_ids):
+            continue
+        if canonical(p["status"]) != "succeeded":
+            continue
+        amount = parse_amount(p["amount"])
+        assert amount is not None
+        month = fixture.month_start(p["paid_at"].astimezone(UTC))
+        totals[month][0] += amount
+        totals[month][1] += p["discount_amount"] or Decimal(0)
+    return {month: (gross, discount) for month, (gross, discount) in totals.items()}
+
+
+def _rate(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    return None if denominator == 0 else (numerator / denominator).quantize(Decimal("0.0001"))
+
+
+def saas_metric_breaks(fx: fixture.Fixture, warehouse: Path) -> tuple[list[str], dict[str, int]]:
+    """Each row of saas_metrics_monthly against its definition (transform/README.md):
+    customers from the source's counted months, net revenue and the discount rate from the
+    source's payments, MRR and its movements from mrr_by_plan, and every rate recomputed.
+    Returns the breaks and, per figure, how many months it was non-trivially checked in."""
+    metrics = _dicts(warehouse, "select * from finance.saas_metrics_monthly order by month")
+    by_plan = _dicts(warehouse, "select * from finance.mrr_by_plan")
+    customers: dict[date, int] = defaultdict(int)
+    for months in counted_months(fx).values():
+        for month in months:
+            customers[month] += 1
+    revenue: dict[date, Decimal] = defaultdict(Decimal)
+    for (month, _plan), net in fixture.expected(fx)["monthly_net_revenue_by_plan"].items():
+        revenue[month] += net
+    paid = expected_payments_by_month(fx)
+    cent, rate_step = Decimal("0.01"), Decimal("0.0001")
+    breaks: list[str] = []
+    checked: dict[str, int] = defaultdict(int)
+
+    def check(month: date, name: str, got: Any, want: Any, tolerance: Decimal) -> None:
+        if want is None or got is None:
+            if want is not got:
+                breaks.append(f"{month} {name}: {got} != {want}")
+            return
+        if abs(Decimal(got) - Decimal(want)) > tolerance:
+            breaks.append(f"{month} {name}: {got} != {want}")
+        elif want != 0:
+            checked[name] += 1
+
+    previous: dict[str, Any] | None = None
+    for row in metrics:
+        month = row["month"]
+        plans = [r for r in by_plan if r["month"] == month]
+        sums = {k: sum((r[k] for r in plans), Decimal(0)) for k in ("arr", *MOVEMENTS)}
+        check(month, "arr", row["arr"], sums["arr"], cent)
+        check(month, "mrr", row["mrr"], sums["arr"] / 12, cent)
+        check(
+            month,
+            "active_subscriptions",
+            row["active_subscriptions"],
+            sum(r["active_subscriptions"] for r in plans),
+            Decimal(0),
+        )
+        for movement in ("new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr"):
+            check(month, movement, row[movement], sums[movement], cent)
+        check(
+            month, "active_customers", row["active_customers"], customers.get(month, 0), Decimal(0)
+        )
+        check(month, "net_revenue", row["net_revenue"], revenue.get(month, Decimal(0)), cent * 5)
+        gross, discount = paid.get(month, (Decimal(0), Decimal(0)))
+        check(month, "discount_rate", row["discount_rate"], _rate(discount, gross), rate_step)
+        want_arpu = (
+            None if row["active_customers"] == 0 else money(row["mrr"] / row["active_customers"])
+        )
+        check(month, "arpu", row["arpu"], want_arpu, cent)
+        last_mrr = previous["mrr"] if previous else Decimal(0)
+        last_active = previous["active_subscriptions"] if previous else 0
+        lost = row["churned_mrr"] + row["contraction_mrr"]
+        check(
+            month,
+            "logo_churn_rate",
+            row["logo_churn_rate"],
+            _rate(Decimal(row["churned_subscriptions"]), Decimal(last_active)),
+            rate_step,
+        )
+        check(
+            month, "revenue_churn_rate", row["revenue_churn_rate"], _rate(lost, last_mrr), rate_step
+        )
+        check(month, "grr", row["grr"], _rate(last_mrr - lost, last_mrr), rate_step)
+        check(
+            month,
+            "nrr",
+            row["nrr"],
+            _rate(last_mrr - lost + row["expansion_mrr"], last_mrr),
+            rate_step,
+        )
+        previous = row
+    return breaks, dict(checked)

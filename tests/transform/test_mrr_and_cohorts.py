@@ -29,3 +29,22 @@ def test_cohort_retention_equals_a_recomputation_from_the_source(local_build: Lo
     # More than one cohort, and customers who left: retention is not trivially 100%.
     assert len({cohort for cohort, _ in want}) > 1
     assert any(kept < size for _, size, kept in want.values())
+
+
+def test_saas_metrics_follow_their_definitions(local_build: LocalBuild) -> None:
+    breaks, checked = marts_checks.saas_metric_breaks(local_build.fixture, _warehouse(local_build))
+    assert breaks == []
+    # Every figure was compared to a non-zero expectation in some month: none passed vacuously.
+    for name in (
+        "arr",
+        "mrr",
+        "active_customers",
+        "net_revenue",
+        "discount_rate",
+        "arpu",
+        "logo_churn_rate",
+        "revenue_churn_rate",
+        "grr",
+        "nrr",
+    ):
+        assert checked.get(name, 0) > 0, (name, checked)
