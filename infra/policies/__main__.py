@@ -20,9 +20,11 @@ from pulumi_policy import (
 # The pack runs from infra/policies in its own virtualenv; the rules import as `infra.policies.rules`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from infra.policies.config import STACK_SUFFIX
 from infra.policies.rules import Context, Rule, all_rules, from_policy_pack
 
-# `--policy-pack-config` sets production=true for the prod stack, turning on the prod-only rules.
+# The prod stack runs with `--policy-pack-config infra/policies/production.json`, which sets
+# production=true on every policy and so turns the prod-only rules on.
 CONFIG_SCHEMA = PolicyConfigSchema(properties={"production": {"type": "boolean", "default": False}})
 
 
@@ -54,7 +56,7 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
             report(f"{violation.resource}: {violation.message} ({', '.join(rule.sources)})")
 
     return StackValidationPolicy(
-        name=f"{rule.name}-stack",
+        name=f"{rule.name}{STACK_SUFFIX}",
         description=rule.description,
         validate=validate,
         enforcement_level=EnforcementLevel.MANDATORY,

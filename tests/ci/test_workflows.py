@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -86,3 +87,31 @@ def test_ci_runs_the_readme_test_command():
     scripts = "\n".join(run_steps(ROOT / ".github" / "workflows" / "ci.yml"))
     assert "make test" in scripts and "make test" in readme_commands()
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _pulumi_steps(workflow: str) -> list[tuple[str, dict[str, Any]]]:
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
+    return [
+        (name, step.get("with", {}))
+        for name, job in doc["jobs"].items()
+        for step in job["steps"]
+        if str(step.get("uses", "")).startswith("pulumi/actions")
+    ]
+
+
+def test_the_prod_stack_runs_the_policy_pack_with_production_on():
+    """The pack's prod-only rules (Multi-AZ, deletion protection, ...) apply only when the
+    prod stack passes the production policy config."""
+    production = "infra/policies/production.json"
+    assert (ROOT / production).is_file()
+    preview = _pulumi_steps("preview.yml")
+    assert preview and all(w.get("policyPacks") == "infra/policies" for _, w in preview)
+    assert all(
+        w.get("policyPackConfigs") == f"${{{{ matrix.stack == 'prod' && '{production}' || '' }}}}"
+        for _, w in preview
+    ), preview
+    deploys = {
+        w["stack-name"]: w for _, w in _pulumi_steps("deploy.yml") if w.get("command") == "up"
+    }
+    assert deploys["prod"].get("policyPackConfigs") == production, deploys["prod"]
+    assert "policyPackConfigs" not in deploys["dev"], deploys["dev"]

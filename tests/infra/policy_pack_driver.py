@@ -2,7 +2,8 @@
 
 Usage: .venv-policy/bin/python tests/infra/policy_pack_driver.py < request.json > answer.json
 
-The request is {"pack": dir, "production": bool | null, "resources": [...]}, each resource
+The request is {"pack": dir, "production": bool | null, "config": {policy: properties} | null,
+"resources": [...]} (a `config` is a `--policy-pack-config` file's content), each resource
 {"type", "name", "urn", "parent", "protect", "properties"} with the engine's secret wrappers
 kept. The driver starts the pack as the CLI's Python analyzer plugin does
 (`python -u -m pulumi.policy <engine> <pack dir>`), reads the port the pack prints, then talks
@@ -72,15 +73,19 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             info = stub.GetAnalyzerInfo(empty_pb2.Empty())
             policies = {p.name: LEVELS[p.enforcementLevel] for p in info.policies}
             schemas = {p.name: json_format.MessageToDict(p.configSchema) for p in info.policies}
-            if request.get("production") is not None:
-                # What the CLI sends for `--policy-pack-config` setting `production` on every
-                # policy: the property, and the level each policy declares.
+            settings: dict[str, dict[str, Any]] | None = request.get("config")
+            if settings is None and request.get("production") is not None:
+                settings = {p.name: {"production": request["production"]} for p in info.policies}
+            if settings is not None:
+                # What the CLI sends for a `--policy-pack-config` file: each policy's
+                # properties, and the level each policy declares.
                 config = {
                     p.name: analyzer_pb2.PolicyConfig(
                         enforcementLevel=p.enforcementLevel,
-                        properties=_struct({"production": request["production"]}),
+                        properties=_struct(settings[p.name]),
                     )
                     for p in info.policies
+                    if p.name in settings
                 }
                 stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
             diagnostics: list[dict[str, Any]] = []

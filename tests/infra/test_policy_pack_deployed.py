@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from infra.mockrun import ProgramRun, Recorded
+from infra.policies.config import PRODUCTION_FILE, render
 from infra.policies.rules import all_rules
 from tests.infra.snowflake.conftest import cached_snowflake
 
@@ -46,6 +47,7 @@ def analyze(
     run: ProgramRun,
     production: bool | None,
     mutate: dict[str, Mutate] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The pack's answer for the stack's resources, with `mutate[urn]` applied to their inputs."""
     if not POLICY_PYTHON.exists():
@@ -59,7 +61,12 @@ def analyze(
             props = copy.deepcopy(r.inputs)
             mutate[r.urn](props)
         resources.append(_resource(r, props))
-    request = {"pack": str(PACK), "production": production, "resources": resources}
+    request = {
+        "pack": str(PACK),
+        "production": production,
+        "config": config,
+        "resources": resources,
+    }
     done = subprocess.run(
         [str(POLICY_PYTHON), str(DRIVER)],
         input=json.dumps(request),
@@ -106,8 +113,24 @@ def test_the_dev_stack_passes_the_pack(dev_clean: dict[str, Any]) -> None:
     assert dev_clean["diagnostics"] == []
 
 
-def test_the_prod_stack_passes_the_pack_with_production_on(prod: ProgramRun) -> None:
-    assert analyze(prod, production=True)["diagnostics"] == []
+def _production_file() -> dict[str, Any]:
+    """The policy config the workflows pass for the prod stack."""
+    config: dict[str, Any] = json.loads((REPO / PRODUCTION_FILE).read_text())
+    return config
+
+
+def test_the_prod_stack_passes_the_pack_with_its_workflow_config(prod: ProgramRun) -> None:
+    assert analyze(prod, production=None, config=_production_file())["diagnostics"] == []
+
+
+def test_the_production_file_sets_production_on_every_policy_of_the_pack(
+    dev_clean: dict[str, Any],
+) -> None:
+    assert (REPO / PRODUCTION_FILE).read_text() == render(), (
+        f"{PRODUCTION_FILE} is stale: regenerate it with "
+        f"`.venv/bin/python -m infra.policies.config > {PRODUCTION_FILE}`"
+    )
+    assert set(_production_file()) == set(dev_clean["policies"])
 
 
 def _one(run: ProgramRun, type_: str) -> Recorded:
@@ -145,8 +168,8 @@ def test_production_true_turns_the_prod_rules_on(dev: ProgramRun) -> None:
     # The dev stack runs without Multi-AZ or deletion protection: fine in dev, not in prod.
     rds = _one(dev, RDS)
     assert not rds.plain.get("multiAz") or not rds.plain.get("deletionProtection")
-    found = analyze(dev, production=True)["diagnostics"]
-    assert found, "production=true reported nothing on a dev-sized database"
+    found = analyze(dev, production=None, config=_production_file())["diagnostics"]
+    assert found, "the prod policy config reported nothing on a dev-sized database"
     assert {d["level"] for d in found} == {"mandatory"}
     prod_only = {d["policy"] for d in found}
     assert any("prod" in name for name in prod_only), prod_only
