@@ -1,0 +1,73 @@
+"""One rehearsal of a stack: emulator up, declared resources applied, each host booted, a report."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from infra.mockrun import ProgramRun, run_program
+from rehearsal.apply import apply
+from rehearsal.database import StandInDatabase
+from rehearsal.emulator import Emulator
+from rehearsal.generator import rehearse_generator
+from rehearsal.hosts import HostRun
+from rehearsal.report import Report
+
+HOSTS = ("generator", "airflow")
+
+
+def program_run(stack: str) -> ProgramRun:
+    """The stack's program under mocks, with its committed config."""
+    return run_program(stack)
+
+
+def rehearse(
+    stack: str,
+    run: ProgramRun | None = None,
+    hosts: Sequence[str] = HOSTS,
+    emulator: Emulator | None = None,
+    database: StandInDatabase | None = None,
+    workdir: Path | None = None,
+) -> Report:
+    """Rehearse `stack`; `run` (the program's recorded run) may be given, for example altered.
+
+    An emulator or database passed in is reused (and left running); otherwise each is started
+    here and stopped at the end.
+    """
+    run = run or program_run(stack)
+    report = Report(stack)
+    own_emulator = emulator is None
+    own_database = database is None
+    root = Path(tempfile.mkdtemp(prefix=f"mdp-rehearsal-{stack}-", dir=workdir))
+    region = str(run.config.get("aws:region") or "us-east-1")
+    try:
+        emulator = emulator or Emulator(region).start()
+        if own_emulator is False:
+            emulator.reset()
+        applied = apply(run, emulator)
+        report.ok(
+            "aws",
+            "apply the declared resources to the emulator",
+            f"{len(applied.created)} resources (KMS, S3 + artifact, SSM, Secrets Manager, IAM)",
+        )
+        report.skipped(
+            "aws",
+            "bucket policies (TLS only)",
+            "the emulator serves plain HTTP on loopback and evaluates identity policies only",
+        )
+        for host in hosts:
+            host_run = HostRun(host, run, applied, emulator, report, root / host)
+            if host == "generator":
+                database = database or StandInDatabase().start()
+                rehearse_generator(host_run, database)
+            else:
+                report.skipped(host, "boot", "not rehearsed yet")
+    finally:
+        if own_emulator and emulator is not None:
+            emulator.stop()
+        if own_database and database is not None:
+            database.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return report
