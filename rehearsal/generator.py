@@ -67,17 +67,6 @@ def _hints(host: HostRun, env: dict[str, str]) -> None:
     policy = host.policy_name
     host.hints = [
         (
-            r"ssm:GetParameter|GetParameter operation",
-            f"{HOST_ENV} MDP_ARTIFACT_PARAMETER → ssm:GetParameter",
-            f"parameter {env.get('MDP_ARTIFACT_PARAMETER')} and policy {policy} (ReadArtifactPointer)",
-        ),
-        (
-            r"s3:GetObject|HeadObject operation|GetObject operation|\(403\)",
-            f"{HOST_ENV} MDP_ARTIFACT_BUCKET → s3:GetObject on artifacts/*",
-            f"bucket {env.get('MDP_ARTIFACT_BUCKET')} (output {outputs.ARTIFACT_BUCKET}) "
-            f"and policy {policy} (ReadArtifacts)",
-        ),
-        (
             r"(?s)mdp-generat.*(GetSecretValue|secret)",
             f"{HOST_ENV} MDP_DB_SECRET_ARN → secretsmanager:GetSecretValue",
             f"secret {env.get('MDP_DB_SECRET_ARN')} (output {outputs.DB_MASTER_SECRET_ARN}) "
@@ -89,6 +78,17 @@ def _hints(host: HostRun, env: dict[str, str]) -> None:
             f"secrets {env.get('MDP_DB_SECRET_ARN')} (output {outputs.DB_MASTER_SECRET_ARN}), "
             f"{env.get('MDP_REPLICATION_SECRET_ARN')} (output {outputs.DB_REPLICATION_SECRET_ARN}) "
             f"and policy {policy} (ReadDatabaseSecrets)",
+        ),
+        (
+            r"ssm:GetParameter|GetParameter operation",
+            f"{HOST_ENV} MDP_ARTIFACT_PARAMETER → ssm:GetParameter",
+            f"parameter {env.get('MDP_ARTIFACT_PARAMETER')} and policy {policy} (ReadArtifactPointer)",
+        ),
+        (
+            r"s3:GetObject|HeadObject operation|GetObject operation|s3 cp",
+            f"{HOST_ENV} MDP_ARTIFACT_BUCKET → s3:GetObject on artifacts/*",
+            f"bucket {env.get('MDP_ARTIFACT_BUCKET')} (output {outputs.ARTIFACT_BUCKET}) "
+            f"and policy {policy} (ReadArtifacts)",
         ),
         (
             r"password authentication failed|connection.*failed",

@@ -80,9 +80,13 @@ class HostRun:
         files: dict[str, dict[str, str]] = {}
         doc_files = written_files(self.user_data)
         broken = 0
+        absent = sorted({w.file for w in wires if w.file not in doc_files})
+        for file in absent:
+            self.skipped(
+                f"wires into {file}", "the stack's config writes no such file on this host"
+            )
         for wire in wires:
             if wire.file not in doc_files:
-                self.skipped(f"wire {wire.variable}", f"{wire.file} is not written on this host")
                 continue
             env = files.setdefault(wire.file, read_env_file(doc_files[wire.file]))
             if wire.variable not in env:
@@ -157,7 +161,11 @@ class HostRun:
             self.failed(step, f"{type(err).__name__}: {err}", unit, unit)
             return False
         self.ran.add(unit)
-        self.ok(step)
+        kind = self.box.unit(unit)
+        if unit.endswith(".service") and kind.type != "oneshot":
+            self.ok(step, "ExecStartPre ran; the long-running ExecStart is not rehearsed")
+        else:
+            self.ok(step)
         return self.follow_systemctl()
 
     def follow_systemctl(self) -> bool:
@@ -168,7 +176,11 @@ class HostRun:
         healthy = True
         for call in calls:
             words = [w for w in call if not w.startswith("--")]
-            if words[:1] == ["start"]:
+            if not healthy:
+                self.skipped(
+                    f"→ systemctl {' '.join(words)}", "not reached: an earlier step failed"
+                )
+            elif words[:1] == ["start"]:
                 for unit in words[1:]:
                     healthy &= self.run_unit(unit, f"→ systemctl start {unit}")
             elif words[:1] == ["try-restart"]:
@@ -185,7 +197,10 @@ class HostRun:
         for argv in self.box.cloud_config.get("runcmd", []):
             argv = [str(a) for a in argv]
             text = " ".join(argv)
-            if special and argv[0] in special:
+            if not healthy:
+                # cloud-init would go on, but what follows depends on what failed.
+                self.skipped(text, "not reached: an earlier step failed")
+            elif special and argv[0] in special:
                 healthy &= special[argv[0]](argv)
             elif argv[:3] == ["python3.11", "-m", "pip"]:
                 self.skipped(text, "uv on this machine stands in for the pip install")

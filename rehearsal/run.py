@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.mockrun import ProgramRun, run_program
+from rehearsal.airflow import rehearse_airflow
 from rehearsal.apply import apply
 from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
@@ -29,18 +30,20 @@ def rehearse(
     hosts: Sequence[str] = HOSTS,
     emulator: Emulator | None = None,
     database: StandInDatabase | None = None,
-    workdir: Path | None = None,
+    hosts_root: Path | None = None,
 ) -> Report:
     """Rehearse `stack`; `run` (the program's recorded run) may be given, for example altered.
 
     An emulator or database passed in is reused (and left running); otherwise each is started
-    here and stopped at the end.
+    here and stopped at the end. The hosts' sandbox roots are temporary, unless `hosts_root`
+    names a folder that keeps them: a later rehearsal with the same folder boots the same
+    machines again, which keep their deployed release (/opt/mdp), as a rebooted host does.
     """
     run = run or program_run(stack)
     report = Report(stack)
     own_emulator = emulator is None
     own_database = database is None
-    root = Path(tempfile.mkdtemp(prefix=f"mdp-rehearsal-{stack}-", dir=workdir))
+    root = hosts_root / stack if hosts_root else Path(tempfile.mkdtemp(prefix="mdp-rehearsal-"))
     region = str(run.config.get("aws:region") or "us-east-1")
     try:
         emulator = emulator or Emulator(region).start()
@@ -63,11 +66,12 @@ def rehearse(
                 database = database or StandInDatabase().start()
                 rehearse_generator(host_run, database)
             else:
-                report.skipped(host, "boot", "not rehearsed yet")
+                rehearse_airflow(host_run)
     finally:
         if own_emulator and emulator is not None:
             emulator.stop()
         if own_database and database is not None:
             database.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if hosts_root is None:
+            shutil.rmtree(root, ignore_errors=True)
     return report

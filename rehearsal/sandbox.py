@@ -70,6 +70,7 @@ class Unit:
     working_directory: str
     user: str
     unit: str  # for a timer: the service it starts
+    type: str = "simple"
     state_directories: tuple[str, ...] = ()
     runtime_directories: tuple[str, ...] = ()
 
@@ -97,6 +98,7 @@ class Unit:
             working_directory=(values.get("WorkingDirectory") or [""])[0],
             user=(values.get("User") or ["root"])[0],
             unit=(values.get("Unit") or [default_unit])[0],
+            type=(values.get("Type") or ["simple"])[0],
             state_directories=tuple(" ".join(values.get("StateDirectory", [])).split()),
             runtime_directories=tuple(" ".join(values.get("RuntimeDirectory", [])).split()),
         )
@@ -130,6 +132,8 @@ class Sandbox:
             raise ValueError("the user data is not a cloud-config document")
         doc = yaml.safe_load(user_data)
         box = cls(root=root, host_env=dict(host_env), cloud_config=doc)
+        # A root that exists already is the same machine booting again: its /opt/mdp stays.
+        box.systemctl_log.unlink(missing_ok=True)
         box._stand_ins()
         for entry in doc.get("write_files", []):
             box.rendered[entry["path"]] = entry["content"]
@@ -244,7 +248,11 @@ class Sandbox:
             self.path(f"/run/{directory}").mkdir(parents=True, exist_ok=True)
         cwd = Path(unit.working_directory) if unit.working_directory else self.root
         outputs: list[str] = []
-        for command in (*unit.exec_start_pre, *unit.exec_start):
+        # A long-running service would never return: only its start-up commands run.
+        commands = unit.exec_start_pre
+        if unit.type == "oneshot":
+            commands = (*unit.exec_start_pre, *unit.exec_start)
+        for command in commands:
             argv = shlex.split(command.lstrip("-@+!"))
             outputs.append(self.run(argv, f"{name}: {command}", env=env, cwd=cwd).stdout)
         return outputs

@@ -42,7 +42,6 @@ GENERATOR_WIRES = (
 AIRFLOW_WIRES = (
     Wire("/etc/mdp/host.env", "MDP_ARTIFACT_BUCKET", outputs.ARTIFACT_BUCKET),
     Wire("/etc/mdp/airflow.env", "MDP_EXPORTS_TARGET", outputs.EXPORTS_BUCKET, "s3-bucket"),
-    Wire("/etc/mdp/airflow.env", "MDP_RAW_DATABASE", outputs.SNOWFLAKE_RAW_DATABASE),
     Wire("/etc/mdp/dashboard.env", "MDP_SNOWFLAKE_ACCOUNT", outputs.SNOWFLAKE_ACCOUNT),
     Wire("/etc/mdp/dashboard.env", "MDP_SNOWFLAKE_USER", outputs.SNOWFLAKE_DASHBOARD_USER),
     Wire("/etc/mdp/dashboard.env", "MDP_SNOWFLAKE_ROLE", outputs.SNOWFLAKE_REPORTER_ROLE),

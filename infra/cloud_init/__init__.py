@@ -222,6 +222,9 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
+        # Unset, Airflow derives postgresql+asyncpg for its async engine, and asyncpg is not in
+        # uv.lock: every Airflow process would fail at import. psycopg 3 serves both engines.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
         "AIRFLOW__SECRETS__BACKEND": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
         "AIRFLOW__SECRETS__BACKEND_KWARGS": backend_kwargs,
         # No inbound rule exists; the UI is reached through an SSM port-forwarding session.
