@@ -15,6 +15,7 @@ from rehearsal.emulator import Emulator
 from rehearsal.generator import rehearse_generator
 from rehearsal.hosts import HostRun
 from rehearsal.report import Report
+from rehearsal.sandbox import missing_tools
 
 HOSTS = ("generator", "airflow")
 
@@ -43,11 +44,22 @@ def rehearse(
     report = Report(stack)
     own_emulator = emulator is None
     own_database = database is None
-    root = hosts_root / stack if hosts_root else Path(tempfile.mkdtemp(prefix="mdp-rehearsal-"))
     region = str(run.config.get("aws:region") or "us-east-1")
+    missing = missing_tools()
+    if missing:
+        report.failed(
+            "machine",
+            "the hosts' tools",
+            f"this machine lacks {', '.join(missing)}, which the hosts' scripts call; "
+            "run `make system-deps` (or install them), then rehearse again",
+            "the image's packages",
+            "scripts/system-deps.sh",
+        )
+        return report
+    root = hosts_root / stack if hosts_root else Path(tempfile.mkdtemp(prefix="mdp-rehearsal-"))
     try:
         emulator = emulator or Emulator(region).start()
-        if own_emulator is False:
+        if not own_emulator:
             emulator.reset()
         applied = apply(run, emulator)
         report.ok(

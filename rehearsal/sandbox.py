@@ -41,6 +41,15 @@ _HOST_PATH = re.compile(
     + "|".join(re.escape(p) for p in sorted(HOST_PATHS, key=len, reverse=True))
     + r")(?![\w-])"
 )
+# The commands the hosts' scripts call that come from the image's packages.
+HOST_TOOLS = ("aws", "jq", "unzip", "bash")
+
+
+def missing_tools() -> list[str]:
+    """The host tools this machine lacks (`make system-deps` installs them)."""
+    return [tool for tool in HOST_TOOLS if shutil.which(tool) is None]
+
+
 # What a host process inherits from this machine: nothing of ours, no AWS credentials.
 _DROP_ENV = ("AWS_", "AIRFLOW", "MDP_", "PG", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT")
 _COMMAND_TIMEOUT_S = 900
@@ -184,7 +193,8 @@ class Sandbox:
         systemctl = self.bin / "systemctl"
         systemctl.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(self.systemctl_log))}\n')
         systemctl.chmod(0o755)
-        uv = shutil.which("uv")
+        # `uv run` names its own binary in UV; on a fresh clone uv may be off PATH.
+        uv = os.environ.get("UV") or shutil.which("uv")
         python = shutil.which("python3.11") or getattr(sys, "_base_executable", sys.executable)
         for host_path, real in (("/usr/local/bin/uv", uv), ("/usr/bin/python3.11", python)):
             if real:
