@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from infra import outputs
-from infra.mockrun import ProgramRun, Recorded, cached_run
+from infra.mockrun import ProgramRun, Recorded, cached_run, run_program
 from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
 from rehearsal.report import Report, Status, Step
 from rehearsal.run import rehearse
+from tests.infra.snowflake.conftest import snowflake_config
 
 pytestmark = pytest.mark.postgres
 
@@ -89,6 +90,30 @@ def test_the_airflow_host_reads_its_secrets_and_writes_its_exports(report: Repor
     assert _step(report, "airflow", "daily run of the cloud DAG").status is Status.SKIPPED
 
 
+@pytest.fixture(scope="module")
+def with_snowflake() -> ProgramRun:
+    """dev as a user sets it up with Snowflake: Airflow gets its dbt connection, the dashboard its key."""
+    return run_program("dev", overrides={"mdp:snowflake": snowflake_config("dev")})
+
+
+def test_with_snowflake_airflow_reads_its_connection_and_the_dashboard_fetches_its_key(
+    emulator: Emulator,
+    database: StandInDatabase,
+    hosts_root: Path,
+    reports: dict[str, Report],
+    with_snowflake: ProgramRun,
+) -> None:
+    # The dev Airflow machine of the passing run boots again with this user data.
+    report = rehearse(
+        "dev", run=with_snowflake, hosts=["airflow"], emulator=emulator, database=database,
+        hosts_root=hosts_root,
+    )  # fmt: skip
+    assert report.passed, report.render()
+    assert "1 connections" in _step(report, "airflow", "Airflow secrets backend").detail
+    assert _step(report, "airflow", "dashboard key script").status is Status.OK
+    assert _step(report, "airflow", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+
+
 # ---- Sabotage: change what the program recorded, never the product, and watch the wire fail.
 
 
@@ -119,13 +144,15 @@ def _failure(report: Report, host: str) -> list[Step]:
 
 
 def test_airflow_losing_its_secret_read_fails_naming_the_wire(
-    emulator: Emulator, database: StandInDatabase, hosts_root: Path, reports: dict[str, Report]
+    emulator: Emulator,
+    database: StandInDatabase,
+    hosts_root: Path,
+    reports: dict[str, Report],
+    with_snowflake: ProgramRun,
 ) -> None:
-    # After the passing run, which deployed the release on this same machine (hosts_root).
-    assert reports["prod"].passed
-    run = _edit(cached_run("prod"), "airflow-policy", _drop_statement("ReadAirflowSecrets"))
+    run = _edit(with_snowflake, "airflow-policy", _drop_statement("ReadAirflowSecrets"))
     broken = rehearse(
-        "prod", run=run, hosts=["airflow"], emulator=emulator, database=database,
+        "dev", run=run, hosts=["airflow"], emulator=emulator, database=database,
         hosts_root=hosts_root,
     )  # fmt: skip
     (step,) = _failure(broken, "airflow")
