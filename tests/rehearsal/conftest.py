@@ -10,8 +10,6 @@ import pytest
 from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[Emulator]:
