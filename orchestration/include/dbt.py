@@ -14,6 +14,7 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from cosmos.profiles import SnowflakePrivateKeyPemProfileMapping
 
 from core import paths
+from orchestration.include import alerts
 from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
 
 # The database dbt builds into comes from the stack's Airflow connection (its ANALYTICS, with
@@ -124,9 +125,7 @@ def freeze_heap(context: Any) -> None:
 def report_failure(context: Any) -> None:
     """After the last try of a dbt task: one line naming the dbt node and dbt's error."""
     task_id: str = context["ti"].task_id
-    node = task_id.split(".")[-1]
-    for suffix in ("_model_build", "_build", "_run", "_test"):
-        node = node.removesuffix(suffix)
+    node = alerts.dbt_node(task_id) or task_id
     error = str(context.get("exception") or "see the dbt output above").strip()
     logging.getLogger(__name__).error(
         "dbt node %s failed in task %s: %s. Every task downstream of it is skipped and "
@@ -142,7 +141,8 @@ def operator_args(settings: Settings) -> dict[str, Any]:
     return {
         "execution_timeout": settings.task_timeout,
         "pre_execute": freeze_heap,
-        "on_failure_callback": report_failure,
+        # The log line for whoever reads the task log, then the one alert of this failure.
+        "on_failure_callback": [report_failure, alerts.on_task_failure],
     }
 
 

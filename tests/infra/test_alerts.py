@@ -303,3 +303,36 @@ def test_prod_host_without_a_recovering_status_alarm_is_caught(alerted_prod: Pro
     # Dev is not held to it.
     assert rule.on_stack(without, Context(production=False)) == []
     assert r.ALARM == ALARM
+
+
+def test_the_dag_publishes_to_the_topic_named_in_an_airflow_variable(alerted: ProgramRun) -> None:
+    """The Airflow host finds the topic through its variable, and may publish there and only there."""
+    from core.connections import ALERTS_TOPIC_VARIABLE
+
+    topic_arn = alerted.one(TOPIC).outputs["arn"]
+    secret = next(
+        r
+        for r in alerted.of_type("aws:secretsmanager/secret:Secret")
+        if r.inputs["name"].endswith(f"/airflow/variables/{ALERTS_TOPIC_VARIABLE}")
+    )
+    (version,) = [
+        v
+        for v in alerted.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if v.inputs["secretId"] == secret.id
+    ]
+    assert version.plain["secretString"] == topic_arn
+    policies = [
+        json.loads(p.inputs["policy"]) for p in alerted.of_type("aws:iam/rolePolicy:RolePolicy")
+    ]
+    publishers = [
+        s for p in policies for s in p["Statement"] if "sns:Publish" in _list(s["Action"])
+    ]
+    assert [s["Resource"] for s in publishers] == [topic_arn]
+
+
+def test_no_alerts_config_gives_airflow_no_topic_variable() -> None:
+    from core.connections import ALERTS_TOPIC_VARIABLE
+
+    run = run_program("dev")
+    names = [r.inputs["name"] for r in run.of_type("aws:secretsmanager/secret:Secret")]
+    assert not any(n.endswith(ALERTS_TOPIC_VARIABLE) for n in names)
