@@ -9,6 +9,7 @@ from mdp.demo import demo
 from mdp.export import export_command
 from mdp.generate import generate
 from mdp.plan import plan_command
+from mdp.rotate_key import rotate_key_command
 from mdp.status import status, stop
 from mdp.sync import sync
 from mdp.transform import app as transform_app
@@ -41,4 +42,7 @@ app.command(short_help="Show the source and the local state; exit 1 if a part is
 app.command(short_help="Stop the embedded PostgreSQL (its data stays).")(stop)
 app.command("plan", short_help="Plan a stack without credentials: resources, policies, cost.")(
     plan_command
+)
+app.command("rotate-key", short_help="Rotate a Snowflake service user's key at the next deploy.")(
+    rotate_key_command
 )
