@@ -170,5 +170,23 @@ def build_manifest(settings: Settings | None = None) -> Path:
     return settings.dbt_project_dir / "target" / "manifest.json"
 
 
+def manifest_is_stale(settings: Settings) -> bool:
+    """True when the manifest is missing or older than a file of the dbt project."""
+    manifest = settings.dbt_manifest
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    project = settings.dbt_project_dir
+    sources = [project / "dbt_project.yml"]
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        sources += [p for p in (project / folder).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
+def ensure_manifest(settings: Settings) -> Path:
+    """The manifest, parsed again only when the project changed since it was built."""
+    return build_manifest(settings) if manifest_is_stale(settings) else settings.dbt_manifest
+
+
 if __name__ == "__main__":
     print(build_manifest())
