@@ -103,6 +103,17 @@ def airflow_policy(
                 "Resource": secret_arns,
             }
         )
+    statements.append(
+        {
+            # The CloudWatch agent's root-disk metric; PutMetricData takes no resource ARN, so
+            # the namespace condition is what scopes it.
+            "Sid": "PublishDiskMetric",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "CWAgent"}},
+        }
+    )
     if alerts_topic_arn:
         statements.append(
             {
