@@ -189,6 +189,12 @@ def test_the_dag_alerts_on_every_tasks_final_failure_and_declares_its_deadline(
     assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert deadline.interval == timedelta(minutes=90)
     assert deadline.callback.path == "orchestration.include.alerts.on_deadline_missed"
+    # The scheduler reads the serialized DAG: the deadline and its callback survive the trip.
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    scheduled = json.dumps(DagSerialization.serialize_dag(dag)["deadline"])
+    assert "orchestration.include.alerts.on_deadline_missed" in scheduled
+    assert "DagRunLogicalDateDeadline" in scheduled and "5400" in scheduled
 
     # Only triggered, a run has no scheduled time to miss.
     assert load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="").deadline is None
