@@ -195,6 +195,8 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str
         out |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket, "__id": bucket}
     elif typ == "aws:kms/key:Key":
         out |= {"keyId": f"{name}-key-id", "arn": _arn("kms", f"key/{name}")}
+    elif typ == "aws:sns/topic:Topic":
+        out |= {"arn": _arn("sns", inputs.get("name", name))}
     elif typ == "aws:secretsmanager/secret:Secret":
         out |= {"arn": _arn("secretsmanager", f"secret:{inputs.get('name', name)}-AbCdEf")}
     elif typ == "aws:iam/role:Role":
