@@ -9,9 +9,6 @@ import typer
 import yaml
 
 from core.paths import REPO_ROOT
-from infra.sections import STACKS
-from infra.snowflake.naming import SERVICE_USERS
-from infra.snowflake.rotation import DEFAULT_ROTATION_DAYS, key_generation
 
 SECTION = "mdp:snowflake"
 KEY = "keyRotations"
@@ -92,11 +89,8 @@ def record_rotation(path: Path, user: str) -> tuple[int, dict[str, Any]]:
 
 
 def rotate_key_command(
-    stack: Annotated[str, typer.Option("--stack", help=f"The stack: {', '.join(STACKS)}.")],
-    user: Annotated[
-        str,
-        typer.Option("--user", help=f"The service user: {', '.join(SERVICE_USERS)}."),
-    ],
+    stack: Annotated[str, typer.Option("--stack", help="The stack (Pulumi.<stack>.yaml).")],
+    user: Annotated[str, typer.Option("--user", help="The service user, e.g. AIRBYTE.")],
     config_file: Annotated[
         Path | None,
         typer.Option(help="The stack's config file (default: Pulumi.<stack>.yaml)."),
@@ -109,6 +103,13 @@ def rotate_key_command(
     connection, the dashboard, Airbyte's destination) switch to it, and the key they used until
     then stays valid until the rotation after.
     """
+    # Deferred for start-up speed: infra.snowflake loads the Pulumi Snowflake provider (about
+    # 3 s), and every `mdp` command, on the hosts too, would pay for it. The hosts' release
+    # carries no infra/ at all.
+    from infra.sections import STACKS
+    from infra.snowflake.naming import SERVICE_USERS
+    from infra.snowflake.rotation import DEFAULT_ROTATION_DAYS, key_generation
+
     if stack not in STACKS:
         typer.echo(f"Unknown stack {stack!r}; the stacks are {', '.join(STACKS)}.", err=True)
         raise typer.Exit(2)

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from infra.cloud_init import CLOUDWATCH_AGENT_CTL
 from infra.mockrun import ProgramRun, Recorded
 from rehearsal.apply import INSTANCE, INSTANCE_PROFILE, Applied
 from rehearsal.emulator import Emulator
@@ -204,6 +205,11 @@ class HostRun:
                 healthy &= special[argv[0]](argv)
             elif argv[:3] == ["python3.11", "-m", "pip"]:
                 self.skipped(text, "uv on this machine stands in for the pip install")
+            elif argv[0] == CLOUDWATCH_AGENT_CTL:
+                self.skipped(
+                    text,
+                    "the CloudWatch agent is the image's package, absent here; its config is written",
+                )
             elif argv[0] == "curl":
                 self.skipped(text, "no internet: the RDS CA is not downloaded (TLS not rehearsed)")
             elif argv[:2] == ["systemctl", "daemon-reload"]:

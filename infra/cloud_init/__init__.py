@@ -191,6 +191,7 @@ def render_generator(boot: GeneratorBoot) -> str:
 
 
 CLOUDWATCH_AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+CLOUDWATCH_AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
 
 
 def cloudwatch_agent_config() -> dict[str, Any]:
@@ -293,7 +294,7 @@ def render_airflow(boot: AirflowBoot) -> str:
         "runcmd": [
             *_bootstrap_commands(boot.region),
             [
-                "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl",
+                CLOUDWATCH_AGENT_CTL,
                 *("-a", "fetch-config", "-m", "ec2", "-s", "-c", f"file:{CLOUDWATCH_AGENT_CONFIG}"),
             ],
             ["/usr/local/bin/mdp-airflow-setup"],
