@@ -6,6 +6,7 @@ from typing import Any
 
 import pulumi
 
+from core.connections import ALERTS_TOPIC_VARIABLE
 from infra import outputs
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs, ApiApplication
 from infra.airbyte.client import CONFIG_CLIENT_ID, CONFIG_CLIENT_SECRET, DEFAULT_SERVER_URL
@@ -15,6 +16,7 @@ from infra.alerts import (
     WatchedDatabase,
     WatchedHost,
     default_max_connections,
+    topic_arn,
 )
 from infra.config import ConfigError, ConfigIssue, StackConfig, load_stack_config
 from infra.database import Database, DatabaseArgs
@@ -286,11 +288,15 @@ def main() -> None:
         **(snowflake.airflow_connections if snowflake is not None else {}),
         **(airbyte.airflow_connections if airbyte is not None else {}),
     }
+    alerting = config.alerts is not None and config.alerts.configured
+    alerts_topic = topic_arn(stack, aws_cfg.region) if alerting else None
     airflow_variables: dict[str, pulumi.Input[str]] = {
         "mdp_exports_bucket": storage.exports_bucket,
         "mdp_stack": stack,
         # Airflow triggers syncs of this connection (always in manual mode, on demand otherwise).
         **(airbyte.airflow_variables if airbyte is not None else {}),
+        # The DAG's alerts go to the stack's topic (none without `mdp:alerts`).
+        **({ALERTS_TOPIC_VARIABLE: alerts_topic} if alerts_topic is not None else {}),
     }
 
     airflow = AirflowHost(
@@ -308,6 +314,7 @@ def main() -> None:
             variables=airflow_variables,
             dashboard=snowflake_dashboard(snowflake) if snowflake is not None else None,
             raw_database=raw_database_name(config),
+            alerts_topic_arn=alerts_topic,
         ),
     )
 
