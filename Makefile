@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
-	plan rehearse system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
+	plan rehearse system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports bench-dag
 
 help: ## List the targets
 	@if [ -t 1 ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
@@ -101,8 +101,11 @@ bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS
 bench-ingestion: install ## Loader at 1M and 10M rows: full + incremental sync vs bare COPY (and dlt at 1M); .local/bench/ingestion.json
 	$(RUN) python -m ingestion.bench
 
-bench-transform: install ## Full dbt build over ~10M payments, then an incremental one after one more day
+bench-transform: install ## dbt full + incremental build after one day, at 10M and 1M payments; .local/bench/transform.json
 	$(RUN) python -m transform.bench
+
+bench-dag: install ## One day under Airflow's scheduler (LocalExecutor) vs mdp sync + dbt build; .local/bench/dag.json
+	$(RUN) python -m orchestration.bench
 
 bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
 	$(RUN) python -m exports.bench

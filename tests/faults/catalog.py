@@ -56,8 +56,8 @@ FAULTS: tuple[Fault, ...] = (
         "d7-deduplication",
         "D7: the payment with the smallest id per charge_id is kept, the others quarantined",
         f"{TRANSFORM}/staging/postgres_airbyte/base/base_postgres_airbyte__payments_checked.sql",
-        "and earlier.id < payments.payment_id",
-        "and earlier.id > payments.payment_id",
+        "and charges.first_payment_id < payments.payment_id",
+        "and charges.first_payment_id > payments.payment_id",
         (
             "tests/transform/test_local_build.py"
             "::test_checked_marts_match_hand_computed_expectations",
