@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import Component
 from infra.sections import StackName
 
 
@@ -19,16 +22,15 @@ class EncryptionKeyArgs:
     protect: bool = False
 
 
-class EncryptionKey(pulumi.ComponentResource):
+class EncryptionKey(Component[EncryptionKeyArgs]):
     """A rotating KMS key whose policy lets CloudWatch Logs encrypt the stack's log groups, and alarms and budgets publish to the alert topic."""
+
+    TYPE = "mdp:encryption:EncryptionKey"
 
     key_arn: pulumi.Output[str]
     key_id: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:encryption:EncryptionKey", name, None, opts)
+    def _declare(self, name: str, args: EncryptionKeyArgs) -> Mapping[str, Any]:
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
@@ -49,7 +51,7 @@ class EncryptionKey(pulumi.ComponentResource):
         )
         self.key_arn = self._key.arn
         self.key_id = self._key.key_id
-        self.register_outputs({"keyArn": self.key_arn, "keyId": self.key_id})
+        return {"keyArn": self.key_arn, "keyId": self.key_id}
 
 
 def _key_policy(account_id: str, region: str) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import Component
 from infra.sections import StackName
 
 
@@ -25,8 +28,10 @@ class NetworkArgs:
     airflow_public: bool = True
 
 
-class Network(pulumi.ComponentResource):
+class Network(Component[NetworkArgs]):
     """A VPC with a public subnet, two private subnets in two AZs, and VPC flow logs."""
+
+    TYPE = "mdp:network:Network"
 
     vpc_id: pulumi.Output[str]
     public_subnet_id: pulumi.Output[str]
@@ -35,12 +40,7 @@ class Network(pulumi.ComponentResource):
     airflow_egress_ip: pulumi.Output[str]
     airflow_eip_allocation_id: pulumi.Output[str] | None
 
-    def __init__(
-        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:network:Network", name, None, opts)
-        self._name = name
-        self._args = args
+    def _declare(self, name: str, args: NetworkArgs) -> Mapping[str, Any]:
         child = pulumi.ResourceOptions(parent=self)
         # /20 blocks: the first public, the next two private, the rest free for growth.
         blocks = list(args.cidr.subnets(new_prefix=max(args.cidr.prefixlen + 4, 20)))
@@ -73,14 +73,12 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr = str(args.cidr)
         self.public_subnet_id = self.public_subnet.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in self.private_subnets])
-        self.register_outputs(
-            {
-                "vpcId": self.vpc_id,
-                "publicSubnetId": self.public_subnet_id,
-                "privateSubnetIds": self.private_subnet_ids,
-                "airflowEgressIp": self.airflow_egress_ip,
-            }
-        )
+        return {
+            "vpcId": self.vpc_id,
+            "publicSubnetId": self.public_subnet_id,
+            "privateSubnetIds": self.private_subnet_ids,
+            "airflowEgressIp": self.airflow_egress_ip,
+        }
 
     def _subnet(self, suffix: str, block: IPv4Network, zone: str) -> aws.ec2.Subnet:
         return aws.ec2.Subnet(
