@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pulumi
@@ -22,6 +22,12 @@ def _opts(opts: pulumi.ResourceOptions | None, secrets: Sequence[str]) -> pulumi
     # The digests and any secret-named property stay encrypted in the state file.
     extra = pulumi.ResourceOptions(additional_secret_outputs=[SECRET_HASHES, *secrets])
     return pulumi.ResourceOptions.merge(opts, extra)
+
+
+def _props(args: Any, output: str, **inputs: Any) -> dict[str, Any]:
+    """The resource's inputs: every field of `args`, but for `inputs`, and its unknown outputs."""
+    props = {f.name: getattr(args, f.name) for f in fields(args)}
+    return {**props, **inputs, output: None, SECRET_HASHES: None}
 
 
 @dataclass(frozen=True)
@@ -55,26 +61,14 @@ class PostgresSource(dynamic.Resource, module="airbyte", name="PostgresSource"):
         opts: pulumi.ResourceOptions | None = None,
         provider: AirbyteProvider | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "workspace_id": args.workspace_id,
-            "name": args.name,
-            "host": args.host,
-            "port": args.port,
-            "database": args.database,
-            "username": args.username,
-            "password": pulumi.Output.secret(args.password),
-            "schemas": list(args.schemas),
-            "ssl_mode": "require",
-            "replication_method": args.replication_method,
-            "cdc_publication": args.cdc_publication,
-            "cdc_replication_slot": args.cdc_replication_slot,
-            "tunnel_host": args.tunnel_host,
-            "tunnel_port": args.tunnel_port,
-            "tunnel_user": args.tunnel_user,
-            "ssh_key": pulumi.Output.secret(args.ssh_key),
-            "source_id": None,
-            SECRET_HASHES: None,
-        }
+        props = _props(
+            args,
+            "source_id",
+            password=pulumi.Output.secret(args.password),
+            ssh_key=pulumi.Output.secret(args.ssh_key),
+            schemas=list(args.schemas),
+            ssl_mode="require",
+        )
         super().__init__(
             provider or PostgresSourceProvider(), name, props, _opts(opts, ["password", "ssh_key"])
         )
@@ -108,20 +102,7 @@ class SnowflakeDestination(dynamic.Resource, module="airbyte", name="SnowflakeDe
         opts: pulumi.ResourceOptions | None = None,
         provider: AirbyteProvider | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "workspace_id": args.workspace_id,
-            "name": args.name,
-            "host": args.host,
-            "database": args.database,
-            "schema": args.schema,
-            "raw_data_schema": args.raw_data_schema,
-            "role": args.role,
-            "warehouse": args.warehouse,
-            "username": args.username,
-            "private_key": pulumi.Output.secret(args.private_key),
-            "destination_id": None,
-            SECRET_HASHES: None,
-        }
+        props = _props(args, "destination_id", private_key=pulumi.Output.secret(args.private_key))
         super().__init__(
             provider or SnowflakeDestinationProvider(), name, props, _opts(opts, ["private_key"])
         )
@@ -171,20 +152,12 @@ class Connection(dynamic.Resource, module="airbyte", name="Connection"):
         opts: pulumi.ResourceOptions | None = None,
         provider: AirbyteProvider | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "workspace_id": args.workspace_id,
-            "name": args.name,
-            "source_id": args.source_id,
-            "destination_id": args.destination_id,
-            "streams": [s.as_props() for s in args.streams],
-            "schedule_type": args.schedule_type,
-            "cron_expression": args.cron_expression if args.schedule_type == "cron" else None,
-            "namespace_definition": "custom_format",
-            "namespace_format": args.namespace_format,
-            "prefix": "",
-            "non_breaking_schema_updates_behavior": args.non_breaking_schema_updates_behavior,
-            "status": args.status,
-            "connection_id": None,
-            SECRET_HASHES: None,
-        }
+        props = _props(
+            args,
+            "connection_id",
+            streams=[s.as_props() for s in args.streams],
+            cron_expression=args.cron_expression if args.schedule_type == "cron" else None,
+            namespace_definition="custom_format",
+            prefix="",
+        )
         super().__init__(provider or ConnectionProvider(), name, props, _opts(opts, []))
