@@ -7,7 +7,6 @@ checks the estimate against `mdp:cost.monthlyBudgetUsd` either way.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pulumi_aws as aws
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from infra.component import Component
+from infra.iam import account_root, policy_document
 from infra.sections import Section, StackName
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -318,31 +318,26 @@ class Alerts(Component[AlertsArgs]):
 
 def _topic_policy(topic_arn: str, account_id: str) -> str:
     # The account keeps its default rights; CloudWatch and Budgets may publish alerts.
-    return json.dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountManagesTopic",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": [
-                        "sns:GetTopicAttributes",
-                        "sns:SetTopicAttributes",
-                        "sns:Subscribe",
-                        "sns:ListSubscriptionsByTopic",
-                        "sns:Publish",
-                    ],
-                    "Resource": topic_arn,
-                },
-                {
-                    "Sid": "AlarmsAndBudgetsPublish",
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                },
+            "Sid": "AccountManagesTopic",
+            "Effect": "Allow",
+            "Principal": account_root(account_id),
+            "Action": [
+                "sns:GetTopicAttributes",
+                "sns:SetTopicAttributes",
+                "sns:Subscribe",
+                "sns:ListSubscriptionsByTopic",
+                "sns:Publish",
             ],
-        }
+            "Resource": topic_arn,
+        },
+        {
+            "Sid": "AlarmsAndBudgetsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
     )

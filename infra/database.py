@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra.component import Component
 from infra.endpoints import DatabaseAccess, PostgresEndpoint, PostgresLogin
+from infra.iam import assume_role_policy
 from infra.sections import Section, StackName
 
 PORT = 5432
@@ -180,18 +180,7 @@ class Database(Component[DatabaseArgs]):
         name, args, s = self._name, self._args, self._args.settings
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicyAttachment(

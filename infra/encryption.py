@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.component import Component
+from infra.iam import account_root, policy_document
 from infra.sections import StackName
 
 
@@ -56,46 +56,41 @@ class EncryptionKey(Component[EncryptionKeyArgs]):
 
 def _key_policy(account_id: str, region: str) -> str:
     # The account root delegates to IAM; only CloudWatch Logs needs a service grant in the key policy.
-    return json.dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministersThroughIam",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                    "Action": [
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    "Resource": "*",
-                    "Condition": {
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": (
-                                f"arn:aws:logs:{region}:{account_id}:log-group:*"
-                            )
-                        }
-                    },
-                },
-                {
-                    # Alarms and Budgets publish to the stack's encrypted alert topic.
-                    "Sid": "AlarmsAndBudgetsPublishToTheAlertTopic",
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
-                    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                },
+            "Sid": "AccountAdministersThroughIam",
+            "Effect": "Allow",
+            "Principal": account_root(account_id),
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
             ],
-        }
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:aws:logs:{region}:{account_id}:log-group:*"
+                    )
+                }
+            },
+        },
+        {
+            # Alarms and Budgets publish to the stack's encrypted alert topic.
+            "Sid": "AlarmsAndBudgetsPublishToTheAlertTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
     )

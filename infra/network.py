@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network
@@ -12,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.component import Component
+from infra.iam import assume_role_policy, policy_document
 from infra.sections import StackName
 
 
@@ -170,38 +170,22 @@ class Network(Component[NetworkArgs]):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicy(
             f"{name}-flow-logs-policy",
             role=role.id,
             policy=log_group.arn.apply(
-                lambda arn: json.dumps(
+                lambda arn: policy_document(
                     {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    "logs:CreateLogStream",
-                                    "logs:PutLogEvents",
-                                    "logs:DescribeLogStreams",
-                                ],
-                                "Resource": [arn, f"{arn}:*"],
-                            }
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams",
                         ],
+                        "Resource": [arn, f"{arn}:*"],
                     }
                 )
             ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.component import Component
+from infra.iam import policy_document
 from infra.sections import StackName
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -235,4 +235,4 @@ def _tls_only_policy(bucket_arn: str, logs_bucket: bool) -> str:
                 "Resource": f"{bucket_arn}/*",
             }
         )
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return policy_document(*statements)
