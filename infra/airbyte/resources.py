@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pulumi
 from pulumi import dynamic
@@ -17,17 +17,36 @@ from infra.airbyte.provider import (
     SnowflakeDestinationProvider,
 )
 
-
-def _opts(opts: pulumi.ResourceOptions | None, secrets: Sequence[str]) -> pulumi.ResourceOptions:
-    # The digests and any secret-named property stay encrypted in the state file.
-    extra = pulumi.ResourceOptions(additional_secret_outputs=[SECRET_HASHES, *secrets])
-    return pulumi.ResourceOptions.merge(opts, extra)
+ArgsT = TypeVar("ArgsT")
 
 
-def _props(args: Any, output: str, **inputs: Any) -> dict[str, Any]:
-    """The resource's inputs: every field of `args`, but for `inputs`, and its unknown outputs."""
-    props = {f.name: getattr(args, f.name) for f in fields(args)}
-    return {**props, **inputs, output: None, SECRET_HASHES: None}
+class _AirbyteResource(dynamic.Resource, Generic[ArgsT]):
+    """A resource of the Airbyte API, which the dynamic provider of its kind manages."""
+
+    PROVIDER: ClassVar[type[AirbyteProvider]]
+
+    def __init__(
+        self,
+        name: str,
+        args: ArgsT,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: AirbyteProvider | None = None,
+    ) -> None:
+        kind = self.PROVIDER.kind
+        # Every field of `args` as it is, but for `_inputs`; its id and digests are outputs.
+        props = {f.name: getattr(args, f.name) for f in fields(args)}  # type: ignore[arg-type]
+        props |= {**self._inputs(args), kind.id_key: None, SECRET_HASHES: None}
+        # The digests and any secret-named property stay encrypted in the state file.
+        extra = pulumi.ResourceOptions(
+            additional_secret_outputs=[SECRET_HASHES, *kind.secret_fields]
+        )
+        super().__init__(
+            provider or self.PROVIDER(), name, props, pulumi.ResourceOptions.merge(opts, extra)
+        )
+
+    def _inputs(self, args: ArgsT) -> dict[str, Any]:
+        """The inputs that differ from the fields of `args`, or are not among them."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -51,27 +70,17 @@ class PostgresSourceArgs:
     cdc_replication_slot: str | None = None
 
 
-class PostgresSource(dynamic.Resource, module="airbyte", name="PostgresSource"):
+class PostgresSource(_AirbyteResource[PostgresSourceArgs], module="airbyte", name="PostgresSource"):
+    PROVIDER = PostgresSourceProvider
     source_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: PostgresSourceArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        provider: AirbyteProvider | None = None,
-    ) -> None:
-        props = _props(
-            args,
-            "source_id",
-            password=pulumi.Output.secret(args.password),
-            ssh_key=pulumi.Output.secret(args.ssh_key),
-            schemas=list(args.schemas),
-            ssl_mode="require",
-        )
-        super().__init__(
-            provider or PostgresSourceProvider(), name, props, _opts(opts, ["password", "ssh_key"])
-        )
+    def _inputs(self, args: PostgresSourceArgs) -> dict[str, Any]:
+        return {
+            "password": pulumi.Output.secret(args.password),
+            "ssh_key": pulumi.Output.secret(args.ssh_key),
+            "schemas": list(args.schemas),
+            "ssl_mode": "require",
+        }
 
 
 @dataclass(frozen=True)
@@ -92,20 +101,14 @@ class SnowflakeDestinationArgs:
     private_key: pulumi.Input[str]
 
 
-class SnowflakeDestination(dynamic.Resource, module="airbyte", name="SnowflakeDestination"):
+class SnowflakeDestination(
+    _AirbyteResource[SnowflakeDestinationArgs], module="airbyte", name="SnowflakeDestination"
+):
+    PROVIDER = SnowflakeDestinationProvider
     destination_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: SnowflakeDestinationArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        provider: AirbyteProvider | None = None,
-    ) -> None:
-        props = _props(args, "destination_id", private_key=pulumi.Output.secret(args.private_key))
-        super().__init__(
-            provider or SnowflakeDestinationProvider(), name, props, _opts(opts, ["private_key"])
-        )
+    def _inputs(self, args: SnowflakeDestinationArgs) -> dict[str, Any]:
+        return {"private_key": pulumi.Output.secret(args.private_key)}
 
 
 @dataclass(frozen=True)
@@ -142,22 +145,14 @@ class ConnectionArgs:
     status: str = "active"
 
 
-class Connection(dynamic.Resource, module="airbyte", name="Connection"):
+class Connection(_AirbyteResource[ConnectionArgs], module="airbyte", name="Connection"):
+    PROVIDER = ConnectionProvider
     connection_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: ConnectionArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        provider: AirbyteProvider | None = None,
-    ) -> None:
-        props = _props(
-            args,
-            "connection_id",
-            streams=[s.as_props() for s in args.streams],
-            cron_expression=args.cron_expression if args.schedule_type == "cron" else None,
-            namespace_definition="custom_format",
-            prefix="",
-        )
-        super().__init__(provider or ConnectionProvider(), name, props, _opts(opts, []))
+    def _inputs(self, args: ConnectionArgs) -> dict[str, Any]:
+        return {
+            "streams": [s.as_props() for s in args.streams],
+            "cron_expression": args.cron_expression if args.schedule_type == "cron" else None,
+            "namespace_definition": "custom_format",
+            "prefix": "",
+        }
