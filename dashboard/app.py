@@ -77,6 +77,28 @@ def _month_band(labels: list[str]) -> alt.X:
     return alt.X("month_label:O", title=None, sort=labels, axis=alt.Axis(labelAngle=-45))
 
 
+def _by_month_and_series(
+    chart: alt.Chart,
+    labels: list[str],
+    y: alt.Y,
+    series: str,
+    title: str,
+    value: alt.Tooltip,
+    **color: Any,
+) -> alt.Chart:
+    # Months along x and a colour per series; the tooltip names the month, the series, the value.
+    return chart.encode(
+        x=_month_band(labels),
+        y=y,
+        color=alt.Color(f"{series}:N", title=title, **color),
+        tooltip=[
+            alt.Tooltip("month_label:O", title="Month"),
+            alt.Tooltip(f"{series}:N", title=title),
+            value,
+        ],
+    )
+
+
 def _chart(chart: alt.Chart) -> None:
     st.altair_chart(chart.properties(height=CHART_HEIGHT), width="stretch")
 
@@ -163,23 +185,15 @@ def render_net_revenue(
         revenue = _with_labels(revenue, partial)
         revenue["net_revenue"] = revenue["net_revenue"].astype(float)
         labels = [metrics.month_label(m, partial) for m in sorted(set(revenue["month"]))]
-        bars = (
-            alt.Chart(revenue)
-            .mark_bar()
-            .encode(
-                x=_month_band(labels),
-                y=alt.Y(
-                    "sum(net_revenue):Q",
-                    title="Net revenue (USD)",
-                    axis=alt.Axis(format=MONEY_AXIS),
-                ),
-                color=alt.Color("plan_name:N", title="Plan"),
-                tooltip=[
-                    alt.Tooltip("month_label:O", title="Month"),
-                    alt.Tooltip("plan_name:N", title="Plan"),
-                    alt.Tooltip("sum(net_revenue):Q", title="Net revenue", format="$,.2f"),
-                ],
-            )
+        bars = _by_month_and_series(
+            alt.Chart(revenue).mark_bar(),
+            labels,
+            alt.Y(
+                "sum(net_revenue):Q", title="Net revenue (USD)", axis=alt.Axis(format=MONEY_AXIS)
+            ),
+            "plan_name",
+            "Plan",
+            alt.Tooltip("sum(net_revenue):Q", title="Net revenue", format="$,.2f"),
         )
         # MRR at each month's end over the bars: a month's net revenue should track it, less
         # discounts, failed payments and refunds.
@@ -214,43 +228,26 @@ def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, partial: dt.date | N
     labels = [metrics.month_label(m, partial) for m in sorted(set(by_plan["month"]))]
     with left:
         _heading("MRR by plan", "mrr-by-plan")
-        trend = (
-            alt.Chart(by_plan)
-            .mark_bar()
-            .encode(
-                x=_month_band(labels),
-                y=alt.Y(
-                    "sum(mrr):Q", title="MRR (USD)", stack=True, axis=alt.Axis(format=MONEY_AXIS)
-                ),
-                color=alt.Color("plan_name:N", title="Plan"),
-                tooltip=[
-                    alt.Tooltip("month_label:O", title="Month"),
-                    alt.Tooltip("plan_name:N", title="Plan"),
-                    alt.Tooltip("sum(mrr):Q", title="MRR", format="$,.2f"),
-                ],
-            )
+        trend = _by_month_and_series(
+            alt.Chart(by_plan).mark_bar(),
+            labels,
+            alt.Y("sum(mrr):Q", title="MRR (USD)", stack=True, axis=alt.Axis(format=MONEY_AXIS)),
+            "plan_name",
+            "Plan",
+            alt.Tooltip("sum(mrr):Q", title="MRR", format="$,.2f"),
         )
         _chart(trend)
     with right:
         _heading("MRR movements", "mrr-movements")
         moves = _with_labels(metrics.movements_long(monthly), partial)
-        bars = (
-            alt.Chart(moves)
-            .mark_bar()
-            .encode(
-                x=_month_band(labels),
-                y=alt.Y("amount:Q", title="Change in MRR (USD)", axis=alt.Axis(format=MONEY_AXIS)),
-                color=alt.Color(
-                    "movement:N",
-                    title="Movement",
-                    sort=list(metrics.MOVEMENT_LABELS.values()),
-                ),
-                tooltip=[
-                    alt.Tooltip("month_label:O", title="Month"),
-                    alt.Tooltip("movement:N", title="Movement"),
-                    alt.Tooltip("amount:Q", title="Amount", format="$,.2f"),
-                ],
-            )
+        bars = _by_month_and_series(
+            alt.Chart(moves).mark_bar(),
+            labels,
+            alt.Y("amount:Q", title="Change in MRR (USD)", axis=alt.Axis(format=MONEY_AXIS)),
+            "movement",
+            "Movement",
+            alt.Tooltip("amount:Q", title="Amount", format="$,.2f"),
+            sort=list(metrics.MOVEMENT_LABELS.values()),
         )
         _chart(bars)
     with st.expander("MRR movements by month"):
@@ -317,19 +314,13 @@ def render_churn_and_retention(
             {"churn_rate": "MRR churn rate", "grr": "GRR", "nrr": "NRR"}
         )
         rates["value"] = rates["value"].astype(float)
-        chart = (
-            alt.Chart(rates)
-            .mark_line(point=True)
-            .encode(
-                x=_month_band(list(full["month_label"])),
-                y=alt.Y("value:Q", title="Share of last month's MRR", axis=alt.Axis(format=".0%")),
-                color=alt.Color("rate:N", title="Rate"),
-                tooltip=[
-                    alt.Tooltip("month_label:O", title="Month"),
-                    alt.Tooltip("rate:N", title="Rate"),
-                    alt.Tooltip("value:Q", title="Value", format=".1%"),
-                ],
-            )
+        chart = _by_month_and_series(
+            alt.Chart(rates).mark_line(point=True),
+            list(full["month_label"]),
+            alt.Y("value:Q", title="Share of last month's MRR", axis=alt.Axis(format=".0%")),
+            "rate",
+            "Rate",
+            alt.Tooltip("value:Q", title="Value", format=".1%"),
         )
         _chart(chart)
     with right:

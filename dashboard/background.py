@@ -44,7 +44,8 @@ class Started:
         return int(urlparse(self.url).port or 0)
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
+    """Whether the dashboard at `url` answers its health check."""
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
             return bool(response.status == 200)
@@ -74,7 +75,7 @@ def running() -> dict[str, Any] | None:
         state = json.loads(state_file().read_text())
     except (OSError, ValueError):
         return None
-    if _alive(int(state["pid"])) and _healthy(str(state["url"])):
+    if _alive(int(state["pid"])) and healthy(str(state["url"])):
         return dict(state)
     return None
 
@@ -116,7 +117,7 @@ def start(
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout
-    while not _healthy(url):
+    while not healthy(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(

@@ -7,16 +7,17 @@ checks the estimate against `mdp:cost.monthlyBudgetUsd` either way.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
+from infra.component import Component
+from infra.iam import account_root, policy_document
 from infra.sections import Section, StackName
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -137,18 +138,15 @@ BUDGET_FORECAST_PERCENT = 80
 BUDGET_ACTUAL_PERCENT = 100
 
 
-class Alerts(pulumi.ComponentResource):
+class Alerts(Component[AlertsArgs]):
     """The stack's alert topic, its subscriptions, the alarms that publish to it, and the budget."""
+
+    TYPE = "mdp:alerts:Alerts"
 
     topic_arn: pulumi.Output[str]
     alarm_names: list[pulumi.Output[str]]
 
-    def __init__(
-        self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:alerts:Alerts", name, None, opts)
-        self._name = name
-        self._args = args
+    def _declare(self, name: str, args: AlertsArgs) -> Mapping[str, Any]:
         child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(
             f"{name}-topic",
@@ -215,7 +213,7 @@ class Alerts(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self.register_outputs({"topicArn": self.topic_arn})
+        return {"topicArn": self.topic_arn}
 
     def _alarm(self, suffix: str, description: str, **kwargs: object) -> None:
         actions = [self.topic_arn, *kwargs.pop("extra_actions", [])]  # type: ignore[misc]
@@ -320,31 +318,26 @@ class Alerts(pulumi.ComponentResource):
 
 def _topic_policy(topic_arn: str, account_id: str) -> str:
     # The account keeps its default rights; CloudWatch and Budgets may publish alerts.
-    return json.dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountManagesTopic",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": [
-                        "sns:GetTopicAttributes",
-                        "sns:SetTopicAttributes",
-                        "sns:Subscribe",
-                        "sns:ListSubscriptionsByTopic",
-                        "sns:Publish",
-                    ],
-                    "Resource": topic_arn,
-                },
-                {
-                    "Sid": "AlarmsAndBudgetsPublish",
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                },
+            "Sid": "AccountManagesTopic",
+            "Effect": "Allow",
+            "Principal": account_root(account_id),
+            "Action": [
+                "sns:GetTopicAttributes",
+                "sns:SetTopicAttributes",
+                "sns:Subscribe",
+                "sns:ListSubscriptionsByTopic",
+                "sns:Publish",
             ],
-        }
+            "Resource": topic_arn,
+        },
+        {
+            "Sid": "AlarmsAndBudgetsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
     )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 from pydantic import Field, field_validator, model_validator
 
+from infra.component import Component
 from infra.endpoints import DatabaseAccess, PostgresEndpoint, PostgresLogin
+from infra.iam import assume_role_policy
 from infra.sections import Section, StackName
 
 PORT = 5432
@@ -73,8 +76,10 @@ class DatabaseArgs:
     protect: bool
 
 
-class Database(pulumi.ComponentResource):
+class Database(Component[DatabaseArgs]):
     """RDS PostgreSQL with a managed master secret and a replication-user secret for Airbyte."""
+
+    TYPE = "mdp:database:Database"
 
     address: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -91,12 +96,7 @@ class Database(pulumi.ComponentResource):
     replication_login: PostgresLogin
     access: DatabaseAccess
 
-    def __init__(
-        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:database:Database", name, None, opts)
-        self._name = name
-        self._args = args
+    def _declare(self, name: str, args: DatabaseArgs) -> Mapping[str, Any]:
         self.db_name = args.settings.db_name
         self.replication_username = args.settings.replication_username
         self._create_network()
@@ -125,15 +125,13 @@ class Database(pulumi.ComponentResource):
                 database=self.db_name,
             )
         )
-        self.register_outputs(
-            {
-                "address": self.address,
-                "port": self.port,
-                "dbName": self.db_name,
-                "masterSecretArn": self.master_secret_arn,
-                "replicationSecretArn": self.replication_secret_arn,
-            }
-        )
+        return {
+            "address": self.address,
+            "port": self.port,
+            "dbName": self.db_name,
+            "masterSecretArn": self.master_secret_arn,
+            "replicationSecretArn": self.replication_secret_arn,
+        }
 
     def _create_network(self) -> None:
         name, args = self._name, self._args
@@ -182,18 +180,7 @@ class Database(pulumi.ComponentResource):
         name, args, s = self._name, self._args, self._args.settings
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicyAttachment(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import Component
+from infra.iam import account_root, policy_document
 from infra.sections import StackName
 
 
@@ -19,16 +22,15 @@ class EncryptionKeyArgs:
     protect: bool = False
 
 
-class EncryptionKey(pulumi.ComponentResource):
+class EncryptionKey(Component[EncryptionKeyArgs]):
     """A rotating KMS key whose policy lets CloudWatch Logs encrypt the stack's log groups, and alarms and budgets publish to the alert topic."""
+
+    TYPE = "mdp:encryption:EncryptionKey"
 
     key_arn: pulumi.Output[str]
     key_id: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:encryption:EncryptionKey", name, None, opts)
+    def _declare(self, name: str, args: EncryptionKeyArgs) -> Mapping[str, Any]:
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
@@ -49,51 +51,46 @@ class EncryptionKey(pulumi.ComponentResource):
         )
         self.key_arn = self._key.arn
         self.key_id = self._key.key_id
-        self.register_outputs({"keyArn": self.key_arn, "keyId": self.key_id})
+        return {"keyArn": self.key_arn, "keyId": self.key_id}
 
 
 def _key_policy(account_id: str, region: str) -> str:
     # The account root delegates to IAM; only CloudWatch Logs needs a service grant in the key policy.
-    return json.dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministersThroughIam",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                    "Action": [
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    "Resource": "*",
-                    "Condition": {
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": (
-                                f"arn:aws:logs:{region}:{account_id}:log-group:*"
-                            )
-                        }
-                    },
-                },
-                {
-                    # Alarms and Budgets publish to the stack's encrypted alert topic.
-                    "Sid": "AlarmsAndBudgetsPublishToTheAlertTopic",
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
-                    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                },
+            "Sid": "AccountAdministersThroughIam",
+            "Effect": "Allow",
+            "Principal": account_root(account_id),
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
             ],
-        }
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:aws:logs:{region}:{account_id}:log-group:*"
+                    )
+                }
+            },
+        },
+        {
+            # Alarms and Budgets publish to the stack's encrypted alert topic.
+            "Sid": "AlarmsAndBudgetsPublishToTheAlertTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
     )

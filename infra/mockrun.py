@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 import runpy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 
 from infra.policies.rules import Resource
+from infra.policies.rules import walk_strings as walk_strings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = REPO_ROOT / "stacks" / "__main__.py"
@@ -415,18 +416,6 @@ def resolve(output: Any) -> Resolved:
     from pulumi.runtime.sync_await import _sync_await
 
     return _sync_await(go())
-
-
-def walk_strings(value: Any) -> Iterator[str]:
-    """Every string inside a nested inputs structure."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from walk_strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from walk_strings(v)
 
 
 def last_declared() -> list[Recorded]:

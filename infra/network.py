@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import Component
+from infra.iam import assume_role_policy, policy_document
 from infra.sections import StackName
 
 
@@ -25,8 +28,10 @@ class NetworkArgs:
     airflow_public: bool = True
 
 
-class Network(pulumi.ComponentResource):
+class Network(Component[NetworkArgs]):
     """A VPC with a public subnet, two private subnets in two AZs, and VPC flow logs."""
+
+    TYPE = "mdp:network:Network"
 
     vpc_id: pulumi.Output[str]
     public_subnet_id: pulumi.Output[str]
@@ -35,12 +40,7 @@ class Network(pulumi.ComponentResource):
     airflow_egress_ip: pulumi.Output[str]
     airflow_eip_allocation_id: pulumi.Output[str] | None
 
-    def __init__(
-        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:network:Network", name, None, opts)
-        self._name = name
-        self._args = args
+    def _declare(self, name: str, args: NetworkArgs) -> Mapping[str, Any]:
         child = pulumi.ResourceOptions(parent=self)
         # /20 blocks: the first public, the next two private, the rest free for growth.
         blocks = list(args.cidr.subnets(new_prefix=max(args.cidr.prefixlen + 4, 20)))
@@ -73,14 +73,12 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr = str(args.cidr)
         self.public_subnet_id = self.public_subnet.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in self.private_subnets])
-        self.register_outputs(
-            {
-                "vpcId": self.vpc_id,
-                "publicSubnetId": self.public_subnet_id,
-                "privateSubnetIds": self.private_subnet_ids,
-                "airflowEgressIp": self.airflow_egress_ip,
-            }
-        )
+        return {
+            "vpcId": self.vpc_id,
+            "publicSubnetId": self.public_subnet_id,
+            "privateSubnetIds": self.private_subnet_ids,
+            "airflowEgressIp": self.airflow_egress_ip,
+        }
 
     def _subnet(self, suffix: str, block: IPv4Network, zone: str) -> aws.ec2.Subnet:
         return aws.ec2.Subnet(
@@ -172,38 +170,22 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicy(
             f"{name}-flow-logs-policy",
             role=role.id,
             policy=log_group.arn.apply(
-                lambda arn: json.dumps(
+                lambda arn: policy_document(
                     {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    "logs:CreateLogStream",
-                                    "logs:PutLogEvents",
-                                    "logs:DescribeLogStreams",
-                                ],
-                                "Resource": [arn, f"{arn}:*"],
-                            }
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams",
                         ],
+                        "Resource": [arn, f"{arn}:*"],
                     }
                 )
             ),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import Component
+from infra.iam import policy_document
 from infra.sections import StackName
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +68,10 @@ def artifact_digest(root: Path, files: Iterable[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-class Storage(pulumi.ComponentResource):
+class Storage(Component[StorageArgs]):
     """Private, encrypted, versioned buckets with TLS-only policies and access logging."""
+
+    TYPE = "mdp:storage:Storage"
 
     artifact_bucket: pulumi.Output[str]
     artifact_bucket_arn: pulumi.Output[str]
@@ -77,12 +81,7 @@ class Storage(pulumi.ComponentResource):
     exports_bucket: pulumi.Output[str]
     exports_bucket_arn: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:storage:Storage", name, None, opts)
-        self._name = name
-        self._args = args
+    def _declare(self, name: str, args: StorageArgs) -> Mapping[str, Any]:
         logs = self._bucket("access-logs", kms=False, log_to=None)
         artifacts = self._bucket("artifacts", kms=True, log_to=logs)
         exports = self._bucket("exports", kms=True, log_to=logs)
@@ -91,14 +90,12 @@ class Storage(pulumi.ComponentResource):
         self.artifact_bucket_arn = artifacts.arn
         self.exports_bucket = exports.bucket
         self.exports_bucket_arn = exports.arn
-        self.register_outputs(
-            {
-                "artifactBucket": self.artifact_bucket,
-                "artifactKey": self.artifact_key,
-                "exportsBucket": self.exports_bucket,
-                "exportsBucketArn": self.exports_bucket_arn,
-            }
-        )
+        return {
+            "artifactBucket": self.artifact_bucket,
+            "artifactKey": self.artifact_key,
+            "exportsBucket": self.exports_bucket,
+            "exportsBucketArn": self.exports_bucket_arn,
+        }
 
     def _bucket(self, suffix: str, kms: bool, log_to: aws.s3.Bucket | None) -> aws.s3.Bucket:
         name, args = self._name, self._args
@@ -238,4 +235,4 @@ def _tls_only_policy(bucket_arn: str, logs_bucket: bool) -> str:
                 "Resource": f"{bucket_arn}/*",
             }
         )
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return policy_document(*statements)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -17,6 +19,16 @@ app = typer.Typer(
     # Plain help: rich help shows every flag as `<bool>`.
     rich_markup_mode=None,
 )
+
+
+@contextmanager
+def _exit_on_transform_error() -> Iterator[None]:
+    """End the command with the error's message, in red, and exit code 1."""
+    try:
+        yield
+    except TransformError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error
 
 
 def print_summary(analytics_db: Path | None = None) -> None:
@@ -58,7 +70,7 @@ def transform(
     """Run `dbt build` on the local target, then print net revenue and MRR by plan."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
+    with _exit_on_transform_error():
         outcome = build(select=select, full_refresh=full_refresh)
         if outcome.damaged_moved_to:
             typer.echo(
@@ -66,26 +78,17 @@ def transform(
                 "deleted); every model was rebuilt from RAW."
             )
         print_summary()
-    except TransformError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from error
 
 
 @app.command("manifest", short_help="Write transform/target/manifest.json (dbt parse).")
 def manifest_command() -> None:
     """Write transform/target/manifest.json with `dbt parse` (for Airflow/Cosmos)."""
-    try:
+    with _exit_on_transform_error():
         typer.echo(write_manifest())
-    except TransformError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from error
 
 
 @app.command("summary", short_help="Print net revenue and MRR by plan.")
 def summary_command() -> None:
     """Print net revenue by plan and current MRR by plan from the local warehouse."""
-    try:
+    with _exit_on_transform_error():
         print_summary()
-    except TransformError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from error

@@ -8,7 +8,7 @@ from infra import outputs
 from rehearsal.apply import SECRET, SECRET_VERSION
 from rehearsal.hosts import HostRun, written_files
 from rehearsal.sandbox import CommandFailed, read_env_file
-from rehearsal.wires import AIRFLOW_WIRES
+from rehearsal.wires import AIRFLOW_WIRES, artifact_hints
 
 HOST_ENV = "/etc/mdp/host.env"
 AIRFLOW_ENV = "/etc/mdp/airflow.env"
@@ -212,17 +212,7 @@ def _hints(host: HostRun, env: dict[str, str]) -> None:
             "on the Airflow connection and variable secrets",
             f"policy {policy} (ReadAirflowSecrets) and the airflow-connection-*/airflow-variable-* secrets",
         ),
-        (
-            r"ssm:GetParameter|GetParameter operation",
-            f"{HOST_ENV} MDP_ARTIFACT_PARAMETER → ssm:GetParameter",
-            f"parameter {env.get('MDP_ARTIFACT_PARAMETER')} and policy {policy} (ReadArtifactPointer)",
-        ),
-        (
-            r"s3:GetObject|HeadObject operation|GetObject operation|s3 cp",
-            f"{HOST_ENV} MDP_ARTIFACT_BUCKET → s3:GetObject on artifacts/*",
-            f"bucket {env.get('MDP_ARTIFACT_BUCKET')} (output {outputs.ARTIFACT_BUCKET}) "
-            f"and policy {policy} (ReadArtifacts)",
-        ),
+        *artifact_hints(env, policy),
         (
             r"mdp-dashboard",
             f"{DASHBOARD_ENV} MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue",

@@ -12,7 +12,7 @@ from infra import outputs
 from rehearsal.database import StandInDatabase
 from rehearsal.hosts import HostRun, written_files
 from rehearsal.sandbox import read_env_file
-from rehearsal.wires import GENERATOR_WIRES
+from rehearsal.wires import GENERATOR_WIRES, artifact_hints
 
 HOST_ENV = "/etc/mdp/host.env"
 SOURCE_SCHEMA = "app"
@@ -79,17 +79,7 @@ def _hints(host: HostRun, env: dict[str, str]) -> None:
             f"{env.get('MDP_REPLICATION_SECRET_ARN')} (output {outputs.DB_REPLICATION_SECRET_ARN}) "
             f"and policy {policy} (ReadDatabaseSecrets)",
         ),
-        (
-            r"ssm:GetParameter|GetParameter operation",
-            f"{HOST_ENV} MDP_ARTIFACT_PARAMETER → ssm:GetParameter",
-            f"parameter {env.get('MDP_ARTIFACT_PARAMETER')} and policy {policy} (ReadArtifactPointer)",
-        ),
-        (
-            r"s3:GetObject|HeadObject operation|GetObject operation|s3 cp",
-            f"{HOST_ENV} MDP_ARTIFACT_BUCKET → s3:GetObject on artifacts/*",
-            f"bucket {env.get('MDP_ARTIFACT_BUCKET')} (output {outputs.ARTIFACT_BUCKET}) "
-            f"and policy {policy} (ReadArtifacts)",
-        ),
+        *artifact_hints(env, policy),
         (
             r"password authentication failed|connection.*failed",
             f"{HOST_ENV} MDP_DB_HOST/MDP_DB_PORT/MDP_DB_NAME + master secret → PostgreSQL login",

@@ -7,6 +7,7 @@ is gone, is a broken wire even before anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from infra import outputs
@@ -55,3 +56,24 @@ AIRFLOW_WIRES = (
         outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN,
     ),
 )
+
+
+def artifact_hints(env: Mapping[str, str], policy: str) -> list[tuple[str, str, str]]:
+    """A host's hints for the code artifact it fetches: what failed, the wire, what is behind it.
+
+    `env` is the host's /etc/mdp/host.env, `policy` the name of its instance role's policy.
+    """
+    host_env = "/etc/mdp/host.env"
+    return [
+        (
+            r"ssm:GetParameter|GetParameter operation",
+            f"{host_env} MDP_ARTIFACT_PARAMETER → ssm:GetParameter",
+            f"parameter {env.get('MDP_ARTIFACT_PARAMETER')} and policy {policy} (ReadArtifactPointer)",
+        ),
+        (
+            r"s3:GetObject|HeadObject operation|GetObject operation|s3 cp",
+            f"{host_env} MDP_ARTIFACT_BUCKET → s3:GetObject on artifacts/*",
+            f"bucket {env.get('MDP_ARTIFACT_BUCKET')} (output {outputs.ARTIFACT_BUCKET}) "
+            f"and policy {policy} (ReadArtifacts)",
+        ),
+    ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
@@ -26,6 +27,7 @@ from infra.airbyte.resources import (
     SnowflakeDestinationArgs,
     StreamSpec,
 )
+from infra.component import Component
 from infra.endpoints import PostgresLogin, SnowflakeTarget, SshTunnel
 
 
@@ -71,8 +73,10 @@ class AirbyteCloudArgs:
     airflow_application: ApiApplication | None = None
 
 
-class AirbyteCloud(pulumi.ComponentResource):
+class AirbyteCloud(Component[AirbyteCloudArgs]):
     """Airbyte Cloud syncing the PostgreSQL source into Snowflake RAW."""
+
+    TYPE = "mdp:airbyte:AirbyteCloud"
 
     source: PostgresSource
     destination: SnowflakeDestination
@@ -82,10 +86,7 @@ class AirbyteCloud(pulumi.ComponentResource):
     airflow_connections: dict[str, pulumi.Output[str]]
     airflow_variables: dict[str, pulumi.Output[str]]
 
-    def __init__(
-        self, name: str, args: AirbyteCloudArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mdp:airbyte:AirbyteCloud", name, None, opts)
+    def _declare(self, name: str, args: AirbyteCloudArgs) -> Mapping[str, Any]:
         self.source = self._create_source(name, args)
         self.destination = self._create_destination(name, args)
         self.connection = self._create_connection(name, args)
@@ -95,13 +96,11 @@ class AirbyteCloud(pulumi.ComponentResource):
         self.airflow_variables = {AIRBYTE_CONNECTION_ID_VARIABLE: self.connection_id}
         app = args.airflow_application
         self.airflow_connections = {AIRBYTE_CONN_ID: _airflow_connection(app)} if app else {}
-        self.register_outputs(
-            {
-                "sourceId": self.source_id,
-                "destinationId": self.destination_id,
-                "connectionId": self.connection_id,
-            }
-        )
+        return {
+            "sourceId": self.source_id,
+            "destinationId": self.destination_id,
+            "connectionId": self.connection_id,
+        }
 
     def _create_source(self, name: str, args: AirbyteCloudArgs) -> PostgresSource:
         return PostgresSource(

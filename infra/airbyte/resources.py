@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pulumi
 from pulumi import dynamic
@@ -17,11 +17,36 @@ from infra.airbyte.provider import (
     SnowflakeDestinationProvider,
 )
 
+ArgsT = TypeVar("ArgsT")
 
-def _opts(opts: pulumi.ResourceOptions | None, secrets: Sequence[str]) -> pulumi.ResourceOptions:
-    # The digests and any secret-named property stay encrypted in the state file.
-    extra = pulumi.ResourceOptions(additional_secret_outputs=[SECRET_HASHES, *secrets])
-    return pulumi.ResourceOptions.merge(opts, extra)
+
+class _AirbyteResource(dynamic.Resource, Generic[ArgsT]):
+    """A resource of the Airbyte API, which the dynamic provider of its kind manages."""
+
+    PROVIDER: ClassVar[type[AirbyteProvider]]
+
+    def __init__(
+        self,
+        name: str,
+        args: ArgsT,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: AirbyteProvider | None = None,
+    ) -> None:
+        kind = self.PROVIDER.kind
+        # Every field of `args` as it is, but for `_inputs`; its id and digests are outputs.
+        props = {f.name: getattr(args, f.name) for f in fields(args)}  # type: ignore[arg-type]
+        props |= {**self._inputs(args), kind.id_key: None, SECRET_HASHES: None}
+        # The digests and any secret-named property stay encrypted in the state file.
+        extra = pulumi.ResourceOptions(
+            additional_secret_outputs=[SECRET_HASHES, *kind.secret_fields]
+        )
+        super().__init__(
+            provider or self.PROVIDER(), name, props, pulumi.ResourceOptions.merge(opts, extra)
+        )
+
+    def _inputs(self, args: ArgsT) -> dict[str, Any]:
+        """The inputs that differ from the fields of `args`, or are not among them."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -45,39 +70,17 @@ class PostgresSourceArgs:
     cdc_replication_slot: str | None = None
 
 
-class PostgresSource(dynamic.Resource, module="airbyte", name="PostgresSource"):
+class PostgresSource(_AirbyteResource[PostgresSourceArgs], module="airbyte", name="PostgresSource"):
+    PROVIDER = PostgresSourceProvider
     source_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: PostgresSourceArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        provider: AirbyteProvider | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "workspace_id": args.workspace_id,
-            "name": args.name,
-            "host": args.host,
-            "port": args.port,
-            "database": args.database,
-            "username": args.username,
+    def _inputs(self, args: PostgresSourceArgs) -> dict[str, Any]:
+        return {
             "password": pulumi.Output.secret(args.password),
+            "ssh_key": pulumi.Output.secret(args.ssh_key),
             "schemas": list(args.schemas),
             "ssl_mode": "require",
-            "replication_method": args.replication_method,
-            "cdc_publication": args.cdc_publication,
-            "cdc_replication_slot": args.cdc_replication_slot,
-            "tunnel_host": args.tunnel_host,
-            "tunnel_port": args.tunnel_port,
-            "tunnel_user": args.tunnel_user,
-            "ssh_key": pulumi.Output.secret(args.ssh_key),
-            "source_id": None,
-            SECRET_HASHES: None,
         }
-        super().__init__(
-            provider or PostgresSourceProvider(), name, props, _opts(opts, ["password", "ssh_key"])
-        )
 
 
 @dataclass(frozen=True)
@@ -98,33 +101,14 @@ class SnowflakeDestinationArgs:
     private_key: pulumi.Input[str]
 
 
-class SnowflakeDestination(dynamic.Resource, module="airbyte", name="SnowflakeDestination"):
+class SnowflakeDestination(
+    _AirbyteResource[SnowflakeDestinationArgs], module="airbyte", name="SnowflakeDestination"
+):
+    PROVIDER = SnowflakeDestinationProvider
     destination_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: SnowflakeDestinationArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        provider: AirbyteProvider | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "workspace_id": args.workspace_id,
-            "name": args.name,
-            "host": args.host,
-            "database": args.database,
-            "schema": args.schema,
-            "raw_data_schema": args.raw_data_schema,
-            "role": args.role,
-            "warehouse": args.warehouse,
-            "username": args.username,
-            "private_key": pulumi.Output.secret(args.private_key),
-            "destination_id": None,
-            SECRET_HASHES: None,
-        }
-        super().__init__(
-            provider or SnowflakeDestinationProvider(), name, props, _opts(opts, ["private_key"])
-        )
+    def _inputs(self, args: SnowflakeDestinationArgs) -> dict[str, Any]:
+        return {"private_key": pulumi.Output.secret(args.private_key)}
 
 
 @dataclass(frozen=True)
@@ -161,30 +145,14 @@ class ConnectionArgs:
     status: str = "active"
 
 
-class Connection(dynamic.Resource, module="airbyte", name="Connection"):
+class Connection(_AirbyteResource[ConnectionArgs], module="airbyte", name="Connection"):
+    PROVIDER = ConnectionProvider
     connection_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: ConnectionArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        provider: AirbyteProvider | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "workspace_id": args.workspace_id,
-            "name": args.name,
-            "source_id": args.source_id,
-            "destination_id": args.destination_id,
+    def _inputs(self, args: ConnectionArgs) -> dict[str, Any]:
+        return {
             "streams": [s.as_props() for s in args.streams],
-            "schedule_type": args.schedule_type,
             "cron_expression": args.cron_expression if args.schedule_type == "cron" else None,
             "namespace_definition": "custom_format",
-            "namespace_format": args.namespace_format,
             "prefix": "",
-            "non_breaking_schema_updates_behavior": args.non_breaking_schema_updates_behavior,
-            "status": args.status,
-            "connection_id": None,
-            SECRET_HASHES: None,
         }
-        super().__init__(provider or ConnectionProvider(), name, props, _opts(opts, []))

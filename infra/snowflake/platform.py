@@ -12,6 +12,7 @@ import pulumi
 import pulumi_snowflake as snowflake
 
 from core.connections import SNOWFLAKE_CONN_ID
+from infra.component import Component
 from infra.endpoints import SnowflakeTarget
 from infra.sections import StackName
 from infra.snowflake import naming as n
@@ -90,8 +91,10 @@ def airflow_connection(
     )
 
 
-class SnowflakePlatform(pulumi.ComponentResource):
+class SnowflakePlatform(Component[SnowflakePlatformArgs]):
     """Every Snowflake object mdp needs, secure by default."""
+
+    TYPE = "mdp:snowflake:SnowflakePlatform"
 
     account_identifier: str
     host: str
@@ -126,9 +129,9 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self, name: str, args: SnowflakePlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         _check_networks(args)
-        super().__init__("mdp:snowflake:SnowflakePlatform", name, None, opts)
-        self._name = name
-        self._args = args
+        super().__init__(name, args, opts)
+
+    def _declare(self, name: str, args: SnowflakePlatformArgs) -> Mapping[str, Any]:
         self._naming = n.Naming(args.settings.name_prefix)
         identifier = f"{args.settings.organization_name}-{args.settings.account_name}".upper()
         self.account_identifier = identifier
@@ -147,22 +150,20 @@ class SnowflakePlatform(pulumi.ComponentResource):
         self._create_warehouses(monitor)
         self._create_service_users()
         self._set_outputs(monitor)
-        self.register_outputs(
-            {
-                "accountIdentifier": self.account_identifier,
-                "host": self.host,
-                "rawDatabase": self.raw_database,
-                "analyticsDatabase": self.analytics_database,
-                "loadingWarehouse": self.loading_warehouse,
-                "airbyteRole": self.airbyte_role,
-                "airbyteUser": self.airbyte_user,
-                "dbtUser": self.dbt_user,
-                "airbyteKeySecretArn": self.airbyte_key_secret_arn,
-                "dbtKeySecretArn": self.dbt_key_secret_arn,
-                "dashboardUser": self.dashboard_user,
-                "dashboardKeySecretArn": self.dashboard_key_secret_arn,
-            }
-        )
+        return {
+            "accountIdentifier": self.account_identifier,
+            "host": self.host,
+            "rawDatabase": self.raw_database,
+            "analyticsDatabase": self.analytics_database,
+            "loadingWarehouse": self.loading_warehouse,
+            "airbyteRole": self.airbyte_role,
+            "airbyteUser": self.airbyte_user,
+            "dbtUser": self.dbt_user,
+            "airbyteKeySecretArn": self.airbyte_key_secret_arn,
+            "dbtKeySecretArn": self.dbt_key_secret_arn,
+            "dashboardUser": self.dashboard_user,
+            "dashboardKeySecretArn": self.dashboard_key_secret_arn,
+        }
 
     def _airflow_cidrs(self) -> pulumi.Output[list[str]] | None:
         if self._args.airflow_egress_ip is None:

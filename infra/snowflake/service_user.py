@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_snowflake as snowflake
 import pulumi_tls as tls
 
+from infra.component import Component
 from infra.sections import StackName
 from infra.snowflake import naming as n
 from infra.snowflake.rotation import slots
@@ -52,7 +54,7 @@ class ServiceUserArgs:
     key_generation: int = 1
 
 
-class ServiceUser(pulumi.ComponentResource):
+class ServiceUser(Component[ServiceUserArgs]):
     """A TYPE=SERVICE user signing in with an RSA key from its own networks only.
 
     Its key rotates through Snowflake's two slots: generation g's key and generation g-1's are
@@ -60,6 +62,8 @@ class ServiceUser(pulumi.ComponentResource):
     of g-1 (no consumer uses it), and switches the secret and every consumer to it; g's key stays
     valid meanwhile, and goes at the next rotation.
     """
+
+    TYPE = "mdp:snowflake:ServiceUser"
 
     user_name: pulumi.Output[str]
     key_generation: int
@@ -69,12 +73,12 @@ class ServiceUser(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ServiceUserArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mdp:snowflake:ServiceUser", name, None, opts)
-        self._name = name
-        self._args = args
         # Children kept their names when they moved under this component: the aliases keep
         # their state (and the user's key) instead of replacing them.
         self._old_parent = (opts.parent if opts else None) or None
+        super().__init__(name, args, opts)
+
+    def _declare(self, name: str, args: ServiceUserArgs) -> Mapping[str, Any]:
         policy = self._create_network_policy()
         self.key_generation = args.key_generation
         self._keys = self._create_keys()
@@ -87,7 +91,7 @@ class ServiceUser(pulumi.ComponentResource):
             pulumi.Output.all(user.name, self._key.private_key_pem_pkcs8).apply(lambda v: v[1])
         )
         self.key_secret_arn = secret.arn
-        self.register_outputs({"user_name": self.user_name, "key_secret_arn": self.key_secret_arn})
+        return {"user_name": self.user_name, "key_secret_arn": self.key_secret_arn}
 
     def _child_opts(
         self, provider: pulumi.ProviderResource | None = None, *, old_name: str | None = None

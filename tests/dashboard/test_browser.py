@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from dashboard.metrics import money, percent
 from exports.sample import build_sample_warehouse
 from tests.dashboard.conftest import SeededHistory
+from tests.warehouse_lock import write_lock_held
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -112,23 +111,10 @@ def test_empty_missing_and_busy_warehouses_explain_themselves(
     page.close()
 
     # dbt holds the write lock while it builds: the page says so instead of failing.
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+    with write_lock_held(db, 60):
         page = open_page(browser, server.url, alert)
         assert "being refreshed right now" in page.locator(alert).inner_text()
         page.close()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def _overflowing(page: Any, selector: str) -> list[str]:

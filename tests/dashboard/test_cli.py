@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ def home(private_home: Path) -> Path:
     return private_home
 
 
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_background_dashboard_prints_its_address_and_stops(home: Path) -> None:
     result = runner.invoke(app, ["dashboard", "--background", "--port", "0"])
@@ -38,7 +29,7 @@ def test_background_dashboard_prints_its_address_and_stops(home: Path) -> None:
         assert result.exit_code == 0, result.output
         match = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)", result.output)
         assert match, result.output
-        assert _up(match.group(1))
+        assert background.healthy(match.group(1))
         port = match.group(1).rsplit(":", 1)[1]
         # The running server is reported, not doubled, and not silently reused.
         again = runner.invoke(app, ["dashboard", "--background", "--port", port])
@@ -55,7 +46,7 @@ def test_background_dashboard_prints_its_address_and_stops(home: Path) -> None:
     finally:
         stopped = runner.invoke(app, ["dashboard", "--stop"])
     assert "Dashboard stopped." in stopped.output
-    assert not _up(match.group(1))
+    assert not background.healthy(match.group(1))
 
 
 def test_export_command_reports_tables_and_fails_clearly_without_marts(home: Path) -> None:
@@ -80,7 +71,7 @@ def test_background_dashboard_starts_reports_and_stops(home: Path) -> None:
         started = runner.invoke(app, ["dashboard", "--background", "--port", "0"])
         assert started.exit_code == 0, started.output
         url = background.running()
-        assert url is not None and _up(url["url"])
+        assert url is not None and background.healthy(url["url"])
         assert f"Dashboard: {url['url']}" in started.output
     finally:
         stopped = runner.invoke(app, ["dashboard", "--stop"])

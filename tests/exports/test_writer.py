@@ -19,6 +19,7 @@ from core.warehouse import DuckDBWarehouse, NoDataYet
 from exports import export_marts
 from exports.sample import build_sample_warehouse
 from exports.writer import resolve_target
+from tests.warehouse_lock import write_lock_held
 
 TABLES = {
     "fct_payments": ("intermediate.fct_payments", "net_revenue"),
@@ -202,27 +203,10 @@ def test_s3_uris_resolve_to_a_bucket_and_prefix(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_locked_warehouse_gives_a_clear_message(warehouse: Path) -> None:
-    import subprocess
-    import sys
-
     from core.warehouse import WarehouseBusy
 
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); print('ok', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(WarehouseBusy, match="being refreshed"):
-            export_marts(warehouse=DuckDBWarehouse(warehouse, lock_wait_seconds=0.5))
-    finally:
-        holder.kill()
-        holder.wait()
+    with write_lock_held(warehouse, 30), pytest.raises(WarehouseBusy, match="being refreshed"):
+        export_marts(warehouse=DuckDBWarehouse(warehouse, lock_wait_seconds=0.5))
     assert not os.path.exists(paths.exports_dir())
 
 

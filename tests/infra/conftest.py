@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
 import pytest
 
 from infra.mockrun import ProgramRun, cached_run
+from tests.event_loop import pulumi_event_loop  # noqa: F401 (autouse for this package)
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +21,3 @@ def prod() -> ProgramRun:
 @pytest.fixture(params=["dev", "prod"], scope="session")
 def each_stack(request: pytest.FixtureRequest) -> ProgramRun:
     return cached_run(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _event_loop_guard() -> Iterator[None]:
-    # Pulumi's sync helpers need a current event loop on the main thread.
-    try:
-        asyncio.get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-    yield

@@ -36,6 +36,17 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return out
 
 
+def _described(resource: dict[str, Any]) -> dict[str, Any]:
+    """What the engine tells an analyzer about one resource, alone or as part of the stack."""
+    return {
+        "type": resource["type"],
+        "properties": _struct(resource["properties"]),
+        "urn": resource["urn"],
+        "name": resource["name"],
+        "options": _options(resource),
+    }
+
+
 def _options(resource: dict[str, Any]) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(
         protect=bool(resource.get("protect")), parent=resource.get("parent") or ""
@@ -90,25 +101,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
             diagnostics: list[dict[str, Any]] = []
             for r in request["resources"]:
-                answer = stub.Analyze(
-                    analyzer_pb2.AnalyzeRequest(
-                        type=r["type"],
-                        properties=_struct(r["properties"]),
-                        urn=r["urn"],
-                        name=r["name"],
-                        options=_options(r),
-                    )
-                )
+                answer = stub.Analyze(analyzer_pb2.AnalyzeRequest(**_described(r)))
                 diagnostics += _diagnostics(answer)
             stack = [
-                analyzer_pb2.AnalyzerResource(
-                    type=r["type"],
-                    properties=_struct(r["properties"]),
-                    urn=r["urn"],
-                    name=r["name"],
-                    options=_options(r),
-                    parent=r.get("parent") or "",
-                )
+                analyzer_pb2.AnalyzerResource(**_described(r), parent=r.get("parent") or "")
                 for r in request["resources"]
             ]
             answer = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack))

@@ -67,28 +67,19 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return mutate
 
 
-def _open_ssh(p: dict[str, Any]) -> None:
-    p["ingress"] = [
-        {
-            "protocol": "tcp",
-            "fromPort": 22,
-            "toPort": 22,
-            "cidrBlocks": ["0.0.0.0/0"],
-            "description": "x",
-        }
-    ]
+def _open_to_the_world(from_port: int, to_port: int) -> Callable[[dict[str, Any]], None]:
+    def mutate(p: dict[str, Any]) -> None:
+        p["ingress"] = [
+            {
+                "protocol": "tcp",
+                "fromPort": from_port,
+                "toPort": to_port,
+                "cidrBlocks": ["0.0.0.0/0"],
+                "description": "x",
+            }
+        ]
 
-
-def _open_airflow(p: dict[str, Any]) -> None:
-    p["ingress"] = [
-        {
-            "protocol": "tcp",
-            "fromPort": 8000,
-            "toPort": 8100,
-            "cidrBlocks": ["0.0.0.0/0"],
-            "description": "x",
-        }
-    ]
+    return mutate
 
 
 def _open_pg_rule(p: dict[str, Any]) -> None:
@@ -152,7 +143,7 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
         "CKV_AWS_24 / AVD-AWS-0107 / EC2.13",
         SG,
         "generator",
-        _open_ssh,
+        _open_to_the_world(22, 22),
         False,
     ),
     (
@@ -160,7 +151,7 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
         "EC2.19 (8080 in a port range)",
         SG,
         "airflow",
-        _open_airflow,
+        _open_to_the_world(8000, 8100),
         False,
     ),
     (

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 
 from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
+from tests.event_loop import pulumi_event_loop  # noqa: F401 (autouse for this package)
 
 
 @pytest.fixture(scope="package")
@@ -24,13 +24,3 @@ def database() -> Iterator[StandInDatabase]:
         yield db
     finally:
         db.stop()
-
-
-@pytest.fixture(autouse=True)
-def _event_loop_guard() -> Iterator[None]:
-    # Pulumi's sync helpers need a current event loop on the main thread.
-    try:
-        asyncio.get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-    yield

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 Props = Mapping[str, Any]
+
+
+def walk_strings(value: Any) -> Iterator[str]:
+    """Every string inside nested properties or inputs."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from walk_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from walk_strings(item)
 
 
 @dataclass(frozen=True)

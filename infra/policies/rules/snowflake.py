@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.policies.rules import REGISTRY, Context, Props, Resource, Violation
+from infra.policies.rules import REGISTRY, Context, Props, Resource, Violation, walk_strings
 
 # Resource type tokens, as the engine and the policy pack see them.
 PROVIDER = "pulumi:providers:snowflake"
@@ -309,17 +309,6 @@ def rsa_keys_are_strong(t: str, p: Props, c: Context) -> Violations:
     return []
 
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
-
-
 # Where private key material legitimately appears: the key itself, the secret holding it,
 # and the deploying identity's provider configuration (all stored encrypted as secrets).
 # Airbyte's source (SSH tunnel key) and destination (Snowflake key) must send a key to Airbyte;
@@ -342,7 +331,7 @@ _KEY_HOLDERS = frozenset({TLS_PRIVATE_KEY, SECRET_VERSION, PROVIDER}) | AIRBYTE_
 def no_plaintext_private_keys(t: str, p: Props, c: Context) -> Violations:
     if t in _KEY_HOLDERS:
         return []
-    if any("PRIVATE KEY-----" in s for s in _strings(p)):
+    if any("PRIVATE KEY-----" in s for s in walk_strings(p)):
         return [f"a private key appears in the properties of a {t}"]
     return []
 
@@ -649,5 +638,5 @@ def private_key_outputs_are_secret(outputs: Mapping[str, tuple[Any, bool]]) -> V
         f"output {name} carries a private key but is not secret"
         for name, (value, secret) in outputs.items()
         if not secret
-        and ("private_key" in name.lower() or any("PRIVATE KEY" in s for s in _strings(value)))
+        and ("private_key" in name.lower() or any("PRIVATE KEY" in s for s in walk_strings(value)))
     ]

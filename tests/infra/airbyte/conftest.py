@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,19 +56,28 @@ AIRBYTE_IDS = {
 }
 
 
-@pytest.fixture
-def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mocked Airbyte resources answer with their id output, as the provider's create does."""
-    computed = infra_conftest.computed_outputs
+ComputedOutputs = Callable[[str, str, Any], dict[str, Any]]
 
-    def with_airbyte_ids(typ: str, name: str, inputs: Any) -> dict[str, Any]:
+
+def with_airbyte_ids(computed: ComputedOutputs) -> ComputedOutputs:
+    """`computed`, but mocked Airbyte resources answer with their id output, as the provider's create does."""
+
+    def outputs(typ: str, name: str, inputs: Any) -> dict[str, Any]:
         out = computed(typ, name, inputs)
         if typ in AIRBYTE_IDS:
             rid = f"{AIRBYTE_IDS[typ].split('_')[0]}-{name}-uuid"
             out |= {AIRBYTE_IDS[typ]: rid, "__id": rid}
         return out
 
-    monkeypatch.setattr(infra_conftest, "computed_outputs", with_airbyte_ids)
+    return outputs
+
+
+@pytest.fixture
+def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mocked Airbyte resources answer with their id output, as the provider's create does."""
+    monkeypatch.setattr(
+        infra_conftest, "computed_outputs", with_airbyte_ids(infra_conftest.computed_outputs)
+    )
 
 
 @contextmanager

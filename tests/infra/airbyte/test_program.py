@@ -12,7 +12,7 @@ import pytest
 from core.catalog import RAW_SCHEMA, STREAMS
 from infra import mockrun as harness
 from infra import outputs
-from tests.infra.airbyte.conftest import raw_inputs
+from tests.infra.airbyte.conftest import raw_inputs, with_airbyte_ids
 from tests.infra.snowflake.conftest import (
     cached_snowflake,
     current_key,
@@ -56,18 +56,7 @@ def secret_value(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def dev_run() -> harness.ProgramRun:
     mp = pytest.MonkeyPatch()
-    from tests.infra.airbyte.conftest import AIRBYTE_IDS
-
-    computed = harness.computed_outputs
-
-    def with_ids(typ: str, name: str, inputs: Any) -> dict[str, Any]:
-        out = computed(typ, name, inputs)
-        if typ in AIRBYTE_IDS:
-            rid = f"{AIRBYTE_IDS[typ]}-{name}"
-            out |= {AIRBYTE_IDS[typ]: rid, "__id": rid}
-        return out
-
-    mp.setattr(harness, "computed_outputs", with_ids)
+    mp.setattr(harness, "computed_outputs", with_airbyte_ids(harness.computed_outputs))
     try:
         yield run("dev")
     finally:

@@ -2,23 +2,7 @@
 -- has at least one accepted payment; failed and refunded payments count 0.
 with
 
-payments as (
-
-    select * from {{ ref('fct_payments') }}
-
-),
-
-subscriptions as (
-
-    select subscription_id, plan_id from {{ ref('dim_subscriptions') }}
-
-),
-
-plans as (
-
-    select * from {{ ref('dim_plans') }}
-
-),
+{{ payments_with_plans() }},
 
 monthly as (
 

@@ -2,23 +2,7 @@
 -- (contract: "the plan of its subscription at load time"). Every plan has a row.
 with
 
-payments as (
-
-    select * from {{ ref('fct_payments') }}
-
-),
-
-subscriptions as (
-
-    select subscription_id, plan_id from {{ ref('dim_subscriptions') }}
-
-),
-
-plans as (
-
-    select * from {{ ref('dim_plans') }}
-
-),
+{{ payments_with_plans() }},
 
 revenue_by_plan as (
 
