@@ -194,6 +194,9 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
                 )
             ],
         )
+    issues += _engine_issues(fixes, config)
+    if issues:
+        raise ConfigError(stack, issues)
     if config.airbyte is not None:
         issues += _airbyte_issues(fixes, config, read)
         if issues:
@@ -211,6 +214,23 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         if issues:
             raise ConfigError(stack, issues)
     return config
+
+
+def _engine_issues(fixes: Fixes, config: StackConfig) -> list[ConfigIssue]:
+    """MWAA runs in the private subnets: its workers reach Snowflake and Airbyte through NAT."""
+    aws_cfg = config.aws
+    if aws_cfg.airflow.engine != "mwaa" or aws_cfg.nat_gateway:
+        return []
+    key, fix = fixes.key_and_fix(("aws", "natGateway"), "true")
+    return [
+        ConfigIssue(
+            key=key,
+            problem="airflow.engine is 'mwaa', whose workers live in the private subnets and "
+            "reach Snowflake, Airbyte and PyPI only through a NAT gateway (or set "
+            "airflow.engine back to ec2)",
+            fix=fix,
+        )
+    ]
 
 
 def _airbyte_issues(fixes: Fixes, config: StackConfig, read: ConfigReader) -> list[ConfigIssue]:

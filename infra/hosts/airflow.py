@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -13,10 +14,17 @@ from infra.cloud_init import AirflowBoot, DashboardBoot, render_airflow
 from infra.hosts import iam
 from infra.hosts.iam import EXPORTS_PREFIX
 from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.mwaa.config import MwaaSettings
+
+# `ec2`: one host with the LocalExecutor (dev, for cost); `mwaa`: Amazon MWAA (prod).
+Engine = Literal["ec2", "mwaa"]
 
 
 class AirflowSettings(HostSettings):
-    """The Airflow host."""
+    """Where Airflow runs: the EC2 host's settings, or MWAA's in `mwaa` when `engine` is `mwaa`."""
+
+    engine: Engine = Field("ec2", examples=["mwaa"])
+    mwaa: MwaaSettings = MwaaSettings.model_validate({})
 
     instance_type: str = Field("t3.medium", examples=["t3.large"])
     root_volume_gb: int = Field(30, ge=20, le=500, examples=[30])
