@@ -80,6 +80,28 @@ def _exactly(names: tuple[str, ...]) -> str:
     return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$" if names else "^$"
 
 
+SECRETS_BACKEND = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+
+
+def secrets_backend_kwargs(
+    connections_prefix: str,
+    connection_ids: tuple[str, ...],
+    variables_prefix: str,
+    variable_keys: tuple[str, ...],
+    region: str,
+) -> str:
+    """The Secrets Manager backend's kwargs (JSON), the same for the EC2 host and MWAA."""
+    return json.dumps(
+        {
+            "connections_prefix": connections_prefix,
+            "connections_lookup_pattern": _exactly(connection_ids),
+            "variables_prefix": variables_prefix,
+            "variables_lookup_pattern": _exactly(variable_keys),
+            "region_name": region,
+        }
+    )
+
+
 def _file(name: str) -> str:
     return (FILES / name).read_text()
 
@@ -206,14 +228,12 @@ def render_airflow(boot: AirflowBoot) -> str:
     }
     # The role may read only the secrets this program wrote, so Airflow asks Secrets Manager
     # for exactly those ids; any other id goes to the environment and the metadata database.
-    backend_kwargs = json.dumps(
-        {
-            "connections_prefix": boot.connections_prefix,
-            "connections_lookup_pattern": _exactly(boot.connection_ids),
-            "variables_prefix": boot.variables_prefix,
-            "variables_lookup_pattern": _exactly(boot.variable_keys),
-            "region_name": boot.region,
-        }
+    backend_kwargs = secrets_backend_kwargs(
+        boot.connections_prefix,
+        boot.connection_ids,
+        boot.variables_prefix,
+        boot.variable_keys,
+        boot.region,
     )
     airflow_env = {
         "AIRFLOW_HOME": "/var/lib/airflow",
@@ -222,7 +242,7 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
-        "AIRFLOW__SECRETS__BACKEND": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+        "AIRFLOW__SECRETS__BACKEND": SECRETS_BACKEND,
         "AIRFLOW__SECRETS__BACKEND_KWARGS": backend_kwargs,
         # No inbound rule exists; the UI is reached through an SSM port-forwarding session.
         "AIRFLOW__API__HOST": "127.0.0.1",

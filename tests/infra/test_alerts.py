@@ -100,12 +100,16 @@ def test_webhook_url_never_reaches_plain_outputs_or_other_resources(alerted: Pro
 def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRun) -> None:
     topic_arn = alerted.one(TOPIC).outputs["arn"]
     alarms = {a.name.removeprefix("alerts-"): a.inputs for a in alerted.of_type(ALARM)}
+    on_ec2 = alerted.outputs[outputs.AIRFLOW_ENGINE] == "ec2"
+    airflow_alarms = (
+        {"airflow-system-check", "airflow-instance-check", "airflow-root-disk"}
+        if on_ec2
+        else {"mwaa-scheduler-heartbeat"}
+    )
     assert set(alarms) == {
         "generator-system-check",
         "generator-instance-check",
-        "airflow-system-check",
-        "airflow-instance-check",
-        "airflow-root-disk",
+        *airflow_alarms,
         "db-free-storage",
         "db-cpu",
         "db-connections",
@@ -113,19 +117,28 @@ def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRu
     for name, a in alarms.items():
         assert topic_arn in a["alarmActions"], name
     instances = {i.name.split("-")[0]: i.id for i in alerted.of_type(EC2)}
-    for host in ("generator", "airflow"):
+    for host in ("generator", "airflow") if on_ec2 else ("generator",):
         system = alarms[f"{host}-system-check"]
         assert system["metricName"] == "StatusCheckFailed_System"
         assert system["dimensions"] == {"InstanceId": instances[host]}
         assert "arn:aws:automate:us-east-1:ec2:recover" in system["alarmActions"]
         assert alarms[f"{host}-instance-check"]["metricName"] == "StatusCheckFailed_Instance"
-    disk = alarms["airflow-root-disk"]
-    assert (disk["namespace"], disk["metricName"], disk["threshold"]) == (
-        "CWAgent",
-        "disk_used_percent",
-        80,
-    )
-    assert disk["dimensions"]["InstanceId"] == instances["airflow"]
+    if on_ec2:
+        disk = alarms["airflow-root-disk"]
+        assert (disk["namespace"], disk["metricName"], disk["threshold"]) == (
+            "CWAgent",
+            "disk_used_percent",
+            80,
+        )
+        assert disk["dimensions"]["InstanceId"] == instances["airflow"]
+    else:
+        # No heartbeat, or no data at all, is a stopped scheduler.
+        beat = alarms["mwaa-scheduler-heartbeat"]
+        environment = alerted.one("aws:mwaa/environment:Environment").inputs["name"]
+        assert (beat["namespace"], beat["metricName"]) == ("AmazonMWAA", "SchedulerHeartbeat")
+        assert beat["dimensions"] == {"Function": "Scheduler", "Environment": environment}
+        assert (beat["comparisonOperator"], beat["threshold"]) == ("LessThanThreshold", 1)
+        assert beat["treatMissingData"] == "breaching"
 
     settings = stack_config(alerted.stack)["mdp:aws"]["database"]
     rds = alerted.one("aws:rds/instance:Instance")
@@ -282,7 +295,7 @@ def test_prod_host_without_a_recovering_status_alarm_is_caught(alerted_prod: Pro
     rule = _rule("prod-host-status-alarms")
     resources = alerted_prod.policy_resources()
     assert rule.on_stack(resources, Context(production=True)) == []
-    without = [x for x in resources if not x.name.endswith("airflow-system-check")]
+    without = [x for x in resources if not x.name.endswith("generator-system-check")]
     found = rule.on_stack(without, Context(production=True))
     assert {v.resource for v in found} == {x.name for x in resources if x.type == EC2}
     # The recover action is what makes the alarm count.

@@ -56,6 +56,14 @@ def _props(run: ProgramRun, type_: str, name_contains: str = "") -> dict[str, An
     return copy.deepcopy(run.one(type_, name_contains).props)
 
 
+def _prod_props(
+    prod: ProgramRun, prod_ec2: ProgramRun, type_: str, name_contains: str
+) -> dict[str, Any]:
+    """From prod as committed (MWAA); the Airflow host's resources from prod on the EC2 engine."""
+    found = [x for x in prod.of_type(type_) if name_contains in x.name]
+    return _props(prod if found else prod_ec2, type_, name_contains)
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def mutate(p: dict[str, Any]) -> None:
         node = p
@@ -422,6 +430,7 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
 )
 def test_rule_catches_a_bad_resource(
     prod: ProgramRun,
+    prod_ec2: ProgramRun,
     rule_name: str,
     sources: str,
     type_: str,
@@ -431,7 +440,7 @@ def test_rule_catches_a_bad_resource(
 ) -> None:
     rule = {x.name: x for x in all_rules()}[rule_name]
     context = Context(production=production)
-    good = _props(prod, type_, name)
+    good = _prod_props(prod, prod_ec2, type_, name)
     assert rule(type_, good, context) == [], f"the program's own {type_} already fails {rule_name}"
     bad = copy.deepcopy(good)
     mutate(bad)
@@ -466,10 +475,12 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def test_rules_read_the_policy_engines_read_only_props(prod: ProgramRun) -> None:
+def test_rules_read_the_policy_engines_read_only_props(
+    prod: ProgramRun, prod_ec2: ProgramRun
+) -> None:
     rules = {x.name: x for x in all_rules()}
     for rule_name, _, type_, name, mutate, production in NEGATIVE_CASES:
-        bad = _props(prod, type_, name)
+        bad = _prod_props(prod, prod_ec2, type_, name)
         mutate(bad)
         frozen = _ReadOnlyMapping(bad)
         assert rules[rule_name](type_, frozen, Context(production=production)), rule_name

@@ -134,8 +134,10 @@ def test_dashboard_key_is_only_in_its_own_secret(sf_stack: SnowflakeRun) -> None
         assert not any(v in s for s in walk_strings(value) for v in values), name
 
 
-def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(sf_stack: SnowflakeRun) -> None:
-    run = sf_stack.run
+def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(
+    sf_ec2_stack: SnowflakeRun,
+) -> None:
+    run = sf_ec2_stack.run
     arn = run.outputs[outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN]
     statements = _statements(run, "airflow")
     dashboard = [s for s in statements if s.get("Sid") == "ReadDashboardKey"]
@@ -162,8 +164,8 @@ def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(sf_stack: Snow
     assert arn not in generator
 
 
-def test_airflow_host_serves_the_dashboard_with_names_only(sf_stack: SnowflakeRun) -> None:
-    run = sf_stack.run
+def test_airflow_host_serves_the_dashboard_with_names_only(sf_ec2_stack: SnowflakeRun) -> None:
+    run = sf_ec2_stack.run
     text = str(run.one(EC2, "airflow").props["userData"])
     assert len(text.encode()) < 16 * 1024
     doc = _airflow_doc(run)
@@ -181,7 +183,7 @@ def test_airflow_host_serves_the_dashboard_with_names_only(sf_stack: SnowflakeRu
     assert DASHBOARD_USER in [u["name"] for u in doc["users"] if isinstance(u, dict)]
     assert "mdp-dashboard" in _env(files["/etc/mdp/host.env"])["MDP_RESTART_UNITS"].split()
     env = _env(files["/etc/mdp/dashboard.env"])
-    prefix = _prefix(sf_stack)
+    prefix = _prefix(sf_ec2_stack)
     assert env["MDP_TARGET"] == "cloud"
     assert (
         env["MDP_DASHBOARD_KEY_SECRET_ARN"]
@@ -205,8 +207,8 @@ def test_airflow_host_serves_the_dashboard_with_names_only(sf_stack: SnowflakeRu
     assert "MOCKSECRET" not in text and "PRIVATE KEY-----" not in text
 
 
-def test_no_inbound_rule_reaches_the_dashboard(sf_stack: SnowflakeRun) -> None:
-    run = sf_stack.run
+def test_no_inbound_rule_reaches_the_dashboard(sf_ec2_stack: SnowflakeRun) -> None:
+    run = sf_ec2_stack.run
     sg = run.one("aws:ec2/securityGroup:SecurityGroup", "airflow")
     assert sg.props.get("ingress", []) == []
     rules_in = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -330,9 +332,9 @@ def test_dashboard_unit_passes_systemd_verification(tmp_path: Path) -> None:
 
 
 def test_dbt_on_the_airflow_host_reads_the_stacks_raw_database(
-    sf_stack: SnowflakeRun, dev: ProgramRun
+    sf_ec2_stack: SnowflakeRun, dev: ProgramRun
 ) -> None:
-    env = _env(_files(_airflow_doc(sf_stack.run))["/etc/mdp/airflow.env"])
-    assert env["MDP_RAW_DATABASE"] == f"{_prefix(sf_stack)}RAW"
+    env = _env(_files(_airflow_doc(sf_ec2_stack.run))["/etc/mdp/airflow.env"])
+    assert env["MDP_RAW_DATABASE"] == f"{_prefix(sf_ec2_stack)}RAW"
     # Without Snowflake configured the sources keep the contract's name.
     assert _env(_files(_airflow_doc(dev))["/etc/mdp/airflow.env"])["MDP_RAW_DATABASE"] == "RAW"
