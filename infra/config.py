@@ -18,6 +18,7 @@ from infra.config_errors import ConfigError, ConfigIssue, ConfigReader, Fixes
 from infra.cost import CostConfig
 from infra.database import DatabaseSettings
 from infra.hosts.airflow import AirflowSettings
+from infra.hosts.dashboard import DashboardHostSettings
 from infra.hosts.generator import GeneratorSettings
 from infra.sections import PROJECT, STACKS, Section, StackName
 from infra.snowflake.config import SnowflakeConfig
@@ -53,6 +54,8 @@ class AwsConfig(Section):
     database: DatabaseSettings = DatabaseSettings.model_validate({})
     generator: GeneratorSettings = GeneratorSettings.model_validate({})
     airflow: AirflowSettings = AirflowSettings.model_validate({})
+    # Declared with airflow.engine mwaa and a Snowflake dashboard user only.
+    dashboard: DashboardHostSettings = DashboardHostSettings.model_validate({})
 
     @field_validator("flow_log_retention_days", "log_retention_days")
     @classmethod
@@ -110,6 +113,7 @@ _PROD_REQUIREMENTS: tuple[tuple[tuple[str, ...], Any, str], ...] = (
     (("aws", "protect"), True, "prod resources carry protect=True"),
     (("aws", "generator", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
     (("aws", "airflow", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
+    (("aws", "dashboard", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
 )
 
 

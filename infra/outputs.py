@@ -29,6 +29,9 @@ GENERATOR_INSTANCE_ID: Final = "generatorInstanceId"
 AIRFLOW_ENGINE: Final = "airflowEngine"
 # Airflow host (engine ec2): its SSM target.
 AIRFLOW_INSTANCE_ID: Final = "airflowInstanceId"
+# The dashboard's SSM port-forwarding target (port 8501): the Airflow host with engine ec2, the
+# dashboard host with engine mwaa; set when Snowflake has a dashboard user.
+DASHBOARD_INSTANCE_ID: Final = "dashboardInstanceId"
 # MWAA (engine mwaa): the environment, its private web server, and the object versions it runs
 # (plugins.zip, requirements.txt, startup.sh): the previous deploy's are the rollback target.
 MWAA_ENVIRONMENT_NAME: Final = "mwaaEnvironmentName"

@@ -23,6 +23,8 @@ from infra.hosts import (
     AirflowHost,
     AirflowHostArgs,
     DashboardArgs,
+    DashboardHost,
+    DashboardHostArgs,
     GeneratorHost,
     GeneratorHostArgs,
     HostCommon,
@@ -161,6 +163,7 @@ def build_alerts(
     database: Database,
     generator: GeneratorHost,
     airflow: AirflowHost | MwaaEnvironment,
+    dashboard_host: DashboardHost | None = None,
 ) -> Alerts | None:
     """The alert topic, alarms and budget, when `mdp:alerts` names a recipient."""
     settings = config.alerts
@@ -200,6 +203,11 @@ def build_alerts(
                     if isinstance(airflow, AirflowHost)
                     else []
                 ),
+                *(
+                    [WatchedHost("dashboard", dashboard_host.instance_id)]
+                    if dashboard_host is not None
+                    else []
+                ),
             ],
             mwaa_environment=airflow.name if isinstance(airflow, MwaaEnvironment) else None,
             database=WatchedDatabase(
@@ -225,11 +233,6 @@ def build_airflow(
     aws_cfg = config.aws
     if aws_cfg.airflow.engine == "mwaa":
         assert storage.mwaa_source_bucket is not None and storage.mwaa_source_bucket_arn is not None
-        if snowflake is not None and snowflake_dashboard(snowflake) is not None:
-            pulumi.log.warn(
-                "The dashboard is served by the EC2 Airflow host only; with airflow.engine "
-                "mwaa, serve it with `mdp dashboard` (docs/mwaa.md)."
-            )
         return MwaaEnvironment(
             "airflow",
             MwaaEnvironmentArgs(
@@ -265,6 +268,29 @@ def build_airflow(
             variables=variables,
             dashboard=snowflake_dashboard(snowflake) if snowflake is not None else None,
             raw_database=raw_database_name(config),
+        ),
+    )
+
+
+def build_dashboard_host(
+    config: StackConfig,
+    network: Network,
+    common: HostCommon,
+    snowflake: SnowflakePlatform | None,
+    airflow: AirflowHost | MwaaEnvironment,
+) -> DashboardHost | None:
+    """MWAA serves no dashboard: a small private host runs the Airflow host's dashboard unit."""
+    dashboard = snowflake_dashboard(snowflake) if snowflake is not None else None
+    if isinstance(airflow, AirflowHost) or dashboard is None:
+        return None
+    return DashboardHost(
+        "dashboard",
+        DashboardHostArgs(
+            common=common,
+            # Out through the NAT gateway: the egress address Snowflake lets the dashboard user in from.
+            subnet_id=network.private_subnet_ids.apply(lambda ids: ids[0]),
+            settings=config.aws.dashboard,
+            dashboard=dashboard,
         ),
     )
 
@@ -363,7 +389,9 @@ def main() -> None:
         config, network, storage, key, common, snowflake, airflow_connections, airflow_variables
     )
 
-    alerts = build_alerts(config, key, database, generator, airflow)
+    dashboard_host = build_dashboard_host(config, network, common, snowflake, airflow)
+
+    alerts = build_alerts(config, key, database, generator, airflow, dashboard_host)
 
     exports: Exports = {
         outputs.DB_ENDPOINT: database.address,
@@ -386,12 +414,16 @@ def main() -> None:
     }
     if isinstance(airflow, AirflowHost):
         exports[outputs.AIRFLOW_INSTANCE_ID] = airflow.instance_id
+        if snowflake is not None and snowflake_dashboard(snowflake) is not None:
+            exports[outputs.DASHBOARD_INSTANCE_ID] = airflow.instance_id
     else:
         exports |= {
             outputs.MWAA_ENVIRONMENT_NAME: airflow.name,
             outputs.MWAA_WEBSERVER_URL: airflow.webserver_url,
             outputs.MWAA_OBJECT_VERSIONS: airflow.object_versions,
         }
+    if dashboard_host is not None:
+        exports[outputs.DASHBOARD_INSTANCE_ID] = dashboard_host.instance_id
     if snowflake is not None:
         exports |= snowflake_exports(snowflake)
     if alerts is not None:

@@ -75,6 +75,17 @@ class AirflowBoot:
     raw_database: str = "RAW"
 
 
+@dataclass(frozen=True)
+class DashboardHostBoot:
+    """The dashboard host of MWAA stacks: the artifact and the dashboard, nothing of Airflow."""
+
+    stack: str
+    region: str
+    artifact_bucket: str
+    artifact_parameter: str
+    dashboard: DashboardBoot
+
+
 def _exactly(names: tuple[str, ...]) -> str:
     """A regex matching exactly these ids; with none, one that matches no id at all."""
     return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$" if names else "^$"
@@ -285,6 +296,27 @@ def render_airflow(boot: AirflowBoot) -> str:
     if boot.swap_gb:
         # A small dev host rides out the peaks of a daily run on swap instead of a larger size.
         doc["swap"] = {"filename": "/swapfile", "size": boot.swap_gb * 1024**3}
+    return _document(doc)
+
+
+def render_dashboard(boot: DashboardHostBoot) -> str:
+    """The dashboard host: the artifact sync and the same dashboard unit and key script as the Airflow host."""
+    env = {
+        "MDP_STACK": boot.stack,
+        "AWS_REGION": boot.region,
+        "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
+        "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
+        "PYTHONPATH": "/opt/mdp/app",
+        "MDP_RESTART_UNITS": "mdp-dashboard",
+    }
+    doc: dict[str, Any] = {
+        "package_update": True,
+        "packages": ["python3.11", "python3.11-pip", "unzip", "jq"],
+        "users": ["default"],
+        "write_files": [_write("/etc/mdp/host.env", _env_file(env)), *_common_files(boot.region)],
+        "runcmd": _bootstrap_commands(boot.region),
+    }
+    _add_dashboard(doc, boot.dashboard)
     return _document(doc)
 
 

@@ -212,7 +212,7 @@ class AirflowHost(Host):
         return pulumi.Output.all(
             artifact_bucket=common.artifact_bucket,
             exports_bucket_arn=args.exports_bucket_arn,
-            dashboard=_dashboard_boot(args.dashboard),
+            dashboard=dashboard_boot(args.dashboard),
         ).apply(
             lambda v: render_airflow(
                 AirflowBoot(
@@ -247,7 +247,8 @@ class AirflowHost(Host):
         ).apply(lambda v: iam.airflow_policy(common.region, **v))
 
 
-def _dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:
+def dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:
+    """The dashboard's boot values once its names and key ARN resolve; None without a dashboard."""
     if dashboard is None:
         return None
     return pulumi.Output.all(

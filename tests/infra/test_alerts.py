@@ -16,6 +16,7 @@ from infra.config_errors import ConfigError
 from infra.mockrun import ProgramRun, run_program, stack_config, walk_strings
 from infra.policies.rules import Context, Resource, all_rules, evaluate
 from infra.policies.rules import aws as r
+from tests.infra.snowflake.conftest import run_snowflake
 
 WEBHOOK = "https://hooks.example.com/services/T000/B000/XXXXSECRETXXXX"
 EMAILS = ["oncall@example.com", "data-team@example.com"]
@@ -30,7 +31,11 @@ def _with_alerts(stack: str, section: dict[str, Any] | None = None) -> ProgramRu
     # As the engine hands it over after `pulumi config set --secret --path 'alerts.webhookUrl'`:
     # the whole `mdp:alerts` key is secret.
     value = section if section is not None else {"emails": EMAILS, "webhookUrl": WEBHOOK}
-    return run_program(stack, secrets={"mdp:alerts": json.dumps(value)})
+    secrets = {"mdp:alerts": json.dumps(value)}
+    if stack == "prod":
+        # With Snowflake's dashboard user, so prod (MWAA) declares its dashboard host too.
+        return run_snowflake(stack, secrets=secrets).run
+    return run_program(stack, secrets=secrets)
 
 
 _RUNS: dict[str, ProgramRun] = {}
@@ -104,7 +109,7 @@ def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRu
     airflow_alarms = (
         {"airflow-system-check", "airflow-instance-check", "airflow-root-disk"}
         if on_ec2
-        else {"mwaa-scheduler-heartbeat"}
+        else {"mwaa-scheduler-heartbeat", "dashboard-system-check", "dashboard-instance-check"}
     )
     assert set(alarms) == {
         "generator-system-check",
@@ -117,7 +122,7 @@ def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRu
     for name, a in alarms.items():
         assert topic_arn in a["alarmActions"], name
     instances = {i.name.split("-")[0]: i.id for i in alerted.of_type(EC2)}
-    for host in ("generator", "airflow") if on_ec2 else ("generator",):
+    for host in ("generator", "airflow") if on_ec2 else ("generator", "dashboard"):
         system = alarms[f"{host}-system-check"]
         assert system["metricName"] == "StatusCheckFailed_System"
         assert system["dimensions"] == {"InstanceId": instances[host]}

@@ -43,7 +43,12 @@ def test_plan_lists_every_component_with_cost_and_no_violation(stack: str, tmp_p
         "mdp:storage:Storage",
         "mdp:database:Database",
         "mdp:hosts:GeneratorHost",
-        "mdp:hosts:AirflowHost" if stack == "dev" else "mdp:mwaa:Environment",
+        *(
+            ["mdp:hosts:AirflowHost"]
+            if stack == "dev"
+            # MWAA serves no dashboard: prod's has a host of its own.
+            else ["mdp:mwaa:Environment", "mdp:hosts:DashboardHost"]
+        ),
         "mdp:snowflake:SnowflakePlatform",
         "mdp:airbyte:AirbyteCloud",
     }
@@ -56,6 +61,8 @@ def test_plan_lists_every_component_with_cost_and_no_violation(stack: str, tmp_p
     # Prod runs Airflow on MWAA (priced from the table) and stays within its budget.
     assert ("MWAA mw1.small environment" in text) is (stack == "prod")
     assert ("MWAA metadata database" in text) is (stack == "prod")
+    # With MWAA, the dashboard host is priced as a host of its own.
+    assert ("| `dashboard-instance` | EC2 t3.micro |" in text) is (stack == "prod")
 
 
 def test_a_violation_planted_through_config_fails_the_plan() -> None:
@@ -94,8 +101,8 @@ def test_plan_says_when_alerts_are_not_configured_and_counts_them_when_they_are(
         app, ["plan", "--stack", "prod", "--set", 'mdp:alerts={"emails": ["ops@example.com"]}']
     )
     assert result.exit_code == 0, result.output
-    # Generator (2), database (3), MWAA's scheduler heartbeat (1).
-    assert "alerts: 6 alarms and 1 budget publish to one topic with 1 subscriptions" in (
+    # Generator (2), dashboard host (2), database (3), MWAA's scheduler heartbeat (1).
+    assert "alerts: 8 alarms and 1 budget publish to one topic with 1 subscriptions" in (
         result.output
     )
     assert "CloudWatch alarm" in result.output

@@ -18,7 +18,9 @@ import yaml
 from core.warehouse import snowflake_settings
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_PATH, DASHBOARD_PORT, DASHBOARD_USER, FILES
+from infra.cost import PlannedResource, estimate
 from infra.mockrun import ProgramRun, walk_strings
+from infra.policies.rules import Context, evaluate
 from infra.policies.rules import snowflake as rules
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.snowflake.config import SnowflakeConfig
@@ -338,3 +340,52 @@ def test_dbt_on_the_airflow_host_reads_the_stacks_raw_database(
     assert env["MDP_RAW_DATABASE"] == f"{_prefix(sf_ec2_stack)}RAW"
     # Without Snowflake configured the sources keep the contract's name.
     assert _env(_files(_airflow_doc(dev))["/etc/mdp/airflow.env"])["MDP_RAW_DATABASE"] == "RAW"
+
+
+def test_mwaa_stack_serves_the_dashboard_from_its_own_private_host(sf_prod: SnowflakeRun) -> None:
+    run = sf_prod.run
+    assert run.outputs[outputs.AIRFLOW_ENGINE] == "mwaa"
+    host = run.one(EC2, "dashboard")
+    assert run.outputs[outputs.DASHBOARD_INSTANCE_ID] == host.id
+    assert host.props["instanceType"] == "t3.micro"
+    assert host.props["associatePublicIpAddress"] is False
+    private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    assert host.props["subnetId"] in private
+    sg = run.one("aws:ec2/securityGroup:SecurityGroup", "dashboard")
+    assert sg.props.get("ingress", []) == [] and host.props["vpcSecurityGroupIds"] == [sg.id]
+    # The Airflow host's dashboard, nothing of Airflow: the same unit and key script.
+    doc = yaml.safe_load(str(host.props["userData"]))
+    jsonschema.validate(doc, CLOUD_CONFIG_SCHEMA)
+    files = _files(doc)
+    assert files[UNIT] == (FILES / "mdp-dashboard.service").read_text()
+    assert files["/usr/local/bin/mdp-dashboard-key"] == (FILES / "mdp-dashboard-key.sh").read_text()
+    assert not any("airflow" in path for path in files)
+    assert _env(files["/etc/mdp/host.env"])["MDP_RESTART_UNITS"] == "mdp-dashboard"
+    assert ["systemctl", "enable", "--now", "mdp-dashboard.service"] in doc["runcmd"]
+    assert snowflake_settings(_env(files["/etc/mdp/dashboard.env"]))["user"] == "DASHBOARD_SVC"
+    # Least privilege: the artifacts, the dashboard's key, the stack key through services only.
+    arn = run.outputs[outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN]
+    statements = {s["Sid"]: s for s in _statements(run, "dashboard")}
+    assert set(statements) == {
+        "UseKeyThroughServices",
+        "ReadArtifacts",
+        "ReadArtifactPointer",
+        "ReadDashboardKey",
+    }
+    assert statements["ReadDashboardKey"]["Resource"] == arn
+    assert statements["UseKeyThroughServices"]["Action"] == "kms:Decrypt"
+    assert "kms:ViaService" in statements["UseKeyThroughServices"]["Condition"]["StringEquals"]
+    violations = evaluate(sf_prod.resources, Context(production=True))
+    assert violations == [], "\n".join(map(str, violations))
+    priced = estimate([PlannedResource(host.type, host.name, host.plain, "dashboard", host.id)])
+    ours = {line.item for line in priced.lines if line.component == "dashboard"}
+    assert ours == {"EC2 t3.micro", "EBS gp3 root"}
+
+
+def test_ec2_stacks_serve_the_dashboard_from_the_airflow_host_only(
+    sf_dev: SnowflakeRun, dev: ProgramRun
+) -> None:
+    run = sf_dev.run
+    assert [i.name for i in run.of_type(EC2)] == ["generator-instance", "airflow-instance"]
+    assert run.outputs[outputs.DASHBOARD_INSTANCE_ID] == run.outputs[outputs.AIRFLOW_INSTANCE_ID]
+    assert outputs.DASHBOARD_INSTANCE_ID not in dev.outputs
