@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
-	plan system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports
+	plan rehearse system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports bench-dag
 
 help: ## List the targets
 	@if [ -t 1 ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
@@ -52,6 +52,9 @@ FORMAT ?= text
 plan: install ## Credential-free plan of a stack: resources, policy violations, monthly cost (STACK=dev|prod FORMAT=text|markdown PLAN_OUT=file)
 	$(RUN) mdp plan --stack $(STACK) --format $(FORMAT) $(if $(PLAN_OUT),--output $(PLAN_OUT))
 
+rehearse: install ## Rehearse a stack on a local AWS emulator: apply it, boot its hosts, a table per host (STACK=dev|prod)
+	$(RUN) mdp rehearse --stack $(STACK)
+
 clean: ## Stop the local services and delete all local state (.local/)
 	-$(RUN) mdp dashboard --stop 2>/dev/null
 	-$(RUN) mdp stop 2>/dev/null
@@ -69,7 +72,7 @@ lint: install ## ruff (lint + format check), import contracts, mypy, sqlfluff, a
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports
-	$(RUN) mypy core mdp infra stacks source_generator ingestion transform
+	$(RUN) mypy core mdp infra stacks rehearsal source_generator ingestion transform
 	$(RUN) sqlfluff lint transform/models --processes 2
 	$(RUN) actionlint
 
@@ -98,8 +101,11 @@ bench-generator: install ## Generator rows/s vs bare COPY of the same rows (ROWS
 bench-ingestion: install ## Loader at 1M and 10M rows: full + incremental sync vs bare COPY (and dlt at 1M); .local/bench/ingestion.json
 	$(RUN) python -m ingestion.bench
 
-bench-transform: install ## Full dbt build over ~10M payments, then an incremental one after one more day
+bench-transform: install ## dbt full + incremental build after one day, at 10M and 1M payments; .local/bench/transform.json
 	$(RUN) python -m transform.bench
+
+bench-dag: install ## One day under Airflow's scheduler (LocalExecutor) vs mdp sync + dbt build; .local/bench/dag.json
+	$(RUN) python -m orchestration.bench
 
 bench-exports: install ## Parquet export vs CSV of the same data: size, one-column read, one-partition read
 	$(RUN) python -m exports.bench

@@ -45,3 +45,8 @@ def transform_dir() -> Path:
 def bench_dir() -> Path:
     """Where the benchmarks write their figures as JSON, for scripts."""
     return local_home() / "bench"
+
+
+def alerts_log() -> Path:
+    """Where the local target's alerts go, one JSON object a line, as well as to the console."""
+    return local_home() / "alerts.log"

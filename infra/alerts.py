@@ -41,6 +41,17 @@ _CLASS_MEMORY_GIB: Mapping[str, float] = {
 _BYTES_PER_CONNECTION = 9_531_392
 
 
+def topic_name(stack: str) -> str:
+    return f"mdp-{stack}-alerts"
+
+
+def topic_arn(stack: str, region: str) -> pulumi.Output[str]:
+    """The topic's ARN before the topic exists: the Airflow host needs it, and the alarms need
+    the host, so the host reads it from the name rather than from the component."""
+    account_id = aws.get_caller_identity_output().account_id
+    return pulumi.Output.concat("arn:aws:sns:", region, ":", account_id, ":", topic_name(stack))
+
+
 def default_max_connections(instance_class: str) -> int | None:
     """RDS PostgreSQL's default connection limit for `instance_class`, or None if unknown."""
     gib = _CLASS_MEMORY_GIB.get(instance_class)
@@ -143,7 +154,7 @@ class Alerts(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(
             f"{name}-topic",
-            name=f"mdp-{args.stack}-alerts",
+            name=topic_name(args.stack),
             kms_master_key_id=args.kms_key_arn,
             opts=child,
         )

@@ -88,7 +88,7 @@ def marts_summary() -> tuple[Table, Table]:
     return net, mrr
 
 
-def _phase_seconds(result: Any) -> str:
+def phase_seconds(result: Any) -> str:
     phases: dict[str, float] = {}
     for t in result.tasks:
         phase = "dbt" if t.task_id.startswith("transform.") else t.task_id
@@ -96,7 +96,7 @@ def _phase_seconds(result: Any) -> str:
     return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items())
 
 
-def _report_failure(console: Console, result: Any) -> None:
+def report_failure(console: Console, result: Any, again: str = "make demo") -> None:
     failed = [t.task_id for t in result.tasks if t.state == "failed"]
     skipped = [t.task_id for t in result.tasks if t.state in ("upstream_failed", "skipped")]
     console.print(f"[red]The run for the day ending {result.logical_date:%Y-%m-%d} failed.[/red]")
@@ -105,7 +105,7 @@ def _report_failure(console: Console, result: Any) -> None:
     console.print(
         "Tables built before the failure, RAW and the previous exports are kept as they were. "
         f"The full log, with dbt's error for the failing model, is in {result.log_file}. "
-        "Fix the cause, then run `make demo` again: days already generated are not generated twice."
+        f"Fix the cause, then run `{again}` again: days already generated are not generated twice."
     )
     if result.log_file and Path(result.log_file).exists():
         lines = Path(result.log_file).read_text(errors="replace").splitlines()
@@ -129,7 +129,7 @@ NEXT_STEPS = (
 )
 
 
-def _send_library_output_to(log: Path) -> TextIO | None:
+def send_library_output_to(log: Path) -> TextIO | None:
     """Point this process's stdout and stderr (file descriptors 1 and 2) at `log`, for good.
 
     Airflow, alembic, Cosmos, dbt and pgserver (from its exit hook too) write there; the demo
@@ -159,7 +159,7 @@ def demo(
 ) -> None:
     """Run the local platform end to end through Airflow: generate, sync, dbt, publish, per day."""
     log = library_log()
-    terminal = _send_library_output_to(log)
+    terminal = send_library_output_to(log)
     console = Console(file=terminal) if terminal else Console()
     try:
         _demo(console, days, log)
@@ -227,12 +227,12 @@ def _demo(console: Console, days: int, log: Path) -> None:
         with console.status(f"Day {number}/{days}, ending {day_end:%Y-%m-%d %H:%M} UTC…"):
             result = runner.run_day(dag, day_end, log_file)
         if not result.ok:
-            _report_failure(console, result)
+            report_failure(console, result)
             raise typer.Exit(1)
         day_seconds.append(result.seconds)
         console.print(
             f"[green]✓[/green] Day {number}/{days} (ending {day_end:%Y-%m-%d}): "
-            f"{len(result.tasks)} tasks in {result.seconds:.1f}s: {_phase_seconds(result)}"
+            f"{len(result.tasks)} tasks in {result.seconds:.1f}s: {phase_seconds(result)}"
         )
     release_duckdb()
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pulumi
 
+from core.connections import ALERTS_TOPIC_VARIABLE
 from infra import outputs
 from infra.airbyte import AirbyteCloud, AirbyteCloudArgs, ApiApplication
 from infra.airbyte.client import CONFIG_CLIENT_ID, CONFIG_CLIENT_SECRET, DEFAULT_SERVER_URL
@@ -15,6 +16,7 @@ from infra.alerts import (
     WatchedDatabase,
     WatchedHost,
     default_max_connections,
+    topic_arn,
 )
 from infra.config import ConfigError, ConfigIssue, StackConfig, load_stack_config
 from infra.database import Database, DatabaseArgs
@@ -228,8 +230,10 @@ def build_airflow(
     snowflake: SnowflakePlatform | None,
     connections: dict[str, pulumi.Input[str]],
     variables: dict[str, pulumi.Input[str]],
+    alerts_topic: pulumi.Input[str] | None = None,
 ) -> AirflowHost | MwaaEnvironment:
-    """Airflow on the engine `aws.airflow.engine` names; both read the same secrets."""
+    """Airflow on the engine `aws.airflow.engine` names; both read the same secrets and may
+    publish the DAG's alerts to the stack's topic."""
     aws_cfg = config.aws
     if aws_cfg.airflow.engine == "mwaa":
         assert storage.mwaa_source_bucket is not None and storage.mwaa_source_bucket_arn is not None
@@ -251,6 +255,7 @@ def build_airflow(
                 connections=connections,
                 variables=variables,
                 raw_database=raw_database_name(config),
+                alerts_topic_arn=alerts_topic,
             ),
         )
     return AirflowHost(
@@ -268,6 +273,7 @@ def build_airflow(
             variables=variables,
             dashboard=snowflake_dashboard(snowflake) if snowflake is not None else None,
             raw_database=raw_database_name(config),
+            alerts_topic_arn=alerts_topic,
         ),
     )
 
@@ -378,15 +384,27 @@ def main() -> None:
         **(snowflake.airflow_connections if snowflake is not None else {}),
         **(airbyte.airflow_connections if airbyte is not None else {}),
     }
+    alerting = config.alerts is not None and config.alerts.configured
+    alerts_topic = topic_arn(stack, aws_cfg.region) if alerting else None
     airflow_variables: dict[str, pulumi.Input[str]] = {
         "mdp_exports_bucket": storage.exports_bucket,
         "mdp_stack": stack,
         # Airflow triggers syncs of this connection (always in manual mode, on demand otherwise).
         **(airbyte.airflow_variables if airbyte is not None else {}),
+        # The DAG's alerts go to the stack's topic (none without `mdp:alerts`).
+        **({ALERTS_TOPIC_VARIABLE: alerts_topic} if alerts_topic is not None else {}),
     }
 
     airflow = build_airflow(
-        config, network, storage, key, common, snowflake, airflow_connections, airflow_variables
+        config,
+        network,
+        storage,
+        key,
+        common,
+        snowflake,
+        airflow_connections,
+        airflow_variables,
+        alerts_topic,
     )
 
     dashboard_host = build_dashboard_host(config, network, common, snowflake, airflow)

@@ -1,4 +1,9 @@
-"""`make bench-transform`: full dbt build over ~10M raw payments, then an incremental one after a day."""
+"""`make bench-transform`: full dbt build over ~10M raw payments, then an incremental one after a day.
+
+The same simulated day (same numbers of new payments, refunds and plan changes) is also run on
+a history of ~1M payments, so the incremental run's growth with the history is measured.
+Figures go to `.local/bench/transform.json`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from core.bench import write_figures
 from transform import runner as transform
 
 AIRBYTE = """
@@ -105,19 +112,22 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
         from s
         """
     )
-    con.execute(payments_sql(0, payments, payments, subscriptions, days, "create or replace table"))
+    con.execute(
+        payments_sql(0, payments, 0, days * 86400, subscriptions, "create or replace table")
+    )
     con.close()
 
 
 def payments_sql(
-    first: int, count: int, total: int, subscriptions: int, days: int, verb: str
+    first: int, count: int, start_seconds: int, span_seconds: int, subscriptions: int, verb: str
 ) -> str:
-    """Payments `first+1 .. first+count`, spread evenly over `days` days of a `total`-row history."""
+    """Payments `first+1 .. first+count`, spread evenly over `span_seconds` from `t0() + start_seconds`."""
     return f"""
         {verb} POSTGRES_AIRBYTE.payments {"as" if verb.startswith("create") else ""}
         with s as (
             select range + 1 as i,
-                t0() + (range * {days}::bigint * 86400 // {total}) * interval 1 second as ts
+                t0() + ({start_seconds} + (range - {first}) * {span_seconds}::bigint // {count})
+                    * interval 1 second as ts
             from range({first}, {first + count})
         )
         select i::bigint as id,
@@ -157,19 +167,36 @@ def resync(con: duckdb.DuckDBPyConnection, table: str, where: str, changes: str)
     con.execute(f"insert into POSTGRES_AIRBYTE.{table} select * from changed")
 
 
-def add_day(path: Path, payments: int, days: int) -> None:
+@dataclass(frozen=True)
+class Day:
+    """What one simulated day changes: the same at every history size."""
+
+    payments: int
+    refunds: int
+    plan_changes: int
+
+    @classmethod
+    def of(cls, payments: int, days: int) -> Day:
+        """An average day of a history of `payments` payments over `days` days."""
+        return cls(payments // days, payments // 10007, max(payments // 16, 100) // 1009)
+
+
+def add_day(path: Path, payments: int, days: int, day: Day) -> None:
     """One more simulated day: its payments, refunds of older ones, plan changes, late syncs."""
     subscriptions = max(payments // 16, 100)
-    per_day = payments // days
     con = duckdb.connect(str(path))
     con.execute("set TimeZone = 'UTC'")
-    con.execute(f"create or replace macro t0() as now()::timestamptz - interval {days} day")
+    con.execute(f"create or replace macro t0() as now()::timestamptz - interval {days + 1} day")
     con.execute("begin")
-    con.execute(payments_sql(payments, per_day, payments, subscriptions, days, "insert into"))
-    resync(con, "payments", "id % 10007 = 0", "'refunded' as status")
+    con.execute(
+        payments_sql(payments, day.payments, days * 86400, 86400, subscriptions, "insert into")
+    )
+    refunded = max(payments // max(day.refunds, 1), 1)
+    resync(con, "payments", f"id <= {payments} and id % {refunded} = 0", "'refunded' as status")
     con.execute("commit")
     con.execute("begin")
-    resync(con, "subscriptions", "id % 1009 = 0", "'Platinum' as plan")
+    changed = max(subscriptions // max(day.plan_changes, 1), 1)
+    resync(con, "subscriptions", f"id % {changed} = 0", "'Platinum' as plan")
     con.execute("commit")
     con.close()
 
@@ -207,9 +234,57 @@ def check_against_full_rebuild(warehouse: Path, threads: int) -> None:
     print("incremental result equals a full rebuild, table by table")
 
 
+@dataclass(frozen=True)
+class Measured:
+    payments: int
+    full_s: float
+    incremental_s: float
+
+
+def measure(
+    payments: int, days: int, day: Day, options: argparse.Namespace, check: bool
+) -> Measured:
+    """A full build over `payments` raw payments, then the incremental run after `day`."""
+    home = Path(tempfile.mkdtemp(prefix="mdp-bench-transform-"))
+    # The runs use a warehouse of their own; the figures still go to the caller's MDP_HOME.
+    caller_home = os.environ.get("MDP_HOME")
+    os.environ["MDP_HOME"] = str(home)
+    warehouse = home / "warehouse"
+    warehouse.mkdir(parents=True)
+    raw = warehouse / "raw.duckdb"
+    try:
+        started = time.perf_counter()
+        generate_raw(raw, payments, days)
+        print(f"raw layer: {payments:,} payments generated in {time.perf_counter() - started:.1f}s")
+        run = ["run", "--threads", str(options.threads)]
+        # Parse once up front so neither timed run pays for a cold project parse.
+        timed_run(["parse"])
+        full = timed_run([*run, "--full-refresh"], f"full build, {payments:,}", options.slowest)
+        add_day(raw, payments, days, day)
+        incremental = timed_run(run, f"incremental build, {payments:,}", options.slowest)
+        if check:
+            check_against_full_rebuild(warehouse, options.threads)
+        return Measured(payments, full, incremental)
+    finally:
+        if caller_home is None:
+            del os.environ["MDP_HOME"]
+        else:
+            os.environ["MDP_HOME"] = caller_home
+        if options.keep:
+            print(f"warehouse kept in {warehouse}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--payments", type=int, default=10_000_000)
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=1_000_000,
+        help="payments of the smaller history the same day is also run on (growth baseline)",
+    )
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--threads", type=int, default=2, help="dbt threads, same for both runs")
     parser.add_argument(
@@ -220,36 +295,49 @@ def main() -> None:
         action="store_true",
         help="skip the (untimed) comparison of the incremental result with a full rebuild",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark warehouse")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark warehouses")
     options = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="mdp-bench-transform-"))
-    os.environ["MDP_HOME"] = str(home)
-    warehouse = home / "warehouse"
-    warehouse.mkdir(parents=True)
-    raw = warehouse / "raw.duckdb"
-    try:
-        started = time.perf_counter()
-        generate_raw(raw, options.payments, options.days)
+    day = Day.of(options.payments, options.days)
+    print(
+        f"one simulated day: {day.payments:,} payments, {day.refunds:,} refunds, "
+        f"{day.plan_changes:,} plan changes"
+    )
+    large = measure(options.payments, options.days, day, options, check=not options.no_check)
+    small = measure(options.small, options.days, day, options, check=False)
+    share = large.incremental_s / large.full_s
+    growth = large.incremental_s / small.incremental_s
+    load = os.getloadavg()[0]
+    print()
+    print(f"{'payments':>12} {'full build':>11} {'incremental':>12} {'share':>7}")
+    for m in (large, small):
         print(
-            f"raw layer: {options.payments:,} payments generated in {time.perf_counter() - started:.1f}s"
+            f"{m.payments:>12,} {m.full_s:>10.2f}s {m.incremental_s:>11.2f}s "
+            f"{m.incremental_s / m.full_s:>7.1%}"
         )
-        run = ["run", "--threads", str(options.threads)]
-        # Parse once up front so neither timed run pays for a cold project parse.
-        timed_run(["parse"])
-        full = timed_run([*run, "--full-refresh"], "full build", options.slowest)
-        add_day(raw, options.payments, options.days)
-        incremental = timed_run(run, "incremental build", options.slowest)
-        print(f"full build (dbt run, baseline):     {full:8.1f}s")
-        print(f"incremental build after one day:    {incremental:8.1f}s")
-        print(f"ratio incremental / full:           {incremental / full:8.1%}  (goal <= 20%)")
-        if not options.no_check:
-            check_against_full_rebuild(warehouse, options.threads)
-    finally:
-        if options.keep:
-            print(f"warehouse kept in {warehouse}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+    print(f"incremental / full at {large.payments:,}:   {share:8.1%}  (goal <= 10%)")
+    print(
+        f"incremental growth {small.payments:,} -> {large.payments:,}: {growth:8.2f}  (goal <= 1.5)"
+    )
+    print(f"load average now: {load:.1f} on {os.cpu_count()} cores")
+    summary = {
+        "payments": large.payments,
+        "small_payments": small.payments,
+        "day": {
+            "payments": day.payments,
+            "refunds": day.refunds,
+            "plan_changes": day.plan_changes,
+        },
+        "threads": options.threads,
+        "full_s": round(large.full_s, 3),
+        "incremental_s": round(large.incremental_s, 3),
+        "small_full_s": round(small.full_s, 3),
+        "small_incremental_s": round(small.incremental_s, 3),
+        "incremental_share": round(share, 4),
+        "incremental_growth": round(growth, 4),
+        "checked_against_full_rebuild": not options.no_check,
+    }
+    print(f"Figures: {write_figures('transform', summary)}")
 
 
 if __name__ == "__main__":

@@ -223,6 +223,30 @@ def render_generator(boot: GeneratorBoot) -> str:
     return _document(doc)
 
 
+CLOUDWATCH_AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+CLOUDWATCH_AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+
+
+def cloudwatch_agent_config() -> dict[str, Any]:
+    """The root file system's used percent, with exactly the dimensions the disk alarm watches
+    (InstanceId, path, fstype: no host name, no device)."""
+    return {
+        "agent": {"omit_hostname": True},
+        "metrics": {
+            "namespace": "CWAgent",
+            "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
+            "metrics_collected": {
+                "disk": {
+                    "measurement": ["used_percent"],
+                    "resources": ["/"],
+                    "drop_device": True,
+                    "metrics_collection_interval": 60,
+                }
+            },
+        },
+    }
+
+
 def render_airflow(boot: AirflowBoot) -> str:
     """The Airflow host: pinned Airflow/Cosmos/dbt from uv.lock, Secrets Manager as the secrets backend."""
     env = {
@@ -253,6 +277,9 @@ def render_airflow(boot: AirflowBoot) -> str:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
+        # Unset, Airflow derives postgresql+asyncpg for its async engine, and asyncpg is not in
+        # uv.lock: every Airflow process would fail at import. psycopg 3 serves both engines.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
         "AIRFLOW__SECRETS__BACKEND": SECRETS_BACKEND,
         "AIRFLOW__SECRETS__BACKEND_KWARGS": backend_kwargs,
         # No inbound rule exists; the UI is reached through an SSM port-forwarding session.
@@ -269,7 +296,15 @@ def render_airflow(boot: AirflowBoot) -> str:
     }
     doc: dict[str, Any] = {
         "package_update": True,
-        "packages": ["python3.11", "python3.11-pip", "unzip", "postgresql16-server", "jq"],
+        "packages": [
+            "python3.11",
+            "python3.11-pip",
+            "unzip",
+            "postgresql16-server",
+            "jq",
+            # Publishes the root disk's used percent, which the disk-full alarm watches.
+            "amazon-cloudwatch-agent",
+        ],
         "users": [
             "default",
             {
@@ -285,9 +320,14 @@ def render_airflow(boot: AirflowBoot) -> str:
             *_common_files(boot.region),
             _write("/usr/local/bin/mdp-airflow-setup", _file("airflow-setup.sh"), "0755"),
             _write("/etc/systemd/system/airflow@.service", _file("airflow@.service")),
+            _write(CLOUDWATCH_AGENT_CONFIG, json.dumps(cloudwatch_agent_config(), indent=2)),
         ],
         "runcmd": [
             *_bootstrap_commands(boot.region),
+            [
+                CLOUDWATCH_AGENT_CTL,
+                *("-a", "fetch-config", "-m", "ec2", "-s", "-c", f"file:{CLOUDWATCH_AGENT_CONFIG}"),
+            ],
             ["/usr/local/bin/mdp-airflow-setup"],
         ],
     }

@@ -31,8 +31,8 @@ class AirflowSettings(HostSettings):
     public_subnet: bool = Field(True, examples=[False])
     # A swap file lets a small dev host (t3.small, 2 GiB) absorb the peaks of the daily run.
     swap_gb: int = Field(0, ge=0, le=16, examples=[4])
-    # Not in uv.lock: the secrets backend provider, installed under the lock file's constraints;
-    # 9.39.0 resolves with them (apache-airflow 3.3.2, boto3 1.44.8).
+    # The secrets backend and the DAG's SNS notifier; the version uv.lock holds (apache-airflow
+    # 3.3.2, boto3 1.44.8), so the host runs what the tests ran.
     amazon_provider_version: str = Field("9.39.0", pattern=r"^\d+\.\d+\.\d+$", examples=["9.39.0"])
 
 
@@ -69,6 +69,8 @@ class AirflowHostArgs:
     dashboard: DashboardArgs | None = None
     # The Snowflake database Airbyte loads (stack-prefixed in a shared account): dbt's sources.
     raw_database: str = "RAW"
+    # The stack's alert topic, when `mdp:alerts` is set: the DAG publishes its alerts there.
+    alerts_topic_arn: pulumi.Input[str] | None = None
 
 
 # The component type of the MWAA environment (infra/mwaa), which takes over the same secrets.
@@ -244,6 +246,7 @@ class AirflowHost(Host):
             exports_bucket_arn=args.exports_bucket_arn,
             secret_arns=self.secret_arns,
             dashboard_key_arn=args.dashboard.key_secret_arn if args.dashboard is not None else "",
+            alerts_topic_arn=args.alerts_topic_arn or "",
         ).apply(lambda v: iam.airflow_policy(common.region, **v))
 
 

@@ -71,11 +71,14 @@ def airflow_policy(
     exports_bucket_arn: str,
     secret_arns: list[str],
     dashboard_key_arn: str = "",
+    alerts_topic_arn: str = "",
 ) -> str:
-    """Airflow reads its own secrets and the artifacts, and writes the exports prefix only."""
+    """Airflow reads its own secrets and the artifacts, writes the exports prefix only, and
+    publishes the DAG's alerts to the stack's topic."""
+    # Writing exports to the KMS-encrypted bucket, or to the encrypted topic, needs data keys.
+    kms_services = ["secretsmanager", "s3", *(["sns"] if alerts_topic_arn else [])]
     statements: list[dict[str, Any]] = [
-        # Writing exports to the KMS-encrypted bucket needs data keys too.
-        _kms_via(region, key_arn, ["secretsmanager", "s3"], write=True),
+        _kms_via(region, key_arn, kms_services, write=True),
         *_artifact_read(artifact_bucket_arn, parameter_arn),
         {
             "Sid": "WriteParquetExports",
@@ -98,6 +101,26 @@ def airflow_policy(
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": secret_arns,
+            }
+        )
+    statements.append(
+        {
+            # The CloudWatch agent's root-disk metric; PutMetricData takes no resource ARN, so
+            # the namespace condition is what scopes it.
+            "Sid": "PublishDiskMetric",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "CWAgent"}},
+        }
+    )
+    if alerts_topic_arn:
+        statements.append(
+            {
+                "Sid": "PublishDagAlerts",
+                "Effect": "Allow",
+                "Action": "sns:Publish",
+                "Resource": alerts_topic_arn,
             }
         )
     if dashboard_key_arn:

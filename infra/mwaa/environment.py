@@ -52,6 +52,9 @@ class MwaaEnvironmentArgs:
     connections: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     raw_database: str = "RAW"
+    # The stack's alert topic, when `mdp:alerts` is set: the DAG publishes its alerts there (its
+    # ARN reaches the DAG as an Airflow variable, through the same secrets backend).
+    alerts_topic_arn: pulumi.Input[str] | None = None
     source_root: Path = REPO_ROOT
 
 
@@ -147,6 +150,7 @@ class MwaaEnvironment(pulumi.ComponentResource):
                 source_bucket_arn=args.source_bucket_arn,
                 exports_bucket_arn=args.exports_bucket_arn,
                 secret_arns=self.secret_arns,
+                alerts_topic_arn=args.alerts_topic_arn or "",
             ).apply(lambda v: iam.execution_policy(args.region, environment=self.name, **v)),
             opts=child,
         )

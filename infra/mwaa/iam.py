@@ -36,8 +36,10 @@ def execution_policy(
     source_bucket_arn: str,
     exports_bucket_arn: str,
     secret_arns: list[str],
+    alerts_topic_arn: str = "",
 ) -> str:
-    """Least privilege for one environment: its metrics, logs, bucket, queues, key and secrets."""
+    """Least privilege for one environment: its metrics, logs, bucket, queues, key and secrets,
+    and publishing the DAG's alerts to the stack's topic."""
     log_groups = f"arn:aws:logs:{region}:{account_id}:log-group:airflow-{environment}-*"
     statements: list[dict[str, Any]] = [
         {
@@ -98,6 +100,8 @@ def execution_policy(
                         f"sqs.{region}.amazonaws.com",
                         f"s3.{region}.amazonaws.com",
                         f"secretsmanager.{region}.amazonaws.com",
+                        # The alert topic is encrypted with the stack's key.
+                        *([f"sns.{region}.amazonaws.com"] if alerts_topic_arn else []),
                     ]
                 }
             },
@@ -124,6 +128,16 @@ def execution_policy(
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": sorted(secret_arns),
+            }
+        )
+    if alerts_topic_arn:
+        statements.append(
+            {
+                # The DAG's SNS notifier signs with the execution role (no AWS connection).
+                "Sid": "PublishDagAlerts",
+                "Effect": "Allow",
+                "Action": "sns:Publish",
+                "Resource": alerts_topic_arn,
             }
         )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})

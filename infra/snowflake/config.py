@@ -10,6 +10,8 @@ from pydantic import AfterValidator, Field, field_validator
 
 from infra.policies.rules.snowflake import MAX_STATEMENT_TIMEOUT_SECONDS
 from infra.sections import Section
+from infra.snowflake import naming as n
+from infra.snowflake.rotation import DEFAULT_ROTATION_DAYS
 
 _PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*_)?$")
 
@@ -49,6 +51,20 @@ class SnowflakeConfig(Section):
     dbt_allowed_cidrs: tuple[SignInCidr, ...] = Field((), examples=["198.51.100.7/32"])
     notify_users: tuple[str, ...] = Field((), examples=["ADMIN_USER"])
     rsa_bits: int = Field(4096, ge=2048, le=8192, examples=[4096])
+    # Each service user's key is replaced this often, without downtime (see docs/operations.md).
+    key_rotation_days: int = Field(DEFAULT_ROTATION_DAYS, ge=1, le=365, examples=[90])
+    # Rotations on demand, per user (AIRBYTE, DBT, DASHBOARD): `mdp rotate-key` raises them.
+    key_rotations: dict[str, Annotated[int, Field(ge=0)]] = Field({}, examples=[{"DBT": 1}])
+
+    @field_validator("key_rotations")
+    @classmethod
+    def _known_users(cls, v: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(v) - set(n.SERVICE_USERS))
+        if unknown:
+            raise ValueError(
+                f"names {', '.join(unknown)}; the service users are {', '.join(n.SERVICE_USERS)}"
+            )
+        return v
 
     @field_validator("name_prefix")
     @classmethod

@@ -51,6 +51,7 @@ AIRBYTE_USER = "AIRBYTE"
 DBT_USER = "DBT"
 # Signs the dashboard on the Airflow host in as REPORTER.
 DASHBOARD_USER = "DASHBOARD"
+SERVICE_USERS = (AIRBYTE_USER, DBT_USER, DASHBOARD_USER)
 
 
 def read_role(schema: str) -> str:

@@ -16,6 +16,7 @@ from infra.endpoints import SnowflakeTarget
 from infra.sections import StackName
 from infra.snowflake import naming as n
 from infra.snowflake.config import SnowflakeConfig
+from infra.snowflake.rotation import key_generation
 from infra.snowflake.service_user import ServiceUser, ServiceUserArgs
 
 AUTO_SUSPEND_SECONDS = 60
@@ -440,6 +441,9 @@ class SnowflakePlatform(pulumi.ComponentResource):
                     account_identifier=self.account_identifier,
                     host=self.host,
                     rsa_bits=a.settings.rsa_bits,
+                    key_generation=key_generation(
+                        a.settings.key_rotation_days, a.settings.key_rotations.get(base, 0)
+                    ),
                     secret_name_prefix=a.secret_name_prefix,
                     secrets_kms_key_id=a.secrets_kms_key_id,
                     secret_recovery_window_days=a.secret_recovery_window_days,

@@ -13,6 +13,7 @@ import pulumi_tls as tls
 
 from infra.sections import StackName
 from infra.snowflake import naming as n
+from infra.snowflake.rotation import slots
 
 
 def public_key_body(pem: str) -> str:
@@ -46,12 +47,22 @@ class ServiceUserArgs:
     secrets_kms_key_id: pulumi.Input[str] | None = None
     secret_recovery_window_days: int = 30
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The current key generation (see infra.snowflake.rotation): its key signs in, the one
+    # before stays in the other slot until the next rotation.
+    key_generation: int = 1
 
 
 class ServiceUser(pulumi.ComponentResource):
-    """A TYPE=SERVICE user signing in with an RSA key from its own networks only."""
+    """A TYPE=SERVICE user signing in with an RSA key from its own networks only.
+
+    Its key rotates through Snowflake's two slots: generation g's key and generation g-1's are
+    both accepted; the secret holds g's. A rotation declares g+1's key, which goes into the slot
+    of g-1 (no consumer uses it), and switches the secret and every consumer to it; g's key stays
+    valid meanwhile, and goes at the next rotation.
+    """
 
     user_name: pulumi.Output[str]
+    key_generation: int
     private_key_pem: pulumi.Output[str]
     key_secret_arn: pulumi.Output[str]
 
@@ -65,16 +76,16 @@ class ServiceUser(pulumi.ComponentResource):
         # their state (and the user's key) instead of replacing them.
         self._old_parent = (opts.parent if opts else None) or None
         policy = self._create_network_policy()
-        self._key = tls.PrivateKey(
-            f"{name}-key",
-            algorithm="RSA",
-            rsa_bits=args.rsa_bits,
-            opts=self._child_opts(old_name=f"{name}-key"),
-        )
+        self.key_generation = args.key_generation
+        self._keys = self._create_keys()
+        self._key = self._keys[self.key_generation]
         user = self._create_user(policy)
         secret = self._create_secret(user)
         self.user_name = user.name
-        self.private_key_pem = pulumi.Output.secret(self._key.private_key_pem_pkcs8)
+        # Through the user, as the secret: consumers switch once Snowflake has the new key.
+        self.private_key_pem = pulumi.Output.secret(
+            pulumi.Output.all(user.name, self._key.private_key_pem_pkcs8).apply(lambda v: v[1])
+        )
         self.key_secret_arn = secret.arn
         self.register_outputs({"user_name": self.user_name, "key_secret_arn": self.key_secret_arn})
 
@@ -87,6 +98,23 @@ class ServiceUser(pulumi.ComponentResource):
             else []
         )
         return pulumi.ResourceOptions(parent=self, provider=provider, aliases=aliases)
+
+    def _create_keys(self) -> dict[int, tls.PrivateKey]:
+        first, second = slots(self.key_generation)
+        keys = {}
+        for generation in (first, second):
+            # The key of the first slot was the user's only key before rotation: it keeps its
+            # state, so the first deployment with rotation replaces no key a consumer uses.
+            aliases = [pulumi.Alias(name=f"{self._name}-key")] if generation == first else []
+            if generation == first and self._old_parent is not None:
+                aliases.append(pulumi.Alias(name=f"{self._name}-key", parent=self._old_parent))
+            keys[generation] = tls.PrivateKey(
+                f"{self._name}-key-{generation}",
+                algorithm="RSA",
+                rsa_bits=self._args.rsa_bits,
+                opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
+            )
+        return keys
 
     def _create_network_policy(self) -> snowflake.NetworkPolicy:
         a, user = self._args, self._args.naming.user(self._args.base)
@@ -126,7 +154,12 @@ class ServiceUser(pulumi.ComponentResource):
             default_secondary_roles_option="NONE",
             default_warehouse=a.warehouse.name,
             default_namespace=pulumi.Output.concat(a.database.name, ".", a.schema),
-            rsa_public_key=self._key.public_key_pem.apply(public_key_body),
+            rsa_public_key=self._keys[slots(self.key_generation)[0]].public_key_pem.apply(
+                public_key_body
+            ),
+            rsa_public_key2=self._keys[slots(self.key_generation)[1]].public_key_pem.apply(
+                public_key_body
+            ),
             network_policy=policy.name,
             opts=self._child_opts(a.securityadmin, old_name=self._name),
         )
@@ -149,8 +182,11 @@ class ServiceUser(pulumi.ComponentResource):
             tags={**a.tags, "mdp:snowflake-user": user_name},
             opts=self._child_opts(old_name=f"{self._name}-key-secret"),
         )
+        # Read from the user, so the secret (and every consumer reading it) switches to the new
+        # key only once Snowflake accepts it.
         payload: pulumi.Output[str] = pulumi.Output.all(
             user=user.name,
+            key_generation=self.key_generation,
             role=a.role.name,
             warehouse=a.warehouse.name,
             database=a.database.name,

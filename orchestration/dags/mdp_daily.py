@@ -14,8 +14,10 @@ if str(_REPO_ROOT) not in sys.path:
 
 from airflow.sdk import DAG, task  # noqa: E402
 from cosmos import DbtTaskGroup  # noqa: E402
+from cosmos.operators.local import DbtSourceLocalOperator  # noqa: E402
 
-from orchestration.include import dbt  # noqa: E402
+from core import paths  # noqa: E402
+from orchestration.include import alerts, dbt  # noqa: E402
 from orchestration.include.settings import DAG_ID, Settings  # noqa: E402
 
 settings = Settings.from_env()
@@ -27,6 +29,8 @@ default_args: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": settings.retry_delay * 4,
     "execution_timeout": settings.task_timeout,
+    # After a task's last try: one alert through the target's notifier.
+    "on_failure_callback": alerts.on_task_failure,
 }
 
 with DAG(
@@ -42,8 +46,24 @@ with DAG(
     default_args=default_args,
     dagrun_timeout=timedelta(hours=6),
     tags=["mdp", settings.target, "dbt", "cosmos"],
+    # A run still unfinished this long after its scheduled time raises an alert (where Airflow
+    # has deadlines: not on MWAA's 3.0.6).
+    **alerts.deadline_args(settings),
     doc_md=__doc__,
 ) as dag:
+
+    def source_freshness() -> DbtSourceLocalOperator:
+        """dbt's source freshness on RAW: a warning alerts and goes on, an error stops the run."""
+        return DbtSourceLocalOperator(
+            task_id=alerts.FRESHNESS_TASK_ID,
+            project_dir=str(settings.dbt_project_dir),
+            profile_config=dbt.profile_config(settings),
+            execution_timeout=timedelta(minutes=15),
+            on_warning_callback=alerts.on_freshness_warning,
+            # Locally, dbt reads the DuckDB paths of profiles.yml from MDP_HOME, as in the group.
+            env={"MDP_HOME": str(paths.local_home())} if settings.target == "local" else None,
+        )
+
     if settings.target == "local":
 
         @task(execution_timeout=settings.task_timeout)
@@ -64,10 +84,9 @@ with DAG(
 
             return local_steps.sync()
 
-        upstream = generate() >> sync()
+        upstream = generate() >> sync() >> source_freshness()
     else:
         from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
-        from cosmos.operators.local import DbtSourceLocalOperator
 
         from orchestration.include.airbyte import AirbyteSyncSensor
         from orchestration.include.settings import (
@@ -91,13 +110,7 @@ with DAG(
             timeout=settings.sync_timeout.total_seconds(),
             execution_timeout=settings.sync_timeout,
         )
-        freshness = DbtSourceLocalOperator(
-            task_id="source_freshness",
-            project_dir=str(settings.dbt_project_dir),
-            profile_config=dbt.profile_config(settings),
-            execution_timeout=timedelta(minutes=15),
-        )
-        upstream = trigger >> wait >> freshness
+        upstream = trigger >> wait >> source_freshness()
 
     transform = DbtTaskGroup(
         group_id="transform",

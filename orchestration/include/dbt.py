@@ -14,6 +14,7 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from cosmos.profiles import SnowflakePrivateKeyPemProfileMapping
 
 from core import paths
+from orchestration.include import alerts
 from orchestration.include.settings import SNOWFLAKE_CONN_ID, Settings
 
 # The database dbt builds into comes from the stack's Airflow connection (its ANALYTICS, with
@@ -137,9 +138,7 @@ def freeze_heap(context: Any) -> None:
 def report_failure(context: Any) -> None:
     """After the last try of a dbt task: one line naming the dbt node and dbt's error."""
     task_id: str = context["ti"].task_id
-    node = task_id.split(".")[-1]
-    for suffix in ("_model_build", "_build", "_run", "_test"):
-        node = node.removesuffix(suffix)
+    node = alerts.dbt_node(task_id) or task_id
     error = str(context.get("exception") or "see the dbt output above").strip()
     logging.getLogger(__name__).error(
         "dbt node %s failed in task %s: %s. Every task downstream of it is skipped and "
@@ -155,7 +154,8 @@ def operator_args(settings: Settings) -> dict[str, Any]:
     return {
         "execution_timeout": settings.task_timeout,
         "pre_execute": freeze_heap,
-        "on_failure_callback": report_failure,
+        # The log line for whoever reads the task log, then the one alert of this failure.
+        "on_failure_callback": [report_failure, alerts.on_task_failure],
     }
 
 
@@ -181,6 +181,24 @@ def build_manifest(settings: Settings | None = None) -> Path:
             "Fix the dbt project, then build the manifest again."
         )
     return settings.dbt_project_dir / "target" / "manifest.json"
+
+
+def manifest_is_stale(settings: Settings) -> bool:
+    """True when the manifest is missing or older than a file of the dbt project."""
+    manifest = settings.dbt_manifest
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    project = settings.dbt_project_dir
+    sources = [project / "dbt_project.yml"]
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        sources += [p for p in (project / folder).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
+def ensure_manifest(settings: Settings) -> Path:
+    """The manifest, parsed again only when the project changed since it was built."""
+    return build_manifest(settings) if manifest_is_stale(settings) else settings.dbt_manifest
 
 
 if __name__ == "__main__":

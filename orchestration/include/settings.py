@@ -13,6 +13,7 @@ from core import paths
 # there by the Pulumi program under the same ids.
 from core.connections import AIRBYTE_CONN_ID as AIRBYTE_CONN_ID
 from core.connections import AIRBYTE_CONNECTION_ID_VARIABLE as AIRBYTE_CONNECTION_ID_VARIABLE
+from core.connections import ALERTS_TOPIC_VARIABLE as ALERTS_TOPIC_VARIABLE
 from core.connections import SNOWFLAKE_CONN_ID as SNOWFLAKE_CONN_ID
 from core.target import Target, UnknownTarget, current_target
 
@@ -40,6 +41,23 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _duration(name: str, default: timedelta) -> timedelta:
+    """A duration such as `2h`, `90m` or `5400s` (a bare number is seconds)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in _DURATION_UNITS else (raw, "s")
+    if not number.isdigit() or int(number) == 0:
+        raise SettingsError(
+            f"{name}={raw!r} is not a duration; unset it (2 hours) or set e.g. {name}=2h, "
+            f"{name}=90m or {name}=5400s"
+        )
+    return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the DAG reads from the environment, validated once at parse time."""
@@ -51,6 +69,8 @@ class Settings:
     task_timeout: timedelta
     sync_timeout: timedelta
     airbyte_poll_interval: timedelta
+    # How long after its scheduled time a run must have finished before it raises an alert.
+    deadline: timedelta
     cycles_per_day: int
     rows_per_cycle: int | None
     seed: int | None
@@ -79,6 +99,7 @@ class Settings:
             task_timeout=timedelta(seconds=_int("MDP_DAG_TASK_TIMEOUT_SECONDS", 30 * 60, 1)),
             sync_timeout=timedelta(seconds=_int("MDP_DAG_SYNC_TIMEOUT_SECONDS", 3 * 60 * 60, 1)),
             airbyte_poll_interval=timedelta(seconds=_int("MDP_AIRBYTE_POLL_SECONDS", 60, 1)),
+            deadline=_duration("MDP_DAG_DEADLINE", timedelta(hours=2)),
             cycles_per_day=_int("MDP_CYCLES_PER_DAY", 12, 1),
             rows_per_cycle=rows or None,
             seed=_int("MDP_SEED", 0) if seed else None,

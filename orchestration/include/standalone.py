@@ -11,6 +11,7 @@ from orchestration.include import runner
 
 PORT_ENV = "AIRFLOW_PORT"
 DEFAULT_PORT = 8080
+EXECUTOR = "orchestration.include.executor.PreloadingLocalExecutor"
 
 
 def _port_free(port: int) -> bool:
@@ -27,7 +28,9 @@ def airflow_settings(port: int) -> dict[str, str]:
     base_url = f"http://127.0.0.1:{port}"
     return {
         # One process per task locally; DuckDB takes one writer at a time, so one task at a time.
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The LocalExecutor, with dbt imported once in the scheduler so each task process
+        # inherits it instead of importing it again.
+        "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
         "AIRFLOW__CORE__PARALLELISM": "1",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),

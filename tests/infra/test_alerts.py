@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,14 @@ def alerted(request: pytest.FixtureRequest) -> ProgramRun:
     if request.param not in _RUNS:
         _RUNS[request.param] = _with_alerts(request.param)
     return _RUNS[request.param]
+
+
+@pytest.fixture(scope="module")
+def alerted_dev() -> ProgramRun:
+    """Dev runs Airflow on the EC2 host."""
+    if "dev" not in _RUNS:
+        _RUNS["dev"] = _with_alerts("dev")
+    return _RUNS["dev"]
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +330,113 @@ def test_prod_host_without_a_recovering_status_alarm_is_caught(alerted_prod: Pro
     # Dev is not held to it.
     assert rule.on_stack(without, Context(production=False)) == []
     assert r.ALARM == ALARM
+
+
+def test_the_dag_publishes_to_the_topic_named_in_an_airflow_variable(alerted: ProgramRun) -> None:
+    """The Airflow host finds the topic through its variable, and may publish there and only there."""
+    from core.connections import ALERTS_TOPIC_VARIABLE
+
+    topic_arn = alerted.one(TOPIC).outputs["arn"]
+    secret = next(
+        r
+        for r in alerted.of_type("aws:secretsmanager/secret:Secret")
+        if r.inputs["name"].endswith(f"/airflow/variables/{ALERTS_TOPIC_VARIABLE}")
+    )
+    (version,) = [
+        v
+        for v in alerted.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if v.inputs["secretId"] == secret.id
+    ]
+    assert version.plain["secretString"] == topic_arn
+    policies = [
+        json.loads(p.inputs["policy"]) for p in alerted.of_type("aws:iam/rolePolicy:RolePolicy")
+    ]
+    publishers = [
+        s for p in policies for s in p["Statement"] if "sns:Publish" in _list(s["Action"])
+    ]
+    assert [s["Resource"] for s in publishers] == [topic_arn]
+
+
+def test_on_mwaa_the_dag_finds_the_topic_the_same_way_and_may_publish_there_only(
+    alerted_prod: ProgramRun, prod: ProgramRun
+) -> None:
+    """MWAA's execution role signs the DAG's SNS notifier: the stack's topic, and its key via SNS."""
+    from core.connections import ALERTS_TOPIC_VARIABLE
+
+    run = alerted_prod
+    assert run.outputs[outputs.AIRFLOW_ENGINE] == "mwaa"
+    topic_arn = run.one(TOPIC).outputs["arn"]
+    environment = run.one("aws:mwaa/environment:Environment")
+    # The variable is a secret of the MWAA component, which its secrets backend looks up.
+    secret = next(
+        r
+        for r in run.of_type("aws:secretsmanager/secret:Secret")
+        if r.inputs["name"] == f"mdp/prod/airflow/variables/{ALERTS_TOPIC_VARIABLE}"
+    )
+    assert secret.parent == run.one("mdp:mwaa:Environment").urn
+    kwargs = json.loads(environment.plain["airflowConfigurationOptions"]["secrets.backend_kwargs"])
+    assert kwargs["variables_prefix"] == "mdp/prod/airflow/variables"
+    assert re.fullmatch(kwargs["variables_lookup_pattern"], ALERTS_TOPIC_VARIABLE)
+    doc = run.one("aws:iam/rolePolicy:RolePolicy", "mwaa-execution-policy").inputs["policy"]
+    statements = json.loads(doc)["Statement"]
+    publishers = [s for s in statements if any(a.startswith("sns:") for a in _list(s["Action"]))]
+    assert publishers == [
+        {
+            "Sid": "PublishDagAlerts",
+            "Effect": "Allow",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+        }
+    ]
+    (kms,) = [s for s in statements if s["Sid"] == "UseKeyThroughServices"]
+    region = topic_arn.split(":")[3]
+    assert f"sns.{region}.amazonaws.com" in kms["Condition"]["StringLike"]["kms:ViaService"]
+    assert kms["Resource"] == run.one("aws:kms/key:Key").outputs["arn"]
+    # Without `mdp:alerts` the role may publish nowhere and use the key through SNS for nothing.
+    plain = json.loads(
+        prod.one("aws:iam/rolePolicy:RolePolicy", "mwaa-execution-policy").inputs["policy"]
+    )
+    assert "sns:" not in json.dumps(plain)
+    assert all("sns." not in json.dumps(s.get("Condition", {})) for s in plain["Statement"])
+
+
+def test_no_alerts_config_gives_airflow_no_topic_variable() -> None:
+    from core.connections import ALERTS_TOPIC_VARIABLE
+
+    run = run_program("dev")
+    names = [r.inputs["name"] for r in run.of_type("aws:secretsmanager/secret:Secret")]
+    assert not any(n.endswith(ALERTS_TOPIC_VARIABLE) for n in names)
+
+
+def test_the_airflow_host_publishes_the_metric_its_disk_alarm_watches(
+    alerted_dev: ProgramRun,
+) -> None:
+    """The CloudWatch agent sends the root disk's used percent with the alarm's dimensions."""
+    import yaml
+
+    from infra.cloud_init import CLOUDWATCH_AGENT_CONFIG
+
+    alerted = alerted_dev
+
+    (airflow,) = [i for i in alerted.of_type(EC2) if i.name.startswith("airflow")]
+    doc = yaml.safe_load(airflow.inputs["userData"])
+    assert "amazon-cloudwatch-agent" in doc["packages"]
+    (written,) = [f for f in doc["write_files"] if f["path"] == CLOUDWATCH_AGENT_CONFIG]
+    agent = json.loads(written["content"])
+    assert any(f"file:{CLOUDWATCH_AGENT_CONFIG}" in cmd for cmd in doc["runcmd"])
+    alarm = alerted.one(ALARM, "airflow-root-disk").inputs
+    metrics = agent["metrics"]
+    assert metrics["namespace"] == alarm["namespace"] == "CWAgent"
+    disk = metrics["metrics_collected"]["disk"]
+    assert f"disk_{disk['measurement'][0]}" == alarm["metricName"]
+    assert disk["resources"] == [alarm["dimensions"]["path"]]
+    # The agent's dimensions are exactly the alarm's: no host name, no device.
+    assert agent["agent"]["omit_hostname"] and disk["drop_device"]
+    assert set(metrics["append_dimensions"]) | {"path", "fstype"} == set(alarm["dimensions"])
+    policies = [
+        json.loads(p.inputs["policy"]) for p in alerted.of_type("aws:iam/rolePolicy:RolePolicy")
+    ]
+    (put,) = [
+        s for p in policies for s in p["Statement"] if s["Action"] == "cloudwatch:PutMetricData"
+    ]
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "CWAgent"}}

@@ -64,7 +64,7 @@ def test_demo_runs_a_day_through_the_dag_in_a_few_lines() -> None:
         assert len(lines) <= 58, out
         assert run.stderr == ""
         assert not re.search(r"\[(info|warning|debug)\s*\]|WARNING|Traceback", out), out
-        assert "Day 1/1" in out and "47 tasks" in out
+        assert "Day 1/1" in out and "49 tasks" in out
         assert "Net revenue by plan" in out and "MRR by plan" in out
         log = mdp_home / "logs" / "demo.log"
         assert out.count(str(log)) == 1

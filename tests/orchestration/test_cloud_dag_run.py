@@ -318,9 +318,12 @@ def test_the_trigger_synced_the_stacks_connection_and_the_sensor_saw_it_succeed(
     assert "sync completed successfully." in first_run.run.log
 
 
-def test_source_freshness_passed_on_every_synced_table(first_run: FirstRun) -> None:
+def test_source_freshness_passed_on_every_synced_table_but_the_seeded_plans(
+    first_run: FirstRun,
+) -> None:
     passed = set(re.findall(r"PASS freshness of postgres_airbyte\.(\w+)", first_run.run.log))
-    assert passed == {"plans", "users", "banks", "credit_cards", "subscriptions", "payments"}
+    # plans is seeded once and carries no freshness threshold (it would alert every day).
+    assert passed == {"users", "banks", "credit_cards", "subscriptions", "payments"}
 
 
 def test_dbt_built_the_marts_in_snowflake_from_the_synced_raw_tables(

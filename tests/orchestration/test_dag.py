@@ -106,8 +106,10 @@ def test_local_order_generate_sync_then_one_task_per_model_then_publish(
 
     assert model_tasks == _models(dbt_project / "target" / "manifest.json")
     assert "generate" in _upstream_closure(tasks["sync"])
+    # Freshness is checked on the day's sync, before any model reads RAW.
+    assert "sync" in _upstream_closure(tasks["source_freshness"])
     for task_id in dbt_tasks:
-        assert "sync" in _upstream_closure(tasks[task_id]), f"{task_id} may run before the sync"
+        assert "source_freshness" in _upstream_closure(tasks[task_id]), f"{task_id} too early"
     publish = tasks["publish"]
     assert publish.downstream_list == []
     assert _upstream_closure(publish) == set(tasks) - {"publish"}

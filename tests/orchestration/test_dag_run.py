@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -77,10 +78,20 @@ def first_day(pipeline: dict[str, Any], dbt_project: Path) -> Any:
         return _run(dag, DAY_1, pipeline["home"] / "day1.log")
 
 
-def test_a_full_local_run_succeeds_with_every_task(first_day: Any) -> None:
+def _alerts(home: Path) -> list[dict[str, Any]]:
+    log = home / "alerts.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_a_full_local_run_succeeds_with_every_task(
+    first_day: Any, pipeline: dict[str, Any]
+) -> None:
     assert first_day.state == "success"
     assert set(first_day.states().values()) == {"success"}, first_day.states()
     assert len(first_day.tasks) > 20
+    # Freshness was checked on the day's sync, and a good day raises no alert.
+    assert first_day.states()["source_freshness"] == "success"
+    assert _alerts(pipeline["home"]) == []
 
 
 def test_the_recorded_run_shows_its_real_duration(first_day: Any) -> None:
@@ -183,3 +194,109 @@ def test_a_broken_model_fails_its_task_skips_downstream_and_keeps_earlier_tables
     # The task log names the model and dbt's error.
     assert f"dbt node {BROKEN_MODEL} failed in task {broken_task}" in run.log
     assert 'Binder Error: Referenced column "no_such_column_on_purpose" not found' in run.log
+
+    # Exactly one alert, for the failed task: its dbt node, dbt's first error line, the run's
+    # link; the tasks skipped downstream of it raise none. It also reached the console (the log).
+    (alert,) = _alerts(pipeline["home"])
+    assert alert["kind"] == "task_failed"
+    assert (alert["task_id"], alert["dbt_node"]) == (broken_task, BROKEN_MODEL)
+    # dbt's first error line: the model's unit test, run first, hits the broken SQL.
+    assert "Runtime Error in unit_test" in alert["error"] and "\n" not in alert["error"]
+    assert alert["link"].endswith(f"/tasks/{broken_task}?try_number=1")
+    assert f"/dags/mdp_daily/runs/{alert['run_id']}/" in alert["link"].replace("%3A", ":").replace(
+        "%2B", "+"
+    )
+    assert f"ALERT task_failed: dbt node {BROKEN_MODEL} failed" in run.log
+
+
+def _freshness_run(
+    day: datetime, dbt_project: Path, home: Path, stale: dict[str, timedelta]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The DAG's freshness task alone, through `dag.test()`, on a copy of the warehouse whose
+    RAW tables were last loaded `stale[table]` ago."""
+    from core import paths
+
+    shutil.copytree(paths.warehouse_dir(), home / "warehouse")
+    now = datetime.now(UTC)
+    with duckdb.connect(str(home / "warehouse" / "raw.duckdb")) as con:
+        for table, age in stale.items():
+            con.execute(
+                f"update postgres_airbyte.{table} set _airbyte_extracted_at = ?", [now - age]
+            )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_HOME", str(home))
+        dag = load_dag(mp, dbt_project)
+        subset = dag.partial_subset(  # type: ignore[attr-defined]
+            task_ids=["source_freshness"], include_upstream=False, include_downstream=False
+        )
+        result = _run(subset, day, home / "freshness.log")
+    return result.states()["source_freshness"], _alerts(home)
+
+
+def test_source_freshness_errors_and_warnings_each_raise_one_alert(
+    first_day: Any, dbt_project: Path, tmp_path: Path
+) -> None:
+    day = DAY_1 + timedelta(days=20)
+    # Past error_after (50 h) for two tables, past warn_after (26 h) only for a third: the run
+    # stops with one alert naming the two.
+    state, alerts = _freshness_run(
+        day,
+        dbt_project,
+        tmp_path / "error",
+        {
+            "users": timedelta(hours=60),
+            "payments": timedelta(hours=60),
+            "banks": timedelta(hours=30),
+        },
+    )
+    assert state == "failed"
+    (alert,) = alerts
+    assert alert["kind"] == "freshness_error"
+    assert set(alert["sources"]) == {"users", "payments"}
+    assert alert["task_id"] == "source_freshness"
+
+    # Past warn_after only: the task succeeds, and one warning names the table. Plans, seeded
+    # once and re-extracted by no incremental sync, never raise one however old their load.
+    state, alerts = _freshness_run(
+        day + timedelta(days=1),
+        dbt_project,
+        tmp_path / "warn",
+        {"banks": timedelta(hours=30), "plans": timedelta(days=90)},
+    )
+    assert state == "success"
+    (alert,) = alerts
+    assert alert["kind"] == "freshness_warning"
+    assert alert["sources"] == ["banks"]
+
+
+def test_mdp_backfill_re_runs_the_failed_day_to_success(
+    first_day: Any, pipeline: dict[str, Any], dbt_project: Path
+) -> None:
+    """The runbook's recovery: once the model is fixed, `mdp backfill` re-runs the failed day."""
+    from typer.testing import CliRunner
+
+    from mdp.cli import app
+
+    marts_before = _marts()
+    source_before = _source_counts()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
+        mp.delenv("MDP_DBT_MANIFEST", raising=False)
+        mp.delenv("MDP_DBT_PROFILES_YML", raising=False)
+        result = CliRunner().invoke(app, ["backfill", "--from", f"{DAY_2:%Y-%m-%d}"])
+    assert result.exit_code == 0, result.output
+    assert f"✓ {DAY_2:%Y-%m-%d} (1/1)" in result.output
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.logical_date == DAY_2).one()
+        states = {ti.task_id: ti.state for ti in run.get_task_instances(session=session)}
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert set(map(str, states.values())) <= {"success", "TaskInstanceState.SUCCESS"}, states
+    # The day's rows, loaded by the failed run, now reach the marts; the day was not generated
+    # twice; and the successful re-run raised no alert.
+    assert _marts() != marts_before
+    assert _source_counts() == source_before
+    assert [a["kind"] for a in _alerts(pipeline["home"])] == ["task_failed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -18,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow.executors.local_executor import LocalExecutor
 
-from orchestration.include import standalone
+from orchestration.include import executor, standalone
 from tests.orchestration.conftest import FAST_SETTINGS
 
 DAG_ID = "mdp_daily"
@@ -53,6 +55,31 @@ def test_a_busy_port_is_an_error_naming_it(
         assert standalone.main() == 1
     out = capsys.readouterr().out
     assert f"Port {port} on 127.0.0.1 is in use" in out and "AIRFLOW_PORT=" in out
+
+
+def test_make_airflow_runs_the_local_executor_that_imports_dbt_before_it_forks() -> None:
+    name = standalone.airflow_settings(8089)["AIRFLOW__CORE__EXECUTOR"]
+    module, _, cls = name.rpartition(".")
+    chosen = getattr(importlib.import_module(module), cls)
+    assert issubclass(chosen, LocalExecutor) and chosen is executor.PreloadingLocalExecutor
+
+
+def test_the_preload_imports_dbt_and_the_targets_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDP_TARGET", "local")
+    imported = executor.preload()
+    assert {"dbt.cli.main", "cosmos.operators.local", "dbt.adapters.duckdb"} <= set(imported)
+    assert "dbt.adapters.duckdb" in sys.modules
+
+
+def test_a_module_that_does_not_import_is_logged_and_the_scheduler_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(executor, "MODULES", ("mdp_no_such_module",))
+    monkeypatch.setenv("MDP_TARGET", "nowhere")
+    with caplog.at_level("WARNING", logger=executor.__name__):
+        assert executor.preload() == {}
+    assert "Could not import mdp_no_such_module" in caplog.text
+    assert "each dbt task imports it itself" in caplog.text
 
 
 @pytest.fixture
@@ -166,3 +193,5 @@ def test_a_triggered_day_runs_to_success_under_the_scheduler(
         raise AssertionError(f"run {state}; not succeeded: {failed}; logs in {home}\n{tail}")
     assert set(states.values()) == {"success"}, states
     assert {"generate", "sync", "publish"} <= set(states)
+    # The scheduler imported dbt before forking its worker, so the task processes inherit it.
+    assert "Imported for the dbt tasks in" in log.read_text(errors="replace")

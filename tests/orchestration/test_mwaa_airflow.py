@@ -136,3 +136,7 @@ def test_the_dag_passes_its_integrity_test_on_mwaas_airflow(parsed: Any, dbt_pro
     for task in dbt_tasks.values():
         assert task["invocation_mode"].endswith("SUBPROCESS")
         assert task["dbt_executable_path"] == str(dbt)
+    # Every task's final failure alerts; Airflow 3.0 has no DAG deadlines, so none is declared.
+    for task in tasks.values():
+        assert "orchestration.include.alerts.on_task_failure" in task["on_failure_callback"]
+    assert report["deadline"] == "None"

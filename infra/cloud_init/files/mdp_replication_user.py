@@ -35,10 +35,15 @@ def ensure_reader(
     """Idempotently make `username` a read-only login on the source schema, now and for future tables."""
     user = sql.Identifier(username)
     exists = conn.execute("select 1 from pg_roles where rolname = %s", (username,)).fetchone()
+    # Only a superuser may name the SUPERUSER attribute at all in ALTER ROLE (PostgreSQL 16), and
+    # RDS's master user is none: a rerun leaves it out (the role was created without it).
+    attributes = (
+        "login nocreatedb nocreaterole" if exists else "login nosuperuser nocreatedb nocreaterole"
+    )
     verb = sql.SQL("alter role" if exists else "create role")
     conn.execute(
-        sql.SQL("{} {} with login nosuperuser nocreatedb nocreaterole password {}").format(
-            verb, user, sql.Literal(scram_verifier(password))
+        sql.SQL("{} {} with {} password {}").format(
+            verb, user, sql.SQL(attributes), sql.Literal(scram_verifier(password))
         )
     )
     statements = [

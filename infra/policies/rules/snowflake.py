@@ -92,6 +92,21 @@ def service_users_use_key_pairs(t: str, p: Props, c: Context) -> Violations:
 
 
 @rule(
+    "snowflake-service-users-rotate-keys",
+    "Every service user has its second key slot set, so its key rotates without downtime",
+    ("Snowflake key-pair rotation (RSA_PUBLIC_KEY_2)", "mdp: snowflake.keyRotationDays"),
+    (SERVICE_USER,),
+)
+def service_users_rotate_keys(t: str, p: Props, c: Context) -> Violations:
+    if str(p.get("rsaPublicKey2") or "").strip():
+        return []
+    return [
+        "service user has no second RSA key (rsaPublicKey2): its key cannot be replaced "
+        "without signing its consumers out"
+    ]
+
+
+@rule(
     "snowflake-service-users-have-network-policy",
     "Every service user signs in only from the networks its policy allows",
     ("CIS Snowflake 3.2",),

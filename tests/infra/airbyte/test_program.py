@@ -13,7 +13,12 @@ from core.catalog import RAW_SCHEMA, STREAMS
 from infra import mockrun as harness
 from infra import outputs
 from tests.infra.airbyte.conftest import raw_inputs
-from tests.infra.snowflake.conftest import cached_snowflake, recording, snowflake_config
+from tests.infra.snowflake.conftest import (
+    cached_snowflake,
+    current_key,
+    recording,
+    snowflake_config,
+)
 
 WORKSPACE = "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"
 CLIENT_SECRET = "MOCK-airbyte-client-secret-9d2c"
@@ -108,10 +113,8 @@ def test_destination_is_the_snowflake_service_user_with_its_key(
     assert dst["host"] == dev_run.outputs[outputs.SNOWFLAKE_HOST]
     assert dst["warehouse"] == dev_run.outputs[outputs.SNOWFLAKE_LOADING_WAREHOUSE]
     assert dst["username"] == dev_run.outputs[outputs.SNOWFLAKE_AIRBYTE_USER]
-    keys = [
-        r for r in dev_run.of_type("tls:index/privateKey:PrivateKey") if "airbyte" in r.name.lower()
-    ]
-    assert secret_value(dst["private_key"]) == keys[0].outputs["privateKeyPemPkcs8"]
+    key = current_key(dev_run, "airbyte")
+    assert secret_value(dst["private_key"]) == key.outputs["privateKeyPemPkcs8"]
 
 
 def test_connection_syncs_the_shared_catalog_daily_at_17(dev_run: harness.ProgramRun) -> None:

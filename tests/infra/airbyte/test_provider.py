@@ -655,3 +655,24 @@ def test_first_sync_fails_without_raw_data_schema_like_the_connector(
     d = dst.create(destination_props(fake))
     good = conn.create(connection_props(fake, s.id, d.id))
     assert _first_sync(fake, settings, good.id) == {"status": "succeeded", "error": None}
+
+
+def test_a_rotated_snowflake_key_updates_the_destination_in_place(
+    fake: FakeAirbyte, providers: Providers
+) -> None:
+    """Key rotation: the destination keeps its id and its connection, with the new key."""
+    made = create_all(fake, providers)
+    _, dst, _ = providers
+    d, c = made["destination"], made["connection"]
+    rotated_key = SNOWFLAKE_KEY.replace("line1", "rotated")
+    rotated = destination_props(fake, private_key=rotated_key)
+    diff = dst.diff(d.id, d.outs, rotated)
+    assert diff.changes and not diff.replaces
+    updated = dst.update(d.id, d.outs, rotated)
+    creds = fake.destinations[d.id]["configuration"]["credentials"]
+    assert creds["private_key"] == rotated_key
+    assert set(fake.destinations) == {d.id}
+    assert fake.connections[c.id]["destinationId"] == d.id
+    # The state keeps a digest of the new key, never the key: the next diff is clean.
+    assert rotated_key not in json.dumps(updated.outs)
+    assert dst.diff(d.id, updated.outs, rotated).changes is False

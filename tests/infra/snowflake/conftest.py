@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,3 +156,10 @@ def run_component(
     pulumi_settings.SETTINGS.rpc_manager.clear()
     harness.sync_run(program)
     return list(monitor.recorded)
+
+
+def current_key(run: harness.ProgramRun, user: str) -> harness.Recorded:
+    """The key `user` (dbt, airbyte, dashboard) signs in with: the generation its secret names."""
+    version = run.named(f"snowflake-{user}-svc-key-secret-version")
+    generation = json.loads(version.plain["secretString"])["key_generation"]
+    return run.named(f"snowflake-{user}-svc-key-{generation}")

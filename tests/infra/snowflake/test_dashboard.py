@@ -24,7 +24,7 @@ from infra.policies.rules import Context, evaluate
 from infra.policies.rules import snowflake as rules
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.snowflake.config import SnowflakeConfig
-from tests.infra.snowflake.conftest import SnowflakeRun, run_component
+from tests.infra.snowflake.conftest import SnowflakeRun, current_key, run_component
 from tests.infra.test_program import CLOUD_CONFIG_SCHEMA
 
 EC2 = "aws:ec2/instance:Instance"
@@ -105,7 +105,7 @@ def test_dashboard_user_signs_in_with_a_key_from_the_airflow_host_only(
 
 def test_dashboard_key_is_only_in_its_own_secret(sf_stack: SnowflakeRun) -> None:
     run = sf_stack.run
-    key = run.named("snowflake-dashboard-svc-key")
+    key = current_key(run, "dashboard")
     values = [key.outputs[k] for k in ("privateKeyPemPkcs8", "privateKeyPem", "privateKeyOpenssh")]
     holders = [
         r.name

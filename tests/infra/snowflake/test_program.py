@@ -19,6 +19,7 @@ from tests.infra.snowflake.conftest import (
     ACCOUNT_LOCATOR,
     DBT_CIDR,
     SnowflakeRun,
+    current_key,
     run_component,
     run_snowflake,
     snowflake_violations,
@@ -150,8 +151,11 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     users = {str(r.props["name"]): r for r in sf_dev.of_type(rules.SERVICE_USER)}
     assert set(users) == {"DEV_AIRBYTE_SVC", "DEV_DBT_SVC", "DEV_DASHBOARD_SVC"}
     for user in users.values():
-        key = str(user.props["rsaPublicKey"])
-        assert key and "-----" not in key and "\n" not in key
+        # Both key slots hold a key: the current one and the one before, for rotation.
+        slots = [str(user.props["rsaPublicKey"]), str(user.props["rsaPublicKey2"])]
+        for key in slots:
+            assert key and "-----" not in key and "\n" not in key
+        assert slots[0] != slots[1]
         assert "password" not in user.props
     assert users["DEV_AIRBYTE_SVC"].props["defaultRole"] == "DEV_AIRBYTE_ROLE"
     assert users["DEV_AIRBYTE_SVC"].props["defaultWarehouse"] == "DEV_LOADING_WH"
@@ -168,7 +172,7 @@ def test_service_users_sign_in_with_keys_from_their_networks(sf_dev: SnowflakeRu
     # The dashboard runs on the Airflow host only: its user gets that address and nothing more.
     assert rules_by_name["DASHBOARD_SVC_INGRESS"].props["valueLists"] == [f"{eip}/32"]
     keys = [k for k in sf_dev.of_type(rules.TLS_PRIVATE_KEY) if k.name.startswith("snowflake-")]
-    assert len(keys) == 3 and all(k.props["rsaBits"] >= 2048 for k in keys)
+    assert len(keys) == 2 * 3 and all(k.props["rsaBits"] >= 2048 for k in keys)
 
 
 def test_each_service_user_is_one_component_owning_its_parts(sf_dev: SnowflakeRun) -> None:
@@ -226,6 +230,7 @@ def test_private_keys_only_in_secrets_manager(sf_stack: SnowflakeRun) -> None:
         assert payload["private_key"] in key_values
         assert set(payload) == {
             "account", "host", "user", "role", "warehouse", "database", "schema", "private_key",
+            "key_generation",
         }  # fmt: skip
     for name, value in sf_stack.run.outputs.items():
         assert not any(k in s for s in walk_strings(value) for k in key_values), name
@@ -244,7 +249,7 @@ def test_airflow_connection_signs_dbt_in_with_its_key(sf_dev: SnowflakeRun) -> N
     version = sf_dev.run.named("airflow-connection-snowflake-dbt-value")
     assert "secretString" in version.secret_inputs
     conn = json.loads(version.plain["secretString"])
-    dbt_key = sf_dev.run.named("snowflake-dbt-svc-key").outputs["privateKeyPemPkcs8"]
+    dbt_key = current_key(sf_dev.run, "dbt").outputs["privateKeyPemPkcs8"]
     extra = conn["extra"]
     assert base64.b64decode(extra.pop("private_key_content")).decode() == dbt_key
     assert conn["conn_type"] == "snowflake" and conn["login"] == "DEV_DBT_SVC"
@@ -394,7 +399,7 @@ def test_component_attributes_for_airbyte() -> None:
     assert found["raw_database"].value == "T_RAW"
     assert found["raw_schema"].value == "POSTGRES_AIRBYTE"
     for key in ("airbyte_private_key", "dbt_private_key"):
-        assert found[key].is_secret and str(found[key].value).startswith("MOCKSECRET-pkcs8")
+        assert found[key].is_secret and "MOCKSECRET-pkcs8" in str(found[key].value)
     assert found["dbt_airflow_connection"].is_secret
     assert not found["airbyte_user"].is_secret
 

@@ -19,6 +19,9 @@ def main(dag_folder: str) -> None:
                 "type": type(task).__name__,
                 "invocation_mode": str(getattr(task, "invocation_mode", "") or ""),
                 "dbt_executable_path": str(getattr(task, "dbt_executable_path", "") or ""),
+                "on_failure_callback": [
+                    f"{c.__module__}.{c.__name__}" for c in _callbacks(task.on_failure_callback)
+                ],
             }
     report = {
         "airflow": version("apache-airflow"),
@@ -28,8 +31,15 @@ def main(dag_folder: str) -> None:
         "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
         "dag_ids": sorted(bag.dag_ids),
         "tasks": tasks,
+        "deadline": repr(getattr(dag, "deadline", None)),
     }
     print(json.dumps(report))
+
+
+def _callbacks(value: object) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _installed(name: str) -> bool:

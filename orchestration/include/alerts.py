@@ -1,0 +1,337 @@
+"""The DAG's alerts behind one interface: the stack's SNS topic on the cloud target, the console and `.local/alerts.log` locally."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO
+from urllib.parse import quote
+
+from airflow.configuration import conf
+from airflow.sdk import Variable
+
+from core import paths
+from core.target import Target, current_target
+from orchestration.include.settings import ALERTS_TOPIC_VARIABLE, Settings
+
+try:
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    # DAG deadlines came with Airflow 3.1; MWAA's newest, 3.0.6, has none (docs/mwaa.md).
+    HAS_DEADLINES = True
+except ImportError:
+    HAS_DEADLINES = False
+
+log = logging.getLogger(__name__)
+
+FRESHNESS_TASK_ID = "source_freshness"
+TRANSFORM_GROUP = "transform"
+# Cosmos names a dbt task `<group>.<node>_<what it runs>`.
+_DBT_TASK_SUFFIXES = ("_model_build", "_build", "_run", "_test", "_seed", "_snapshot")
+# Cosmos wraps dbt's own message in this prefix; the alert's first line is dbt's.
+_COSMOS_PREFIXES = (
+    "dbt invocation completed with errors: ",
+    "dbt invocation did not complete with unhandled error: ",
+)
+# SNS rejects a subject over 100 characters.
+_SUBJECT_LIMIT = 100
+
+AlertKind = Literal["task_failed", "freshness_warning", "freshness_error", "deadline_missed"]
+
+_WHAT_TO_DO: Mapping[AlertKind, str] = {
+    "task_failed": (
+        "Every task downstream of it is skipped and publishing does not run; tables built "
+        "before it keep their last good build. Read the task's log at the link, fix the model, "
+        "its data or the service it reached, then clear the task to resume the run from there "
+        "(locally: `mdp backfill --from DAY --to DAY` re-runs the day)."
+    ),
+    "freshness_warning": (
+        "The run goes on, but the named sources have not been loaded for longer than their "
+        "warn_after. Check the last syncs (Airbyte's job history; locally the `sync` task) "
+        "before the lag reaches error_after and stops the run."
+    ),
+    "freshness_error": (
+        "The run stopped before dbt: the named sources are older than their error_after, so "
+        "the marts would be stale. Find why the sync did not load them (Airbyte's job history; "
+        "locally the `sync` task), run a sync, then clear `source_freshness` to resume."
+    ),
+    "deadline_missed": (
+        "The day's marts and exports are late: the run is still going, queued or failed. Open "
+        "the run at the link: a failed task raised its own alert; a run still queued or running "
+        "points at the Airflow host (see 'Replacing the Airflow host' in docs/operations.md)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: what happened, where, dbt's or Airflow's first error line, and a link."""
+
+    kind: AlertKind
+    dag_id: str
+    run_id: str
+    summary: str
+    task_id: str | None = None
+    dbt_node: str | None = None
+    error: str | None = None
+    link: str | None = None
+    sources: tuple[str, ...] = ()
+    raised_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def what_to_do(self) -> str:
+        return _WHAT_TO_DO[self.kind]
+
+    @property
+    def subject(self) -> str:
+        subject = f"[mdp] {self.summary}".replace("\n", " ")
+        return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 1] + "…"
+
+    def message(self) -> str:
+        lines = [self.summary, "", f"DAG: {self.dag_id}", f"Run: {self.run_id}"]
+        if self.task_id:
+            lines.append(f"Task: {self.task_id}")
+        if self.dbt_node:
+            lines.append(f"dbt node: {self.dbt_node}")
+        if self.sources:
+            lines.append(f"Sources: {', '.join(self.sources)}")
+        if self.error:
+            lines.append(f"Error: {self.error}")
+        if self.link:
+            lines.append(f"Link: {self.link}")
+        lines += ["", self.what_to_do]
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "what_to_do": self.what_to_do}, sort_keys=True)
+
+
+class Notifier(Protocol):
+    """Where alerts go: the DAG's callbacks call `send` and know nothing of the target."""
+
+    def send(self, alert: Alert, context: Mapping[str, Any]) -> None: ...
+
+
+class LocalNotifier:
+    """The local target: one line on the console (the task log) and one JSON line in the alerts log."""
+
+    def __init__(self, log_file: Path | None = None, console: TextIO | None = None) -> None:
+        self.log_file = log_file or paths.alerts_log()
+        self.console = console
+
+    def send(self, alert: Alert, context: Mapping[str, Any]) -> None:
+        console = self.console or sys.stderr
+        print(f"ALERT {alert.kind}: {alert.message()}", file=console, flush=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("a", encoding="utf-8") as f:
+            f.write(alert.to_json() + "\n")
+
+
+class SnsAlertNotifier:
+    """The cloud target: the Amazon provider's SNS notifier, publishing to the stack's topic.
+
+    The topic's ARN comes from the Airflow variable the Pulumi program writes; the host's
+    instance role signs the request (no AWS connection is stored in Airflow).
+    """
+
+    def __init__(self, topic_arn: str | None = None, aws_conn_id: str | None = None) -> None:
+        self._topic_arn = topic_arn
+        self.aws_conn_id = aws_conn_id
+
+    def topic_arn(self) -> str | None:
+        if self._topic_arn:
+            return self._topic_arn
+        arn = Variable.get(ALERTS_TOPIC_VARIABLE, default=None)
+        return str(arn) if arn else None
+
+    def send(self, alert: Alert, context: Mapping[str, Any]) -> None:
+        # Deferred: the Amazon provider is only needed on the cloud target, when an alert fires.
+        from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+
+        arn = self.topic_arn()
+        if not arn:
+            log.error(
+                "Alert not sent, the stack has no alert topic (no `mdp:alerts` config, so no "
+                "Airflow variable %s). Set `pulumi config set --path 'alerts.emails[0]' you@example.com` "
+                "and deploy to receive alerts. The alert: %s",
+                ALERTS_TOPIC_VARIABLE,
+                alert.message(),
+            )
+            return
+        SnsNotifier(
+            aws_conn_id=self.aws_conn_id,
+            target_arn=arn,
+            subject=alert.subject,
+            message=alert.message(),
+            message_attributes={"kind": alert.kind},
+            # arn:aws:sns:<region>:<account>:<name>
+            region_name=arn.split(":")[3],
+        ).notify(dict(context))
+
+
+def notifier_for(target: Target) -> Notifier:
+    """The one notifier of `target`: the callbacks below send every alert through it."""
+    return LocalNotifier() if target == "local" else SnsAlertNotifier()
+
+
+def _send(alert: Alert, context: Mapping[str, Any]) -> None:
+    # A callback that raises would only be logged by Airflow: say clearly that the alert is lost.
+    try:
+        notifier_for(current_target()).send(alert, context)
+    except Exception:
+        log.exception("Sending the alert failed; the alert was: %s", alert.message())
+
+
+def dbt_node(task_id: str) -> str | None:
+    """The dbt node a Cosmos task runs, or None for a task outside the dbt group."""
+    group, _, name = task_id.rpartition(".")
+    if group.split(".")[0] != TRANSFORM_GROUP:
+        return None
+    for suffix in _DBT_TASK_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name
+
+
+def first_line(error: object, node: str | None = None) -> str | None:
+    """The error's first line; for a dbt task, the first line of `node`'s own error.
+
+    Cosmos lists one `name: message` line per failed dbt node; a model's unit tests run before
+    it and fail with it, so the model's line is not always the first.
+    """
+    text = str(error or "").strip()
+    for prefix in _COSMOS_PREFIXES:
+        text = text.removeprefix(prefix)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if node:
+        own = [line for line in lines if line.startswith(f"{node}: ")]
+        if own:
+            return own[0]
+    return lines[0] if lines else None
+
+
+def _stale_sources(error: object) -> tuple[str, ...]:
+    """Source names from Cosmos's failure message: one `name: status` line per failing node."""
+    text = str(error or "")
+    for prefix in _COSMOS_PREFIXES:
+        text = text.replace(prefix, "")
+    names = [line.split(":", 1)[0].strip() for line in text.splitlines() if ":" in line]
+    return tuple(n for n in names if n.isidentifier())
+
+
+def _run_fields(context: Mapping[str, Any]) -> tuple[str, str]:
+    ti = context["ti"]
+    return str(ti.dag_id), str(ti.run_id)
+
+
+def _link(context: Mapping[str, Any]) -> str | None:
+    return getattr(context["ti"], "log_url", None)
+
+
+def on_task_failure(context: Mapping[str, Any]) -> None:
+    """A task's final failure (Airflow calls it after the last retry): one alert."""
+    ti = context["ti"]
+    dag_id, run_id = _run_fields(context)
+    error = context.get("exception")
+    if ti.task_id == FRESHNESS_TASK_ID:
+        sources = _stale_sources(error)
+        alert = Alert(
+            kind="freshness_error",
+            dag_id=dag_id,
+            run_id=run_id,
+            summary=f"Source freshness error in {dag_id}: {', '.join(sources) or 'see the log'}",
+            task_id=ti.task_id,
+            error=first_line(error),
+            link=_link(context),
+            sources=sources,
+        )
+    else:
+        node = dbt_node(ti.task_id)
+        alert = Alert(
+            kind="task_failed",
+            dag_id=dag_id,
+            run_id=run_id,
+            summary=(
+                f"dbt node {node} failed in {dag_id}"
+                if node
+                else f"Task {ti.task_id} failed in {dag_id}"
+            ),
+            task_id=ti.task_id,
+            dbt_node=node,
+            error=first_line(error, node),
+            link=_link(context),
+        )
+    _send(alert, context)
+
+
+def on_freshness_warning(context: Mapping[str, Any]) -> None:
+    """Cosmos's warning callback on the freshness task: sources past warn_after, one alert."""
+    sources = tuple(str(n) for n in context.get("test_names") or ())
+    if not sources:
+        # Cosmos calls it after every freshness check, warnings or not.
+        return
+    dag_id, run_id = _run_fields(context)
+    results = [str(r) for r in context.get("test_results") or ()]
+    _send(
+        Alert(
+            kind="freshness_warning",
+            dag_id=dag_id,
+            run_id=run_id,
+            summary=f"Source freshness warning in {dag_id}: {', '.join(sources)}",
+            task_id=FRESHNESS_TASK_ID,
+            error=first_line(results[0]) if results else None,
+            link=_link(context),
+            sources=sources,
+        ),
+        context,
+    )
+
+
+def on_deadline_missed(context: Mapping[str, Any], **_: Any) -> None:
+    """Airflow's deadline callback: the run had not finished by its deadline."""
+    run = context.get("dag_run") or {}
+    deadline = (context.get("deadline") or {}).get("deadline_time")
+    dag_id = str(run.get("dag_id", "?"))
+    run_id = str(run.get("dag_run_id") or run.get("run_id") or "?")
+    state = run.get("state", "unknown")
+    _send(
+        Alert(
+            kind="deadline_missed",
+            dag_id=dag_id,
+            run_id=run_id,
+            summary=f"Run {run_id} of {dag_id} missed its deadline ({deadline}); it is {state}",
+            error=f"run state {state} at its deadline {deadline}",
+            link=run_link(dag_id, run_id),
+        ),
+        context,
+    )
+
+
+def run_link(dag_id: str, run_id: str) -> str:
+    base = conf.get("api", "base_url", fallback="http://localhost:8080/")
+    return f"{base.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}"
+
+
+def deadline_args(settings: Settings) -> dict[str, Any]:
+    """The DAG's `deadline` argument: an alert for a scheduled DAG; none where Airflow has no deadlines.
+
+    A run that is only triggered has no scheduled time to be late against.
+    """
+    if not HAS_DEADLINES:
+        return {}
+    return {"deadline": deadline_alert(settings) if settings.schedule else None}
+
+
+def deadline_alert(settings: Settings) -> DeadlineAlert:
+    """The DAG's deadline: `settings.deadline` after the scheduled time, calling the callback above."""
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=settings.deadline,
+        callback=SyncCallback(on_deadline_missed),
+        name="mdp_daily_deadline",
+    )

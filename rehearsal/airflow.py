@@ -1,0 +1,231 @@
+"""The Airflow host: artifact from S3, Airflow's secrets from Secrets Manager, exports to S3, the dashboard key."""
+
+from __future__ import annotations
+
+import json
+
+from infra import outputs
+from rehearsal.apply import SECRET, SECRET_VERSION
+from rehearsal.hosts import HostRun, written_files
+from rehearsal.sandbox import CommandFailed, read_env_file
+from rehearsal.wires import AIRFLOW_WIRES
+
+HOST_ENV = "/etc/mdp/host.env"
+AIRFLOW_ENV = "/etc/mdp/airflow.env"
+DASHBOARD_ENV = "/etc/mdp/dashboard.env"
+APP = "/opt/mdp/app"
+
+# Run by the release's own Python with the host's Airflow environment: Airflow resolves each
+# variable and connection through its configured secrets backend, as a task would.
+_SECRETS_PROBE = """
+import json, os, sys
+from airflow.models.connection import Connection
+from airflow.models.variable import Variable
+want = json.loads(sys.argv[1])
+assert not [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]
+got = {"variables": {}, "connections": {}}
+for key in want["variables"]:
+    got["variables"][key] = Variable.get(key)
+for conn_id in want["connections"]:
+    got["connections"][conn_id] = Connection.get_connection_from_secrets(conn_id).conn_type
+print(json.dumps(got))
+"""
+
+# The export writer with the host's target and role: one small table in, read back.
+_EXPORT_PROBE = """
+import json
+import pyarrow as pa
+import pyarrow.dataset as ds
+from exports.writer import export_table, resolve_target
+fs, base, shown = resolve_target(None)
+table = pa.table({"plan_name": ["Basic", "Pro"], "net_revenue": [10.5, 99.0]})
+export_table(fs, base, "rehearsal_probe", table, source="rehearsal")
+back = ds.dataset(f"{base}/rehearsal_probe", filesystem=fs, format="parquet", partitioning="hive")
+rows = sorted(zip(*(back.to_table().column(c).to_pylist() for c in ("plan_name", "net_revenue"))))
+want = sorted(zip(table.column("plan_name").to_pylist(), table.column("net_revenue").to_pylist()))
+print(json.dumps({"target": shown, "equal": rows == want, "rows": len(rows)}))
+"""
+
+
+def rehearse_airflow(host: HostRun) -> None:
+    host.check_wires(AIRFLOW_WIRES)
+    files = written_files(host.user_data)
+    backend = json.loads(read_env_file(files[AIRFLOW_ENV])["AIRFLOW__SECRETS__BACKEND_KWARGS"])
+    _hints(host, read_env_file(files[HOST_ENV]))
+    box = host.boot()
+    if box is None:
+        return
+
+    def setup(argv: list[str]) -> bool:
+        host.skipped(
+            " ".join(argv),
+            "initialises the host's own PostgreSQL (postgresql-setup, sudo) and starts the "
+            "Airflow units under systemd",
+        )
+        return True
+
+    healthy = host.runcmd({"/usr/local/bin/mdp-airflow-setup": setup})
+    if not healthy:
+        return
+    check_secrets_backend(host, backend)
+    check_exports(host)
+    check_dashboard_key(host, files)
+    connections = [
+        r
+        for r in host.run.of_type(SECRET)
+        if r.plain["name"].startswith(backend["connections_prefix"])
+    ]
+    if not connections:
+        host.skipped(
+            "daily run of the cloud DAG (dag.test)",
+            "the stack declares no Airflow connections (mdp:snowflake and mdp:airbyte unset)",
+        )
+    else:
+        host.skipped(
+            "daily run of the cloud DAG (dag.test)",
+            "not part of this rehearsal; tests/orchestration/test_cloud_dag_run.py runs the DAG "
+            "against fake Airbyte and fakesnow",
+        )
+
+
+def _host_process_env(host: HostRun) -> dict[str, str]:
+    assert host.box is not None
+    env = host.box.base_env()
+    env.update(host.box.env_file(HOST_ENV))
+    env.update(host.box.env_file(AIRFLOW_ENV))
+    return env
+
+
+def _python(host: HostRun) -> str:
+    assert host.box is not None
+    return str(host.box.path(f"{APP}/.venv/bin/python"))
+
+
+def _declared_backend_entries(host: HostRun, prefix: str) -> dict[str, str]:
+    """Secret name under `prefix` → the value the program wrote (resolved to the emulator's ids)."""
+    secrets = {r.id: r.plain["name"] for r in host.run.of_type(SECRET)}
+    entries: dict[str, str] = {}
+    for version in host.run.of_type(SECRET_VERSION):
+        name = secrets.get(version.plain["secretId"], "")
+        if name.startswith(f"{prefix}/"):
+            entries[name.removeprefix(f"{prefix}/")] = host.applied.resolve(
+                version.plain["secretString"]
+            )
+    return entries
+
+
+def check_secrets_backend(host: HostRun, backend: dict[str, str]) -> None:
+    """Airflow, configured as the host configures it, reads its variables and connections."""
+    assert host.box is not None
+    step = "Airflow secrets backend: every variable and connection from Secrets Manager"
+    variables = _declared_backend_entries(host, backend["variables_prefix"])
+    connections = _declared_backend_entries(host, backend["connections_prefix"])
+    want = {"variables": sorted(variables), "connections": sorted(connections)}
+    try:
+        result = host.box.run(
+            [_python(host), "-c", _SECRETS_PROBE, json.dumps(want)],
+            f"{step}",
+            env=_host_process_env(host),
+            cwd=host.box.path(APP),
+        )
+    except CommandFailed as err:
+        wire, behind = host.diagnose(f"secrets backend\n{err.output}")
+        lines = [x for x in err.output.strip().splitlines() if x.strip()]
+        host.failed(step, " | ".join(lines[-3:]), wire, behind)
+        return
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    wrong = [k for k, v in variables.items() if got["variables"].get(k) != v]
+    wrong += [
+        k
+        for k, v in connections.items()
+        if got["connections"].get(k) != json.loads(v).get("conn_type")
+    ]
+    if wrong:
+        host.failed(
+            step,
+            f"Airflow read other values than the program wrote for {wrong}",
+            f"{AIRFLOW_ENV} AIRFLOW__SECRETS__BACKEND_KWARGS → Secrets Manager",
+            "the airflow-*-value secret versions",
+        )
+        return
+    host.ok(
+        step,
+        f"{len(variables)} variables, {len(connections)} connections; no AIRFLOW_CONN_*/AIRFLOW_VAR_*",
+    )
+
+
+def check_exports(host: HostRun) -> None:
+    """The export writer, with the host's target and its role, writes Parquet to S3 and reads it back."""
+    assert host.box is not None
+    step = "exports: Parquet to MDP_EXPORTS_TARGET and read back"
+    env = _host_process_env(host)
+    env["MDP_EXPORTS_S3_ENDPOINT"] = host.emulator.endpoint
+    try:
+        result = host.box.run(
+            [_python(host), "-c", _EXPORT_PROBE], step, env=env, cwd=host.box.path(APP)
+        )
+    except CommandFailed as err:
+        lines = [x for x in err.output.strip().splitlines() if x.strip()]
+        host.failed(
+            step,
+            " | ".join(lines[-3:]),
+            f"{AIRFLOW_ENV} MDP_EXPORTS_TARGET → s3:PutObject/GetObject on exports/*",
+            f"output {outputs.EXPORTS_BUCKET} and policy {host.policy_name} (WriteParquetExports)",
+        )
+        return
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    if not got["equal"]:
+        host.failed(step, "the Parquet read back differs", "exports", outputs.EXPORTS_BUCKET)
+        return
+    host.ok(step, f"{got['rows']} rows at {got['target']}/rehearsal_probe (a probe table)")
+
+
+def check_dashboard_key(host: HostRun, files: dict[str, str]) -> None:
+    assert host.box is not None
+    step = "dashboard key script fetches its key"
+    if DASHBOARD_ENV not in files:
+        host.skipped(step, "the stack has no dashboard (no Snowflake dashboard user)")
+        return
+    key_path = read_env_file(files[DASHBOARD_ENV])["MDP_SNOWFLAKE_PRIVATE_KEY_PATH"]
+    key = host.box.path(key_path)
+    if "mdp-dashboard.service" not in host.ran or not key.exists():
+        host.failed(
+            step,
+            f"no key at {key_path}",
+            f"{DASHBOARD_ENV} MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue",
+            f"output {outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN}",
+        )
+        return
+    ok = "BEGIN PRIVATE KEY" in key.read_text() and (key.stat().st_mode & 0o077) == 0
+    if ok:
+        host.ok(step, f"{key_path}, owner-only")
+    else:
+        host.failed(step, "the key file is not an owner-only PKCS#8 key", "dashboard key", key_path)
+
+
+def _hints(host: HostRun, env: dict[str, str]) -> None:
+    policy = host.policy_name
+    host.hints = [
+        (
+            r"(?s)secrets backend.*(AccessDenied|not authorized|GetSecretValue)",
+            f"{AIRFLOW_ENV} AIRFLOW__SECRETS__BACKEND(_KWARGS) → secretsmanager:GetSecretValue "
+            "on the Airflow connection and variable secrets",
+            f"policy {policy} (ReadAirflowSecrets) and the airflow-connection-*/airflow-variable-* secrets",
+        ),
+        (
+            r"ssm:GetParameter|GetParameter operation",
+            f"{HOST_ENV} MDP_ARTIFACT_PARAMETER → ssm:GetParameter",
+            f"parameter {env.get('MDP_ARTIFACT_PARAMETER')} and policy {policy} (ReadArtifactPointer)",
+        ),
+        (
+            r"s3:GetObject|HeadObject operation|GetObject operation|s3 cp",
+            f"{HOST_ENV} MDP_ARTIFACT_BUCKET → s3:GetObject on artifacts/*",
+            f"bucket {env.get('MDP_ARTIFACT_BUCKET')} (output {outputs.ARTIFACT_BUCKET}) "
+            f"and policy {policy} (ReadArtifacts)",
+        ),
+        (
+            r"mdp-dashboard",
+            f"{DASHBOARD_ENV} MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue",
+            f"output {outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN} and policy {policy} (ReadDashboardKey)",
+        ),
+    ]

@@ -1,0 +1,255 @@
+"""The rehearsal passes for both stacks, and each sabotaged wire fails it, named.
+
+One AWS emulator and one stand-in RDS serve every rehearsal here. The passing runs keep their
+hosts' roots, so a sabotage aimed at the Airflow host boots that same machine again (its
+release deployed) instead of building Airflow's environment once more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import outputs
+from infra.mockrun import ProgramRun, Recorded, cached_run, run_program
+from rehearsal.database import StandInDatabase
+from rehearsal.emulator import Emulator
+from rehearsal.report import Report, Status, Step
+from rehearsal.run import rehearse
+from tests.infra.snowflake.conftest import snowflake_config
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def hosts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # pytest's own temp folder: its release venvs are removed with old sessions, not here.
+    return tmp_path_factory.mktemp("rehearsal-hosts")
+
+
+STACKS = ("dev", "prod")
+
+
+@pytest.fixture(scope="module")
+def reports(emulator: Emulator, database: StandInDatabase, hosts_root: Path) -> dict[str, Report]:
+    return {
+        stack: rehearse(
+            stack,
+            run=cached_run(stack),
+            emulator=emulator,
+            database=database,
+            hosts_root=hosts_root,
+        )
+        for stack in STACKS
+    }
+
+
+@pytest.fixture(params=STACKS)
+def report(request: pytest.FixtureRequest, reports: dict[str, Report]) -> Report:
+    return reports[request.param]
+
+
+def _step(report: Report, host: str, prefix: str) -> Step:
+    found = [s for s in report.steps if s.host == host and s.name.startswith(prefix)]
+    assert found, f"no step {prefix!r} on {host}: {[s.name for s in report.steps]}"
+    return found[0]
+
+
+def test_the_rehearsal_passes(report: Report) -> None:
+    assert report.passed, report.render()
+    assert "All " in report.render() and "✗" not in report.render()
+
+
+def test_the_generator_host_ran_for_real(report: Report) -> None:
+    for step in (
+        "instance profile: assume own role as EC2",
+        "systemctl start mdp-sync.service",
+        "systemctl start mdp-migrate.service",
+        "replication user: exactly the grants the sync needs",
+        "one generator cycle landed in the stand-in RDS",
+    ):
+        assert _step(report, "generator", step).status is Status.OK, report.render()
+    # What cannot run here is listed, never counted as passed.
+    assert _step(report, "generator", "TLS sslmode=verify-full").status is Status.SKIPPED
+
+
+def test_the_airflow_host_reads_its_secrets_and_writes_its_exports(
+    reports: dict[str, Report],
+) -> None:
+    report = reports["dev"]
+    for step in (
+        "instance profile: assume own role as EC2",
+        "systemctl start mdp-sync.service",
+        "Airflow secrets backend",
+        "exports: Parquet to MDP_EXPORTS_TARGET and read back",
+    ):
+        assert _step(report, "airflow", step).status is Status.OK, report.render()
+    assert "2 variables" in _step(report, "airflow", "Airflow secrets backend").detail
+    assert _step(report, "airflow", "daily run of the cloud DAG").status is Status.SKIPPED
+
+
+def test_prod_on_mwaa_rehearses_its_ec2_hosts_and_names_mwaa_as_not_rehearsed(
+    reports: dict[str, Report],
+) -> None:
+    report = reports["prod"]
+    # Only what prod declares boots: the generator; no Airflow host, and MWAA cannot run here.
+    assert report.hosts() == ["aws", "generator", "mwaa"], report.render()
+    mwaa = _step(report, "mwaa", "Amazon MWAA environment")
+    assert mwaa.status is Status.SKIPPED and "no MWAA" in mwaa.detail
+    assert not any(s.status is Status.OK for s in report.steps if s.host == "mwaa")
+    # Its bundle went up with the rest, under the stack's key: DAG loader, plugins, requirements, startup script.
+    applied = _step(report, "aws", "apply the declared").detail
+    bundle = applied.split("MWAA's bundle: ")[-1].split(", ")
+    assert sorted(bundle) == ["dags/mdp_daily.py", "plugins.zip", "requirements.txt", "startup.sh"]
+    assert "MWAA" not in " ".join(s.detail for s in reports["dev"].steps)
+
+
+@pytest.fixture(scope="module")
+def with_snowflake() -> ProgramRun:
+    """dev as a user sets it up with Snowflake: Airflow gets its dbt connection, the dashboard its key."""
+    return run_program("dev", overrides={"mdp:snowflake": snowflake_config("dev")})
+
+
+def test_with_snowflake_airflow_reads_its_connection_and_the_dashboard_fetches_its_key(
+    emulator: Emulator,
+    database: StandInDatabase,
+    hosts_root: Path,
+    reports: dict[str, Report],
+    with_snowflake: ProgramRun,
+) -> None:
+    # The dev Airflow machine of the passing run boots again with this user data.
+    report = rehearse(
+        "dev", run=with_snowflake, hosts=["airflow"], emulator=emulator, database=database,
+        hosts_root=hosts_root,
+    )  # fmt: skip
+    assert report.passed, report.render()
+    assert "1 connections" in _step(report, "airflow", "Airflow secrets backend").detail
+    assert _step(report, "airflow", "dashboard key script").status is Status.OK
+    assert _step(report, "airflow", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+
+
+# ---- Sabotage: change what the program recorded, never the product, and watch the wire fail.
+
+
+def _edit(
+    run: ProgramRun, name: str, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> ProgramRun:
+    def change(r: Recorded) -> Recorded:
+        return dataclasses.replace(r, inputs=edit(dict(r.inputs))) if r.name == name else r
+
+    return dataclasses.replace(run, resources=[change(r) for r in run.resources])
+
+
+def _drop_statement(sid: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def edit(inputs: dict[str, Any]) -> dict[str, Any]:
+        policy = json.loads(inputs["policy"])
+        kept = [s for s in policy["Statement"] if s.get("Sid") != sid]
+        assert len(kept) < len(policy["Statement"]), f"no statement {sid}"
+        return inputs | {"policy": json.dumps(policy | {"Statement": kept})}
+
+    return edit
+
+
+def _failure(report: Report, host: str) -> list[Step]:
+    assert not report.passed, report.render()
+    failures = [s for s in report.failures if s.host == host]
+    assert failures, report.render()
+    return failures
+
+
+def test_airflow_losing_its_secret_read_fails_naming_the_wire(
+    emulator: Emulator,
+    database: StandInDatabase,
+    hosts_root: Path,
+    reports: dict[str, Report],
+    with_snowflake: ProgramRun,
+) -> None:
+    run = _edit(with_snowflake, "airflow-policy", _drop_statement("ReadAirflowSecrets"))
+    broken = rehearse(
+        "dev", run=run, hosts=["airflow"], emulator=emulator, database=database,
+        hosts_root=hosts_root,
+    )  # fmt: skip
+    (step,) = _failure(broken, "airflow")
+    assert step.name.startswith("Airflow secrets backend")
+    assert "secretsmanager:GetSecretValue" in step.wire and "AIRFLOW__SECRETS__BACKEND" in step.wire
+    assert "ReadAirflowSecrets" in step.behind
+    assert "broken wire" in broken.render()
+
+
+def test_a_renamed_output_fails_the_env_file_wire(
+    emulator: Emulator, database: StandInDatabase, hosts_root: Path, reports: dict[str, Report]
+) -> None:
+    run = cached_run("dev")
+    renamed = {("dbHost" if k == outputs.DB_ENDPOINT else k): v for k, v in run.outputs.items()}
+    broken = rehearse(
+        "dev", run=dataclasses.replace(run, outputs=renamed), hosts=["generator"],
+        emulator=emulator, database=database, hosts_root=hosts_root,
+    )  # fmt: skip
+    (step,) = _failure(broken, "generator")
+    assert step.name == "wire MDP_DB_HOST"
+    assert step.wire == "/etc/mdp/host.env MDP_DB_HOST ← output dbEndpoint"
+    assert "exports no output 'dbEndpoint'" in step.detail
+
+
+def test_a_wrong_secret_arn_fails_the_generator_naming_the_wire(
+    emulator: Emulator, database: StandInDatabase, hosts_root: Path, reports: dict[str, Report]
+) -> None:
+    run = cached_run("dev")
+    real = str(run.outputs[outputs.DB_MASTER_SECRET_ARN])
+    wrong = real.rsplit(":", 1)[0] + ":mdp/dev/db/master-XyZ123"
+
+    def point_elsewhere(inputs: dict[str, Any]) -> dict[str, Any]:
+        assert real in inputs["userData"]
+        return inputs | {"userData": inputs["userData"].replace(real, wrong)}
+
+    broken = rehearse(
+        "dev", run=_edit(run, "generator-instance", point_elsewhere), hosts=["generator"],
+        emulator=emulator, database=database, hosts_root=hosts_root,
+    )  # fmt: skip
+    failures = _failure(broken, "generator")
+    assert all("MDP_DB_SECRET_ARN" in s.wire for s in failures), broken.render()
+    # The value no longer matches its output, and the host's own call is refused.
+    assert failures[0].name == "wire MDP_DB_SECRET_ARN"
+    assert any("secretsmanager:GetSecretValue" in s.wire for s in failures[1:]), broken.render()
+
+
+def test_dropping_the_artifact_read_fails_the_deploy_naming_the_bucket(
+    emulator: Emulator, database: StandInDatabase
+) -> None:
+    # A machine booting for the first time: it has no release yet, so it must fetch one.
+    run = _edit(cached_run("dev"), "generator-policy", _drop_statement("ReadArtifacts"))
+    broken = rehearse("dev", run=run, hosts=["generator"], emulator=emulator, database=database)
+    (step,) = _failure(broken, "generator")
+    assert step.name == "systemctl start mdp-sync.service"
+    assert "MDP_ARTIFACT_BUCKET → s3:GetObject" in step.wire
+    assert f"output {outputs.ARTIFACT_BUCKET}" in step.behind and "ReadArtifacts" in step.behind
+
+
+def test_prods_dashboard_host_deploys_and_fetches_its_key_with_its_own_role(
+    emulator: Emulator, database: StandInDatabase, hosts_root: Path, reports: dict[str, Report]
+) -> None:
+    """Prod on MWAA with Snowflake's dashboard user: its dashboard host boots, then loses its key read."""
+    run = run_program("prod", overrides={"mdp:snowflake": snowflake_config("prod")})
+    report = rehearse(
+        "prod", run=run, hosts=["dashboard"], emulator=emulator, database=database,
+        hosts_root=hosts_root,
+    )  # fmt: skip
+    assert report.passed, report.render()
+    assert report.hosts() == ["aws", "dashboard", "mwaa"], report.render()
+    assert _step(report, "dashboard", "instance profile").detail.startswith("dashboard-role")
+    assert _step(report, "dashboard", "systemctl start mdp-sync.service").status is Status.OK
+    assert _step(report, "dashboard", "dashboard key script").status is Status.OK
+    assert _step(report, "dashboard", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+    # The same machine again, its role without the key's read: the key script fails, named.
+    broken = rehearse(
+        "prod", run=_edit(run, "dashboard-policy", _drop_statement("ReadDashboardKey")),
+        hosts=["dashboard"], emulator=emulator, database=database, hosts_root=hosts_root,
+    )  # fmt: skip
+    failures = _failure(broken, "dashboard")
+    assert "MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue" in failures[0].wire
+    assert "ReadDashboardKey" in failures[0].behind
