@@ -127,6 +127,8 @@ class AlertsArgs:
     database: WatchedDatabase
     # An Output marked secret: it never appears in plain state or outputs.
     webhook_url: pulumi.Input[str] | None = None
+    # The MWAA environment's name when Airflow runs there: its schedulers' heartbeat is watched.
+    mwaa_environment: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -188,6 +190,8 @@ class Alerts(Component[AlertsArgs]):
         for host in args.hosts:
             self._host_alarms(host)
         self._database_alarms(args.database)
+        if args.mwaa_environment is not None:
+            self._mwaa_alarms(args.mwaa_environment)
         aws.budgets.Budget(
             f"{name}-budget",
             name=f"mdp-{args.stack}-monthly",
@@ -272,6 +276,24 @@ class Alerts(Component[AlertsArgs]):
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=DISK_THRESHOLD_PERCENT,
             )
+
+    def _mwaa_alarms(self, environment: str) -> None:
+        # MWAA's schedulers publish a heartbeat every few seconds; none for five minutes means
+        # no task is scheduled. Missing data is what a dead scheduler looks like.
+        self._alarm(
+            "mwaa-scheduler-heartbeat",
+            f"MWAA {environment}: no scheduler heartbeat for 5 minutes; no task is being "
+            "scheduled. Check the Scheduler log group and the environment's health in the console.",
+            namespace="AmazonMWAA",
+            metric_name="SchedulerHeartbeat",
+            dimensions={"Function": "Scheduler", "Environment": environment},
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            treat_missing_data="breaching",
+        )
 
     def _database_alarms(self, db: WatchedDatabase) -> None:
         dims = {"DBInstanceIdentifier": db.identifier}

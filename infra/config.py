@@ -18,6 +18,7 @@ from infra.config_errors import ConfigError, ConfigIssue, ConfigReader, Fixes
 from infra.cost import CostConfig
 from infra.database import DatabaseSettings
 from infra.hosts.airflow import AirflowSettings
+from infra.hosts.dashboard import DashboardHostSettings
 from infra.hosts.generator import GeneratorSettings
 from infra.sections import PROJECT, STACKS, Section, StackName
 from infra.snowflake.config import SnowflakeConfig
@@ -53,6 +54,8 @@ class AwsConfig(Section):
     database: DatabaseSettings = DatabaseSettings.model_validate({})
     generator: GeneratorSettings = GeneratorSettings.model_validate({})
     airflow: AirflowSettings = AirflowSettings.model_validate({})
+    # Declared with airflow.engine mwaa and a Snowflake dashboard user only.
+    dashboard: DashboardHostSettings = DashboardHostSettings.model_validate({})
 
     @field_validator("flow_log_retention_days", "log_retention_days")
     @classmethod
@@ -110,6 +113,7 @@ _PROD_REQUIREMENTS: tuple[tuple[tuple[str, ...], Any, str], ...] = (
     (("aws", "protect"), True, "prod resources carry protect=True"),
     (("aws", "generator", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
     (("aws", "airflow", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
+    (("aws", "dashboard", "detailed_monitoring"), True, "prod hosts have one-minute metrics"),
 )
 
 
@@ -194,6 +198,9 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
                 )
             ],
         )
+    issues += _engine_issues(fixes, config)
+    if issues:
+        raise ConfigError(stack, issues)
     if config.airbyte is not None:
         issues += _airbyte_issues(fixes, config, read)
         if issues:
@@ -211,6 +218,23 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         if issues:
             raise ConfigError(stack, issues)
     return config
+
+
+def _engine_issues(fixes: Fixes, config: StackConfig) -> list[ConfigIssue]:
+    """MWAA runs in the private subnets: its workers reach Snowflake and Airbyte through NAT."""
+    aws_cfg = config.aws
+    if aws_cfg.airflow.engine != "mwaa" or aws_cfg.nat_gateway:
+        return []
+    key, fix = fixes.key_and_fix(("aws", "natGateway"), "true")
+    return [
+        ConfigIssue(
+            key=key,
+            problem="airflow.engine is 'mwaa', whose workers live in the private subnets and "
+            "reach Snowflake, Airbyte and PyPI only through a NAT gateway (or set "
+            "airflow.engine back to ec2)",
+            fix=fix,
+        )
+    ]
 
 
 def _airbyte_issues(fixes: Fixes, config: StackConfig, read: ConfigReader) -> list[ConfigIssue]:

@@ -62,6 +62,8 @@ class CostAssumptions:
     s3_gb_per_bucket: float = 5.0
     log_gb_per_month: float = 1.0
     airbyte_monthly_usd: float | None = None
+    # MWAA's metadata database grows with task history; MWAA bills it per GB-month.
+    mwaa_metadata_gb: float = 10.0
     warehouse_usage: Mapping[Workload, WarehouseUsage] = field(
         default_factory=lambda: dict(DEFAULT_WAREHOUSE_USAGE)
     )
@@ -89,6 +91,7 @@ class CostConfig(Section):
     airbyte_monthly_usd: float | None = Field(_DEFAULTS.airbyte_monthly_usd, ge=0, examples=[10])
     s3_gb_per_bucket: float = Field(_DEFAULTS.s3_gb_per_bucket, ge=0, examples=[5])
     log_gb_per_month: float = Field(_DEFAULTS.log_gb_per_month, ge=0, examples=[1])
+    mwaa_metadata_gb: float = Field(_DEFAULTS.mwaa_metadata_gb, ge=0, examples=[10])
     warehouse_usage: dict[Workload, WarehouseUsageSettings] = Field(
         default_factory=lambda: {
             k: WarehouseUsageSettings(
@@ -104,6 +107,7 @@ class CostConfig(Section):
             s3_gb_per_bucket=self.s3_gb_per_bucket,
             log_gb_per_month=self.log_gb_per_month,
             airbyte_monthly_usd=self.airbyte_monthly_usd,
+            mwaa_metadata_gb=self.mwaa_metadata_gb,
             warehouse_usage={
                 k: WarehouseUsage(v.runs_per_day, v.minutes_per_run)
                 for k, v in self.warehouse_usage.items()
@@ -315,6 +319,48 @@ def estimate(
             )
         elif r.type == "aws:cloudwatch/metricAlarm:MetricAlarm":
             add(r, "aws", "CloudWatch alarm", 1, "month", pricing.aws("cloudwatch_alarm_month"))
+        elif r.type == "aws:mwaa/environment:Environment":
+            klass = str(_get(r.inputs, "environment_class") or "mw1.small")
+            # The environment's hourly price includes one worker and its base schedulers
+            # (1 on mw1.micro, 2 on the others); more of either is billed per hour. Workers
+            # are priced at minWorkers: autoscaling above it is billed only while it runs.
+            add(
+                r,
+                "aws",
+                f"MWAA {klass} environment",
+                hours,
+                "h",
+                pricing.aws("mwaa_environment_hourly", klass),
+            )
+            workers = float(_get(r.inputs, "min_workers") or 1)
+            if workers > 1:
+                add(
+                    r,
+                    "aws",
+                    f"MWAA {klass} extra workers (min)",
+                    hours * (workers - 1),
+                    "h",
+                    pricing.aws("mwaa_worker_hourly", klass),
+                )
+            base = 1 if klass == "mw1.micro" else 2
+            schedulers = float(_get(r.inputs, "schedulers") or base)
+            if schedulers > base:
+                add(
+                    r,
+                    "aws",
+                    f"MWAA {klass} extra schedulers",
+                    hours * (schedulers - base),
+                    "h",
+                    pricing.aws("mwaa_scheduler_hourly", klass),
+                )
+            add(
+                r,
+                "aws",
+                "MWAA metadata database",
+                assumptions.mwaa_metadata_gb,
+                "GB-month",
+                pricing.aws("mwaa_metadata_gb_month"),
+            )
         elif r.type == "snowflake:index/warehouse:Warehouse":
             wh_name = str(_get(r.inputs, "name") or r.name)
             size = str(_get(r.inputs, "warehouse_size") or "XSMALL")

@@ -194,6 +194,16 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str
     elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
         bucket = inputs.get("bucket") or f"{name}-abc123"
         out |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket, "__id": bucket}
+    elif typ == "aws:s3/bucketObjectv2:BucketObjectv2":
+        # A versioned bucket gives every new content a new version id.
+        body = json.dumps(inputs, sort_keys=True, default=str)
+        out |= {"versionId": hashlib.sha256(body.encode()).hexdigest()[:32]}
+    elif typ == "aws:mwaa/environment:Environment":
+        env = inputs.get("name", name)
+        out |= {
+            "arn": _arn("airflow", f"environment/{env}"),
+            "webserverUrl": f"{hashlib.sha256(env.encode()).hexdigest()[:12]}-vpce.c2.airflow.amazonaws.com",
+        }
     elif typ == "aws:kms/key:Key":
         out |= {"keyId": f"{name}-key-id", "arn": _arn("kms", f"key/{name}")}
     elif typ == "aws:sns/topic:Topic":
@@ -424,10 +434,16 @@ def last_declared() -> list[Recorded]:
 
 
 _CACHE: dict[str, ProgramRun] = {}
+# The prod stack with Airflow on the EC2 host instead of MWAA: the other engine's prod shape.
+PROD_EC2 = "prod-ec2"
+_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    PROD_EC2: ("prod", {"mdp:aws.airflow.engine": "ec2"}),
+}
 
 
 def cached_run(stack: str) -> ProgramRun:
-    """The committed config of `stack`, run once per test session."""
+    """The committed config of `stack` (or of a variant such as PROD_EC2), run once per session."""
     if stack not in _CACHE:
-        _CACHE[stack] = run_program(stack)
+        base, overrides = _VARIANTS.get(stack, (stack, {}))
+        _CACHE[stack] = run_program(base, overrides)
     return _CACHE[stack]

@@ -25,8 +25,18 @@ BASTION_TUNNEL_USER: Final = "bastionTunnelUser"
 BASTION_TUNNEL_KEY_SECRET_ARN: Final = "bastionTunnelKeySecretArn"
 GENERATOR_INSTANCE_ID: Final = "generatorInstanceId"
 
-# Airflow host: its SSM target.
+# Which engine runs Airflow: `ec2` (the host below) or `mwaa` (the MWAA outputs below).
+AIRFLOW_ENGINE: Final = "airflowEngine"
+# Airflow host (engine ec2): its SSM target.
 AIRFLOW_INSTANCE_ID: Final = "airflowInstanceId"
+# The dashboard's SSM port-forwarding target (port 8501): the Airflow host with engine ec2, the
+# dashboard host with engine mwaa; set when Snowflake has a dashboard user.
+DASHBOARD_INSTANCE_ID: Final = "dashboardInstanceId"
+# MWAA (engine mwaa): the environment, its private web server, and the object versions it runs
+# (plugins.zip, requirements.txt, startup.sh): the previous deploy's are the rollback target.
+MWAA_ENVIRONMENT_NAME: Final = "mwaaEnvironmentName"
+MWAA_WEBSERVER_URL: Final = "mwaaWebserverUrl"
+MWAA_OBJECT_VERSIONS: Final = "mwaaObjectVersions"
 # The stable public address Airflow (dbt) connects from: for Snowflake's network policy.
 AIRFLOW_EGRESS_IP: Final = "airflowEgressIp"
 

@@ -39,6 +39,8 @@ class StorageArgs:
     force_destroy: bool
     protect: bool
     source_root: Path = REPO_ROOT
+    # MWAA's source bucket (dags/, plugins.zip, requirements.txt, startup script), when it runs.
+    mwaa_source: bool = False
 
 
 def artifact_files(root: Path) -> list[Path]:
@@ -80,12 +82,19 @@ class Storage(Component[StorageArgs]):
     artifact_parameter_arn: pulumi.Output[str]
     exports_bucket: pulumi.Output[str]
     exports_bucket_arn: pulumi.Output[str]
+    mwaa_source_bucket: pulumi.Output[str] | None = None
+    mwaa_source_bucket_arn: pulumi.Output[str] | None = None
 
     def _declare(self, name: str, args: StorageArgs) -> Mapping[str, Any]:
         logs = self._bucket("access-logs", kms=False, log_to=None)
         artifacts = self._bucket("artifacts", kms=True, log_to=logs)
         exports = self._bucket("exports", kms=True, log_to=logs)
         self._create_artifact(artifacts)
+        if args.mwaa_source:
+            # MWAA takes only a bucket whose name starts with "airflow-".
+            source = self._bucket("mwaa-source", kms=True, log_to=logs, prefix="airflow-")
+            self.mwaa_source_bucket = source.bucket
+            self.mwaa_source_bucket_arn = source.arn
         self.artifact_bucket = artifacts.bucket
         self.artifact_bucket_arn = artifacts.arn
         self.exports_bucket = exports.bucket
@@ -97,13 +106,15 @@ class Storage(Component[StorageArgs]):
             "exportsBucketArn": self.exports_bucket_arn,
         }
 
-    def _bucket(self, suffix: str, kms: bool, log_to: aws.s3.Bucket | None) -> aws.s3.Bucket:
+    def _bucket(
+        self, suffix: str, kms: bool, log_to: aws.s3.Bucket | None, prefix: str = ""
+    ) -> aws.s3.Bucket:
         name, args = self._name, self._args
         opts = pulumi.ResourceOptions(parent=self, protect=args.protect)
         child = pulumi.ResourceOptions(parent=self)
         bucket = aws.s3.Bucket(
             f"{name}-{suffix}",
-            bucket_prefix=f"mdp-{args.stack}-{suffix}-",
+            bucket_prefix=f"{prefix}mdp-{args.stack}-{suffix}-",
             force_destroy=args.force_destroy,
             opts=opts,
         )

@@ -11,7 +11,10 @@ def rehearse_command(
     stack: Annotated[str, typer.Option("--stack", "-s", help="dev or prod.")] = "dev",
     hosts: Annotated[
         list[str] | None,
-        typer.Option("--host", help="Rehearse only this host (generator, airflow); repeatable."),
+        typer.Option(
+            "--host",
+            help="Rehearse only this host (generator, airflow, dashboard); repeatable.",
+        ),
     ] = None,
 ) -> None:
     """Rehearse a stack: apply it to a local AWS emulator, boot each host, print a table per host.
@@ -25,11 +28,11 @@ def rehearse_command(
 
     if stack not in STACKS:
         raise typer.BadParameter(f"unknown stack {stack!r}; choose one of {', '.join(STACKS)}")
-    chosen = list(hosts or HOSTS)
-    unknown = [h for h in chosen if h not in HOSTS]
+    unknown = [h for h in hosts or [] if h not in HOSTS]
     if unknown:
         raise typer.BadParameter(f"unknown host {unknown[0]!r}; choose from {', '.join(HOSTS)}")
-    report = rehearse(stack, hosts=chosen)
+    # Without --host: every host the stack declares (prod on MWAA has no Airflow host).
+    report = rehearse(stack, hosts=hosts or None)
     typer.echo(report.render())
     if not report.passed:
         raise typer.Exit(1)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 
+from infra import outputs
 from infra.mockrun import ProgramRun, Recorded
 from rehearsal.emulator import Emulator
 
@@ -61,6 +62,7 @@ class Applied:
     master_secrets: list[MasterSecret] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)  # logical name -> role ARN
     artifact: bytes = b""
+    objects: list[str] = field(default_factory=list)  # the keys uploaded, in order
 
     def resolve(self, value: Any) -> Any:
         """`value` with every declared identifier replaced by the emulator's."""
@@ -214,14 +216,22 @@ class Applier:
 
     def _object(self, r: Recorded) -> None:
         args = r.inputs
-        body = build_artifact(args["source"])
+        # An archive (the code artifact, MWAA's plugins.zip) or a text body (MWAA's DAG loader,
+        # requirements and startup script).
+        body = (
+            build_artifact(args["source"])
+            if args.get("source") is not None
+            else str(args["content"]).encode()
+        )
         extra: dict[str, str] = {}
         if args.get("serverSideEncryption"):
             extra["ServerSideEncryption"] = args["serverSideEncryption"]
         if args.get("kmsKeyId"):
             extra["SSEKMSKeyId"] = self.applied.resolve(args["kmsKeyId"])
         self._client("s3").put_object(Bucket=args["bucket"], Key=args["key"], Body=body, **extra)
-        self.applied.artifact = body
+        self.applied.objects.append(str(args["key"]))
+        if args["key"] == self.run.outputs.get(outputs.ARTIFACT_KEY):
+            self.applied.artifact = body
 
     def _parameter(self, r: Recorded) -> None:
         args = self.applied.resolve(r.plain)

@@ -7,9 +7,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from infra import outputs
 from infra.mockrun import ProgramRun, run_program
 from rehearsal.airflow import rehearse_airflow
-from rehearsal.apply import apply
+from rehearsal.apply import INSTANCE, apply
+from rehearsal.dashboard import rehearse_dashboard
 from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
 from rehearsal.generator import rehearse_generator
@@ -17,7 +19,10 @@ from rehearsal.hosts import HostRun
 from rehearsal.report import Report
 from rehearsal.sandbox import missing_tools
 
-HOSTS = ("generator", "airflow")
+# Every EC2 host the program can declare: the Airflow host with engine ec2, the dashboard host
+# with engine mwaa and a Snowflake dashboard user.
+HOSTS = ("generator", "airflow", "dashboard")
+MWAA_ENVIRONMENT = "aws:mwaa/environment:Environment"
 
 
 def program_run(stack: str) -> ProgramRun:
@@ -25,10 +30,16 @@ def program_run(stack: str) -> ProgramRun:
     return run_program(stack)
 
 
+def declared_hosts(run: ProgramRun) -> list[str]:
+    """The hosts of HOSTS that this run declares an instance for, in boot order."""
+    instances = {r.name for r in run.of_type(INSTANCE)}
+    return [h for h in HOSTS if f"{h}-instance" in instances]
+
+
 def rehearse(
     stack: str,
     run: ProgramRun | None = None,
-    hosts: Sequence[str] = HOSTS,
+    hosts: Sequence[str] | None = None,
     emulator: Emulator | None = None,
     database: StandInDatabase | None = None,
     hosts_root: Path | None = None,
@@ -39,6 +50,8 @@ def rehearse(
     here and stopped at the end. The hosts' sandbox roots are temporary, unless `hosts_root`
     names a folder that keeps them: a later rehearsal with the same folder boots the same
     machines again, which keep their deployed release (/opt/mdp), as a rebooted host does.
+    `hosts` defaults to every host the stack declares; a host it does not declare is listed as
+    not rehearsed, with the reason.
     """
     run = run or program_run(stack)
     report = Report(stack)
@@ -65,20 +78,42 @@ def rehearse(
         report.ok(
             "aws",
             "apply the declared resources to the emulator",
-            f"{len(applied.created)} resources (KMS, S3 + artifact, SSM, Secrets Manager, IAM)",
+            f"{len(applied.created)} resources (KMS, S3 + artifact, SSM, Secrets Manager, IAM)"
+            + (
+                "; MWAA's bundle: "
+                + ", ".join(
+                    k for k in applied.objects if k != run.outputs.get(outputs.ARTIFACT_KEY)
+                )
+                if run.of_type(MWAA_ENVIRONMENT)
+                else ""
+            ),
         )
         report.skipped(
             "aws",
             "bucket policies (TLS only)",
             "the emulator serves plain HTTP on loopback and evaluates identity policies only",
         )
-        for host in hosts:
+        declared = declared_hosts(run)
+        for host in declared if hosts is None else hosts:
+            if host not in declared:
+                report.skipped(host, "boot the host", _why_undeclared(run, host))
+                continue
             host_run = HostRun(host, run, applied, emulator, report, root / host)
             if host == "generator":
                 database = database or StandInDatabase().start()
                 rehearse_generator(host_run, database)
+            elif host == "dashboard":
+                rehearse_dashboard(host_run)
             else:
                 rehearse_airflow(host_run)
+        if run.of_type(MWAA_ENVIRONMENT):
+            report.skipped(
+                "mwaa",
+                "Amazon MWAA environment: schedulers, workers, startup script, requirements",
+                "the emulator has no MWAA; its bundle is uploaded to the source bucket and its "
+                "execution role created above, nothing of it runs. "
+                "tests/orchestration/test_mwaa_airflow.py parses the DAG on MWAA's Airflow version",
+            )
     finally:
         if own_emulator and emulator is not None:
             emulator.stop()
@@ -87,3 +122,16 @@ def rehearse(
         if hosts_root is None:
             shutil.rmtree(root, ignore_errors=True)
     return report
+
+
+def _why_undeclared(run: ProgramRun, host: str) -> str:
+    if host == "airflow" and run.of_type(MWAA_ENVIRONMENT):
+        return (
+            "the stack declares no Airflow host: Airflow runs on Amazon MWAA (aws.airflow.engine)"
+        )
+    if host == "dashboard":
+        return (
+            "the stack declares no dashboard host: the Airflow host serves the dashboard "
+            "(engine ec2), or Snowflake has no dashboard user"
+        )
+    return f"the stack declares no {host} host"

@@ -40,9 +40,8 @@ GENERATOR_WIRES = (
     Wire("/etc/mdp/host.env", "MDP_ARTIFACT_BUCKET", outputs.ARTIFACT_BUCKET),
 )
 
-AIRFLOW_WIRES = (
-    Wire("/etc/mdp/host.env", "MDP_ARTIFACT_BUCKET", outputs.ARTIFACT_BUCKET),
-    Wire("/etc/mdp/airflow.env", "MDP_EXPORTS_TARGET", outputs.EXPORTS_BUCKET, "s3-bucket"),
+# The dashboard's Snowflake sign-in, on whichever host serves it.
+DASHBOARD_WIRES = (
     Wire("/etc/mdp/dashboard.env", "MDP_SNOWFLAKE_ACCOUNT", outputs.SNOWFLAKE_ACCOUNT),
     Wire("/etc/mdp/dashboard.env", "MDP_SNOWFLAKE_USER", outputs.SNOWFLAKE_DASHBOARD_USER),
     Wire("/etc/mdp/dashboard.env", "MDP_SNOWFLAKE_ROLE", outputs.SNOWFLAKE_REPORTER_ROLE),
@@ -55,6 +54,18 @@ AIRFLOW_WIRES = (
         "MDP_DASHBOARD_KEY_SECRET_ARN",
         outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN,
     ),
+)
+
+AIRFLOW_WIRES = (
+    Wire("/etc/mdp/host.env", "MDP_ARTIFACT_BUCKET", outputs.ARTIFACT_BUCKET),
+    Wire("/etc/mdp/airflow.env", "MDP_EXPORTS_TARGET", outputs.EXPORTS_BUCKET, "s3-bucket"),
+    *DASHBOARD_WIRES,
+)
+
+# MWAA's dashboard host: the artifact and the dashboard, nothing of Airflow.
+DASHBOARD_HOST_WIRES = (
+    Wire("/etc/mdp/host.env", "MDP_ARTIFACT_BUCKET", outputs.ARTIFACT_BUCKET),
+    *DASHBOARD_WIRES,
 )
 
 

@@ -25,10 +25,13 @@ from infra.hosts import (
     AirflowHost,
     AirflowHostArgs,
     DashboardArgs,
+    DashboardHost,
+    DashboardHostArgs,
     GeneratorHost,
     GeneratorHostArgs,
     HostCommon,
 )
+from infra.mwaa.environment import MwaaEnvironment, MwaaEnvironmentArgs
 from infra.network import Network, NetworkArgs
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.snowflake import naming as n
@@ -161,7 +164,8 @@ def build_alerts(
     key: EncryptionKey,
     database: Database,
     generator: GeneratorHost,
-    airflow: AirflowHost,
+    airflow: AirflowHost | MwaaEnvironment,
+    dashboard_host: DashboardHost | None = None,
 ) -> Alerts | None:
     """The alert topic, alarms and budget, when `mdp:alerts` names a recipient."""
     settings = config.alerts
@@ -196,13 +200,103 @@ def build_alerts(
             monthly_budget_usd=config.cost.monthly_budget_usd,
             hosts=[
                 WatchedHost("generator", generator.instance_id),
-                WatchedHost("airflow", airflow.instance_id, root_disk=True),
+                *(
+                    [WatchedHost("airflow", airflow.instance_id, root_disk=True)]
+                    if isinstance(airflow, AirflowHost)
+                    else []
+                ),
+                *(
+                    [WatchedHost("dashboard", dashboard_host.instance_id)]
+                    if dashboard_host is not None
+                    else []
+                ),
             ],
+            mwaa_environment=airflow.name if isinstance(airflow, MwaaEnvironment) else None,
             database=WatchedDatabase(
                 identifier=database.identifier,
                 allocated_storage_gb=db.allocated_storage_gb,
                 max_connections=max_connections,
             ),
+        ),
+    )
+
+
+def build_airflow(
+    config: StackConfig,
+    network: Network,
+    storage: Storage,
+    key: EncryptionKey,
+    common: HostCommon,
+    snowflake: SnowflakePlatform | None,
+    connections: dict[str, pulumi.Input[str]],
+    variables: dict[str, pulumi.Input[str]],
+    alerts_topic: pulumi.Input[str] | None = None,
+) -> AirflowHost | MwaaEnvironment:
+    """Airflow on the engine `aws.airflow.engine` names; both read the same secrets and may
+    publish the DAG's alerts to the stack's topic."""
+    aws_cfg = config.aws
+    if aws_cfg.airflow.engine == "mwaa":
+        assert storage.mwaa_source_bucket is not None and storage.mwaa_source_bucket_arn is not None
+        return MwaaEnvironment(
+            "airflow",
+            MwaaEnvironmentArgs(
+                stack=config.stack,
+                region=aws_cfg.region,
+                settings=aws_cfg.airflow.mwaa,
+                vpc_id=network.vpc_id,
+                private_subnet_ids=network.private_subnet_ids,
+                kms_key_arn=key.key_arn,
+                source_bucket=storage.mwaa_source_bucket,
+                source_bucket_arn=storage.mwaa_source_bucket_arn,
+                exports_bucket=storage.exports_bucket,
+                exports_bucket_arn=storage.exports_bucket_arn,
+                log_retention_days=aws_cfg.log_retention_days,
+                protect=aws_cfg.protect,
+                connections=connections,
+                variables=variables,
+                raw_database=raw_database_name(config),
+                alerts_topic_arn=alerts_topic,
+            ),
+        )
+    return AirflowHost(
+        "airflow",
+        AirflowHostArgs(
+            common=common,
+            subnet_id=network.public_subnet_id
+            if aws_cfg.airflow.public_subnet
+            else network.private_subnet_ids.apply(lambda ids: ids[0]),
+            public_ip=aws_cfg.airflow.public_subnet,
+            settings=aws_cfg.airflow,
+            exports_bucket_arn=storage.exports_bucket_arn,
+            eip_allocation_id=network.airflow_eip_allocation_id,
+            connections=connections,
+            variables=variables,
+            dashboard=snowflake_dashboard(snowflake) if snowflake is not None else None,
+            raw_database=raw_database_name(config),
+            alerts_topic_arn=alerts_topic,
+        ),
+    )
+
+
+def build_dashboard_host(
+    config: StackConfig,
+    network: Network,
+    common: HostCommon,
+    snowflake: SnowflakePlatform | None,
+    airflow: AirflowHost | MwaaEnvironment,
+) -> DashboardHost | None:
+    """MWAA serves no dashboard: a small private host runs the Airflow host's dashboard unit."""
+    dashboard = snowflake_dashboard(snowflake) if snowflake is not None else None
+    if isinstance(airflow, AirflowHost) or dashboard is None:
+        return None
+    return DashboardHost(
+        "dashboard",
+        DashboardHostArgs(
+            common=common,
+            # Out through the NAT gateway: the egress address Snowflake lets the dashboard user in from.
+            subnet_id=network.private_subnet_ids.apply(lambda ids: ids[0]),
+            settings=config.aws.dashboard,
+            dashboard=dashboard,
         ),
     )
 
@@ -231,7 +325,8 @@ def main() -> None:
             nat_gateway=aws_cfg.nat_gateway,
             flow_log_retention_days=aws_cfg.flow_log_retention_days,
             kms_key_arn=key.key_arn,
-            airflow_public=aws_cfg.airflow.public_subnet,
+            # MWAA always runs in the private subnets and leaves through the NAT gateway.
+            airflow_public=aws_cfg.airflow.public_subnet and aws_cfg.airflow.engine == "ec2",
         ),
     )
     storage = Storage(
@@ -241,6 +336,7 @@ def main() -> None:
             kms_key_arn=key.key_arn,
             force_destroy=aws_cfg.force_destroy_buckets,
             protect=aws_cfg.protect,
+            mwaa_source=aws_cfg.airflow.engine == "mwaa",
         ),
     )
     database = Database(
@@ -299,26 +395,21 @@ def main() -> None:
         **({ALERTS_TOPIC_VARIABLE: alerts_topic} if alerts_topic is not None else {}),
     }
 
-    airflow = AirflowHost(
-        "airflow",
-        AirflowHostArgs(
-            common=common,
-            subnet_id=network.public_subnet_id
-            if aws_cfg.airflow.public_subnet
-            else network.private_subnet_ids.apply(lambda ids: ids[0]),
-            public_ip=aws_cfg.airflow.public_subnet,
-            settings=aws_cfg.airflow,
-            exports_bucket_arn=storage.exports_bucket_arn,
-            eip_allocation_id=network.airflow_eip_allocation_id,
-            connections=airflow_connections,
-            variables=airflow_variables,
-            dashboard=snowflake_dashboard(snowflake) if snowflake is not None else None,
-            raw_database=raw_database_name(config),
-            alerts_topic_arn=alerts_topic,
-        ),
+    airflow = build_airflow(
+        config,
+        network,
+        storage,
+        key,
+        common,
+        snowflake,
+        airflow_connections,
+        airflow_variables,
+        alerts_topic,
     )
 
-    alerts = build_alerts(config, key, database, generator, airflow)
+    dashboard_host = build_dashboard_host(config, network, common, snowflake, airflow)
+
+    alerts = build_alerts(config, key, database, generator, airflow, dashboard_host)
 
     exports: Exports = {
         outputs.DB_ENDPOINT: database.address,
@@ -333,12 +424,24 @@ def main() -> None:
         outputs.BASTION_TUNNEL_USER: generator.tunnel_user,
         outputs.BASTION_TUNNEL_KEY_SECRET_ARN: generator.tunnel_key_secret_arn,
         outputs.GENERATOR_INSTANCE_ID: generator.instance_id,
-        outputs.AIRFLOW_INSTANCE_ID: airflow.instance_id,
+        outputs.AIRFLOW_ENGINE: aws_cfg.airflow.engine,
         outputs.AIRFLOW_EGRESS_IP: network.airflow_egress_ip,
         outputs.ARTIFACT_BUCKET: storage.artifact_bucket,
         outputs.ARTIFACT_KEY: storage.artifact_key,
         outputs.EXPORTS_BUCKET: storage.exports_bucket,
     }
+    if isinstance(airflow, AirflowHost):
+        exports[outputs.AIRFLOW_INSTANCE_ID] = airflow.instance_id
+        if snowflake is not None and snowflake_dashboard(snowflake) is not None:
+            exports[outputs.DASHBOARD_INSTANCE_ID] = airflow.instance_id
+    else:
+        exports |= {
+            outputs.MWAA_ENVIRONMENT_NAME: airflow.name,
+            outputs.MWAA_WEBSERVER_URL: airflow.webserver_url,
+            outputs.MWAA_OBJECT_VERSIONS: airflow.object_versions,
+        }
+    if dashboard_host is not None:
+        exports[outputs.DASHBOARD_INSTANCE_ID] = dashboard_host.instance_id
     if snowflake is not None:
         exports |= snowflake_exports(snowflake)
     if alerts is not None:

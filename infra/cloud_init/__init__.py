@@ -75,9 +75,42 @@ class AirflowBoot:
     raw_database: str = "RAW"
 
 
+@dataclass(frozen=True)
+class DashboardHostBoot:
+    """The dashboard host of MWAA stacks: the artifact and the dashboard, nothing of Airflow."""
+
+    stack: str
+    region: str
+    artifact_bucket: str
+    artifact_parameter: str
+    dashboard: DashboardBoot
+
+
 def _exactly(names: tuple[str, ...]) -> str:
     """A regex matching exactly these ids; with none, one that matches no id at all."""
     return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$" if names else "^$"
+
+
+SECRETS_BACKEND = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+
+
+def secrets_backend_kwargs(
+    connections_prefix: str,
+    connection_ids: tuple[str, ...],
+    variables_prefix: str,
+    variable_keys: tuple[str, ...],
+    region: str,
+) -> str:
+    """The Secrets Manager backend's kwargs (JSON), the same for the EC2 host and MWAA."""
+    return json.dumps(
+        {
+            "connections_prefix": connections_prefix,
+            "connections_lookup_pattern": _exactly(connection_ids),
+            "variables_prefix": variables_prefix,
+            "variables_lookup_pattern": _exactly(variable_keys),
+            "region_name": region,
+        }
+    )
 
 
 def _file(name: str) -> str:
@@ -230,14 +263,12 @@ def render_airflow(boot: AirflowBoot) -> str:
     }
     # The role may read only the secrets this program wrote, so Airflow asks Secrets Manager
     # for exactly those ids; any other id goes to the environment and the metadata database.
-    backend_kwargs = json.dumps(
-        {
-            "connections_prefix": boot.connections_prefix,
-            "connections_lookup_pattern": _exactly(boot.connection_ids),
-            "variables_prefix": boot.variables_prefix,
-            "variables_lookup_pattern": _exactly(boot.variable_keys),
-            "region_name": boot.region,
-        }
+    backend_kwargs = secrets_backend_kwargs(
+        boot.connections_prefix,
+        boot.connection_ids,
+        boot.variables_prefix,
+        boot.variable_keys,
+        boot.region,
     )
     airflow_env = {
         "AIRFLOW_HOME": "/var/lib/airflow",
@@ -249,7 +280,7 @@ def render_airflow(boot: AirflowBoot) -> str:
         # Unset, Airflow derives postgresql+asyncpg for its async engine, and asyncpg is not in
         # uv.lock: every Airflow process would fail at import. psycopg 3 serves both engines.
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "postgresql+psycopg://airflow@/airflow?host=/run/postgresql",
-        "AIRFLOW__SECRETS__BACKEND": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+        "AIRFLOW__SECRETS__BACKEND": SECRETS_BACKEND,
         "AIRFLOW__SECRETS__BACKEND_KWARGS": backend_kwargs,
         # No inbound rule exists; the UI is reached through an SSM port-forwarding session.
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -305,6 +336,27 @@ def render_airflow(boot: AirflowBoot) -> str:
     if boot.swap_gb:
         # A small dev host rides out the peaks of a daily run on swap instead of a larger size.
         doc["swap"] = {"filename": "/swapfile", "size": boot.swap_gb * 1024**3}
+    return _document(doc)
+
+
+def render_dashboard(boot: DashboardHostBoot) -> str:
+    """The dashboard host: the artifact sync and the same dashboard unit and key script as the Airflow host."""
+    env = {
+        "MDP_STACK": boot.stack,
+        "AWS_REGION": boot.region,
+        "MDP_ARTIFACT_BUCKET": boot.artifact_bucket,
+        "MDP_ARTIFACT_PARAMETER": boot.artifact_parameter,
+        "PYTHONPATH": "/opt/mdp/app",
+        "MDP_RESTART_UNITS": "mdp-dashboard",
+    }
+    doc: dict[str, Any] = {
+        "package_update": True,
+        "packages": ["python3.11", "python3.11-pip", "unzip", "jq"],
+        "users": ["default"],
+        "write_files": [_write("/etc/mdp/host.env", _env_file(env)), *_common_files(boot.region)],
+        "runcmd": _bootstrap_commands(boot.region),
+    }
+    _add_dashboard(doc, boot.dashboard)
     return _document(doc)
 
 

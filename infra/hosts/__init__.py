@@ -1,6 +1,7 @@
-"""The EC2 hosts: the generator/bastion and the Airflow host, both deployed by cloud-init."""
+"""The EC2 hosts: the generator/bastion, the Airflow host and MWAA's dashboard host, deployed by cloud-init."""
 
 from infra.hosts.airflow import AirflowHost, AirflowHostArgs, AirflowSettings, DashboardArgs
+from infra.hosts.dashboard import DashboardHost, DashboardHostArgs, DashboardHostSettings
 from infra.hosts.generator import GeneratorHost, GeneratorHostArgs, GeneratorSettings
 from infra.hosts.instance import HostCommon, HostSettings
 
@@ -9,6 +10,9 @@ __all__ = [
     "AirflowHostArgs",
     "AirflowSettings",
     "DashboardArgs",
+    "DashboardHost",
+    "DashboardHostArgs",
+    "DashboardHostSettings",
     "GeneratorHost",
     "GeneratorHostArgs",
     "GeneratorSettings",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -13,10 +14,17 @@ from infra.cloud_init import AirflowBoot, DashboardBoot, render_airflow
 from infra.hosts import iam
 from infra.hosts.iam import EXPORTS_PREFIX
 from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.mwaa.config import MwaaSettings
+
+# `ec2`: one host with the LocalExecutor (dev, for cost); `mwaa`: Amazon MWAA (prod).
+Engine = Literal["ec2", "mwaa"]
 
 
 class AirflowSettings(HostSettings):
-    """The Airflow host."""
+    """Where Airflow runs: the EC2 host's settings, or MWAA's in `mwaa` when `engine` is `mwaa`."""
+
+    engine: Engine = Field("ec2", examples=["mwaa"])
+    mwaa: MwaaSettings = MwaaSettings.model_validate({})
 
     instance_type: str = Field("t3.medium", examples=["t3.large"])
     root_volume_gb: int = Field(30, ge=20, le=500, examples=[30])
@@ -65,6 +73,63 @@ class AirflowHostArgs:
     alerts_topic_arn: pulumi.Input[str] | None = None
 
 
+# The component type of the MWAA environment (infra/mwaa), which takes over the same secrets.
+MWAA_COMPONENT = "mdp:mwaa:Environment"
+EC2_COMPONENT = "mdp:hosts:AirflowHost"
+
+
+def backend_prefixes(stack: str) -> tuple[str, str]:
+    """The Secrets Manager prefixes of Airflow's connections and variables, for either engine."""
+    return f"mdp/{stack}/airflow/connections", f"mdp/{stack}/airflow/variables"
+
+
+@dataclass(frozen=True)
+class BackendSecrets:
+    """Airflow's connections (secret JSON) and variables, one Secrets Manager secret each."""
+
+    stack: str
+    kms_key_arn: pulumi.Input[str]
+    protect: bool
+    connections: Mapping[str, pulumi.Input[str]]
+    variables: Mapping[str, pulumi.Input[str]]
+
+
+def create_backend_secrets(
+    owner: pulumi.Resource, name: str, args: BackendSecrets, moved_from: pulumi.Input[str]
+) -> list[pulumi.Output[str]]:
+    """One secret per connection and variable under `backend_prefixes`, children of `owner`.
+
+    `moved_from` is the URN of the other engine's component of the same name: the secrets keep
+    their identity when the engine changes (a deleted secret holds its name for days).
+    """
+    connections_prefix, variables_prefix = backend_prefixes(args.stack)
+    entries = [(connections_prefix, k, v) for k, v in args.connections.items()]
+    entries += [(variables_prefix, k, v) for k, v in args.variables.items()]
+    child = pulumi.ResourceOptions(parent=owner, aliases=[pulumi.Alias(parent=moved_from)])
+    arns: list[pulumi.Output[str]] = []
+    for prefix, key, value in entries:
+        kind = "connection" if prefix == connections_prefix else "variable"
+        resource = f"{name}-{kind}-{key.replace('_', '-')}"
+        secret = aws.secretsmanager.Secret(
+            resource,
+            name=f"{prefix}/{key}",
+            description=f"Airflow {kind} {key}, read by the Secrets Manager secrets backend",
+            kms_key_id=args.kms_key_arn,
+            recovery_window_in_days=30 if args.protect else 7,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{resource}-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(value)
+            if kind == "connection"
+            else pulumi.Output.from_input(value),
+            opts=child,
+        )
+        arns.append(secret.arn)
+    return arns
+
+
 class AirflowHost(Host):
     """The Airflow host: no inbound rule at all, reached through SSM; reads its connections from Secrets Manager."""
 
@@ -77,12 +142,11 @@ class AirflowHost(Host):
     def __init__(
         self, name: str, args: AirflowHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mdp:hosts:AirflowHost", name, None, opts)
+        super().__init__(EC2_COMPONENT, name, None, opts)
         self._name = name
         self._args = args
         stack = args.common.stack
-        self.connections_prefix = f"mdp/{stack}/airflow/connections"
-        self.variables_prefix = f"mdp/{stack}/airflow/variables"
+        self.connections_prefix, self.variables_prefix = backend_prefixes(stack)
         self.secret_arns = pulumi.Output.all(*self._create_backend_secrets())
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
@@ -130,39 +194,27 @@ class AirflowHost(Host):
         )
 
     def _create_backend_secrets(self) -> list[pulumi.Output[str]]:
-        entries = [(self.connections_prefix, k, v) for k, v in self._args.connections.items()]
-        entries += [(self.variables_prefix, k, v) for k, v in self._args.variables.items()]
         common = self._args.common
-        child = pulumi.ResourceOptions(parent=self)
-        arns: list[pulumi.Output[str]] = []
-        for prefix, key, value in entries:
-            kind = "connection" if prefix == self.connections_prefix else "variable"
-            resource = f"{self._name}-{kind}-{key.replace('_', '-')}"
-            secret = aws.secretsmanager.Secret(
-                resource,
-                name=f"{prefix}/{key}",
-                description=f"Airflow {kind} {key}, read by the Secrets Manager secrets backend",
-                kms_key_id=common.kms_key_arn,
-                recovery_window_in_days=30 if common.protect else 7,
-                opts=child,
-            )
-            aws.secretsmanager.SecretVersion(
-                f"{resource}-value",
-                secret_id=secret.id,
-                secret_string=pulumi.Output.secret(value)
-                if kind == "connection"
-                else pulumi.Output.from_input(value),
-                opts=child,
-            )
-            arns.append(secret.arn)
-        return arns
+        return create_backend_secrets(
+            self,
+            self._name,
+            BackendSecrets(
+                stack=common.stack,
+                kms_key_arn=common.kms_key_arn,
+                protect=common.protect,
+                connections=self._args.connections,
+                variables=self._args.variables,
+            ),
+            # The same secrets serve MWAA: switching engine moves them, never re-creates them.
+            moved_from=pulumi.create_urn(self._name, MWAA_COMPONENT),
+        )
 
     def _user_data(self) -> pulumi.Output[str]:
         args, common = self._args, self._args.common
         return pulumi.Output.all(
             artifact_bucket=common.artifact_bucket,
             exports_bucket_arn=args.exports_bucket_arn,
-            dashboard=_dashboard_boot(args.dashboard),
+            dashboard=dashboard_boot(args.dashboard),
         ).apply(
             lambda v: render_airflow(
                 AirflowBoot(
@@ -198,7 +250,8 @@ class AirflowHost(Host):
         ).apply(lambda v: iam.airflow_policy(common.region, **v))
 
 
-def _dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:
+def dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:
+    """The dashboard's boot values once its names and key ARN resolve; None without a dashboard."""
     if dashboard is None:
         return None
     return pulumi.Output.all(

@@ -124,16 +124,31 @@ def airflow_policy(
             }
         )
     if dashboard_key_arn:
-        # The dashboard's Snowflake key, fetched into /run at each start of its unit.
-        statements.append(
-            {
-                "Sid": "ReadDashboardKey",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": dashboard_key_arn,
-            }
-        )
+        statements.append(_dashboard_key(dashboard_key_arn))
     return _policy(statements)
+
+
+def dashboard_policy(
+    region: str, key_arn: str, artifact_bucket_arn: str, parameter_arn: str, dashboard_key_arn: str
+) -> str:
+    """The dashboard host reads the artifacts and the dashboard's Snowflake key, nothing else."""
+    return _policy(
+        [
+            _kms_via(region, key_arn, ["secretsmanager", "s3"]),
+            *_artifact_read(artifact_bucket_arn, parameter_arn),
+            _dashboard_key(dashboard_key_arn),
+        ]
+    )
+
+
+def _dashboard_key(arn: str) -> dict[str, Any]:
+    # The dashboard's Snowflake key, fetched into /run at each start of its unit.
+    return {
+        "Sid": "ReadDashboardKey",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": arn,
+    }
 
 
 def _assume_ec2() -> str:

@@ -11,20 +11,22 @@ from airbyte_api.models import JobStatusEnum
 from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
 from airflow.providers.airbyte.sensors.airbyte import AirbyteJobSensor
 from airflow.providers.airbyte.triggers.airbyte import AirbyteSyncTrigger
-from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import TriggerEvent
+
+try:
+    from airflow.providers.common.compat.sdk import AirflowException
+except ImportError:  # MWAA's Airflow 3.0 ships a common-compat provider without `sdk`.
+    from airflow.exceptions import AirflowException
 
 # Airbyte Cloud answers `queued` while a capacity-based plan has no worker free for the sync.
 # The provider counts only pending, running and incomplete as waiting: on `queued` its sensor
 # fails the task and its trigger reports the job as failed, though the job runs later.
-WAITING = frozenset(
-    {
-        JobStatusEnum.PENDING,
-        JobStatusEnum.QUEUED,
-        JobStatusEnum.RUNNING,
-        JobStatusEnum.INCOMPLETE,
-    }
-)
+# By value: the airbyte-api release MWAA's constraints pin has no QUEUED member.
+WAITING = frozenset({"pending", "queued", "running", "incomplete"})
+
+
+def is_waiting(status: object) -> bool:
+    return str(getattr(status, "value", status)).lower() in WAITING
 
 
 # Status reads in a row that may fail (a timeout, a dropped connection, a 5xx answer) before
@@ -86,7 +88,7 @@ class AirbyteJobTrigger(AirbyteSyncTrigger):
                 message = f"Airbyte job {job_id} succeeded."
                 yield TriggerEvent({"status": "success", "message": message, "job_id": job_id})
                 return
-            if status not in WAITING:
+            if not is_waiting(status):
                 kind = "cancelled" if status == JobStatusEnum.CANCELLED else "error"
                 yield TriggerEvent(
                     {"status": kind, "message": _ended(job_id, status), "job_id": job_id}
@@ -135,7 +137,7 @@ class AirbyteSyncSensor(AirbyteJobSensor):
         self._read_failures = 0
         if status == JobStatusEnum.SUCCEEDED:
             return True
-        if status in WAITING:
+        if is_waiting(status):
             self.log.info("Airbyte job %s is %s.", self.airbyte_job_id, _name(status))
             return False
         raise AirflowException(_ended(int(self.airbyte_job_id), status))

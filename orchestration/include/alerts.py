@@ -14,12 +14,19 @@ from urllib.parse import quote
 
 from airflow.configuration import conf
 from airflow.sdk import Variable
-from airflow.sdk.definitions.callback import SyncCallback
-from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from core import paths
 from core.target import Target, current_target
 from orchestration.include.settings import ALERTS_TOPIC_VARIABLE, Settings
+
+try:
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    # DAG deadlines came with Airflow 3.1; MWAA's newest, 3.0.6, has none (docs/mwaa.md).
+    HAS_DEADLINES = True
+except ImportError:
+    HAS_DEADLINES = False
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +315,16 @@ def on_deadline_missed(context: Mapping[str, Any], **_: Any) -> None:
 def run_link(dag_id: str, run_id: str) -> str:
     base = conf.get("api", "base_url", fallback="http://localhost:8080/")
     return f"{base.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}"
+
+
+def deadline_args(settings: Settings) -> dict[str, Any]:
+    """The DAG's `deadline` argument: an alert for a scheduled DAG; none where Airflow has no deadlines.
+
+    A run that is only triggered has no scheduled time to be late against.
+    """
+    if not HAS_DEADLINES:
+        return {}
+    return {"deadline": deadline_alert(settings) if settings.schedule else None}
 
 
 def deadline_alert(settings: Settings) -> DeadlineAlert:

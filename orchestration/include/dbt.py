@@ -103,7 +103,20 @@ def render_config() -> RenderConfig:
     )
 
 
+# Set where dbt lives in a virtualenv of its own (MWAA's startup script makes one), apart from
+# Airflow's packages and constraints.
+DBT_EXECUTABLE_ENV = "MDP_DBT_EXECUTABLE"
+
+
 def execution_config() -> ExecutionConfig:
+    executable = os.environ.get(DBT_EXECUTABLE_ENV)
+    if executable:
+        # dbt in its own virtualenv: Cosmos runs that executable in a subprocess per task.
+        return ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=executable,
+        )
     # dbt runs inside the worker process (dbtRunner): no interpreter start-up per model.
     return ExecutionConfig(
         execution_mode=ExecutionMode.LOCAL,

@@ -164,8 +164,11 @@ FAULTS: tuple[Fault, ...] = (
         "failed-sync-stops-dbt",
         "a failed Airbyte sync, even one that landed part of RAW, never reaches dbt",
         "orchestration/include/airbyte.py",
-        "                if status == JobStatusEnum.SUCCEEDED:\n",
-        "                if status == JobStatusEnum.SUCCEEDED or status not in WAITING:\n",
+        # The trigger's test: every status that is not waiting counts as success.
+        "            if status == JobStatusEnum.SUCCEEDED:\n"
+        '                message = f"Airbyte job {job_id} succeeded."\n',
+        "            if status == JobStatusEnum.SUCCEEDED or not is_waiting(status):\n"
+        '                message = f"Airbyte job {job_id} succeeded."\n',
         (
             "tests/orchestration/test_cloud_dag_run.py"
             "::test_a_sync_that_fails_midway_stops_the_run_before_dbt",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from infra.config_errors import ConfigError
 from infra.mockrun import ProgramRun, run_program, stack_config, walk_strings
 from infra.policies.rules import Context, Resource, all_rules, evaluate
 from infra.policies.rules import aws as r
+from tests.infra.snowflake.conftest import run_snowflake
 
 WEBHOOK = "https://hooks.example.com/services/T000/B000/XXXXSECRETXXXX"
 EMAILS = ["oncall@example.com", "data-team@example.com"]
@@ -30,7 +32,11 @@ def _with_alerts(stack: str, section: dict[str, Any] | None = None) -> ProgramRu
     # As the engine hands it over after `pulumi config set --secret --path 'alerts.webhookUrl'`:
     # the whole `mdp:alerts` key is secret.
     value = section if section is not None else {"emails": EMAILS, "webhookUrl": WEBHOOK}
-    return run_program(stack, secrets={"mdp:alerts": json.dumps(value)})
+    secrets = {"mdp:alerts": json.dumps(value)}
+    if stack == "prod":
+        # With Snowflake's dashboard user, so prod (MWAA) declares its dashboard host too.
+        return run_snowflake(stack, secrets=secrets).run
+    return run_program(stack, secrets=secrets)
 
 
 _RUNS: dict[str, ProgramRun] = {}
@@ -41,6 +47,14 @@ def alerted(request: pytest.FixtureRequest) -> ProgramRun:
     if request.param not in _RUNS:
         _RUNS[request.param] = _with_alerts(request.param)
     return _RUNS[request.param]
+
+
+@pytest.fixture(scope="module")
+def alerted_dev() -> ProgramRun:
+    """Dev runs Airflow on the EC2 host."""
+    if "dev" not in _RUNS:
+        _RUNS["dev"] = _with_alerts("dev")
+    return _RUNS["dev"]
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +114,16 @@ def test_webhook_url_never_reaches_plain_outputs_or_other_resources(alerted: Pro
 def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRun) -> None:
     topic_arn = alerted.one(TOPIC).outputs["arn"]
     alarms = {a.name.removeprefix("alerts-"): a.inputs for a in alerted.of_type(ALARM)}
+    on_ec2 = alerted.outputs[outputs.AIRFLOW_ENGINE] == "ec2"
+    airflow_alarms = (
+        {"airflow-system-check", "airflow-instance-check", "airflow-root-disk"}
+        if on_ec2
+        else {"mwaa-scheduler-heartbeat", "dashboard-system-check", "dashboard-instance-check"}
+    )
     assert set(alarms) == {
         "generator-system-check",
         "generator-instance-check",
-        "airflow-system-check",
-        "airflow-instance-check",
-        "airflow-root-disk",
+        *airflow_alarms,
         "db-free-storage",
         "db-cpu",
         "db-connections",
@@ -113,19 +131,28 @@ def test_alarms_watch_hosts_and_database_and_notify_the_topic(alerted: ProgramRu
     for name, a in alarms.items():
         assert topic_arn in a["alarmActions"], name
     instances = {i.name.split("-")[0]: i.id for i in alerted.of_type(EC2)}
-    for host in ("generator", "airflow"):
+    for host in ("generator", "airflow") if on_ec2 else ("generator", "dashboard"):
         system = alarms[f"{host}-system-check"]
         assert system["metricName"] == "StatusCheckFailed_System"
         assert system["dimensions"] == {"InstanceId": instances[host]}
         assert "arn:aws:automate:us-east-1:ec2:recover" in system["alarmActions"]
         assert alarms[f"{host}-instance-check"]["metricName"] == "StatusCheckFailed_Instance"
-    disk = alarms["airflow-root-disk"]
-    assert (disk["namespace"], disk["metricName"], disk["threshold"]) == (
-        "CWAgent",
-        "disk_used_percent",
-        80,
-    )
-    assert disk["dimensions"]["InstanceId"] == instances["airflow"]
+    if on_ec2:
+        disk = alarms["airflow-root-disk"]
+        assert (disk["namespace"], disk["metricName"], disk["threshold"]) == (
+            "CWAgent",
+            "disk_used_percent",
+            80,
+        )
+        assert disk["dimensions"]["InstanceId"] == instances["airflow"]
+    else:
+        # No heartbeat, or no data at all, is a stopped scheduler.
+        beat = alarms["mwaa-scheduler-heartbeat"]
+        environment = alerted.one("aws:mwaa/environment:Environment").inputs["name"]
+        assert (beat["namespace"], beat["metricName"]) == ("AmazonMWAA", "SchedulerHeartbeat")
+        assert beat["dimensions"] == {"Function": "Scheduler", "Environment": environment}
+        assert (beat["comparisonOperator"], beat["threshold"]) == ("LessThanThreshold", 1)
+        assert beat["treatMissingData"] == "breaching"
 
     settings = stack_config(alerted.stack)["mdp:aws"]["database"]
     rds = alerted.one("aws:rds/instance:Instance")
@@ -282,7 +309,7 @@ def test_prod_host_without_a_recovering_status_alarm_is_caught(alerted_prod: Pro
     rule = _rule("prod-host-status-alarms")
     resources = alerted_prod.policy_resources()
     assert rule.on_stack(resources, Context(production=True)) == []
-    without = [x for x in resources if not x.name.endswith("airflow-system-check")]
+    without = [x for x in resources if not x.name.endswith("generator-system-check")]
     found = rule.on_stack(without, Context(production=True))
     assert {v.resource for v in found} == {x.name for x in resources if x.type == EC2}
     # The recover action is what makes the alarm count.
@@ -330,6 +357,49 @@ def test_the_dag_publishes_to_the_topic_named_in_an_airflow_variable(alerted: Pr
     assert [s["Resource"] for s in publishers] == [topic_arn]
 
 
+def test_on_mwaa_the_dag_finds_the_topic_the_same_way_and_may_publish_there_only(
+    alerted_prod: ProgramRun, prod: ProgramRun
+) -> None:
+    """MWAA's execution role signs the DAG's SNS notifier: the stack's topic, and its key via SNS."""
+    from core.connections import ALERTS_TOPIC_VARIABLE
+
+    run = alerted_prod
+    assert run.outputs[outputs.AIRFLOW_ENGINE] == "mwaa"
+    topic_arn = run.one(TOPIC).outputs["arn"]
+    environment = run.one("aws:mwaa/environment:Environment")
+    # The variable is a secret of the MWAA component, which its secrets backend looks up.
+    secret = next(
+        r
+        for r in run.of_type("aws:secretsmanager/secret:Secret")
+        if r.inputs["name"] == f"mdp/prod/airflow/variables/{ALERTS_TOPIC_VARIABLE}"
+    )
+    assert secret.parent == run.one("mdp:mwaa:Environment").urn
+    kwargs = json.loads(environment.plain["airflowConfigurationOptions"]["secrets.backend_kwargs"])
+    assert kwargs["variables_prefix"] == "mdp/prod/airflow/variables"
+    assert re.fullmatch(kwargs["variables_lookup_pattern"], ALERTS_TOPIC_VARIABLE)
+    doc = run.one("aws:iam/rolePolicy:RolePolicy", "mwaa-execution-policy").inputs["policy"]
+    statements = json.loads(doc)["Statement"]
+    publishers = [s for s in statements if any(a.startswith("sns:") for a in _list(s["Action"]))]
+    assert publishers == [
+        {
+            "Sid": "PublishDagAlerts",
+            "Effect": "Allow",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+        }
+    ]
+    (kms,) = [s for s in statements if s["Sid"] == "UseKeyThroughServices"]
+    region = topic_arn.split(":")[3]
+    assert f"sns.{region}.amazonaws.com" in kms["Condition"]["StringLike"]["kms:ViaService"]
+    assert kms["Resource"] == run.one("aws:kms/key:Key").outputs["arn"]
+    # Without `mdp:alerts` the role may publish nowhere and use the key through SNS for nothing.
+    plain = json.loads(
+        prod.one("aws:iam/rolePolicy:RolePolicy", "mwaa-execution-policy").inputs["policy"]
+    )
+    assert "sns:" not in json.dumps(plain)
+    assert all("sns." not in json.dumps(s.get("Condition", {})) for s in plain["Statement"])
+
+
 def test_no_alerts_config_gives_airflow_no_topic_variable() -> None:
     from core.connections import ALERTS_TOPIC_VARIABLE
 
@@ -339,12 +409,14 @@ def test_no_alerts_config_gives_airflow_no_topic_variable() -> None:
 
 
 def test_the_airflow_host_publishes_the_metric_its_disk_alarm_watches(
-    alerted: ProgramRun,
+    alerted_dev: ProgramRun,
 ) -> None:
     """The CloudWatch agent sends the root disk's used percent with the alarm's dimensions."""
     import yaml
 
     from infra.cloud_init import CLOUDWATCH_AGENT_CONFIG
+
+    alerted = alerted_dev
 
     (airflow,) = [i for i in alerted.of_type(EC2) if i.name.startswith("airflow")]
     doc = yaml.safe_load(airflow.inputs["userData"])

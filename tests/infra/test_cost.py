@@ -151,3 +151,33 @@ def test_budget_guard_names_the_top_lines():
     assert "over the stack's budget of $10.00" in message
     assert "RDS db.m7g.large Multi-AZ" in message and "EC2 t3.xlarge" in message
     assert "pulumi config set" in message
+
+
+def mwaa(klass: str = "mw1.small", min_workers: int = 1, schedulers: int = 2):
+    return PlannedResource(
+        "aws:mwaa/environment:Environment",
+        "airflow-mwaa",
+        {"environmentClass": klass, "minWorkers": min_workers, "schedulers": schedulers},
+    )
+
+
+def test_mwaa_is_priced_by_class_workers_schedulers_and_metadata_storage():
+    base = estimate([mwaa()], CostAssumptions(mwaa_metadata_gb=10))
+    items = {line.item: line.monthly_usd for line in base.lines}
+    assert items["MWAA mw1.small environment"] == pytest.approx(
+        PRICING.aws("mwaa_environment_hourly", "mw1.small") * HOURS
+    )
+    assert items["MWAA metadata database"] == pytest.approx(
+        10 * PRICING.aws("mwaa_metadata_gb_month")
+    )
+    # The base hour includes one worker and two schedulers: more of each is billed per hour.
+    bigger = estimate([mwaa(min_workers=3, schedulers=3)], CostAssumptions(mwaa_metadata_gb=10))
+    worker, scheduler = (
+        PRICING.aws("mwaa_worker_hourly", "mw1.small"),
+        PRICING.aws("mwaa_scheduler_hourly", "mw1.small"),
+    )
+    assert bigger.total() - base.total() == pytest.approx((2 * worker + scheduler) * HOURS)
+    large = estimate([mwaa("mw1.large")], CostAssumptions(mwaa_metadata_gb=10)).total()
+    assert large > base.total()
+    with pytest.raises(PricingError, match="mwaa_environment_hourly"):
+        estimate([mwaa("mw1.huge")])

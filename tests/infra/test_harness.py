@@ -17,7 +17,7 @@ def test_program_runs_for_each_stack(stack: str) -> None:
         "mdp:network:Network",
         "mdp:database:Database",
         "mdp:hosts:GeneratorHost",
-        "mdp:hosts:AirflowHost",
+        "mdp:hosts:AirflowHost" if stack == "dev" else "mdp:mwaa:Environment",
         "mdp:storage:Storage",
     }
 

@@ -31,7 +31,7 @@ def test_program_passes_every_rule(each_stack: ProgramRun) -> None:
     assert violations == [], "\n".join(map(str, violations))
 
 
-def test_every_resource_rule_applies_to_something_in_the_program() -> None:
+def test_every_resource_rule_applies_to_something_in_the_program(prod: ProgramRun) -> None:
     # With the Snowflake and Airbyte sections `mdp plan` fills in, so every component is there.
     # And alerts, which no committed stack configures.
     planned = run_program(
@@ -44,7 +44,8 @@ def test_every_resource_rule_applies_to_something_in_the_program() -> None:
             ),
         },
     )
-    types = {x.type for x in planned.resources}
+    # Prod adds what only the MWAA engine declares.
+    types = {x.type for x in planned.resources} | {x.type for x in prod.resources}
     # Present, listed for clarity; and a rule that forbids a type the program must never declare.
     optional = {"default-security-group-closed", "snowflake-no-ownership-transfers"}
     for rule in all_rules():
@@ -54,6 +55,14 @@ def test_every_resource_rule_applies_to_something_in_the_program() -> None:
 
 def _props(run: ProgramRun, type_: str, name_contains: str = "") -> dict[str, Any]:
     return copy.deepcopy(run.one(type_, name_contains).props)
+
+
+def _prod_props(
+    prod: ProgramRun, prod_ec2: ProgramRun, type_: str, name_contains: str
+) -> dict[str, Any]:
+    """From prod as committed (MWAA); the Airflow host's resources from prod on the EC2 engine."""
+    found = [x for x in prod.of_type(type_) if name_contains in x.name]
+    return _props(prod if found else prod_ec2, type_, name_contains)
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -112,6 +121,14 @@ def _wildcard_secret(s: dict[str, Any]) -> None:
 
 def _wildcard_action(s: dict[str, Any]) -> None:
     s["Action"] = "s3:*"
+
+
+def _mwaa_secret_prefix(p: dict[str, Any]) -> None:
+    # A prefix wildcard over this stack's secrets: still broader than the secrets it needs.
+    doc = json.loads(p["policy"])
+    (read,) = [s for s in doc["Statement"] if s["Sid"] == "ReadAirflowSecrets"]
+    read["Resource"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mdp/prod/airflow/*"
+    p["policy"] = json.dumps(doc)
 
 
 def _any_principal(p: dict[str, Any]) -> None:
@@ -403,6 +420,31 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
         False,
     ),
     ("iam-trust-no-wildcard-principal", "CKV_AWS_60", r.ROLE, "generator", _any_principal, False),
+    (
+        "mwaa-private-webserver",
+        "MWAA.3",
+        r.MWAA,
+        "",
+        _set("webserverAccessMode", "PUBLIC_ONLY"),
+        False,
+    ),
+    ("mwaa-kms-key", "mdp", r.MWAA, "", _set("kmsKey", None), False),
+    (
+        "mwaa-logs-on",
+        "MWAA.4",
+        r.MWAA,
+        "",
+        _set("loggingConfiguration.workerLogs.enabled", False),
+        False,
+    ),
+    (
+        "mwaa-secrets-named",
+        "CKV_AWS_355",
+        r.ROLE_POLICY,
+        "mwaa-execution-policy",
+        _mwaa_secret_prefix,
+        False,
+    ),
 ]
 
 
@@ -413,6 +455,7 @@ NEGATIVE_CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None],
 )
 def test_rule_catches_a_bad_resource(
     prod: ProgramRun,
+    prod_ec2: ProgramRun,
     rule_name: str,
     sources: str,
     type_: str,
@@ -422,7 +465,7 @@ def test_rule_catches_a_bad_resource(
 ) -> None:
     rule = {x.name: x for x in all_rules()}[rule_name]
     context = Context(production=production)
-    good = _props(prod, type_, name)
+    good = _prod_props(prod, prod_ec2, type_, name)
     assert rule(type_, good, context) == [], f"the program's own {type_} already fails {rule_name}"
     bad = copy.deepcopy(good)
     mutate(bad)
@@ -457,10 +500,12 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def test_rules_read_the_policy_engines_read_only_props(prod: ProgramRun) -> None:
+def test_rules_read_the_policy_engines_read_only_props(
+    prod: ProgramRun, prod_ec2: ProgramRun
+) -> None:
     rules = {x.name: x for x in all_rules()}
     for rule_name, _, type_, name, mutate, production in NEGATIVE_CASES:
-        bad = _props(prod, type_, name)
+        bad = _prod_props(prod, prod_ec2, type_, name)
         mutate(bad)
         frozen = _ReadOnlyMapping(bad)
         assert rules[rule_name](type_, frozen, Context(production=production)), rule_name
@@ -490,3 +535,21 @@ def test_plain_output_with_a_credential_is_caught(dev: ProgramRun) -> None:
     assert r.output_violations(leaked, set()) != [], (
         "the replication URI must be recognised as a credential"
     )
+
+
+def test_a_public_mwaa_source_bucket_is_caught(prod: ProgramRun) -> None:
+    rule = {x.name: x for x in all_rules()}["mwaa-source-bucket-private"]
+    resources = _resources(prod)
+    assert rule.on_stack(resources, Context(production=True)) == []
+    opened = [
+        Resource(x.type, x.name, {**x.props, "restrictPublicBuckets": False}, x.protect)
+        if x.type == r.PAB and "mwaa-source" in x.name
+        else x
+        for x in resources
+    ]
+    found = rule.on_stack(opened, Context(production=True))
+    assert [v.resource for v in found] == ["storage-mwaa-source"]
+    assert "restrictPublicBuckets" in found[0].message
+    # Without its public access block at all, too.
+    dropped = [x for x in resources if not (x.type == r.PAB and "mwaa-source" in x.name)]
+    assert rule.on_stack(dropped, Context(production=False))

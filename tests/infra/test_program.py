@@ -95,9 +95,9 @@ def _secret_values(run: ProgramRun) -> list[str]:
 
 @pytest.mark.parametrize("host", ["generator", "airflow"])
 def test_cloud_init_is_valid_cloud_config(
-    each_stack: ProgramRun, host: str, tmp_path: Path
+    each_ec2_stack: ProgramRun, host: str, tmp_path: Path
 ) -> None:
-    text = _user_data(each_stack, host)
+    text = _user_data(each_ec2_stack, host)
     assert text.startswith("#cloud-config\n")
     doc = yaml.safe_load(text)
     jsonschema.validate(doc, CLOUD_CONFIG_SCHEMA)
@@ -111,9 +111,9 @@ def test_cloud_init_is_valid_cloud_config(
 
 
 @pytest.mark.parametrize("host", ["generator", "airflow"])
-def test_user_data_fits_the_ec2_limit(each_stack: ProgramRun, host: str) -> None:
+def test_user_data_fits_the_ec2_limit(each_ec2_stack: ProgramRun, host: str) -> None:
     # EC2 rejects user data above 16 KB (before base64).
-    assert len(_user_data(each_stack, host).encode()) < 16 * 1024
+    assert len(_user_data(each_ec2_stack, host).encode()) < 16 * 1024
 
 
 def test_cloud_init_schema_check_rejects_a_bad_document() -> None:
@@ -124,9 +124,9 @@ def test_cloud_init_schema_check_rejects_a_bad_document() -> None:
 
 
 @pytest.mark.parametrize("host", ["generator", "airflow"])
-def test_no_secret_value_in_user_data(each_stack: ProgramRun, host: str) -> None:
-    text = _user_data(each_stack, host)
-    secrets = _secret_values(each_stack)
+def test_no_secret_value_in_user_data(each_ec2_stack: ProgramRun, host: str) -> None:
+    text = _user_data(each_ec2_stack, host)
+    secrets = _secret_values(each_ec2_stack)
     assert secrets, "the mocks should have generated secrets to look for"
     for value in secrets:
         assert value not in text
@@ -207,11 +207,22 @@ def test_issue_outputs_are_exported(each_stack: ProgramRun) -> None:
         outputs.DB_REPLICATION_SECRET_ARN,
         outputs.BASTION_PUBLIC_IP,
         outputs.BASTION_PUBLIC_DNS,
-        outputs.AIRFLOW_INSTANCE_ID,
+        outputs.AIRFLOW_ENGINE,
         outputs.EXPORTS_BUCKET,
         outputs.ARTIFACT_BUCKET,
     ):
         assert each_stack.outputs.get(name), f"{name} is not exported"
+    engine = each_stack.outputs[outputs.AIRFLOW_ENGINE]
+    engine_outputs = {
+        "ec2": (outputs.AIRFLOW_INSTANCE_ID,),
+        "mwaa": (
+            outputs.MWAA_ENVIRONMENT_NAME,
+            outputs.MWAA_WEBSERVER_URL,
+            outputs.MWAA_OBJECT_VERSIONS,
+        ),
+    }
+    for name in engine_outputs[engine]:
+        assert each_stack.outputs.get(name), f"{name} is not exported on {engine}"
 
 
 def _policy(run: ProgramRun, host: str) -> dict:
@@ -285,10 +296,11 @@ def test_ssh_only_from_configured_cidrs(dev: ProgramRun) -> None:
 
 
 def test_dev_has_no_nat_gateway_and_prod_keeps_airflow_private(
-    dev: ProgramRun, prod: ProgramRun
+    dev: ProgramRun, prod_ec2: ProgramRun
 ) -> None:
     assert dev.of_type("aws:ec2/natGateway:NatGateway") == []
     assert dev.one(EC2, "airflow").props["associatePublicIpAddress"] is True
+    prod = prod_ec2
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 1
     airflow = prod.one(EC2, "airflow").props
     assert airflow["associatePublicIpAddress"] is False

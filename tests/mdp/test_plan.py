@@ -43,7 +43,12 @@ def test_plan_lists_every_component_with_cost_and_no_violation(stack: str, tmp_p
         "mdp:storage:Storage",
         "mdp:database:Database",
         "mdp:hosts:GeneratorHost",
-        "mdp:hosts:AirflowHost",
+        *(
+            ["mdp:hosts:AirflowHost"]
+            if stack == "dev"
+            # MWAA serves no dashboard: prod's has a host of its own.
+            else ["mdp:mwaa:Environment", "mdp:hosts:DashboardHost"]
+        ),
         "mdp:snowflake:SnowflakePlatform",
         "mdp:airbyte:AirbyteCloud",
     }
@@ -53,6 +58,11 @@ def test_plan_lists_every_component_with_cost_and_no_violation(stack: str, tmp_p
     total = re.search(r"total: \$([\d,.]+)/month", text)
     assert total and float(total.group(1).replace(",", "")) > 0
     assert "credits/day" in text and "Airbyte Cloud" in text
+    # Prod runs Airflow on MWAA (priced from the table) and stays within its budget.
+    assert ("MWAA mw1.small environment" in text) is (stack == "prod")
+    assert ("MWAA metadata database" in text) is (stack == "prod")
+    # With MWAA, the dashboard host is priced as a host of its own.
+    assert ("| `dashboard-instance` | EC2 t3.micro |" in text) is (stack == "prod")
 
 
 def test_a_violation_planted_through_config_fails_the_plan() -> None:
@@ -70,7 +80,7 @@ def test_over_budget_fails_naming_the_biggest_lines() -> None:
     )
     assert result.exit_code == 1
     assert "over the stack's budget of $50.00" in result.stdout
-    assert "Biggest lines: airflow-instance EC2 t3.large" in result.stdout
+    assert "Biggest lines: airflow-mwaa MWAA mw1.small environment" in result.stdout
     assert "the estimate is over budget" in result.output
 
 
@@ -91,6 +101,7 @@ def test_plan_says_when_alerts_are_not_configured_and_counts_them_when_they_are(
         app, ["plan", "--stack", "prod", "--set", 'mdp:alerts={"emails": ["ops@example.com"]}']
     )
     assert result.exit_code == 0, result.output
+    # Generator (2), dashboard host (2), database (3), MWAA's scheduler heartbeat (1).
     assert "alerts: 8 alarms and 1 budget publish to one topic with 1 subscriptions" in (
         result.output
     )

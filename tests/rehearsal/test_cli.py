@@ -12,4 +12,4 @@ def test_unknown_stack_and_host_are_refused_with_the_choices() -> None:
     stack = runner.invoke(app, ["rehearse", "--stack", "staging"])
     assert stack.exit_code == 2 and "choose one of dev, prod" in stack.output
     host = runner.invoke(app, ["rehearse", "--stack", "dev", "--host", "bastion"])
-    assert host.exit_code == 2 and "choose from generator, airflow" in host.output
+    assert host.exit_code == 2 and "choose from generator, airflow, dashboard" in host.output

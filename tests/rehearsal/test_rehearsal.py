@@ -78,7 +78,10 @@ def test_the_generator_host_ran_for_real(report: Report) -> None:
     assert _step(report, "generator", "TLS sslmode=verify-full").status is Status.SKIPPED
 
 
-def test_the_airflow_host_reads_its_secrets_and_writes_its_exports(report: Report) -> None:
+def test_the_airflow_host_reads_its_secrets_and_writes_its_exports(
+    reports: dict[str, Report],
+) -> None:
+    report = reports["dev"]
     for step in (
         "instance profile: assume own role as EC2",
         "systemctl start mdp-sync.service",
@@ -88,6 +91,22 @@ def test_the_airflow_host_reads_its_secrets_and_writes_its_exports(report: Repor
         assert _step(report, "airflow", step).status is Status.OK, report.render()
     assert "2 variables" in _step(report, "airflow", "Airflow secrets backend").detail
     assert _step(report, "airflow", "daily run of the cloud DAG").status is Status.SKIPPED
+
+
+def test_prod_on_mwaa_rehearses_its_ec2_hosts_and_names_mwaa_as_not_rehearsed(
+    reports: dict[str, Report],
+) -> None:
+    report = reports["prod"]
+    # Only what prod declares boots: the generator; no Airflow host, and MWAA cannot run here.
+    assert report.hosts() == ["aws", "generator", "mwaa"], report.render()
+    mwaa = _step(report, "mwaa", "Amazon MWAA environment")
+    assert mwaa.status is Status.SKIPPED and "no MWAA" in mwaa.detail
+    assert not any(s.status is Status.OK for s in report.steps if s.host == "mwaa")
+    # Its bundle went up with the rest, under the stack's key: DAG loader, plugins, requirements, startup script.
+    applied = _step(report, "aws", "apply the declared").detail
+    bundle = applied.split("MWAA's bundle: ")[-1].split(", ")
+    assert sorted(bundle) == ["dags/mdp_daily.py", "plugins.zip", "requirements.txt", "startup.sh"]
+    assert "MWAA" not in " ".join(s.detail for s in reports["dev"].steps)
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +228,28 @@ def test_dropping_the_artifact_read_fails_the_deploy_naming_the_bucket(
     assert step.name == "systemctl start mdp-sync.service"
     assert "MDP_ARTIFACT_BUCKET → s3:GetObject" in step.wire
     assert f"output {outputs.ARTIFACT_BUCKET}" in step.behind and "ReadArtifacts" in step.behind
+
+
+def test_prods_dashboard_host_deploys_and_fetches_its_key_with_its_own_role(
+    emulator: Emulator, database: StandInDatabase, hosts_root: Path, reports: dict[str, Report]
+) -> None:
+    """Prod on MWAA with Snowflake's dashboard user: its dashboard host boots, then loses its key read."""
+    run = run_program("prod", overrides={"mdp:snowflake": snowflake_config("prod")})
+    report = rehearse(
+        "prod", run=run, hosts=["dashboard"], emulator=emulator, database=database,
+        hosts_root=hosts_root,
+    )  # fmt: skip
+    assert report.passed, report.render()
+    assert report.hosts() == ["aws", "dashboard", "mwaa"], report.render()
+    assert _step(report, "dashboard", "instance profile").detail.startswith("dashboard-role")
+    assert _step(report, "dashboard", "systemctl start mdp-sync.service").status is Status.OK
+    assert _step(report, "dashboard", "dashboard key script").status is Status.OK
+    assert _step(report, "dashboard", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+    # The same machine again, its role without the key's read: the key script fails, named.
+    broken = rehearse(
+        "prod", run=_edit(run, "dashboard-policy", _drop_statement("ReadDashboardKey")),
+        hosts=["dashboard"], emulator=emulator, database=database, hosts_root=hosts_root,
+    )  # fmt: skip
+    failures = _failure(broken, "dashboard")
+    assert "MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue" in failures[0].wire
+    assert "ReadDashboardKey" in failures[0].behind

@@ -36,6 +36,7 @@ POLICY = "aws:iam/policy:Policy"
 SNS_TOPIC = "aws:sns/topic:Topic"
 SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+MWAA = "aws:mwaa/environment:Environment"
 
 ADMIN_PORTS = {22: "SSH", 3389: "RDP", 5432: "PostgreSQL", 8080: "Airflow web", 3306: "MySQL"}
 OPEN = {"0.0.0.0/0", "::/0"}
@@ -745,6 +746,107 @@ def host_status_alarms(resources: Sequence[Resource], c: Context) -> list[Violat
         )
         for h in hosts
     ]
+
+
+MWAA_LOG_TYPES = (
+    "dagProcessingLogs",
+    "schedulerLogs",
+    "taskLogs",
+    "webserverLogs",
+    "workerLogs",
+)
+_MWAA_SOURCE = "mdp: AWS MWAA security guidance"
+
+
+@rule(
+    "mwaa-private-webserver",
+    "The MWAA web server is reachable from the VPC only (PRIVATE_ONLY)",
+    ("FSBP MWAA.3", _MWAA_SOURCE),
+    (MWAA,),
+    "critical",
+)
+def mwaa_private_webserver(t: str, p: Props, c: Context) -> list[str]:
+    mode = p.get("webserverAccessMode") or "PRIVATE_ONLY"
+    return [] if mode == "PRIVATE_ONLY" else [f"webserverAccessMode is {mode}"]
+
+
+@rule(
+    "mwaa-kms-key",
+    "MWAA encrypts its data with the stack's customer-managed KMS key",
+    (_MWAA_SOURCE,),
+    (MWAA,),
+)
+def mwaa_kms_key(t: str, p: Props, c: Context) -> list[str]:
+    return [] if p.get("kmsKey") else ["no kmsKey: MWAA uses an AWS-owned key"]
+
+
+@rule(
+    "mwaa-logs-on",
+    "MWAA sends every log type (DAG processing, scheduler, task, web server, worker) to CloudWatch",
+    ("FSBP MWAA.4", _MWAA_SOURCE),
+    (MWAA,),
+)
+def mwaa_logs_on(t: str, p: Props, c: Context) -> list[str]:
+    logging = p.get("loggingConfiguration") or {}
+    return [
+        f"{kind} is not enabled"
+        for kind in MWAA_LOG_TYPES
+        if not (logging.get(kind) or {}).get("enabled")
+    ]
+
+
+@stack_rule(
+    "mwaa-source-bucket-private",
+    "MWAA's source bucket (airflow-*) blocks every kind of public access",
+    ("FSBP S3.8", _MWAA_SOURCE),
+    "critical",
+)
+def mwaa_source_bucket_private(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    if not any(r.type == MWAA for r in resources):
+        return []
+    blocks = {r.name: r.props for r in resources if r.type == PAB}
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    found = []
+    for bucket in resources:
+        name = str(bucket.props.get("bucket") or bucket.props.get("bucketPrefix") or "")
+        if bucket.type != BUCKET or not name.startswith("airflow-"):
+            continue
+        block = blocks.get(f"{bucket.name}-public-access-block")
+        missing = [f for f in flags if not (block or {}).get(f)]
+        if missing:
+            found.append(
+                Violation(
+                    "mwaa-source-bucket-private",
+                    bucket.name,
+                    f"MWAA source bucket allows public access ({', '.join(missing)} not set)",
+                )
+            )
+    return found
+
+
+@rule(
+    "mwaa-secrets-named",
+    "MWAA's execution role reads named secrets only, no wildcard",
+    ("Checkov CKV_AWS_355", _MWAA_SOURCE),
+    (ROLE_POLICY, POLICY),
+    "critical",
+)
+def mwaa_secrets_named(t: str, p: Props, c: Context) -> list[str]:
+    statements = _statements(p.get("policy"))
+    is_mwaa = any(
+        "airflow:PublishMetrics" in [str(a) for a in _list(s.get("Action"))] for s in statements
+    )
+    if not is_mwaa:
+        return []
+    out = []
+    for s in statements:
+        actions = [str(a) for a in _list(s.get("Action"))]
+        if s.get("Effect") != "Allow" or not any(a.startswith("secretsmanager:") for a in actions):
+            continue
+        for res in _list(s.get("Resource")):
+            if "*" in str(res):
+                out.append(f"statement {s.get('Sid', '?')} reads secrets through {res}")
+    return out
 
 
 def output_violations(

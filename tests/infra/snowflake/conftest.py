@@ -98,7 +98,10 @@ _CACHE: dict[str, SnowflakeRun] = {}
 
 def cached_snowflake(stack: str) -> SnowflakeRun:
     if stack not in _CACHE:
-        _CACHE[stack] = run_snowflake(stack)
+        if stack == harness.PROD_EC2:
+            _CACHE[stack] = run_snowflake("prod", {"mdp:aws.airflow.engine": "ec2"})
+        else:
+            _CACHE[stack] = run_snowflake(stack)
     return _CACHE[stack]
 
 
@@ -110,6 +113,12 @@ def sf_dev() -> SnowflakeRun:
 @pytest.fixture(scope="session")
 def sf_prod() -> SnowflakeRun:
     return cached_snowflake("prod")
+
+
+@pytest.fixture(params=["dev", harness.PROD_EC2], scope="session")
+def sf_ec2_stack(request: pytest.FixtureRequest) -> SnowflakeRun:
+    """Each stack with Snowflake and Airflow on the EC2 host (prod's engine set to ec2)."""
+    return cached_snowflake(request.param)
 
 
 @pytest.fixture(params=["dev", "prod"], scope="session")

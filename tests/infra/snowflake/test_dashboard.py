@@ -18,7 +18,9 @@ import yaml
 from core.warehouse import snowflake_settings
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_PATH, DASHBOARD_PORT, DASHBOARD_USER, FILES
+from infra.cost import PlannedResource, estimate
 from infra.mockrun import ProgramRun, walk_strings
+from infra.policies.rules import Context, evaluate
 from infra.policies.rules import snowflake as rules
 from infra.snowflake import SnowflakePlatform, SnowflakePlatformArgs
 from infra.snowflake.config import SnowflakeConfig
@@ -134,8 +136,10 @@ def test_dashboard_key_is_only_in_its_own_secret(sf_stack: SnowflakeRun) -> None
         assert not any(v in s for s in walk_strings(value) for v in values), name
 
 
-def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(sf_stack: SnowflakeRun) -> None:
-    run = sf_stack.run
+def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(
+    sf_ec2_stack: SnowflakeRun,
+) -> None:
+    run = sf_ec2_stack.run
     arn = run.outputs[outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN]
     statements = _statements(run, "airflow")
     dashboard = [s for s in statements if s.get("Sid") == "ReadDashboardKey"]
@@ -162,8 +166,8 @@ def test_airflow_role_reads_the_dashboard_key_and_nothing_broader(sf_stack: Snow
     assert arn not in generator
 
 
-def test_airflow_host_serves_the_dashboard_with_names_only(sf_stack: SnowflakeRun) -> None:
-    run = sf_stack.run
+def test_airflow_host_serves_the_dashboard_with_names_only(sf_ec2_stack: SnowflakeRun) -> None:
+    run = sf_ec2_stack.run
     text = str(run.one(EC2, "airflow").props["userData"])
     assert len(text.encode()) < 16 * 1024
     doc = _airflow_doc(run)
@@ -181,7 +185,7 @@ def test_airflow_host_serves_the_dashboard_with_names_only(sf_stack: SnowflakeRu
     assert DASHBOARD_USER in [u["name"] for u in doc["users"] if isinstance(u, dict)]
     assert "mdp-dashboard" in _env(files["/etc/mdp/host.env"])["MDP_RESTART_UNITS"].split()
     env = _env(files["/etc/mdp/dashboard.env"])
-    prefix = _prefix(sf_stack)
+    prefix = _prefix(sf_ec2_stack)
     assert env["MDP_TARGET"] == "cloud"
     assert (
         env["MDP_DASHBOARD_KEY_SECRET_ARN"]
@@ -205,8 +209,8 @@ def test_airflow_host_serves_the_dashboard_with_names_only(sf_stack: SnowflakeRu
     assert "MOCKSECRET" not in text and "PRIVATE KEY-----" not in text
 
 
-def test_no_inbound_rule_reaches_the_dashboard(sf_stack: SnowflakeRun) -> None:
-    run = sf_stack.run
+def test_no_inbound_rule_reaches_the_dashboard(sf_ec2_stack: SnowflakeRun) -> None:
+    run = sf_ec2_stack.run
     sg = run.one("aws:ec2/securityGroup:SecurityGroup", "airflow")
     assert sg.props.get("ingress", []) == []
     rules_in = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -330,9 +334,58 @@ def test_dashboard_unit_passes_systemd_verification(tmp_path: Path) -> None:
 
 
 def test_dbt_on_the_airflow_host_reads_the_stacks_raw_database(
-    sf_stack: SnowflakeRun, dev: ProgramRun
+    sf_ec2_stack: SnowflakeRun, dev: ProgramRun
 ) -> None:
-    env = _env(_files(_airflow_doc(sf_stack.run))["/etc/mdp/airflow.env"])
-    assert env["MDP_RAW_DATABASE"] == f"{_prefix(sf_stack)}RAW"
+    env = _env(_files(_airflow_doc(sf_ec2_stack.run))["/etc/mdp/airflow.env"])
+    assert env["MDP_RAW_DATABASE"] == f"{_prefix(sf_ec2_stack)}RAW"
     # Without Snowflake configured the sources keep the contract's name.
     assert _env(_files(_airflow_doc(dev))["/etc/mdp/airflow.env"])["MDP_RAW_DATABASE"] == "RAW"
+
+
+def test_mwaa_stack_serves_the_dashboard_from_its_own_private_host(sf_prod: SnowflakeRun) -> None:
+    run = sf_prod.run
+    assert run.outputs[outputs.AIRFLOW_ENGINE] == "mwaa"
+    host = run.one(EC2, "dashboard")
+    assert run.outputs[outputs.DASHBOARD_INSTANCE_ID] == host.id
+    assert host.props["instanceType"] == "t3.micro"
+    assert host.props["associatePublicIpAddress"] is False
+    private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    assert host.props["subnetId"] in private
+    sg = run.one("aws:ec2/securityGroup:SecurityGroup", "dashboard")
+    assert sg.props.get("ingress", []) == [] and host.props["vpcSecurityGroupIds"] == [sg.id]
+    # The Airflow host's dashboard, nothing of Airflow: the same unit and key script.
+    doc = yaml.safe_load(str(host.props["userData"]))
+    jsonschema.validate(doc, CLOUD_CONFIG_SCHEMA)
+    files = _files(doc)
+    assert files[UNIT] == (FILES / "mdp-dashboard.service").read_text()
+    assert files["/usr/local/bin/mdp-dashboard-key"] == (FILES / "mdp-dashboard-key.sh").read_text()
+    assert not any("airflow" in path for path in files)
+    assert _env(files["/etc/mdp/host.env"])["MDP_RESTART_UNITS"] == "mdp-dashboard"
+    assert ["systemctl", "enable", "--now", "mdp-dashboard.service"] in doc["runcmd"]
+    assert snowflake_settings(_env(files["/etc/mdp/dashboard.env"]))["user"] == "DASHBOARD_SVC"
+    # Least privilege: the artifacts, the dashboard's key, the stack key through services only.
+    arn = run.outputs[outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN]
+    statements = {s["Sid"]: s for s in _statements(run, "dashboard")}
+    assert set(statements) == {
+        "UseKeyThroughServices",
+        "ReadArtifacts",
+        "ReadArtifactPointer",
+        "ReadDashboardKey",
+    }
+    assert statements["ReadDashboardKey"]["Resource"] == arn
+    assert statements["UseKeyThroughServices"]["Action"] == "kms:Decrypt"
+    assert "kms:ViaService" in statements["UseKeyThroughServices"]["Condition"]["StringEquals"]
+    violations = evaluate(sf_prod.resources, Context(production=True))
+    assert violations == [], "\n".join(map(str, violations))
+    priced = estimate([PlannedResource(host.type, host.name, host.plain, "dashboard", host.id)])
+    ours = {line.item for line in priced.lines if line.component == "dashboard"}
+    assert ours == {"EC2 t3.micro", "EBS gp3 root"}
+
+
+def test_ec2_stacks_serve_the_dashboard_from_the_airflow_host_only(
+    sf_dev: SnowflakeRun, dev: ProgramRun
+) -> None:
+    run = sf_dev.run
+    assert [i.name for i in run.of_type(EC2)] == ["generator-instance", "airflow-instance"]
+    assert run.outputs[outputs.DASHBOARD_INSTANCE_ID] == run.outputs[outputs.AIRFLOW_INSTANCE_ID]
+    assert outputs.DASHBOARD_INSTANCE_ID not in dev.outputs

@@ -1,0 +1,95 @@
+"""The dashboard host of MWAA stacks: the EC2 Airflow host's dashboard unit on a host of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import Field
+
+from infra.cloud_init import DashboardHostBoot, render_dashboard
+from infra.hosts import iam
+from infra.hosts.airflow import DashboardArgs, dashboard_boot
+from infra.hosts.instance import Host, HostCommon, HostSettings
+
+DASHBOARD_COMPONENT = "mdp:hosts:DashboardHost"
+
+
+class DashboardHostSettings(HostSettings):
+    """The dashboard host, declared only when MWAA runs Airflow (the EC2 host serves it otherwise)."""
+
+    # Read-only queries for a few readers a day: one small burstable host is enough.
+    instance_type: str = Field("t3.micro", examples=["t3.small"])
+    root_volume_gb: int = Field(20, ge=20, le=500, examples=[20])
+
+
+@dataclass(frozen=True)
+class DashboardHostArgs:
+    """A private subnet (out through the NAT gateway, Snowflake's allowed egress address)."""
+
+    common: HostCommon
+    subnet_id: pulumi.Input[str]
+    settings: DashboardHostSettings
+    dashboard: DashboardArgs
+
+
+class DashboardHost(Host):
+    """No inbound rule at all: readers reach 127.0.0.1:8501 through SSM port forwarding."""
+
+    instance_id: pulumi.Output[str]
+    user_data: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DashboardHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(DASHBOARD_COMPONENT, name, None, opts)
+        common = args.common
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=common.vpc_id,
+            description="mdp dashboard: no inbound; HTTPS out to Snowflake, AWS and PyPI",
+            ingress=[],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=["0.0.0.0/0"],
+                    description="HTTPS: Snowflake, AWS APIs, PyPI",
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        policy = pulumi.Output.all(
+            key_arn=common.kms_key_arn,
+            artifact_bucket_arn=common.artifact_bucket_arn,
+            parameter_arn=common.artifact_parameter_arn,
+            dashboard_key_arn=args.dashboard.key_secret_arn,
+        ).apply(lambda v: iam.dashboard_policy(common.region, **v))
+        profile = self._role(name, policy)
+        self.user_data = pulumi.Output.all(
+            artifact_bucket=common.artifact_bucket, dashboard=dashboard_boot(args.dashboard)
+        ).apply(
+            lambda v: render_dashboard(
+                DashboardHostBoot(
+                    stack=common.stack,
+                    region=common.region,
+                    artifact_bucket=v["artifact_bucket"],
+                    artifact_parameter=common.artifact_parameter_name,
+                    dashboard=v["dashboard"],
+                )
+            )
+        )
+        instance = self._instance(
+            name,
+            common,
+            args.settings,
+            args.subnet_id,
+            security_group,
+            profile,
+            self.user_data,
+            public_ip=False,
+        )
+        self.instance_id = instance.id
+        self.register_outputs({"instanceId": self.instance_id})

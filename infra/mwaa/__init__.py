@@ -1,0 +1,1 @@
+"""Amazon MWAA: the managed, distributed Airflow the prod stack runs its DAG on."""
