@@ -19,7 +19,6 @@ from infra.mwaa import bundle
 from infra.mwaa.bundle import DBT_EXECUTABLE_ENV
 from infra.mwaa.config import MWAA_AIRFLOW_VERSION
 from infra.mwaa.iam import LOG_KINDS
-from orchestration.include import dbt
 
 
 def _config(stack: str, airflow: dict[str, Any], **aws: Any) -> Any:
@@ -311,15 +310,6 @@ def test_startup_script_puts_dbt_in_its_own_virtualenv_and_points_cosmos_at_it(
     assert env["MDP_TARGET"] == "cloud" and env["MDP_RAW_DATABASE"] == "RAW"
     assert env["MDP_EXPORTS_TARGET"] == f"s3://{exports}/exports"
     assert env["MDP_DBT_PROJECT_DIR"] == f"{bundle.PLUGINS_DIR}/transform"
-
-
-def test_cosmos_runs_the_dbt_executable_it_is_pointed_at(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DBT_EXECUTABLE_ENV, raising=False)
-    assert dbt.execution_config().invocation_mode == dbt.InvocationMode.DBT_RUNNER
-    monkeypatch.setenv(DBT_EXECUTABLE_ENV, "/usr/local/airflow/dbt_venv/bin/dbt")
-    config = dbt.execution_config()
-    assert config.invocation_mode == dbt.InvocationMode.SUBPROCESS
-    assert str(config.dbt_executable_path) == "/usr/local/airflow/dbt_venv/bin/dbt"
 
 
 def test_plugins_archive_holds_the_dag_its_packages_and_the_dbt_project(tmp_path: Path) -> None:

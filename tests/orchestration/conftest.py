@@ -16,6 +16,13 @@ from pathlib import Path
 import pytest
 
 # Airflow reads its configuration once, at import: this must run before any test imports it.
+if "airflow.settings" in sys.modules:
+    raise RuntimeError(
+        "Airflow was imported before tests/orchestration/conftest.py could point it at a "
+        "throwaway home: its DAG bundle would be ~/airflow/dags and every dag.test() would fail "
+        "with 'the dag is not serialized'. A test module collected earlier imports Airflow (or "
+        "orchestration.include) at module level: move that test under tests/orchestration/."
+    )
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mdp-airflow-test-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
