@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import pulumi
@@ -15,6 +15,7 @@ from infra.hosts import iam
 from infra.hosts.iam import EXPORTS_PREFIX
 from infra.hosts.instance import Host, HostCommon, HostSettings
 from infra.mwaa.config import MwaaSettings
+from infra.stored_secrets import stored_secret
 
 # `ec2`: one host with the LocalExecutor (dev, for cost); `mwaa`: Amazon MWAA (prod).
 Engine = Literal["ec2", "mwaa"]
@@ -110,20 +111,15 @@ def create_backend_secrets(
     for prefix, key, value in entries:
         kind = "connection" if prefix == connections_prefix else "variable"
         resource = f"{name}-{kind}-{key.replace('_', '-')}"
-        secret = aws.secretsmanager.Secret(
+        secret = stored_secret(
             resource,
             name=f"{prefix}/{key}",
             description=f"Airflow {kind} {key}, read by the Secrets Manager secrets backend",
-            kms_key_id=args.kms_key_arn,
-            recovery_window_in_days=30 if args.protect else 7,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{resource}-value",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(value)
+            value=pulumi.Output.secret(value)
             if kind == "connection"
             else pulumi.Output.from_input(value),
+            kms_key_arn=args.kms_key_arn,
+            protect=args.protect,
             opts=child,
         )
         arns.append(secret.arn)
@@ -148,33 +144,15 @@ class AirflowHost(Host):
         stack = args.common.stack
         self.connections_prefix, self.variables_prefix = backend_prefixes(stack)
         self.secret_arns = pulumi.Output.all(*self._create_backend_secrets())
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.common.vpc_id,
-            description="mdp Airflow: no inbound; HTTPS out to Snowflake, Airbyte, AWS and PyPI",
-            ingress=[],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: Snowflake, Airbyte API, AWS APIs, PyPI",
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
+        security_group = self._outbound_only(
+            name,
+            args.common.vpc_id,
+            "mdp Airflow: no inbound; HTTPS out to Snowflake, Airbyte, AWS and PyPI",
+            https_to="Snowflake, Airbyte API, AWS APIs, PyPI",
         )
-        profile = self._role(name, self._policy())
         self.user_data = self._user_data()
         instance = self._instance(
-            name,
-            args.common,
-            args.settings,
-            args.subnet_id,
-            security_group,
-            profile,
-            self.user_data,
-            public_ip=args.public_ip,
+            name, args, security_group, self._policy(), self.user_data, public_ip=args.public_ip
         )
         if args.eip_allocation_id is not None:
             aws.ec2.EipAssociation(
@@ -254,11 +232,6 @@ def dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBo
     """The dashboard's boot values once its names and key ARN resolve; None without a dashboard."""
     if dashboard is None:
         return None
-    return pulumi.Output.all(
-        account=dashboard.account,
-        user=dashboard.user,
-        role=dashboard.role,
-        warehouse=dashboard.warehouse,
-        database=dashboard.database,
-        key_secret_arn=dashboard.key_secret_arn,
-    ).apply(lambda v: DashboardBoot(**v))
+    # The boot values are the sign-in's fields, resolved.
+    values = {f.name: getattr(dashboard, f.name) for f in fields(dashboard)}
+    return pulumi.Output.all(**values).apply(lambda v: DashboardBoot(**v))

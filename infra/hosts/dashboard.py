@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from infra.cloud_init import DashboardHostBoot, render_dashboard
@@ -45,21 +44,11 @@ class DashboardHost(Host):
     ) -> None:
         super().__init__(DASHBOARD_COMPONENT, name, None, opts)
         common = args.common
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=common.vpc_id,
-            description="mdp dashboard: no inbound; HTTPS out to Snowflake, AWS and PyPI",
-            ingress=[],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: Snowflake, AWS APIs, PyPI",
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
+        security_group = self._outbound_only(
+            name,
+            common.vpc_id,
+            "mdp dashboard: no inbound; HTTPS out to Snowflake, AWS and PyPI",
+            https_to="Snowflake, AWS APIs, PyPI",
         )
         policy = pulumi.Output.all(
             key_arn=common.kms_key_arn,
@@ -67,7 +56,6 @@ class DashboardHost(Host):
             parameter_arn=common.artifact_parameter_arn,
             dashboard_key_arn=args.dashboard.key_secret_arn,
         ).apply(lambda v: iam.dashboard_policy(common.region, **v))
-        profile = self._role(name, policy)
         self.user_data = pulumi.Output.all(
             artifact_bucket=common.artifact_bucket, dashboard=dashboard_boot(args.dashboard)
         ).apply(
@@ -82,14 +70,7 @@ class DashboardHost(Host):
             )
         )
         instance = self._instance(
-            name,
-            common,
-            args.settings,
-            args.subnet_id,
-            security_group,
-            profile,
-            self.user_data,
-            public_ip=False,
+            name, args, security_group, policy, self.user_data, public_ip=False
         )
         self.instance_id = instance.id
         self.register_outputs({"instanceId": self.instance_id})

@@ -16,6 +16,8 @@ from infra.cloud_init import GeneratorBoot, render_generator
 from infra.endpoints import DatabaseAccess, SshTunnel
 from infra.hosts import iam
 from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.network import https_egress
+from infra.stored_secrets import stored_secret
 
 TUNNEL_USER = "airbyte"
 _ON_CALENDAR = re.compile(r"^[0-9*/:,. -]+$")
@@ -68,15 +70,12 @@ class GeneratorHost(Host):
         self.tunnel_user = TUNNEL_USER
         self._create_tunnel_key()
         security_group = self._create_security_group()
-        profile = self._role(name, self._policy())
         self.user_data = self._user_data()
         instance = self._instance(
             name,
-            args.common,
-            args.settings,
-            args.subnet_id,
+            args,
             security_group,
-            profile,
+            self._policy(),
             self.user_data,
             # A public address from the first boot, so cloud-init can reach the package
             # repositories before the Elastic IP is associated (which then replaces it).
@@ -115,18 +114,13 @@ class GeneratorHost(Host):
         key = tls.PrivateKey(f"{name}-tunnel-key", algorithm="RSA", rsa_bits=4096, opts=child)
         self._tunnel_public_key = key.public_key_openssh
         self.tunnel_private_key = pulumi.Output.secret(key.private_key_pem)
-        secret = aws.secretsmanager.Secret(
+        secret = stored_secret(
             f"{name}-tunnel-key-secret",
             name=f"mdp/{common.stack}/bastion/tunnel-private-key",
             description="Private key Airbyte Cloud uses for its SSH tunnel to the source database",
-            kms_key_id=common.kms_key_arn,
-            recovery_window_in_days=30 if common.protect else 7,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-tunnel-key-secret-value",
-            secret_id=secret.id,
-            secret_string=key.private_key_pem,
+            value=key.private_key_pem,
+            kms_key_arn=common.kms_key_arn,
+            protect=common.protect,
             opts=child,
         )
         self.tunnel_key_secret_arn = secret.arn
@@ -150,13 +144,7 @@ class GeneratorHost(Host):
                 for cidr in args.ssh_cidrs
             ],
             egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: AWS APIs, package repositories, PyPI",
-                ),
+                https_egress("AWS APIs, package repositories, PyPI"),
                 aws.ec2.SecurityGroupEgressArgs(
                     protocol="tcp",
                     from_port=5432,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator
 
 from infra.hosts import iam
+from infra.network import https_egress
 from infra.sections import Section, StackName
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -47,26 +49,49 @@ class HostCommon:
     protect: bool
 
 
+class Placement(Protocol):
+    """What every host's args say of where it runs: the shared values, its settings, its subnet."""
+
+    @property
+    def common(self) -> HostCommon: ...
+
+    @property
+    def settings(self) -> HostSettings: ...
+
+    @property
+    def subnet_id(self) -> pulumi.Input[str]: ...
+
+
 class Host(pulumi.ComponentResource):
     """Shared pieces: role with SSM, instance profile, and a hardened instance."""
 
     role_arn: pulumi.Output[str]
 
-    def _role(self, name: str, policy: pulumi.Input[str]) -> aws.iam.InstanceProfile:
-        profile, self.role_arn = iam.instance_profile(self, name, policy)
-        return profile
+    def _outbound_only(
+        self, name: str, vpc_id: pulumi.Input[str], description: str, https_to: str
+    ) -> aws.ec2.SecurityGroup:
+        """A security group with no inbound rule at all and HTTPS out (to `https_to`) only."""
+        return aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=vpc_id,
+            description=description,
+            ingress=[],
+            egress=[https_egress(https_to)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _instance(
         self,
         name: str,
-        common: HostCommon,
-        settings: HostSettings,
-        subnet_id: pulumi.Input[str],
+        placement: Placement,
         security_group: aws.ec2.SecurityGroup,
-        profile: aws.iam.InstanceProfile,
+        policy: pulumi.Input[str],
         user_data: pulumi.Input[str],
         public_ip: bool,
     ) -> aws.ec2.Instance:
+        """The role with `policy` (and the SSM agent's actions), then the instance it runs as."""
+        common, settings = placement.common, placement.settings
+        profile, self.role_arn = iam.instance_profile(self, name, policy)
         ami = aws.ssm.get_parameter_output(
             name=AMI_PARAMETER, opts=pulumi.InvokeOutputOptions(parent=self)
         ).value
@@ -74,7 +99,7 @@ class Host(pulumi.ComponentResource):
             f"{name}-instance",
             ami=ami,
             instance_type=settings.instance_type,
-            subnet_id=subnet_id,
+            subnet_id=placement.subnet_id,
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=profile.name,
             associate_public_ip_address=public_ip,
