@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from infra.cloud_init import AirflowBoot, DashboardBoot, render_airflow
 from infra.hosts import iam
 from infra.hosts.iam import EXPORTS_PREFIX
-from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.hosts.instance import Host, HostArgs, HostSettings
 from infra.mwaa.config import MwaaSettings
 from infra.stored_secrets import stored_secret
 
@@ -50,17 +49,15 @@ class DashboardArgs:
 
 
 @dataclass(frozen=True)
-class AirflowHostArgs:
+class AirflowHostArgs(HostArgs):
     """The Airflow host; the Snowflake and Airbyte values arrive from their components when configured.
 
     `connections` maps an Airflow connection id to its JSON (a secret Output), `variables` maps a
     variable key to its value; each becomes one Secrets Manager secret read by the secrets backend.
     """
 
-    common: HostCommon
-    subnet_id: pulumi.Input[str]
-    public_ip: bool
     settings: AirflowSettings
+    public_ip: bool
     exports_bucket_arn: pulumi.Input[str]
     # The Elastic IP (from the network) that gives a public Airflow host a stable egress address.
     eip_allocation_id: pulumi.Input[str] | None = None
@@ -133,7 +130,6 @@ class AirflowHost(Host):
     connections_prefix: str
     variables_prefix: str
     secret_arns: pulumi.Output[list[str]]
-    user_data: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: AirflowHostArgs, opts: pulumi.ResourceOptions | None = None
@@ -150,17 +146,13 @@ class AirflowHost(Host):
             "mdp Airflow: no inbound; HTTPS out to Snowflake, Airbyte, AWS and PyPI",
             https_to="Snowflake, Airbyte API, AWS APIs, PyPI",
         )
-        self.user_data = self._user_data()
         instance = self._instance(
-            name, args, security_group, self._policy(), self.user_data, public_ip=args.public_ip
+            name,
+            args,
+            security_group,
+            public_ip=args.public_ip,
+            eip_allocation_id=args.eip_allocation_id,
         )
-        if args.eip_allocation_id is not None:
-            aws.ec2.EipAssociation(
-                f"{name}-eip-association",
-                allocation_id=args.eip_allocation_id,
-                instance_id=instance.id,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
         self.instance_id = instance.id
         self.register_outputs(
             {
@@ -188,44 +180,41 @@ class AirflowHost(Host):
         )
 
     def _user_data(self) -> pulumi.Output[str]:
-        args, common = self._args, self._args.common
-        return pulumi.Output.all(
-            artifact_bucket=common.artifact_bucket,
-            exports_bucket_arn=args.exports_bucket_arn,
-            dashboard=dashboard_boot(args.dashboard),
-        ).apply(
-            lambda v: render_airflow(
+        args = self._args
+
+        def render(exports_bucket_arn: str, **boot: Any) -> str:
+            bucket = exports_bucket_arn.rsplit(":", 1)[-1]
+            return render_airflow(
                 AirflowBoot(
-                    stack=common.stack,
-                    region=common.region,
-                    artifact_bucket=v["artifact_bucket"],
-                    exports_target=(
-                        f"s3://{v['exports_bucket_arn'].rsplit(':', 1)[-1]}/{EXPORTS_PREFIX}"
-                    ),
-                    artifact_parameter=common.artifact_parameter_name,
+                    exports_target=f"s3://{bucket}/{EXPORTS_PREFIX}",
                     connections_prefix=self.connections_prefix,
                     variables_prefix=self.variables_prefix,
                     amazon_provider_version=args.settings.amazon_provider_version,
                     connection_ids=tuple(args.connections),
                     variable_keys=tuple(args.variables),
                     swap_gb=args.settings.swap_gb,
-                    dashboard=v["dashboard"],
                     raw_database=args.raw_database,
+                    **boot,
                 )
             )
+
+        return self._boot(
+            args.common,
+            render,
+            exports_bucket_arn=args.exports_bucket_arn,
+            dashboard=dashboard_boot(args.dashboard),
         )
 
     def _policy(self) -> pulumi.Output[str]:
-        args, common = self._args, self._args.common
-        return pulumi.Output.all(
-            key_arn=common.kms_key_arn,
-            artifact_bucket_arn=common.artifact_bucket_arn,
-            parameter_arn=common.artifact_parameter_arn,
+        args = self._args
+        return self._policy_of(
+            args.common,
+            iam.airflow_policy,
             exports_bucket_arn=args.exports_bucket_arn,
             secret_arns=self.secret_arns,
             dashboard_key_arn=args.dashboard.key_secret_arn if args.dashboard is not None else "",
             alerts_topic_arn=args.alerts_topic_arn or "",
-        ).apply(lambda v: iam.airflow_policy(common.region, **v))
+        )
 
 
 def dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -49,23 +50,55 @@ class HostCommon:
     protect: bool
 
 
-class Placement(Protocol):
-    """What every host's args say of where it runs: the shared values, its settings, its subnet."""
+@dataclass(frozen=True)
+class HostArgs:
+    """Where a host runs: the values every host shares, its settings and its subnet."""
 
-    @property
-    def common(self) -> HostCommon: ...
-
-    @property
-    def settings(self) -> HostSettings: ...
-
-    @property
-    def subnet_id(self) -> pulumi.Input[str]: ...
+    common: HostCommon
+    subnet_id: pulumi.Input[str]
+    settings: HostSettings
 
 
 class Host(pulumi.ComponentResource):
     """Shared pieces: role with SSM, instance profile, and a hardened instance."""
 
     role_arn: pulumi.Output[str]
+    user_data: pulumi.Output[str]
+
+    def _policy(self) -> pulumi.Output[str]:
+        """The host's own IAM policy, next to the SSM agent's."""
+        raise NotImplementedError
+
+    def _user_data(self) -> pulumi.Output[str]:
+        """The host's cloud-config."""
+        raise NotImplementedError
+
+    def _policy_of(
+        self, common: HostCommon, build: Callable[..., str], **arns: pulumi.Input[Any]
+    ) -> pulumi.Output[str]:
+        """The policy `build` writes once `arns`, the stack's key and the artifact's ARNs resolve."""
+        return pulumi.Output.all(
+            key_arn=common.kms_key_arn,
+            artifact_bucket_arn=common.artifact_bucket_arn,
+            parameter_arn=common.artifact_parameter_arn,
+            **arns,
+        ).apply(lambda v: build(common.region, **v))
+
+    def _boot(
+        self, common: HostCommon, render: Callable[..., str], **values: pulumi.Input[Any]
+    ) -> pulumi.Output[str]:
+        """The cloud-config `render` writes once `values` and the artifact bucket resolve.
+
+        `render` takes them by name, with the host's stack, region and artifact parameter.
+        """
+        return pulumi.Output.all(artifact_bucket=common.artifact_bucket, **values).apply(
+            lambda v: render(
+                stack=common.stack,
+                region=common.region,
+                artifact_parameter=common.artifact_parameter_name,
+                **v,
+            )
+        )
 
     def _outbound_only(
         self, name: str, vpc_id: pulumi.Input[str], description: str, https_to: str
@@ -83,23 +116,24 @@ class Host(pulumi.ComponentResource):
     def _instance(
         self,
         name: str,
-        placement: Placement,
+        args: HostArgs,
         security_group: aws.ec2.SecurityGroup,
-        policy: pulumi.Input[str],
-        user_data: pulumi.Input[str],
         public_ip: bool,
+        eip_allocation_id: pulumi.Input[str] | None = None,
     ) -> aws.ec2.Instance:
-        """The role with `policy` (and the SSM agent's actions), then the instance it runs as."""
-        common, settings = placement.common, placement.settings
-        profile, self.role_arn = iam.instance_profile(self, name, policy)
+        """The role with the host's policy, then the instance booting its cloud-config,
+        associated with the Elastic IP `eip_allocation_id` if one is given."""
+        common, settings = args.common, args.settings
+        self.user_data = self._user_data()
+        profile, self.role_arn = iam.instance_profile(self, name, self._policy())
         ami = aws.ssm.get_parameter_output(
             name=AMI_PARAMETER, opts=pulumi.InvokeOutputOptions(parent=self)
         ).value
-        return aws.ec2.Instance(
+        instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami,
             instance_type=settings.instance_type,
-            subnet_id=placement.subnet_id,
+            subnet_id=args.subnet_id,
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=profile.name,
             associate_public_ip_address=public_ip,
@@ -119,8 +153,16 @@ class Host(pulumi.ComponentResource):
                 volume_type="gp3",
                 delete_on_termination=True,
             ),
-            user_data=user_data,
+            user_data=self.user_data,
             tags={"Name": f"mdp-{common.stack}-{name}"},
             # A newer AMI is picked up by replacing the host deliberately, not on every preview.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
         )
+        if eip_allocation_id is not None:
+            aws.ec2.EipAssociation(
+                f"{name}-eip-association",
+                allocation_id=eip_allocation_id,
+                instance_id=instance.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return instance
