@@ -16,6 +16,7 @@ from infra.component import Component
 from infra.endpoints import DatabaseAccess, PostgresEndpoint, PostgresLogin
 from infra.iam import assume_role_policy
 from infra.sections import Section, StackName
+from infra.stored_secrets import stored_secret
 
 PORT = 5432
 _DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
@@ -262,19 +263,12 @@ class Database(Component[DatabaseArgs]):
             f"{name}-replication-password", length=40, special=False, opts=child
         )
         self.replication_password = pulumi.Output.secret(password.result)
-        secret = aws.secretsmanager.Secret(
+        secret = stored_secret(
             f"{name}-replication-secret",
             name=f"mdp/{args.stack}/db/replication-user",
             description="Read-only replication user Airbyte connects as; created by the generator host's migration",
-            kms_key_id=args.kms_key_arn,
-            recovery_window_in_days=30 if args.protect else 7,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-replication-secret-value",
-            secret_id=secret.id,
             # Secret because it embeds the password output.
-            secret_string=pulumi.Output.json_dumps(
+            value=pulumi.Output.json_dumps(
                 {
                     "engine": "postgres",
                     "username": self.replication_username,
@@ -284,6 +278,8 @@ class Database(Component[DatabaseArgs]):
                     "dbname": self.db_name,
                 }
             ),
+            kms_key_arn=args.kms_key_arn,
+            protect=args.protect,
             opts=child,
         )
         self.replication_secret_arn = secret.arn

@@ -15,6 +15,17 @@ from infra.iam import assume_role_policy, policy_document
 from infra.sections import StackName
 
 
+def https_egress(to: str) -> aws.ec2.SecurityGroupEgressArgs:
+    """HTTPS out to anywhere, described as what it reaches (`to`): Snowflake, AWS APIs, PyPI..."""
+    return aws.ec2.SecurityGroupEgressArgs(
+        protocol="tcp",
+        from_port=443,
+        to_port=443,
+        cidr_blocks=["0.0.0.0/0"],
+        description=f"HTTPS: {to}",
+    )
+
+
 @dataclass(frozen=True)
 class NetworkArgs:
     stack: StackName

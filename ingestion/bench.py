@@ -242,7 +242,7 @@ def dlt_pipeline(dsn: str, work: Path) -> Callable[[], int]:
     pipeline = dlt.pipeline(
         pipeline_name="bench_dlt",
         destination=dlt.destinations.duckdb(str(work / "dlt.duckdb")),
-        dataset_name="postgres_airbyte",
+        dataset_name=RAW_SCHEMA.lower(),
         pipelines_dir=str(work / "dlt_pipelines"),
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from core.bench import write_figures
+from core.catalog import RAW_SCHEMA
 from transform import runner as transform
 
 AIRBYTE = """
@@ -35,14 +36,14 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
     subscriptions = max(payments // 16, 100)
     con = duckdb.connect(str(path))
     con.execute("set TimeZone = 'UTC'")
-    con.execute("create schema if not exists POSTGRES_AIRBYTE")
+    con.execute(f"create schema if not exists {RAW_SCHEMA}")
     con.execute(f"create or replace macro t0() as now()::timestamptz - interval {days + 1} day")
     # The initial sync runs at the end of the history: no row it extracts can have been updated
     # or extracted later than that, even one whose cancellation or deletion is dated ahead.
     con.execute(f"create or replace macro synced(ts) as least(ts, t0() + interval {days} day)")
     con.execute(
         f"""
-        create or replace table POSTGRES_AIRBYTE.plans as
+        create or replace table {RAW_SCHEMA}.plans as
         select id::bigint as id, name, monthly_price::decimal(10,2) as monthly_price,
             annual_price::decimal(10,2) as annual_price, currency,
             t0() as created_at, t0() as updated_at, {AIRBYTE.format(extracted="t0()")}
@@ -53,7 +54,7 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
     )
     con.execute(
         f"""
-        create or replace table POSTGRES_AIRBYTE.users as
+        create or replace table {RAW_SCHEMA}.users as
         with s as (select range + 1 as i, t0() + (range * {days} * 86400 // {users}) * interval 1 second as ts
                    from range({users}))
         select i::bigint as id, gen_random_uuid() as uid, 'First' || i as first_name, 'Last' || i as last_name,
@@ -85,7 +86,7 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
     ):
         con.execute(
             f"""
-            create or replace table POSTGRES_AIRBYTE.{table} as
+            create or replace table {RAW_SCHEMA}.{table} as
             with s as (select range + 1 as i, t0() + (range * {days} * 86400 // {users}) * interval 1 second as ts
                        from range({users}))
             select i::bigint as id, i::bigint as user_id, {extra}, ts as created_at, ts as updated_at,
@@ -95,7 +96,7 @@ def generate_raw(path: Path, payments: int, days: int) -> None:
         )
     con.execute(
         f"""
-        create or replace table POSTGRES_AIRBYTE.subscriptions as
+        create or replace table {RAW_SCHEMA}.subscriptions as
         with s as (select range + 1 as i, t0() + (range * {days} * 86400 // {subscriptions}) * interval 1 second as ts
                    from range({subscriptions}))
         select i::bigint as id, (1 + (i * 7919) % {users})::bigint as user_id,
@@ -123,7 +124,7 @@ def payments_sql(
 ) -> str:
     """Payments `first+1 .. first+count`, spread evenly over `span_seconds` from `t0() + start_seconds`."""
     return f"""
-        {verb} POSTGRES_AIRBYTE.payments {"as" if verb.startswith("create") else ""}
+        {verb} {RAW_SCHEMA}.payments {"as" if verb.startswith("create") else ""}
         with s as (
             select range + 1 as i,
                 t0() + ({start_seconds} + (range - {first}) * {span_seconds}::bigint // {count})
@@ -160,11 +161,11 @@ def resync(con: duckdb.DuckDBPyConnection, table: str, where: str, changes: str)
         create or replace temp table changed as
         select * replace ({changes}, {synced} as updated_at, {synced} as _airbyte_extracted_at,
             gen_random_uuid()::varchar as _airbyte_raw_id)
-        from POSTGRES_AIRBYTE.{table} where {where}
+        from {RAW_SCHEMA}.{table} where {where}
         """
     )
-    con.execute(f"delete from POSTGRES_AIRBYTE.{table} where {where}")
-    con.execute(f"insert into POSTGRES_AIRBYTE.{table} select * from changed")
+    con.execute(f"delete from {RAW_SCHEMA}.{table} where {where}")
+    con.execute(f"insert into {RAW_SCHEMA}.{table} select * from changed")
 
 
 @dataclass(frozen=True)

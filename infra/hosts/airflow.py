@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from infra.cloud_init import AirflowBoot, DashboardBoot, render_airflow
 from infra.hosts import iam
 from infra.hosts.iam import EXPORTS_PREFIX
-from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.hosts.instance import Host, HostArgs, HostSettings
 from infra.mwaa.config import MwaaSettings
+from infra.stored_secrets import stored_secret
 
 # `ec2`: one host with the LocalExecutor (dev, for cost); `mwaa`: Amazon MWAA (prod).
 Engine = Literal["ec2", "mwaa"]
@@ -49,17 +49,15 @@ class DashboardArgs:
 
 
 @dataclass(frozen=True)
-class AirflowHostArgs:
+class AirflowHostArgs(HostArgs):
     """The Airflow host; the Snowflake and Airbyte values arrive from their components when configured.
 
     `connections` maps an Airflow connection id to its JSON (a secret Output), `variables` maps a
     variable key to its value; each becomes one Secrets Manager secret read by the secrets backend.
     """
 
-    common: HostCommon
-    subnet_id: pulumi.Input[str]
-    public_ip: bool
     settings: AirflowSettings
+    public_ip: bool
     exports_bucket_arn: pulumi.Input[str]
     # The Elastic IP (from the network) that gives a public Airflow host a stable egress address.
     eip_allocation_id: pulumi.Input[str] | None = None
@@ -110,20 +108,15 @@ def create_backend_secrets(
     for prefix, key, value in entries:
         kind = "connection" if prefix == connections_prefix else "variable"
         resource = f"{name}-{kind}-{key.replace('_', '-')}"
-        secret = aws.secretsmanager.Secret(
+        secret = stored_secret(
             resource,
             name=f"{prefix}/{key}",
             description=f"Airflow {kind} {key}, read by the Secrets Manager secrets backend",
-            kms_key_id=args.kms_key_arn,
-            recovery_window_in_days=30 if args.protect else 7,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{resource}-value",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(value)
+            value=pulumi.Output.secret(value)
             if kind == "connection"
             else pulumi.Output.from_input(value),
+            kms_key_arn=args.kms_key_arn,
+            protect=args.protect,
             opts=child,
         )
         arns.append(secret.arn)
@@ -137,7 +130,6 @@ class AirflowHost(Host):
     connections_prefix: str
     variables_prefix: str
     secret_arns: pulumi.Output[list[str]]
-    user_data: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: AirflowHostArgs, opts: pulumi.ResourceOptions | None = None
@@ -148,41 +140,19 @@ class AirflowHost(Host):
         stack = args.common.stack
         self.connections_prefix, self.variables_prefix = backend_prefixes(stack)
         self.secret_arns = pulumi.Output.all(*self._create_backend_secrets())
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.common.vpc_id,
-            description="mdp Airflow: no inbound; HTTPS out to Snowflake, Airbyte, AWS and PyPI",
-            ingress=[],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: Snowflake, Airbyte API, AWS APIs, PyPI",
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
+        security_group = self._outbound_only(
+            name,
+            args.common.vpc_id,
+            "mdp Airflow: no inbound; HTTPS out to Snowflake, Airbyte, AWS and PyPI",
+            https_to="Snowflake, Airbyte API, AWS APIs, PyPI",
         )
-        profile = self._role(name, self._policy())
-        self.user_data = self._user_data()
         instance = self._instance(
             name,
-            args.common,
-            args.settings,
-            args.subnet_id,
+            args,
             security_group,
-            profile,
-            self.user_data,
             public_ip=args.public_ip,
+            eip_allocation_id=args.eip_allocation_id,
         )
-        if args.eip_allocation_id is not None:
-            aws.ec2.EipAssociation(
-                f"{name}-eip-association",
-                allocation_id=args.eip_allocation_id,
-                instance_id=instance.id,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
         self.instance_id = instance.id
         self.register_outputs(
             {
@@ -210,55 +180,47 @@ class AirflowHost(Host):
         )
 
     def _user_data(self) -> pulumi.Output[str]:
-        args, common = self._args, self._args.common
-        return pulumi.Output.all(
-            artifact_bucket=common.artifact_bucket,
-            exports_bucket_arn=args.exports_bucket_arn,
-            dashboard=dashboard_boot(args.dashboard),
-        ).apply(
-            lambda v: render_airflow(
+        args = self._args
+
+        def render(exports_bucket_arn: str, **boot: Any) -> str:
+            bucket = exports_bucket_arn.rsplit(":", 1)[-1]
+            return render_airflow(
                 AirflowBoot(
-                    stack=common.stack,
-                    region=common.region,
-                    artifact_bucket=v["artifact_bucket"],
-                    exports_target=(
-                        f"s3://{v['exports_bucket_arn'].rsplit(':', 1)[-1]}/{EXPORTS_PREFIX}"
-                    ),
-                    artifact_parameter=common.artifact_parameter_name,
+                    exports_target=f"s3://{bucket}/{EXPORTS_PREFIX}",
                     connections_prefix=self.connections_prefix,
                     variables_prefix=self.variables_prefix,
                     amazon_provider_version=args.settings.amazon_provider_version,
                     connection_ids=tuple(args.connections),
                     variable_keys=tuple(args.variables),
                     swap_gb=args.settings.swap_gb,
-                    dashboard=v["dashboard"],
                     raw_database=args.raw_database,
+                    **boot,
                 )
             )
+
+        return self._boot(
+            args.common,
+            render,
+            exports_bucket_arn=args.exports_bucket_arn,
+            dashboard=dashboard_boot(args.dashboard),
         )
 
     def _policy(self) -> pulumi.Output[str]:
-        args, common = self._args, self._args.common
-        return pulumi.Output.all(
-            key_arn=common.kms_key_arn,
-            artifact_bucket_arn=common.artifact_bucket_arn,
-            parameter_arn=common.artifact_parameter_arn,
+        args = self._args
+        return self._policy_of(
+            args.common,
+            iam.airflow_policy,
             exports_bucket_arn=args.exports_bucket_arn,
             secret_arns=self.secret_arns,
             dashboard_key_arn=args.dashboard.key_secret_arn if args.dashboard is not None else "",
             alerts_topic_arn=args.alerts_topic_arn or "",
-        ).apply(lambda v: iam.airflow_policy(common.region, **v))
+        )
 
 
 def dashboard_boot(dashboard: DashboardArgs | None) -> pulumi.Output[DashboardBoot] | None:
     """The dashboard's boot values once its names and key ARN resolve; None without a dashboard."""
     if dashboard is None:
         return None
-    return pulumi.Output.all(
-        account=dashboard.account,
-        user=dashboard.user,
-        role=dashboard.role,
-        warehouse=dashboard.warehouse,
-        database=dashboard.database,
-        key_secret_arn=dashboard.key_secret_arn,
-    ).apply(lambda v: DashboardBoot(**v))
+    # The boot values are the sign-in's fields, resolved.
+    values = {f.name: getattr(dashboard, f.name) for f in fields(dashboard)}
+    return pulumi.Output.all(**values).apply(lambda v: DashboardBoot(**v))

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from infra.cloud_init import DashboardHostBoot, render_dashboard
 from infra.hosts import iam
 from infra.hosts.airflow import DashboardArgs, dashboard_boot
-from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.hosts.instance import Host, HostArgs, HostSettings
 
 DASHBOARD_COMPONENT = "mdp:hosts:DashboardHost"
 
@@ -25,11 +24,9 @@ class DashboardHostSettings(HostSettings):
 
 
 @dataclass(frozen=True)
-class DashboardHostArgs:
+class DashboardHostArgs(HostArgs):
     """A private subnet (out through the NAT gateway, Snowflake's allowed egress address)."""
 
-    common: HostCommon
-    subnet_id: pulumi.Input[str]
     settings: DashboardHostSettings
     dashboard: DashboardArgs
 
@@ -38,58 +35,31 @@ class DashboardHost(Host):
     """No inbound rule at all: readers reach 127.0.0.1:8501 through SSM port forwarding."""
 
     instance_id: pulumi.Output[str]
-    user_data: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: DashboardHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(DASHBOARD_COMPONENT, name, None, opts)
-        common = args.common
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=common.vpc_id,
-            description="mdp dashboard: no inbound; HTTPS out to Snowflake, AWS and PyPI",
-            ingress=[],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: Snowflake, AWS APIs, PyPI",
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        policy = pulumi.Output.all(
-            key_arn=common.kms_key_arn,
-            artifact_bucket_arn=common.artifact_bucket_arn,
-            parameter_arn=common.artifact_parameter_arn,
-            dashboard_key_arn=args.dashboard.key_secret_arn,
-        ).apply(lambda v: iam.dashboard_policy(common.region, **v))
-        profile = self._role(name, policy)
-        self.user_data = pulumi.Output.all(
-            artifact_bucket=common.artifact_bucket, dashboard=dashboard_boot(args.dashboard)
-        ).apply(
-            lambda v: render_dashboard(
-                DashboardHostBoot(
-                    stack=common.stack,
-                    region=common.region,
-                    artifact_bucket=v["artifact_bucket"],
-                    artifact_parameter=common.artifact_parameter_name,
-                    dashboard=v["dashboard"],
-                )
-            )
-        )
-        instance = self._instance(
+        self._args = args
+        security_group = self._outbound_only(
             name,
-            common,
-            args.settings,
-            args.subnet_id,
-            security_group,
-            profile,
-            self.user_data,
-            public_ip=False,
+            args.common.vpc_id,
+            "mdp dashboard: no inbound; HTTPS out to Snowflake, AWS and PyPI",
+            https_to="Snowflake, AWS APIs, PyPI",
         )
+        instance = self._instance(name, args, security_group, public_ip=False)
         self.instance_id = instance.id
         self.register_outputs({"instanceId": self.instance_id})
+
+    def _policy(self) -> pulumi.Output[str]:
+        dashboard = self._args.dashboard
+        return self._policy_of(
+            self._args.common, iam.dashboard_policy, dashboard_key_arn=dashboard.key_secret_arn
+        )
+
+    def _user_data(self) -> pulumi.Output[str]:
+        return self._boot(
+            self._args.common,
+            lambda **boot: render_dashboard(DashboardHostBoot(**boot)),
+            dashboard=dashboard_boot(self._args.dashboard),
+        )

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,7 +16,9 @@ from pydantic import Field, field_validator
 from infra.cloud_init import GeneratorBoot, render_generator
 from infra.endpoints import DatabaseAccess, SshTunnel
 from infra.hosts import iam
-from infra.hosts.instance import Host, HostCommon, HostSettings
+from infra.hosts.instance import Host, HostArgs, HostSettings
+from infra.network import https_egress
+from infra.stored_secrets import stored_secret
 
 TUNNEL_USER = "airbyte"
 _ON_CALENDAR = re.compile(r"^[0-9*/:,. -]+$")
@@ -38,9 +41,7 @@ class GeneratorSettings(HostSettings):
 
 
 @dataclass(frozen=True)
-class GeneratorHostArgs:
-    common: HostCommon
-    subnet_id: pulumi.Input[str]
+class GeneratorHostArgs(HostArgs):
     settings: GeneratorSettings
     ssh_cidrs: Sequence[IPv4Network]
     database: DatabaseAccess
@@ -57,7 +58,6 @@ class GeneratorHost(Host):
     tunnel_key_secret_arn: pulumi.Output[str]
     # Airbyte's way to the database: this host's Elastic IP, the tunnel user and its key.
     tunnel: SshTunnel
-    user_data: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: GeneratorHostArgs, opts: pulumi.ResourceOptions | None = None
@@ -68,31 +68,20 @@ class GeneratorHost(Host):
         self.tunnel_user = TUNNEL_USER
         self._create_tunnel_key()
         security_group = self._create_security_group()
-        profile = self._role(name, self._policy())
-        self.user_data = self._user_data()
-        instance = self._instance(
-            name,
-            args.common,
-            args.settings,
-            args.subnet_id,
-            security_group,
-            profile,
-            self.user_data,
-            # A public address from the first boot, so cloud-init can reach the package
-            # repositories before the Elastic IP is associated (which then replaces it).
-            public_ip=True,
-        )
         eip = aws.ec2.Eip(
             f"{name}-eip",
             domain="vpc",
             tags={"Name": f"mdp-{args.common.stack}-bastion"},
             opts=pulumi.ResourceOptions(parent=self, protect=args.common.protect),
         )
-        aws.ec2.EipAssociation(
-            f"{name}-eip-association",
-            allocation_id=eip.id,
-            instance_id=instance.id,
-            opts=pulumi.ResourceOptions(parent=self),
+        instance = self._instance(
+            name,
+            args,
+            security_group,
+            # A public address from the first boot, so cloud-init can reach the package
+            # repositories before the Elastic IP is associated (which then replaces it).
+            public_ip=True,
+            eip_allocation_id=eip.id,
         )
         self.public_ip = eip.public_ip
         self.public_dns = eip.public_dns
@@ -115,18 +104,13 @@ class GeneratorHost(Host):
         key = tls.PrivateKey(f"{name}-tunnel-key", algorithm="RSA", rsa_bits=4096, opts=child)
         self._tunnel_public_key = key.public_key_openssh
         self.tunnel_private_key = pulumi.Output.secret(key.private_key_pem)
-        secret = aws.secretsmanager.Secret(
+        secret = stored_secret(
             f"{name}-tunnel-key-secret",
             name=f"mdp/{common.stack}/bastion/tunnel-private-key",
             description="Private key Airbyte Cloud uses for its SSH tunnel to the source database",
-            kms_key_id=common.kms_key_arn,
-            recovery_window_in_days=30 if common.protect else 7,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-tunnel-key-secret-value",
-            secret_id=secret.id,
-            secret_string=key.private_key_pem,
+            value=key.private_key_pem,
+            kms_key_arn=common.kms_key_arn,
+            protect=common.protect,
             opts=child,
         )
         self.tunnel_key_secret_arn = secret.arn
@@ -150,13 +134,7 @@ class GeneratorHost(Host):
                 for cidr in args.ssh_cidrs
             ],
             egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: AWS APIs, package repositories, PyPI",
-                ),
+                https_egress("AWS APIs, package repositories, PyPI"),
                 aws.ec2.SecurityGroupEgressArgs(
                     protocol="tcp",
                     from_port=5432,
@@ -180,41 +158,36 @@ class GeneratorHost(Host):
         return sg
 
     def _policy(self) -> pulumi.Output[str]:
-        db, common = self._args.database, self._args.common
-        return pulumi.Output.all(
+        db = self._args.database
+        return self._policy_of(
+            self._args.common,
+            iam.generator_policy,
             master_secret_arn=db.master_secret_arn,
             replication_secret_arn=db.replication_secret_arn,
-            key_arn=common.kms_key_arn,
-            artifact_bucket_arn=common.artifact_bucket_arn,
-            parameter_arn=common.artifact_parameter_arn,
-        ).apply(lambda v: iam.generator_policy(common.region, **v))
+        )
 
     def _user_data(self) -> pulumi.Output[str]:
-        args, common, db = self._args, self._args.common, self._args.database
-        return pulumi.Output.all(
+        settings, db = self._args.settings, self._args.database
+
+        def render(db_port: int | str, **boot: Any) -> str:
+            return render_generator(
+                GeneratorBoot(
+                    db_port=int(db_port),
+                    db_name=db.endpoint.database,
+                    logical_replication=db.logical_replication,
+                    on_calendar=settings.on_calendar,
+                    tunnel_user=TUNNEL_USER,
+                    rows_per_cycle=settings.rows_per_cycle,
+                    **boot,
+                )
+            )
+
+        return self._boot(
+            self._args.common,
+            render,
             db_host=db.endpoint.host,
             db_port=db.endpoint.port,
             db_secret_arn=db.master_secret_arn,
             replication_secret_arn=db.replication_secret_arn,
-            artifact_bucket=common.artifact_bucket,
             tunnel_public_key=self._tunnel_public_key,
-        ).apply(
-            lambda v: render_generator(
-                GeneratorBoot(
-                    stack=common.stack,
-                    region=common.region,
-                    db_host=v["db_host"],
-                    db_port=int(v["db_port"]),
-                    db_name=db.endpoint.database,
-                    db_secret_arn=v["db_secret_arn"],
-                    replication_secret_arn=v["replication_secret_arn"],
-                    logical_replication=db.logical_replication,
-                    artifact_bucket=v["artifact_bucket"],
-                    artifact_parameter=common.artifact_parameter_name,
-                    on_calendar=args.settings.on_calendar,
-                    tunnel_user=TUNNEL_USER,
-                    tunnel_public_key=v["tunnel_public_key"],
-                    rows_per_cycle=args.settings.rows_per_cycle,
-                )
-            )
         )

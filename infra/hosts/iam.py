@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from infra.iam import assume_role_policy, policy_document
 
 # What the SSM agent needs for Session Manager. AmazonSSMManagedInstanceCore would also grant
 # ssm:GetParameter(s) on every parameter in the account, so the hosts get only these.
@@ -33,7 +34,9 @@ def instance_profile(
 ) -> tuple[aws.iam.InstanceProfile, pulumi.Output[str]]:
     """A role with the SSM agent's actions and `policy`, as an instance profile; and the role's ARN."""
     child = pulumi.ResourceOptions(parent=owner)
-    role = aws.iam.Role(f"{name}-role", assume_role_policy=_assume_ec2(), opts=child)
+    role = aws.iam.Role(
+        f"{name}-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), opts=child
+    )
     aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=_ssm_agent_policy(), opts=child)
     aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
     profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
@@ -49,17 +52,10 @@ def generator_policy(
     parameter_arn: str,
 ) -> str:
     """The generator reads the two database secrets and the artifacts, nothing else."""
-    return _policy(
-        [
-            {
-                "Sid": "ReadDatabaseSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": [master_secret_arn, replication_secret_arn],
-            },
-            _kms_via(region, key_arn, ["secretsmanager", "s3"]),
-            *_artifact_read(artifact_bucket_arn, parameter_arn),
-        ]
+    return policy_document(
+        read_secrets("ReadDatabaseSecrets", [master_secret_arn, replication_secret_arn]),
+        _kms_via(region, key_arn, ["secretsmanager", "s3"]),
+        *_artifact_read(artifact_bucket_arn, parameter_arn),
     )
 
 
@@ -80,6 +76,42 @@ def airflow_policy(
     statements: list[dict[str, Any]] = [
         _kms_via(region, key_arn, kms_services, write=True),
         *_artifact_read(artifact_bucket_arn, parameter_arn),
+        *exports_access(exports_bucket_arn),
+    ]
+    if secret_arns:
+        statements.append(read_secrets("ReadAirflowSecrets", secret_arns))
+    statements.append(
+        {
+            # The CloudWatch agent's root-disk metric; PutMetricData takes no resource ARN, so
+            # the namespace condition is what scopes it.
+            "Sid": "PublishDiskMetric",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "CWAgent"}},
+        }
+    )
+    if alerts_topic_arn:
+        statements.append(publish_alerts(alerts_topic_arn))
+    if dashboard_key_arn:
+        statements.append(_dashboard_key(dashboard_key_arn))
+    return policy_document(*statements)
+
+
+def dashboard_policy(
+    region: str, key_arn: str, artifact_bucket_arn: str, parameter_arn: str, dashboard_key_arn: str
+) -> str:
+    """The dashboard host reads the artifacts and the dashboard's Snowflake key, nothing else."""
+    return policy_document(
+        _kms_via(region, key_arn, ["secretsmanager", "s3"]),
+        *_artifact_read(artifact_bucket_arn, parameter_arn),
+        _dashboard_key(dashboard_key_arn),
+    )
+
+
+def exports_access(exports_bucket_arn: str) -> list[dict[str, Any]]:
+    """The DAG's export task, on either engine: read, write and list the exports prefix only."""
+    return [
         {
             "Sid": "WriteParquetExports",
             "Effect": "Allow",
@@ -94,94 +126,43 @@ def airflow_policy(
             "Condition": {"StringLike": {"s3:prefix": [f"{EXPORTS_PREFIX}/*"]}},
         },
     ]
-    if secret_arns:
-        statements.append(
-            {
-                "Sid": "ReadAirflowSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": secret_arns,
-            }
-        )
-    statements.append(
-        {
-            # The CloudWatch agent's root-disk metric; PutMetricData takes no resource ARN, so
-            # the namespace condition is what scopes it.
-            "Sid": "PublishDiskMetric",
-            "Effect": "Allow",
-            "Action": "cloudwatch:PutMetricData",
-            "Resource": "*",
-            "Condition": {"StringEquals": {"cloudwatch:namespace": "CWAgent"}},
-        }
-    )
-    if alerts_topic_arn:
-        statements.append(
-            {
-                "Sid": "PublishDagAlerts",
-                "Effect": "Allow",
-                "Action": "sns:Publish",
-                "Resource": alerts_topic_arn,
-            }
-        )
-    if dashboard_key_arn:
-        statements.append(_dashboard_key(dashboard_key_arn))
-    return _policy(statements)
 
 
-def dashboard_policy(
-    region: str, key_arn: str, artifact_bucket_arn: str, parameter_arn: str, dashboard_key_arn: str
-) -> str:
-    """The dashboard host reads the artifacts and the dashboard's Snowflake key, nothing else."""
-    return _policy(
-        [
-            _kms_via(region, key_arn, ["secretsmanager", "s3"]),
-            *_artifact_read(artifact_bucket_arn, parameter_arn),
-            _dashboard_key(dashboard_key_arn),
-        ]
-    )
+def read_secrets(sid: str, arns: str | list[str]) -> dict[str, Any]:
+    """Read the values of the secrets `arns`, and no other."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": arns,
+    }
+
+
+def publish_alerts(topic_arn: str) -> dict[str, Any]:
+    """Publish the DAG's alerts to the stack's topic."""
+    return {
+        "Sid": "PublishDagAlerts",
+        "Effect": "Allow",
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+    }
 
 
 def _dashboard_key(arn: str) -> dict[str, Any]:
     # The dashboard's Snowflake key, fetched into /run at each start of its unit.
-    return {
-        "Sid": "ReadDashboardKey",
-        "Effect": "Allow",
-        "Action": "secretsmanager:GetSecretValue",
-        "Resource": arn,
-    }
-
-
-def _assume_ec2() -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ec2.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
+    return read_secrets("ReadDashboardKey", arn)
 
 
 def _ssm_agent_policy() -> str:
     # These actions take no resource ARNs; none of them reads data.
-    return _policy(
-        [
-            {
-                "Sid": "SessionManagerAgent",
-                "Effect": "Allow",
-                "Action": list(SSM_AGENT_ACTIONS),
-                "Resource": "*",
-            }
-        ]
+    return policy_document(
+        {
+            "Sid": "SessionManagerAgent",
+            "Effect": "Allow",
+            "Action": list(SSM_AGENT_ACTIONS),
+            "Resource": "*",
+        }
     )
-
-
-def _policy(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def _kms_via(

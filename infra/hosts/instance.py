@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator
 
 from infra.hosts import iam
+from infra.network import https_egress
 from infra.sections import Section, StackName
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -47,34 +50,90 @@ class HostCommon:
     protect: bool
 
 
+@dataclass(frozen=True)
+class HostArgs:
+    """Where a host runs: the values every host shares, its settings and its subnet."""
+
+    common: HostCommon
+    subnet_id: pulumi.Input[str]
+    settings: HostSettings
+
+
 class Host(pulumi.ComponentResource):
     """Shared pieces: role with SSM, instance profile, and a hardened instance."""
 
     role_arn: pulumi.Output[str]
+    user_data: pulumi.Output[str]
 
-    def _role(self, name: str, policy: pulumi.Input[str]) -> aws.iam.InstanceProfile:
-        profile, self.role_arn = iam.instance_profile(self, name, policy)
-        return profile
+    def _policy(self) -> pulumi.Output[str]:
+        """The host's own IAM policy, next to the SSM agent's."""
+        raise NotImplementedError
+
+    def _user_data(self) -> pulumi.Output[str]:
+        """The host's cloud-config."""
+        raise NotImplementedError
+
+    def _policy_of(
+        self, common: HostCommon, build: Callable[..., str], **arns: pulumi.Input[Any]
+    ) -> pulumi.Output[str]:
+        """The policy `build` writes once `arns`, the stack's key and the artifact's ARNs resolve."""
+        return pulumi.Output.all(
+            key_arn=common.kms_key_arn,
+            artifact_bucket_arn=common.artifact_bucket_arn,
+            parameter_arn=common.artifact_parameter_arn,
+            **arns,
+        ).apply(lambda v: build(common.region, **v))
+
+    def _boot(
+        self, common: HostCommon, render: Callable[..., str], **values: pulumi.Input[Any]
+    ) -> pulumi.Output[str]:
+        """The cloud-config `render` writes once `values` and the artifact bucket resolve.
+
+        `render` takes them by name, with the host's stack, region and artifact parameter.
+        """
+        return pulumi.Output.all(artifact_bucket=common.artifact_bucket, **values).apply(
+            lambda v: render(
+                stack=common.stack,
+                region=common.region,
+                artifact_parameter=common.artifact_parameter_name,
+                **v,
+            )
+        )
+
+    def _outbound_only(
+        self, name: str, vpc_id: pulumi.Input[str], description: str, https_to: str
+    ) -> aws.ec2.SecurityGroup:
+        """A security group with no inbound rule at all and HTTPS out (to `https_to`) only."""
+        return aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=vpc_id,
+            description=description,
+            ingress=[],
+            egress=[https_egress(https_to)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _instance(
         self,
         name: str,
-        common: HostCommon,
-        settings: HostSettings,
-        subnet_id: pulumi.Input[str],
+        args: HostArgs,
         security_group: aws.ec2.SecurityGroup,
-        profile: aws.iam.InstanceProfile,
-        user_data: pulumi.Input[str],
         public_ip: bool,
+        eip_allocation_id: pulumi.Input[str] | None = None,
     ) -> aws.ec2.Instance:
+        """The role with the host's policy, then the instance booting its cloud-config,
+        associated with the Elastic IP `eip_allocation_id` if one is given."""
+        common, settings = args.common, args.settings
+        self.user_data = self._user_data()
+        profile, self.role_arn = iam.instance_profile(self, name, self._policy())
         ami = aws.ssm.get_parameter_output(
             name=AMI_PARAMETER, opts=pulumi.InvokeOutputOptions(parent=self)
         ).value
-        return aws.ec2.Instance(
+        instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami,
             instance_type=settings.instance_type,
-            subnet_id=subnet_id,
+            subnet_id=args.subnet_id,
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=profile.name,
             associate_public_ip_address=public_ip,
@@ -94,8 +153,16 @@ class Host(pulumi.ComponentResource):
                 volume_type="gp3",
                 delete_on_termination=True,
             ),
-            user_data=user_data,
+            user_data=self.user_data,
             tags={"Name": f"mdp-{common.stack}-{name}"},
             # A newer AMI is picked up by replacing the host deliberately, not on every preview.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
         )
+        if eip_allocation_id is not None:
+            aws.ec2.EipAssociation(
+                f"{name}-eip-association",
+                allocation_id=eip_allocation_id,
+                instance_id=instance.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return instance

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -20,6 +21,7 @@ from infra.hosts.airflow import (
 from infra.hosts.iam import EXPORTS_PREFIX
 from infra.mwaa import bundle, iam
 from infra.mwaa.config import MwaaSettings
+from infra.network import https_egress
 from infra.sections import StackName
 from infra.storage import REPO_ROOT
 
@@ -28,9 +30,16 @@ PLUGINS_KEY = "plugins.zip"
 REQUIREMENTS_KEY = "requirements.txt"
 STARTUP_KEY = "startup.sh"
 
+RuleT = TypeVar("RuleT")
+
 
 def environment_name(stack: str) -> str:
     return f"mdp-{stack}"
+
+
+def _within_group(rule: Callable[..., RuleT], description: str) -> RuleT:
+    """Every protocol and port, to or from the security group itself."""
+    return rule(protocol="-1", from_port=0, to_port=0, self=True, description=description)
 
 
 @dataclass(frozen=True)
@@ -98,29 +107,17 @@ class MwaaEnvironment(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             description="mdp MWAA: its own parts talk to each other; HTTPS out through NAT",
             ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="-1",
-                    from_port=0,
-                    to_port=0,
-                    self=True,
-                    description="MWAA requires its security group to reference itself",
+                _within_group(
+                    aws.ec2.SecurityGroupIngressArgs,
+                    "MWAA requires its security group to reference itself",
                 )
             ],
             egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="-1",
-                    from_port=0,
-                    to_port=0,
-                    self=True,
-                    description="Workers, schedulers, web server and the metadata endpoint",
+                _within_group(
+                    aws.ec2.SecurityGroupEgressArgs,
+                    "Workers, schedulers, web server and the metadata endpoint",
                 ),
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="HTTPS: Snowflake, Airbyte API, AWS APIs, PyPI",
-                ),
+                https_egress("Snowflake, Airbyte API, AWS APIs, PyPI"),
             ],
             opts=child,
         )

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from infra.hosts.iam import EXPORTS_PREFIX
+from infra.hosts.iam import exports_access, publish_alerts, read_secrets
+from infra.iam import policy_document
 
 # MWAA names its log groups airflow-<environment>-<kind>; these are the five kinds.
 LOG_KINDS: tuple[str, ...] = ("DAGProcessing", "Scheduler", "Task", "WebServer", "Worker")
 
 
 def assume_mwaa() -> str:
-    return json.dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {
-                        "Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]
-                    },
-                    "Action": "sts:AssumeRole",
-                }
-            ],
+            "Effect": "Allow",
+            "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
         }
     )
 
@@ -106,38 +99,12 @@ def execution_policy(
                 }
             },
         },
-        {
-            # The DAG's export task, as on the EC2 host: the exports prefix only.
-            "Sid": "WriteParquetExports",
-            "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-            "Resource": f"{exports_bucket_arn}/{EXPORTS_PREFIX}/*",
-        },
-        {
-            "Sid": "ListParquetExports",
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": exports_bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{EXPORTS_PREFIX}/*"]}},
-        },
+        # The DAG's export task, as on the EC2 host.
+        *exports_access(exports_bucket_arn),
     ]
     if secret_arns:
-        statements.append(
-            {
-                "Sid": "ReadAirflowSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": sorted(secret_arns),
-            }
-        )
+        statements.append(read_secrets("ReadAirflowSecrets", sorted(secret_arns)))
     if alerts_topic_arn:
-        statements.append(
-            {
-                # The DAG's SNS notifier signs with the execution role (no AWS connection).
-                "Sid": "PublishDagAlerts",
-                "Effect": "Allow",
-                "Action": "sns:Publish",
-                "Resource": alerts_topic_arn,
-            }
-        )
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+        # The DAG's SNS notifier signs with the execution role (no AWS connection).
+        statements.append(publish_alerts(alerts_topic_arn))
+    return policy_document(*statements)

@@ -238,14 +238,14 @@ class SnowflakePlatform(Component[SnowflakePlatformArgs]):
 
     def _db_role_fqn(self, base: str, role: str) -> pulumi.Output[str]:
         db_role = self.database_roles[(base, role)]
-        return pulumi.Output.all(self.databases[base].name, db_role.name).apply(
-            lambda parts: n.quote(*parts)
+        return pulumi.Output.all(database=self.databases[base].name, role=db_role.name).apply(
+            lambda v: n.quote(v["database"], v["role"])
         )
 
     def _schema_fqn(self, base: str, schema: str) -> pulumi.Output[str]:
         return pulumi.Output.all(
-            self.databases[base].name, self.schemas[(base, schema)].name
-        ).apply(lambda parts: n.quote(*parts))
+            database=self.databases[base].name, schema=self.schemas[(base, schema)].name
+        ).apply(lambda v: n.quote(v["database"], v["schema"]))
 
     def _database_role(self, base: str, role: str, comment: str) -> pulumi.Output[str]:
         self.database_roles[(base, role)] = snowflake.DatabaseRole(

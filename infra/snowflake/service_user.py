@@ -88,7 +88,9 @@ class ServiceUser(Component[ServiceUserArgs]):
         self.user_name = user.name
         # Through the user, as the secret: consumers switch once Snowflake has the new key.
         self.private_key_pem = pulumi.Output.secret(
-            pulumi.Output.all(user.name, self._key.private_key_pem_pkcs8).apply(lambda v: v[1])
+            pulumi.Output.all(user=user.name, pem=self._key.private_key_pem_pkcs8).apply(
+                lambda v: v["pem"]
+            )
         )
         self.key_secret_arn = secret.arn
         return {"user_name": self.user_name, "key_secret_arn": self.key_secret_arn}
@@ -137,9 +139,9 @@ class ServiceUser(Component[ServiceUserArgs]):
             f"{self._name}-network-policy",
             name=a.naming.network_policy(a.base),
             allowed_network_rule_lists=[
-                pulumi.Output.all(a.network_database.name, rule.schema, rule.name).apply(
-                    lambda parts: n.quote(*parts)
-                )
+                pulumi.Output.all(
+                    database=a.network_database.name, schema=rule.schema, rule=rule.name
+                ).apply(lambda v: n.quote(v["database"], v["schema"], v["rule"]))
             ],
             comment=f"Sign-in networks of {user}",
             opts=self._child_opts(a.securityadmin, old_name=f"{self._name}-network-policy"),

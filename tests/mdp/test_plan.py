@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from infra.mockrun import run_program
 from mdp.cli import app
@@ -65,19 +65,20 @@ def test_plan_lists_every_component_with_cost_and_no_violation(stack: str, tmp_p
     assert ("| `dashboard-instance` | EC2 t3.micro |" in text) is (stack == "prod")
 
 
+def plan_with(stack: str, setting: str) -> Result:
+    """`mdp plan` of `stack` with one config value set on the command line."""
+    return runner.invoke(app, ["plan", "--stack", stack, "--set", setting])
+
+
 def test_a_violation_planted_through_config_fails_the_plan() -> None:
-    result = runner.invoke(
-        app, ["plan", "--stack", "dev", "--set", "mdp:aws.database.backupRetentionDays=1"]
-    )
+    result = plan_with("dev", "mdp:aws.database.backupRetentionDays=1")
     assert result.exit_code == 1
     assert "FAIL [rds-backup-retention]" in result.stdout
     assert "1 policy violation(s)" in result.output
 
 
 def test_over_budget_fails_naming_the_biggest_lines() -> None:
-    result = runner.invoke(
-        app, ["plan", "--stack", "prod", "--set", "mdp:cost.monthlyBudgetUsd=50"]
-    )
+    result = plan_with("prod", "mdp:cost.monthlyBudgetUsd=50")
     assert result.exit_code == 1
     assert "over the stack's budget of $50.00" in result.stdout
     assert "Biggest lines: airflow-mwaa MWAA mw1.small environment" in result.stdout
@@ -85,9 +86,7 @@ def test_over_budget_fails_naming_the_biggest_lines() -> None:
 
 
 def test_bad_config_is_reported_with_the_fix() -> None:
-    result = runner.invoke(
-        app, ["plan", "--stack", "dev", "--set", "mdp:aws.database.backupRetentionDays=0"]
-    )
+    result = plan_with("dev", "mdp:aws.database.backupRetentionDays=0")
     assert result.exit_code == 2
     assert "backupRetentionDays" in result.output and "pulumi config set" in result.output
 
@@ -97,9 +96,7 @@ def test_plan_says_when_alerts_are_not_configured_and_counts_them_when_they_are(
     assert result.exit_code == 0, result.output
     assert "alerts: not configured" in result.output
     assert "mdp:alerts.emails" in result.output
-    result = runner.invoke(
-        app, ["plan", "--stack", "prod", "--set", 'mdp:alerts={"emails": ["ops@example.com"]}']
-    )
+    result = plan_with("prod", 'mdp:alerts={"emails": ["ops@example.com"]}')
     assert result.exit_code == 0, result.output
     # Generator (2), dashboard host (2), database (3), MWAA's scheduler heartbeat (1).
     assert "alerts: 8 alarms and 1 budget publish to one topic with 1 subscriptions" in (
