@@ -162,8 +162,8 @@ class Alerts(Component[AlertsArgs]):
         aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, account_id).apply(
-                lambda a: _topic_policy(a[0], a[1])
+            policy=pulumi.Output.all(topic_arn=topic.arn, account_id=account_id).apply(
+                lambda a: _topic_policy(**a)
             ),
             opts=child,
         )

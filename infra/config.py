@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Network
 from typing import Annotated, Any
 
@@ -132,8 +132,14 @@ def _camel_path(path: Sequence[str]) -> tuple[str, ...]:
     return tuple(to_camel(p) for p in path)
 
 
-def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
-    """Validate the raw config of `stack` read through `read`; raise ConfigError listing every bad key."""
+def build_stack_config(
+    stack: str, read: ConfigReader, is_secret: Callable[[str], bool] | None = None
+) -> StackConfig:
+    """Validate the raw config of `stack` read through `read`; raise ConfigError listing every bad key.
+
+    With `is_secret` (whether a top-level key such as `mdp:alerts` is a secret), a value that
+    must be a secret and is set in plain text is refused too.
+    """
     if stack not in STACKS:
         raise ConfigError(
             stack,
@@ -199,6 +205,8 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
             ],
         )
     issues += _engine_issues(fixes, config)
+    if is_secret is not None:
+        issues += _plain_secret_issues(fixes, config, is_secret)
     if issues:
         raise ConfigError(stack, issues)
     if config.airbyte is not None:
@@ -218,6 +226,24 @@ def build_stack_config(stack: str, read: ConfigReader) -> StackConfig:
         if issues:
             raise ConfigError(stack, issues)
     return config
+
+
+def _plain_secret_issues(
+    fixes: Fixes, config: StackConfig, is_secret: Callable[[str], bool]
+) -> list[ConfigIssue]:
+    """The webhook URL carries its token: in plain text it would sit in Pulumi.<stack>.yaml."""
+    # The engine marks a whole structured key secret when any value under it is.
+    if config.alerts is None or config.alerts.webhook_url is None or is_secret(f"{PROJECT}:alerts"):
+        return []
+    key, fix = fixes.key_and_fix(("alerts", "webhookUrl"), "<https-url>")
+    return [
+        ConfigIssue(
+            key=key,
+            problem="is set in plain text, so the URL and its token sit readable in "
+            f"Pulumi.{fixes.stack}.yaml; it must be a secret (the value is not repeated here)",
+            fix=fix.replace("pulumi config set ", "pulumi config set --secret ", 1),
+        )
+    ]
 
 
 def _engine_issues(fixes: Fixes, config: StackConfig) -> list[ConfigIssue]:
@@ -295,4 +321,4 @@ def _pulumi_reader(namespace: str, key: str) -> Any:
 
 def load_stack_config() -> StackConfig:
     """The validated config of the running stack, read from `pulumi.Config`."""
-    return build_stack_config(pulumi.get_stack(), _pulumi_reader)
+    return build_stack_config(pulumi.get_stack(), _pulumi_reader, pulumi.runtime.is_config_secret)

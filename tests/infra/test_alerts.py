@@ -14,7 +14,7 @@ from infra import outputs
 from infra.alerts import default_max_connections
 from infra.config import build_stack_config
 from infra.config_errors import ConfigError
-from infra.mockrun import ProgramRun, run_program, stack_config, walk_strings
+from infra.mockrun import ProgramRun, last_declared, run_program, stack_config, walk_strings
 from infra.policies.rules import Context, Resource, all_rules, evaluate
 from infra.policies.rules import aws as r
 from tests.infra.snowflake.conftest import run_snowflake
@@ -42,26 +42,28 @@ def _with_alerts(stack: str, section: dict[str, Any] | None = None) -> ProgramRu
 _RUNS: dict[str, ProgramRun] = {}
 
 
+def alerted_run(stack: str) -> ProgramRun:
+    """`stack` with emails and a secret webhook, run once per session (the policy pack's test
+    reads it too)."""
+    if stack not in _RUNS:
+        _RUNS[stack] = _with_alerts(stack)
+    return _RUNS[stack]
+
+
 @pytest.fixture(params=["dev", "prod"], scope="module")
 def alerted(request: pytest.FixtureRequest) -> ProgramRun:
-    if request.param not in _RUNS:
-        _RUNS[request.param] = _with_alerts(request.param)
-    return _RUNS[request.param]
+    return alerted_run(request.param)
 
 
 @pytest.fixture(scope="module")
 def alerted_dev() -> ProgramRun:
     """Dev runs Airflow on the EC2 host."""
-    if "dev" not in _RUNS:
-        _RUNS["dev"] = _with_alerts("dev")
-    return _RUNS["dev"]
+    return alerted_run("dev")
 
 
 @pytest.fixture(scope="module")
 def alerted_prod() -> ProgramRun:
-    if "prod" not in _RUNS:
-        _RUNS["prod"] = _with_alerts("prod")
-    return _RUNS["prod"]
+    return alerted_run("prod")
 
 
 def test_topic_is_encrypted_with_the_stacks_key(alerted: ProgramRun) -> None:
@@ -200,7 +202,8 @@ def test_no_alerts_config_declares_no_topic_alarm_or_budget(stack: str) -> None:
 
 
 def test_emails_only_declares_no_webhook() -> None:
-    run = _with_alerts("dev", {"emails": ["ops@example.com"]})
+    # Set in plain text, as `pulumi config set --path 'alerts.emails[0]'` does: no secret needed.
+    run = run_program("dev", overrides={"mdp:alerts": {"emails": ["ops@example.com"]}})
     assert [s.inputs["protocol"] for s in run.of_type(SUBSCRIPTION)] == ["email"]
 
 
@@ -237,6 +240,20 @@ def test_plain_http_webhook_is_refused_without_repeating_the_url() -> None:
     assert "mdp:alerts.webhookUrl" in message and "https" in message
     assert "pulumi config set --secret --path 'alerts.webhookUrl'" in message
     assert "SECRET-TOKEN" not in message
+
+
+def test_a_webhook_url_in_plain_text_stops_the_program_before_any_resource() -> None:
+    # `pulumi config set --path 'alerts.webhookUrl' <url>` without --secret: the URL and its
+    # token would sit in clear in Pulumi.<stack>.yaml.
+    with pytest.raises(ConfigError) as err:
+        run_program("dev", overrides={"mdp:alerts": {"emails": EMAILS, "webhookUrl": WEBHOOK}})
+    message = str(err.value)
+    assert "mdp:alerts.webhookUrl: is set in plain text" in message
+    assert "pulumi config set --secret --path 'alerts.webhookUrl' <https-url> --stack dev" in (
+        message
+    )
+    assert WEBHOOK not in message and "XXXXSECRETXXXX" not in message
+    assert last_declared() == []
 
 
 def test_unknown_instance_class_without_a_limit_asks_for_db_max_connections() -> None:
@@ -440,3 +457,215 @@ def test_the_airflow_host_publishes_the_metric_its_disk_alarm_watches(
         s for p in policies for s in p["Statement"] if s["Action"] == "cloudwatch:PutMetricData"
     ]
     assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "CWAgent"}}
+
+
+# Stack rules: once a stack has an alert topic, the topic has subscribers, every alarm and the
+# budget publish to it, and the hosts, RDS and MWAA are watched. Each is shown to catch a stack
+# missing one of these, on the resources the program declares.
+
+OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:someone-elses-topic"
+
+
+def _changed(
+    resources: list[Resource], name_endswith: str, change: Callable[[dict[str, Any]], None]
+) -> list[Resource]:
+    """`resources` with `change` applied to a copy of the props of the ones named *name_endswith."""
+    out = []
+    for x in resources:
+        if x.name.endswith(name_endswith):
+            props = copy.deepcopy(dict(x.props))
+            change(props)
+            x = Resource(x.type, x.name, props, x.protect, x.provider_role)
+        out.append(x)
+    assert out != resources, f"nothing is named *{name_endswith}"
+    return out
+
+
+def _without(resources: list[Resource], name_endswith: str) -> list[Resource]:
+    out = [x for x in resources if not x.name.endswith(name_endswith)]
+    assert len(out) < len(resources), f"nothing is named *{name_endswith}"
+    return out
+
+
+def _caught(rule_name: str, resources: list[Resource], stack: str) -> list[str]:
+    """What `rule_name` reports on `resources`, as `resource: message`."""
+    found = _rule(rule_name).on_stack(resources, Context(production=stack == "prod"))
+    return [f"{v.resource}: {v.message}" for v in found]
+
+
+ALERT_STACK_RULES = (
+    "alerts-topic-subscribed",
+    "alerts-alarms-notify-the-topic",
+    "alerts-database-alarms",
+    "alerts-airflow-alarms",
+    "alerts-monthly-budget",
+)
+
+
+def test_alert_stack_rules_hold_on_the_program_and_sleep_without_a_topic(
+    alerted: ProgramRun,
+) -> None:
+    resources = alerted.policy_resources()
+    for name in ALERT_STACK_RULES:
+        assert _caught(name, resources, alerted.stack) == [], name
+    # Without `mdp:alerts` the stack has no topic and nothing to tell: the rules do not apply.
+    bare = [x for x in resources if x.type not in (TOPIC, SUBSCRIPTION, ALARM, BUDGET)]
+    for name in ALERT_STACK_RULES:
+        assert _caught(name, bare, alerted.stack) == [], name
+
+
+def test_a_topic_without_subscriptions_is_caught(alerted: ProgramRun) -> None:
+    resources = alerted.policy_resources()
+    unsubscribed = [x for x in resources if x.type != SUBSCRIPTION]
+    assert _caught("alerts-topic-subscribed", unsubscribed, alerted.stack) == [
+        "alerts-topic: no subscription delivers from this topic: its alarms and budget would "
+        "reach no one (set mdp:alerts.emails or mdp:alerts.webhookUrl)"
+    ]
+    # Subscriptions to some other topic do not count.
+    elsewhere = resources
+    for sub in alerted.of_type(SUBSCRIPTION):
+        elsewhere = _changed(elsewhere, sub.name, lambda p: p.update(topic=OTHER_TOPIC))
+    assert _caught("alerts-topic-subscribed", elsewhere, alerted.stack)
+
+
+def test_an_alarm_that_does_not_notify_the_topic_is_caught(alerted: ProgramRun) -> None:
+    resources = alerted.policy_resources()
+    # The recover action alone still passes cloudwatch-alarm-has-action, but tells no one.
+    recover_only = _changed(
+        resources,
+        "generator-system-check",
+        lambda p: p.update(alarmActions=[a for a in p["alarmActions"] if "automate" in a]),
+    )
+    assert _caught("alerts-alarms-notify-the-topic", recover_only, alerted.stack) == [
+        "alerts-generator-system-check: alarmActions do not include the stack's alert topic: "
+        "it would fire unseen"
+    ]
+    assert _rule("cloudwatch-alarm-has-action").on_stack(recover_only) == []
+    elsewhere = _changed(resources, "db-cpu", lambda p: p.update(alarmActions=[OTHER_TOPIC]))
+    assert [
+        v.split(":")[0] for v in _caught("alerts-alarms-notify-the-topic", elsewhere, alerted.stack)
+    ] == ["alerts-db-cpu"]
+
+
+@pytest.mark.parametrize(
+    ("alarm", "change", "metric"),
+    [
+        ("db-free-storage", None, "FreeStorageSpace"),
+        ("db-cpu", None, "CPUUtilization"),
+        ("db-connections", None, "DatabaseConnections"),
+        ("db-cpu", lambda p: p.update(threshold=95), "CPUUtilization"),
+        # 5% free instead of 20%: the alarm fires too late.
+        ("db-free-storage", lambda p: p.update(threshold=p["threshold"] / 4), "FreeStorageSpace"),
+        # Watching another instance.
+        (
+            "db-connections",
+            lambda p: p.update(dimensions={"DBInstanceIdentifier": "some-other-db"}),
+            "DatabaseConnections",
+        ),
+    ],
+    ids=[
+        "no-free-storage",
+        "no-cpu",
+        "no-connections",
+        "cpu-at-95",
+        "storage-at-5-percent",
+        "connections-on-another-db",
+    ],
+)
+def test_rds_without_each_of_its_alarms_is_caught(
+    alerted_dev: ProgramRun,
+    alarm: str,
+    change: Callable[[dict[str, Any]], None] | None,
+    metric: str,
+) -> None:
+    resources = alerted_dev.policy_resources()
+    bad = _without(resources, alarm) if change is None else _changed(resources, alarm, change)
+    (found,) = _caught("alerts-database-alarms", bad, "dev")
+    assert found.startswith(f"source-db-postgres: no {metric} alarm"), found
+
+
+def test_the_airflow_hosts_disk_alarm_is_required(alerted_dev: ProgramRun) -> None:
+    resources = alerted_dev.policy_resources()
+    assert _caught("alerts-airflow-alarms", _without(resources, "airflow-root-disk"), "dev") == [
+        "airflow-instance: the Airflow host has no root-disk alarm (CWAgent disk_used_percent on "
+        "/ at 80% or less)"
+    ]
+    # At 95% the disk is all but full before anyone hears of it.
+    late = _changed(resources, "airflow-root-disk", lambda p: p.update(threshold=95))
+    assert _caught("alerts-airflow-alarms", late, "dev")
+
+
+def test_mwaas_scheduler_heartbeat_alarm_is_required(alerted_prod: ProgramRun) -> None:
+    resources = alerted_prod.policy_resources()
+    environment = alerted_prod.one("aws:mwaa/environment:Environment").name
+    without = _without(resources, "mwaa-scheduler-heartbeat")
+    (found,) = _caught("alerts-airflow-alarms", without, "prod")
+    assert found.startswith(f"{environment}: no SchedulerHeartbeat alarm"), found
+    other = _changed(
+        resources,
+        "mwaa-scheduler-heartbeat",
+        lambda p: p.update(dimensions={"Function": "Scheduler", "Environment": "other-env"}),
+    )
+    assert _caught("alerts-airflow-alarms", other, "prod")
+
+
+def _notification(kind: str, change: Callable[[dict[str, Any]], None]) -> Any:
+    def mutate(p: dict[str, Any]) -> None:
+        for n in p["notifications"]:
+            if n["notificationType"] == kind:
+                change(n)
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda p: p.update(timeUnit="ANNUALLY"),
+            "is a ANNUALLY COST budget, not a MONTHLY COST one",
+        ),
+        (
+            lambda p: p.update(budgetType="USAGE"),
+            "is a MONTHLY USAGE budget, not a MONTHLY COST one",
+        ),
+        (
+            lambda p: p.update(
+                notifications=[n for n in p["notifications"] if n["notificationType"] != "ACTUAL"]
+            ),
+            "no ACTUAL notification at 100% (or less) sent to the alert topic",
+        ),
+        (
+            _notification("FORECASTED", lambda n: n.update(threshold=95)),
+            "no FORECASTED notification at 80% (or less) sent to the alert topic",
+        ),
+        (
+            _notification("ACTUAL", lambda n: n.update(subscriberSnsTopicArns=[OTHER_TOPIC])),
+            "no ACTUAL notification at 100% (or less) sent to the alert topic",
+        ),
+        (
+            _notification("FORECASTED", lambda n: n.update(subscriberSnsTopicArns=[])),
+            "no FORECASTED notification at 80% (or less) sent to the alert topic",
+        ),
+    ],
+    ids=[
+        "annual",
+        "usage",
+        "no-actual",
+        "forecast-at-95",
+        "actual-to-another-topic",
+        "forecast-to-no-topic",
+    ],
+)
+def test_a_budget_missing_its_notifications_is_caught(
+    alerted_dev: ProgramRun, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    bad = _changed(alerted_dev.policy_resources(), "budget", change)
+    assert _caught("alerts-monthly-budget", bad, "dev") == [f"alerts-budget: budget {expected}"]
+
+
+def test_a_stack_with_a_topic_but_no_budget_is_caught(alerted: ProgramRun) -> None:
+    without = _without(alerted.policy_resources(), "budget")
+    assert _caught("alerts-monthly-budget", without, alerted.stack) == [
+        "alerts-topic: the stack has an alert topic but no AWS budget"
+    ]

@@ -20,6 +20,7 @@ from infra.mockrun import ProgramRun, Recorded
 from infra.policies.config import PRODUCTION_FILE, render
 from infra.policies.rules import all_rules
 from tests.infra.snowflake.conftest import cached_snowflake
+from tests.infra.test_alerts import alerted_run
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY_PYTHON = REPO / ".venv-policy" / "bin" / "python"
@@ -174,3 +175,23 @@ def test_production_true_turns_the_prod_rules_on(dev: ProgramRun) -> None:
     prod_only = {d["policy"] for d in found}
     assert any("prod" in name for name in prod_only), prod_only
     # Without the setting the same resources pass (test_the_dev_stack_passes_the_pack).
+
+
+def test_the_alert_rules_run_in_the_pack_on_a_stack_with_alerts() -> None:
+    # Prod with `mdp:alerts`: every rule passes but the one a budget without its 100% actual
+    # notification breaks, reported as a stack policy.
+    run = alerted_run("prod")
+    budget = _one(run, "aws:budgets/budget:Budget")
+
+    def forecast_only(props: dict[str, Any]) -> None:
+        props["notifications"] = [
+            n for n in props["notifications"] if n["notificationType"] != "ACTUAL"
+        ]
+
+    found = analyze(
+        run, production=None, config=_production_file(), mutate={budget.urn: forecast_only}
+    )
+    assert [(d["policy"], d["level"]) for d in found["diagnostics"]] == [
+        ("alerts-monthly-budget-stack", "mandatory")
+    ], found["diagnostics"]
+    assert "no ACTUAL notification at 100%" in found["diagnostics"][0]["message"]

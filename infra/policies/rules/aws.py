@@ -36,6 +36,7 @@ POLICY = "aws:iam/policy:Policy"
 SNS_TOPIC = "aws:sns/topic:Topic"
 SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+BUDGET = "aws:budgets/budget:Budget"
 MWAA = "aws:mwaa/environment:Environment"
 
 ADMIN_PORTS = {22: "SSH", 3389: "RDP", 5432: "PostgreSQL", 8080: "Airflow web", 3306: "MySQL"}
@@ -745,6 +746,241 @@ def host_status_alarms(resources: Sequence[Resource], c: Context) -> list[Violat
             "with the ec2:recover action",
         )
         for h in hosts
+    ]
+
+
+# The stack's alerts: once it declares a topic, everything the alerts cover publishes to it.
+_ALERTS_SOURCE = "mdp: every failure that needs a person reaches one (AWS Well-Architected REL06)"
+
+
+def _topics(resources: Sequence[Resource]) -> list[Resource]:
+    return [r for r in resources if r.type == SNS_TOPIC]
+
+
+def _names_a_topic(value: Any, topics: Sequence[Resource]) -> bool:
+    """Whether an ARN names one of the stack's topics (by its ARN, or by its name at the end).
+
+    A topic's ARN is unknown in a preview of its first deploy; the policy engine then skips the
+    stack rules that read it, and they run in full at `pulumi up`.
+    """
+    if not isinstance(value, str):
+        return False
+    for topic in topics:
+        arn = topic.props.get("arn")
+        name = str(topic.props.get("name") or "")
+        if (isinstance(arn, str) and value == arn) or (name and value.endswith(f":{name}")):
+            return True
+    return False
+
+
+def _notifies_a_topic(values: Any, topics: Sequence[Resource]) -> bool:
+    return any(_names_a_topic(v, topics) for v in _list(values))
+
+
+@stack_rule(
+    "alerts-topic-subscribed",
+    "Once alerts are configured, the alert topic has at least one subscription",
+    (_ALERTS_SOURCE, "mdp: a topic nobody subscribes to alerts no one"),
+)
+def alerts_topic_subscribed(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    subscriptions = [r.props.get("topic") for r in resources if r.type == SNS_SUBSCRIPTION]
+    return [
+        Violation(
+            "alerts-topic-subscribed",
+            topic.name,
+            "no subscription delivers from this topic: its alarms and budget would reach no one "
+            "(set mdp:alerts.emails or mdp:alerts.webhookUrl)",
+        )
+        for topic in _topics(resources)
+        if not any(_names_a_topic(s, [topic]) for s in subscriptions)
+    ]
+
+
+@stack_rule(
+    "alerts-alarms-notify-the-topic",
+    "Once alerts are configured, every CloudWatch alarm notifies the stack's alert topic",
+    (_ALERTS_SOURCE, "FSBP CloudWatch.15"),
+)
+def alarms_notify_topic(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    topics = _topics(resources)
+    if not topics:
+        return []
+    return [
+        Violation(
+            "alerts-alarms-notify-the-topic",
+            a.name,
+            "alarmActions do not include the stack's alert topic: it would fire unseen",
+        )
+        for a in resources
+        if a.type == ALARM and not _notifies_a_topic(a.props.get("alarmActions"), topics)
+    ]
+
+
+def _is_alarm(
+    r: Resource, namespace: str, metric: str, dimensions: Mapping[str, Any] | None = None
+) -> bool:
+    if r.type != ALARM or (r.props.get("namespace"), r.props.get("metricName")) != (
+        namespace,
+        metric,
+    ):
+        return False
+    dims = r.props.get("dimensions") or {}
+    for key, wanted in (dimensions or {}).items():
+        got = dims.get(key)
+        # Compared when the program names it (the RDS identifier); else present is enough.
+        if got is None or (isinstance(got, str) and isinstance(wanted, str) and got != wanted):
+            return False
+    return True
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# The alarms every RDS instance carries: (metric, what it watches).
+_RDS_ALARMS: tuple[tuple[str, str], ...] = (
+    ("FreeStorageSpace", "free storage under 20% of the allocated storage"),
+    ("CPUUtilization", "CPU over 80%"),
+    ("DatabaseConnections", "connections near the instance's limit"),
+)
+
+
+def _rds_threshold_ok(metric: str, alarm: Resource, db: Resource) -> bool:
+    threshold = _number(alarm.props.get("threshold"))
+    if threshold is None:
+        return True
+    if metric == "FreeStorageSpace":
+        gb = _number(db.props.get("allocatedStorage"))
+        return gb is None or threshold >= 0.2 * gb * 1024**3
+    if metric == "CPUUtilization":
+        return threshold <= 80
+    return True
+
+
+@stack_rule(
+    "alerts-database-alarms",
+    "Once alerts are configured, every RDS instance has alarms on free storage (20%), CPU (80%) and connections",
+    (_ALERTS_SOURCE, "mdp: RDS runs out of disk, CPU or connections loudly"),
+)
+def database_alarms(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    if not _topics(resources):
+        return []
+    found = []
+    for db in (r for r in resources if r.type == RDS):
+        dims = {"DBInstanceIdentifier": db.props.get("identifier")}
+        for metric, what in _RDS_ALARMS:
+            alarms = [r for r in resources if _is_alarm(r, "AWS/RDS", metric, dims)]
+            if not any(_rds_threshold_ok(metric, a, db) for a in alarms):
+                found.append(
+                    Violation(
+                        "alerts-database-alarms",
+                        db.name,
+                        f"no {metric} alarm on this instance for {what}",
+                    )
+                )
+    return found
+
+
+def _is_airflow_host(r: Resource) -> bool:
+    name = str((r.props.get("tags") or {}).get("Name") or r.name)
+    return r.type == EC2 and (name.endswith("-airflow") or r.name.startswith("airflow-"))
+
+
+@stack_rule(
+    "alerts-airflow-alarms",
+    "Once alerts are configured, Airflow is watched: the host's root disk at 80% (engine ec2), or MWAA's scheduler heartbeat (engine mwaa)",
+    (_ALERTS_SOURCE, "mdp: a stopped scheduler or a full disk stops every run"),
+)
+def airflow_alarms(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    if not _topics(resources):
+        return []
+    found = []
+    hosts = [r for r in resources if _is_airflow_host(r)]
+    # The CloudWatch agent's metric; instance ids are unknown in a preview, so matched by count.
+    disk = [
+        a
+        for a in resources
+        if _is_alarm(a, "CWAgent", "disk_used_percent", {"path": "/"})
+        and (_number(a.props.get("threshold")) or 0) <= 80
+    ]
+    if len(disk) < len(hosts):
+        found += [
+            Violation(
+                "alerts-airflow-alarms",
+                h.name,
+                "the Airflow host has no root-disk alarm (CWAgent disk_used_percent on / at 80% "
+                "or less)",
+            )
+            for h in hosts
+        ]
+    for env in (r for r in resources if r.type == MWAA):
+        dims = {"Environment": env.props.get("name")}
+        if not any(_is_alarm(a, "AmazonMWAA", "SchedulerHeartbeat", dims) for a in resources):
+            found.append(
+                Violation(
+                    "alerts-airflow-alarms",
+                    env.name,
+                    "no SchedulerHeartbeat alarm on this MWAA environment: a stopped scheduler "
+                    "would go unnoticed",
+                )
+            )
+    return found
+
+
+# (notificationType, the highest threshold in percent that still warns in time)
+_BUDGET_NOTIFICATIONS: tuple[tuple[str, float], ...] = (("FORECASTED", 80), ("ACTUAL", 100))
+
+
+def _budget_problems(budget: Resource, topics: Sequence[Resource]) -> list[str]:
+    p = budget.props
+    out = []
+    if (p.get("budgetType"), p.get("timeUnit")) != ("COST", "MONTHLY"):
+        out.append(f"is a {p.get('timeUnit')} {p.get('budgetType')} budget, not a MONTHLY COST one")
+    notifications = [n for n in _list(p.get("notifications")) if isinstance(n, Mapping)]
+    for kind, highest in _BUDGET_NOTIFICATIONS:
+        ok = any(
+            n.get("notificationType") == kind
+            and n.get("thresholdType", "PERCENTAGE") == "PERCENTAGE"
+            and (_number(n.get("threshold")) or 0) <= highest
+            and _list(n.get("subscriberSnsTopicArns"))
+            and _notifies_a_topic(n.get("subscriberSnsTopicArns"), topics)
+            for n in notifications
+        )
+        if not ok:
+            out.append(
+                f"no {kind} notification at {highest:.0f}% (or less) sent to the alert topic"
+            )
+    return out
+
+
+@stack_rule(
+    "alerts-monthly-budget",
+    "Once alerts are configured, a monthly cost budget notifies the topic at 80% forecast and 100% actual",
+    ("mdp: the bill never surprises (AWS Well-Architected COST01)",),
+)
+def monthly_budget(resources: Sequence[Resource], c: Context) -> list[Violation]:
+    topics = _topics(resources)
+    if not topics:
+        return []
+    budgets = [r for r in resources if r.type == BUDGET]
+    problems = {b.name: _budget_problems(b, topics) for b in budgets}
+    if any(not found for found in problems.values()):
+        return []
+    if not budgets:
+        return [
+            Violation(
+                "alerts-monthly-budget",
+                topics[0].name,
+                "the stack has an alert topic but no AWS budget",
+            )
+        ]
+    return [
+        Violation("alerts-monthly-budget", name, f"budget {m}")
+        for name, found in problems.items()
+        for m in found
     ]
 
 
