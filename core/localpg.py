@@ -8,8 +8,7 @@ import re
 import subprocess
 import tempfile
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +47,38 @@ def _short_runtime_dir() -> Path:
     return base / f"mdp-pg-{uid}"
 
 
+@contextlib.contextmanager
+def _xdg_runtime_dir() -> Iterator[None]:
+    """XDG_RUNTIME_DIR set, while pgserver is imported, to a private folder when it is unset.
+
+    pgserver asks platformdirs for the user's runtime folder when it is imported, to place its
+    inter-process lock. With XDG_RUNTIME_DIR unset (containers, CI, cron) platformdirs warns
+    (RuntimeDirWarning) and falls back to a folder of its choosing. This gives it one that meets
+    the XDG rules (owned by this user, mode 0700) next to the socket folder, and keeps a value
+    the user set.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        yield
+        return
+    # Not the socket folder itself: as root, PostgreSQL runs as another user and must reach it.
+    runtime = _short_runtime_dir() / "run"
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if runtime.is_symlink() or runtime.stat().st_uid != os.getuid():
+        raise LocalPostgresError(
+            f"{runtime} belongs to another user: remove it, or set XDG_RUNTIME_DIR to a private "
+            "folder of yours, then retry."
+        )
+    runtime.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    try:
+        yield
+    finally:
+        del os.environ["XDG_RUNTIME_DIR"]
+
+
 def _import_pgserver() -> Any:
-    # pgserver resolves a runtime folder at import time and warns when XDG_RUNTIME_DIR is unset.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    # Imported here, not at the top: the import needs XDG_RUNTIME_DIR in place (see above).
+    with _xdg_runtime_dir():
         import pgserver
         from pgserver import postgres_server
 
@@ -62,9 +89,8 @@ def _import_pgserver() -> Any:
 
 
 def _running_postmaster(pgdata: Path) -> Any | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pgserver.utils import PostmasterInfo
+    _import_pgserver()
+    from pgserver.utils import PostmasterInfo
 
     if not (pgdata / "postmaster.pid").exists():
         return None

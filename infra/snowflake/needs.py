@@ -23,9 +23,18 @@ SOURCES: dict[str, str] = {
     "dbt-view": f"{_DBT_SF}/materializations/view.sql",
     "dbt-table": f"{_DBT_SF}/materializations/table.sql",
     "dbt-incremental": f"{_DBT_SF}/materializations/incremental.sql (tmp_relation_type)",
+    "dbt-transient-tmp": (
+        f"{_DBT_SF}/relations/table/create.sql (snowflake__create_table_transient_sql)"
+    ),
+    "dbt-drop-table": f"{_DBT_SF}/relations/table/drop.sql (snowflake__drop_table)",
+    "dbt-alter-type": f"{_DBT_SF}/adapters.sql (snowflake__alter_column_type)",
     "dbt-delete-insert": f"{_DBT_GLOBAL}/materializations/models/incremental/merge.sql",
     "dbt-add-columns": (f"{_DBT_SF}/adapters.sql (snowflake__alter_relation_add_remove_columns)"),
-    "dbt-unit-test": f"{_DBT_GLOBAL}/materializations/tests/unit.sql (create temporary table)",
+    "dbt-unit-test": (
+        f"{_DBT_GLOBAL}/materializations/tests/unit.sql (create temporary table); "
+        "https://docs.snowflake.com/en/user-guide/security-access-control-privileges"
+        "#schema-privileges (CREATE TABLE is not required to create temporary tables)"
+    ),
     "dbt-freshness": f"{_DBT_GLOBAL}/adapters/freshness.sql (collect_freshness)",
     "dbt-project": "transform/dbt_project.yml, transform/models/**",
     "dashboard": "core/warehouse.py (read-only queries of the FINANCE marts)",
@@ -152,6 +161,10 @@ def airbyte_needs(internal_schema: str = n.RAW_SCHEMA) -> list[Need]:
     return out
 
 
+# transform/models/staging/postgres_airbyte/base/: an incremental table among STAGING's views.
+_CHARGES = "base_postgres_airbyte__payment_charges"
+
+
 def dbt_needs(internal_schema: str = n.RAW_SCHEMA) -> list[Need]:
     """dbt in both targets: prod builds ANALYTICS, development builds DBT_DEV."""
     raw = f'{n.RAW}."{n.RAW_SCHEMA}"'
@@ -176,12 +189,29 @@ def dbt_needs(internal_schema: str = n.RAW_SCHEMA) -> list[Need]:
                  "SCHEMA", db, "STAGING", source="dbt-view"),
             Need(DBT, f"create or replace view {db}.INTERMEDIATE.dim_date", "CREATE VIEW",
                  "SCHEMA", db, "INTERMEDIATE", source="dbt-view"),
+            # A temporary table lives only in its session: creating one needs USAGE on the
+            # schema, not CREATE TABLE (Snowflake's schema privileges).
             Need(DBT, f"create or replace temporary table {db}.STAGING.<model>__dbt_tmp "
-                 "(unit tests)", "CREATE TABLE", "SCHEMA", db, "STAGING",
-                 source="dbt-unit-test"),
+                 "(unit tests)", "USAGE", "SCHEMA", db, "STAGING", source="dbt-unit-test"),
             Need(DBT, f"create or replace temporary table {db}.INTERMEDIATE.<model>__dbt_tmp "
-                 "(unit tests)", "CREATE TABLE", "SCHEMA", db, "INTERMEDIATE",
-                 source="dbt-unit-test"),
+                 "(unit tests)", "USAGE", "SCHEMA", db, "INTERMEDIATE", source="dbt-unit-test"),
+            # The one incremental model in STAGING (delete+insert, tmp_relation_type
+            # transient, on_schema_change append_new_columns).
+            Need(DBT, f"create or replace transient table {db}.STAGING.{_CHARGES} "
+                 "(first run, --full-refresh)", "CREATE TABLE", "SCHEMA", db, "STAGING",
+                 source="dbt-incremental"),
+            Need(DBT, f"create or replace transient table {db}.STAGING.{_CHARGES}__dbt_tmp",
+                 "CREATE TABLE", "SCHEMA", db, "STAGING", source="dbt-transient-tmp"),
+            Need(DBT, f"delete from {db}.STAGING.{_CHARGES} using {_CHARGES}__dbt_tmp; "
+                 "insert into", "OWNERSHIP", "TABLE", db, "STAGING", owner=DBT,
+                 source="dbt-delete-insert"),
+            Need(DBT, f"alter table {db}.STAGING.{_CHARGES} add column (append_new_columns)",
+                 "OWNERSHIP", "TABLE", db, "STAGING", owner=DBT, source="dbt-add-columns"),
+            Need(DBT, f"alter table {db}.STAGING.{_CHARGES} alter <column> set data type "
+                 "(expand_target_column_types)", "OWNERSHIP", "TABLE", db, "STAGING",
+                 owner=DBT, source="dbt-alter-type"),
+            Need(DBT, f"drop table if exists {db}.STAGING.{_CHARGES}__dbt_tmp cascade",
+                 "OWNERSHIP", "TABLE", db, "STAGING", owner=DBT, source="dbt-drop-table"),
             Need(DBT, f"create or replace transient table {db}.INTERMEDIATE.<model>",
                  "CREATE TABLE", "SCHEMA", db, "INTERMEDIATE", source="dbt-table"),
             Need(DBT, f"create or replace transient table {db}.FINANCE.<mart>",
@@ -191,7 +221,7 @@ def dbt_needs(internal_schema: str = n.RAW_SCHEMA) -> list[Need]:
             Need(DBT, f"delete from {db}.INTERMEDIATE.<model> using <model>__dbt_tmp; "
                  "insert into", "OWNERSHIP", "TABLE", db, "INTERMEDIATE", owner=DBT,
                  source="dbt-delete-insert"),
-            Need(DBT, f"alter table {db}.INTERMEDIATE.<model> add column (sync_all_columns)",
+            Need(DBT, f"alter table {db}.INTERMEDIATE.<model> add column (append_new_columns)",
                  "OWNERSHIP", "TABLE", db, "INTERMEDIATE", owner=DBT, source="dbt-add-columns"),
             Need(DBT, f"insert into {db}.FINANCE.<mart> select from <mart>__dbt_tmp",
                  "OWNERSHIP", "TABLE", db, "FINANCE", owner=DBT, source="dbt-incremental"),

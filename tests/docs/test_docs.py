@@ -183,3 +183,35 @@ def test_the_instance_types_in_the_aws_page_are_the_stacks() -> None:
         for key in ("generator", "airflow"):
             cell = rows[key].split("|")[column]
             assert aws[key]["instanceType"] in cell, (stack, key, cell)
+
+
+STACK_FILES = sorted(REPO_ROOT.glob("Pulumi.*.yaml"))
+MONEY = r"\$(\d[\d,]*(?:\.\d+)?)"
+BUDGET_ROW = re.compile(rf"^\| `([a-z]+)` \| {MONEY} \|$", re.M)
+BUDGET_PHRASE = re.compile(rf"{MONEY}\s+(?:monthly\s+)?budget|budget\s+(?:of\s+)?{MONEY}")
+
+
+def _budgets() -> dict[str, float]:
+    """Each stack's `mdp:cost.monthlyBudgetUsd`, from its Pulumi.<stack>.yaml."""
+    return {
+        path.name.split(".")[1]: float(
+            yaml.safe_load(path.read_text())["config"]["mdp:cost"]["monthlyBudgetUsd"]
+        )
+        for path in STACK_FILES
+    }
+
+
+def test_the_budgets_the_docs_state_are_the_stacks() -> None:
+    budgets = _budgets()
+    assert set(budgets) >= {"dev", "prod"}
+    # The CI/CD page's table: one row per stack, each the stack file's figure.
+    table = BUDGET_ROW.findall((REPO_ROOT / "docs" / "ci-cd.md").read_text())
+    assert {stack: float(amount.replace(",", "")) for stack, amount in table} == budgets
+    # Any "$N budget" or "budget of $N" elsewhere is one of them.
+    wrong = []
+    for page in PAGES:
+        for match in BUDGET_PHRASE.finditer(page.read_text()):
+            amount = float((match.group(1) or match.group(2)).replace(",", ""))
+            if amount not in budgets.values():
+                wrong.append(f"{page.name}: {' '.join(match.group(0).split())}")
+    assert not wrong, f"not a budget of any Pulumi.<stack>.yaml {budgets}: {wrong}"

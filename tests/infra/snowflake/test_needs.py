@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from pathlib import Path
 
 import pytest
@@ -130,14 +131,37 @@ def test_the_four_privileges_nothing_used_are_gone_or_have_a_reader() -> None:
         assert ("CREATE SCHEMA", "DATABASE DBT_DEV") not in grants
         assert not [t for p, t in grants if p == "CREATE VIEW" and t.endswith(".FINANCE")]
         assert not [t for p, t in grants if "VIEWS" in t and t.endswith(f"RAW.{n.RAW_SCHEMA}")]
-        # CREATE TABLE on STAGING stays: dbt's unit tests create temporary tables there.
+        # CREATE TABLE on STAGING stays: its one incremental model is a table, with a
+        # transient tmp table beside it on each incremental run.
         assert ("CREATE TABLE", "SCHEMA ANALYTICS.STAGING") in grants
     readers = [
         need
         for need in needs()
         if (need.privilege, need.target) == ("CREATE TABLE", "SCHEMA ANALYTICS.STAGING")
     ]
-    assert [r.source for r in readers] == ["dbt-unit-test"]
+    assert [r.source for r in readers] == ["dbt-incremental", "dbt-transient-tmp"]
+    assert all("base_postgres_airbyte__payment_charges" in r.statement for r in readers)
+    # A unit test's temporary table needs no CREATE TABLE, only USAGE on the schema.
+    unit_tests = [need for need in needs() if need.source == "dbt-unit-test"]
+    assert unit_tests and {need.privilege for need in unit_tests} == {"USAGE"}
+
+
+def test_every_table_model_in_staging_has_its_needs() -> None:
+    """A model in STAGING materialized as a table or incremental needs CREATE TABLE there."""
+    staging = Path(REPO_ROOT, "transform/models/staging")
+    tables = sorted(
+        path.stem
+        for path in staging.rglob("*.sql")
+        if re.search(r"materialized\s*=\s*['\"](table|incremental)['\"]", path.read_text())
+    )
+    assert tables, "no table model in STAGING: drop its CREATE TABLE needs"
+    creates = [
+        need.statement
+        for need in needs()
+        if (need.privilege, need.target) == ("CREATE TABLE", "SCHEMA ANALYTICS.STAGING")
+    ]
+    for model in tables:
+        assert any(f"STAGING.{model} " in s for s in creates), (model, creates)
 
 
 # -- Snowflake's rules, each shown on the declared grants of the dev stack ------------------------
@@ -227,7 +251,7 @@ def test_every_need_and_exception_says_where_it_comes_from() -> None:
 def test_the_roles_doc_is_generated_from_the_needs_table() -> None:
     committed = Path(REPO_ROOT, DOC_PATH).read_text(encoding="utf-8")
     assert committed == roles_markdown(), (
-        f"{DOC_PATH} is stale: run `uv run --frozen python -m infra.snowflake.docs > {DOC_PATH}`"
+        f"{DOC_PATH} is stale: run `.venv/bin/python -m infra.snowflake.docs > {DOC_PATH}`"
     )
     for role in ("AIRBYTE_ROLE", "DATA_ENGINEER", "REPORTER", "SECURITYADMIN", "SYSADMIN"):
         assert f"\n## {role}\n" in committed
