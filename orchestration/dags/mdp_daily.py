@@ -46,8 +46,8 @@ with DAG(
     default_args=default_args,
     dagrun_timeout=timedelta(hours=6),
     tags=["mdp", settings.target, "dbt", "cosmos"],
-    # A run still unfinished this long after its scheduled time raises an alert (where Airflow
-    # has deadlines: not on MWAA's 3.0.6).
+    # A run still unfinished this long after its scheduled time (after it was queued, when the
+    # DAG is only triggered) raises an alert, where Airflow has deadlines: not on MWAA's 3.0.6.
     **alerts.deadline_args(settings),
     doc_md=__doc__,
 ) as dag:

@@ -318,19 +318,24 @@ def run_link(dag_id: str, run_id: str) -> str:
 
 
 def deadline_args(settings: Settings) -> dict[str, Any]:
-    """The DAG's `deadline` argument: an alert for a scheduled DAG; none where Airflow has no deadlines.
-
-    A run that is only triggered has no scheduled time to be late against.
-    """
+    """The DAG's `deadline` argument: an alert for every run; none where Airflow has no deadlines."""
     if not HAS_DEADLINES:
         return {}
-    return {"deadline": deadline_alert(settings) if settings.schedule else None}
+    return {"deadline": deadline_alert(settings)}
 
 
 def deadline_alert(settings: Settings) -> DeadlineAlert:
-    """The DAG's deadline: `settings.deadline` after the scheduled time, calling the callback above."""
+    """The DAG's deadline: `settings.deadline` after the scheduled time, calling the callback above.
+
+    A DAG that is only triggered has no scheduled time (its runs may have no logical date): its
+    deadline counts from when the run was queued.
+    """
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        reference=(
+            DeadlineReference.DAGRUN_LOGICAL_DATE
+            if settings.schedule
+            else DeadlineReference.DAGRUN_QUEUED_AT
+        ),
         interval=settings.deadline,
         callback=SyncCallback(on_deadline_missed),
         name="mdp_daily_deadline",

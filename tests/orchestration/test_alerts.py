@@ -196,5 +196,6 @@ def test_the_dag_alerts_on_every_tasks_final_failure_and_declares_its_deadline(
     assert "orchestration.include.alerts.on_deadline_missed" in scheduled
     assert "DagRunLogicalDateDeadline" in scheduled and "5400" in scheduled
 
-    # Only triggered, a run has no scheduled time to miss.
-    assert load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="").deadline is None
+    # Only triggered, a run has no scheduled time: its deadline counts from when it was queued.
+    (triggered,) = load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="").deadline
+    assert triggered.reference == DeadlineReference.DAGRUN_QUEUED_AT
