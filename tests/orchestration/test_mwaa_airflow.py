@@ -140,3 +140,16 @@ def test_the_dag_passes_its_integrity_test_on_mwaas_airflow(parsed: Any, dbt_pro
     for task in tasks.values():
         assert "orchestration.include.alerts.on_task_failure" in task["on_failure_callback"]
     assert report["deadline"] == "None"
+    # In its place, a watchdog task raises the deadline's alert: the default 2 hours after the
+    # scheduled time, looking every 3 minutes without holding a worker slot in between.
+    assert report["watchdog"] == {
+        "type": "DeadlineWatchdog",
+        "mode": "reschedule",
+        "poke_interval": 180.0,
+        "reference": "logical_date",
+        "deadline_seconds": 7200.0,
+        "trigger_rule": "always",
+        "upstream": [],
+        "downstream": [],
+        "scheduler_reschedules": True,
+    }
