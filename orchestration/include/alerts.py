@@ -438,11 +438,14 @@ class DeadlineWatchdog(BaseSensorOperator):
         deadline: timedelta,
         reference: WatchdogReference,
         timeout: timedelta,
+        poke_interval: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             mode="reschedule",
-            poke_interval=min(WATCHDOG_POKE_INTERVAL, deadline),
+            poke_interval=min(WATCHDOG_POKE_INTERVAL, deadline)
+            if poke_interval is None
+            else poke_interval,
             timeout=timeout,
             soft_fail=True,
             silent_fail=True,
