@@ -430,8 +430,6 @@ class DeadlineWatchdog(BaseSensorOperator):
     is logged and retried at the next one (`silent_fail`), and a timeout skips it (`soft_fail`).
     """
 
-    template_fields = ()
-
     def __init__(
         self,
         *,
