@@ -18,9 +18,16 @@ from cosmos.operators.local import DbtSourceLocalOperator  # noqa: E402
 
 from core import paths  # noqa: E402
 from orchestration.include import alerts, dbt  # noqa: E402
-from orchestration.include.settings import DAG_ID, Settings  # noqa: E402
+from orchestration.include.settings import (  # noqa: E402
+    AIRBYTE_CONN_ID,
+    AIRBYTE_CONNECTION_ID_VARIABLE,
+    DAG_ID,
+    Settings,
+)
 
 settings = Settings.from_env()
+# A run still going after this long fails; its unfinished tasks are skipped.
+DAGRUN_TIMEOUT = timedelta(hours=6)
 
 default_args: dict[str, Any] = {
     "owner": "mdp",
@@ -44,10 +51,11 @@ with DAG(
     # DuckDB takes one writer process at a time: locally, tasks run one after another.
     max_active_tasks=1 if settings.target == "local" else 8,
     default_args=default_args,
-    dagrun_timeout=timedelta(hours=6),
+    dagrun_timeout=DAGRUN_TIMEOUT,
     tags=["mdp", settings.target, "dbt", "cosmos"],
-    # A run still unfinished this long after its scheduled time raises an alert (where Airflow
-    # has deadlines: not on MWAA's 3.0.6).
+    # A run still unfinished this long after its scheduled time (after it was queued, when the
+    # DAG is only triggered) raises an alert, where Airflow has deadlines: not on MWAA's 3.0.6,
+    # where the watchdog task below raises it.
     **alerts.deadline_args(settings),
     doc_md=__doc__,
 ) as dag:
@@ -86,13 +94,12 @@ with DAG(
 
         upstream = generate() >> sync() >> source_freshness()
     else:
+        # Deferred for parse speed: the Airbyte provider and its API client take about half a
+        # second to import, and the local target, which never syncs through Airbyte, parses
+        # the DAG without them.
         from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
 
         from orchestration.include.airbyte import AirbyteSyncSensor
-        from orchestration.include.settings import (
-            AIRBYTE_CONN_ID,
-            AIRBYTE_CONNECTION_ID_VARIABLE,
-        )
 
         trigger = AirbyteTriggerSyncOperator(
             task_id="airbyte_trigger_sync",
@@ -130,3 +137,7 @@ with DAG(
         return publishing.publish(settings)
 
     upstream >> transform >> publish()
+
+    # Where Airflow has no DAG deadlines (MWAA's 3.0.6), a watchdog task beside the others
+    # raises the deadline's alert; elsewhere there is none, and the DAG's tasks are as above.
+    alerts.deadline_watchdog(settings, timeout=DAGRUN_TIMEOUT)

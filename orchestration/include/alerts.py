@@ -7,13 +7,13 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import quote
 
 from airflow.configuration import conf
-from airflow.sdk import Variable
+from airflow.sdk import BaseSensorOperator, Variable
 
 from core import paths
 from core.target import Target, current_target
@@ -41,6 +41,14 @@ _COSMOS_PREFIXES = (
 )
 # SNS rejects a subject over 100 characters.
 _SUBJECT_LIMIT = 100
+# A late run's alert names this many of its unfinished tasks.
+_UNFINISHED_SHOWN = 5
+
+WATCHDOG_TASK_ID = "deadline_watchdog"
+# How often the watchdog looks at the run; between looks it holds no worker slot.
+WATCHDOG_POKE_INTERVAL = timedelta(minutes=3)
+# A task in any other state (none, scheduled, queued, running, up_for_retry, ...) may still run.
+FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 AlertKind = Literal["task_failed", "freshness_warning", "freshness_error", "deadline_missed"]
 
@@ -295,20 +303,33 @@ def on_freshness_warning(context: Mapping[str, Any]) -> None:
 def on_deadline_missed(context: Mapping[str, Any], **_: Any) -> None:
     """Airflow's deadline callback: the run had not finished by its deadline."""
     run = context.get("dag_run") or {}
-    deadline = (context.get("deadline") or {}).get("deadline_time")
-    dag_id = str(run.get("dag_id", "?"))
-    run_id = str(run.get("dag_run_id") or run.get("run_id") or "?")
-    state = run.get("state", "unknown")
     _send(
-        Alert(
-            kind="deadline_missed",
-            dag_id=dag_id,
-            run_id=run_id,
-            summary=f"Run {run_id} of {dag_id} missed its deadline ({deadline}); it is {state}",
-            error=f"run state {state} at its deadline {deadline}",
-            link=run_link(dag_id, run_id),
+        deadline_missed_alert(
+            dag_id=str(run.get("dag_id", "?")),
+            run_id=str(run.get("dag_run_id") or run.get("run_id") or "?"),
+            state=str(run.get("state", "unknown")),
+            deadline=(context.get("deadline") or {}).get("deadline_time"),
         ),
         context,
+    )
+
+
+def deadline_missed_alert(
+    dag_id: str, run_id: str, state: str, deadline: object, unfinished: tuple[str, ...] = ()
+) -> Alert:
+    """The one `deadline_missed` alert, whether Airflow's deadline or the watchdog raised it."""
+    error = f"run state {state} at its deadline {deadline}"
+    if unfinished:
+        shown = ", ".join(unfinished[:_UNFINISHED_SHOWN])
+        more = len(unfinished) - _UNFINISHED_SHOWN
+        error += f"; unfinished: {shown}" + (f" and {more} more" if more > 0 else "")
+    return Alert(
+        kind="deadline_missed",
+        dag_id=dag_id,
+        run_id=run_id,
+        summary=f"Run {run_id} of {dag_id} missed its deadline ({deadline}); it is {state}",
+        error=error,
+        link=run_link(dag_id, run_id),
     )
 
 
@@ -318,20 +339,131 @@ def run_link(dag_id: str, run_id: str) -> str:
 
 
 def deadline_args(settings: Settings) -> dict[str, Any]:
-    """The DAG's `deadline` argument: an alert for a scheduled DAG; none where Airflow has no deadlines.
+    """The DAG's `deadline` argument: an alert for every run; none where Airflow has no deadlines.
 
-    A run that is only triggered has no scheduled time to be late against.
+    There (MWAA's Airflow 3.0), `DeadlineWatchdog` below raises the same alert from inside the run.
     """
     if not HAS_DEADLINES:
         return {}
-    return {"deadline": deadline_alert(settings) if settings.schedule else None}
+    return {"deadline": deadline_alert(settings)}
 
 
 def deadline_alert(settings: Settings) -> DeadlineAlert:
-    """The DAG's deadline: `settings.deadline` after the scheduled time, calling the callback above."""
+    """The DAG's deadline: `settings.deadline` after the scheduled time, calling the callback above.
+
+    A DAG that is only triggered has no scheduled time (its runs may have no logical date): its
+    deadline counts from when the run was queued.
+    """
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        reference=(
+            DeadlineReference.DAGRUN_LOGICAL_DATE
+            if settings.schedule
+            else DeadlineReference.DAGRUN_QUEUED_AT
+        ),
         interval=settings.deadline,
         callback=SyncCallback(on_deadline_missed),
         name="mdp_daily_deadline",
+    )
+
+
+WatchdogReference = Literal["logical_date", "start_date"]
+
+
+def watchdog_reference(settings: Settings) -> WatchdogReference:
+    """What the watchdog counts the deadline from: as `deadline_alert`, for a run that has begun.
+
+    A watchdog runs only once its run has started, so an unscheduled run's deadline counts from
+    its start (the queue time, which Airflow 3.0 does not give a task, comes a little earlier).
+    """
+    return "logical_date" if settings.schedule else "start_date"
+
+
+def check_deadline(
+    context: Mapping[str, Any],
+    deadline: timedelta,
+    reference: WatchdogReference,
+    now: datetime | None = None,
+) -> bool:
+    """One look of the watchdog at its run; True when it has nothing left to watch.
+
+    Done, without an alert, once every other task of the run has finished. Past the deadline
+    with tasks still unfinished: one `deadline_missed` alert, and done (the run goes on).
+    """
+    ti = context["ti"]
+    run = context["dag_run"]
+    states = ti.get_task_states(dag_id=run.dag_id, run_ids=[run.run_id]).get(run.run_id, {})
+    unfinished = tuple(
+        sorted(
+            task_id
+            for task_id, state in states.items()
+            if task_id != ti.task_id and _state(state) not in FINISHED_STATES
+        )
+    )
+    if not unfinished:
+        return True
+    # A run triggered on a scheduled DAG may have no logical date: its start stands in.
+    due = (getattr(run, reference, None) or run.start_date) + deadline
+    if (now or datetime.now(UTC)) <= due:
+        return False
+    alert = deadline_missed_alert(
+        dag_id=str(run.dag_id),
+        run_id=str(run.run_id),
+        state=_state(run.state),
+        deadline=due.isoformat(),
+        unfinished=unfinished,
+    )
+    _send(alert, context)
+    return True
+
+
+def _state(state: object) -> str:
+    """A task's or run's state as Airflow spells it, whether it arrives as an enum or a string."""
+    return str(getattr(state, "value", state)).lower()
+
+
+class DeadlineWatchdog(BaseSensorOperator):
+    """Airflow's DAG deadline where Airflow has none (MWAA's 3.0): a sensor in the run itself.
+
+    It looks every few minutes, freeing its worker slot in between (mode `reschedule`), and
+    finishes as soon as the rest of the run has; a late run gets one `deadline_missed` alert.
+    Its outcome never changes the run's: it has no upstream or downstream task, a failing look
+    is logged and retried at the next one (`silent_fail`), and a timeout skips it (`soft_fail`).
+    """
+
+    def __init__(
+        self,
+        *,
+        deadline: timedelta,
+        reference: WatchdogReference,
+        timeout: timedelta,
+        poke_interval: timedelta | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            mode="reschedule",
+            poke_interval=min(WATCHDOG_POKE_INTERVAL, deadline)
+            if poke_interval is None
+            else poke_interval,
+            timeout=timeout,
+            soft_fail=True,
+            silent_fail=True,
+            trigger_rule="always",
+            **kwargs,
+        )
+        self.deadline = deadline
+        self.reference = reference
+
+    def poke(self, context: Any) -> bool:
+        return check_deadline(context, self.deadline, self.reference)
+
+
+def deadline_watchdog(settings: Settings, timeout: timedelta) -> DeadlineWatchdog | None:
+    """The watchdog task where Airflow has no DAG deadlines, else None (the DAG's own deadline alerts)."""
+    if HAS_DEADLINES:
+        return None
+    return DeadlineWatchdog(
+        task_id=WATCHDOG_TASK_ID,
+        deadline=settings.deadline,
+        reference=watchdog_reference(settings),
+        timeout=timeout,
     )

@@ -69,7 +69,8 @@ class Settings:
     task_timeout: timedelta
     sync_timeout: timedelta
     airbyte_poll_interval: timedelta
-    # How long after its scheduled time a run must have finished before it raises an alert.
+    # How long after its scheduled time (or, unscheduled, after it was queued) a run must have
+    # finished before it raises an alert.
     deadline: timedelta
     cycles_per_day: int
     rows_per_cycle: int | None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -196,5 +197,126 @@ def test_the_dag_alerts_on_every_tasks_final_failure_and_declares_its_deadline(
     assert "orchestration.include.alerts.on_deadline_missed" in scheduled
     assert "DagRunLogicalDateDeadline" in scheduled and "5400" in scheduled
 
-    # Only triggered, a run has no scheduled time to miss.
-    assert load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="").deadline is None
+    # Only triggered, a run has no scheduled time: its deadline counts from when it was queued.
+    (triggered,) = load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="").deadline
+    assert triggered.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    # Airflow's own deadline alerts here: no watchdog task.
+    assert alerts.WATCHDOG_TASK_ID not in dag.task_ids
+
+
+# The watchdog: Airflow's deadline where Airflow has none (MWAA's 3.0), one look at a time.
+_DUE = datetime(2026, 3, 10, 2, tzinfo=UTC)
+_RUN_ID = "scheduled__2026-03-10T00:00:00+00:00"
+
+
+class _WatchdogTaskInstance:
+    """What the watchdog reads from `context["ti"]`: the task states of its run, as Airflow 3.0 gives them."""
+
+    task_id = alerts.WATCHDOG_TASK_ID
+
+    def __init__(self, states: dict[str, str | None]) -> None:
+        self.states = {**states, alerts.WATCHDOG_TASK_ID: "running"}
+        self.asked: list[dict[str, Any]] = []
+
+    def get_task_states(self, **query: Any) -> dict[str, dict[str, str | None]]:
+        self.asked.append(query)
+        return {_RUN_ID: self.states}
+
+
+def _watched(states: dict[str, str | None], logical_date: datetime | None = _DUE) -> dict[str, Any]:
+    run = SimpleNamespace(
+        dag_id="mdp_daily",
+        run_id=_RUN_ID,
+        logical_date=logical_date and logical_date - timedelta(hours=2),
+        start_date=datetime(2026, 3, 10, 1, tzinfo=UTC),
+        state="running",
+    )
+    return {"ti": _WatchdogTaskInstance(states), "dag_run": run}
+
+
+_UNFINISHED = {
+    "sync": "success",
+    "transform.fct_payments_model_build": "up_for_retry",
+    "publish": None,
+}
+
+
+def test_the_watchdog_waits_before_the_deadline(local: Path) -> None:
+    context = _watched(_UNFINISHED)
+    assert alerts.check_deadline(context, timedelta(hours=2), "logical_date", _DUE) is False
+    assert context["ti"].asked == [{"dag_id": "mdp_daily", "run_ids": [_RUN_ID]}]
+    assert not local.exists()
+
+
+def test_the_watchdog_is_done_without_an_alert_once_every_other_task_finished(local: Path) -> None:
+    finished = {
+        "sync": "success",
+        "source_freshness": "failed",
+        "transform.x_run": "upstream_failed",
+    }
+    late = _DUE + timedelta(hours=1)
+    context = _watched(finished | {"publish": "skipped"})
+    assert alerts.check_deadline(context, timedelta(hours=2), "logical_date", late) is True
+    assert not local.exists()
+
+
+def test_the_watchdog_raises_one_deadline_alert_for_a_late_run_and_is_done(
+    local: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.internal:8080")
+    late = _DUE + timedelta(seconds=1)
+    assert alerts.check_deadline(_watched(_UNFINISHED), timedelta(hours=2), "logical_date", late)
+    (alert,) = _logged(local)
+    assert alert["kind"] == "deadline_missed"
+    # The message of Airflow's own deadline callback, with the tasks still unfinished.
+    assert alert["summary"] == (
+        f"Run {_RUN_ID} of mdp_daily missed its deadline (2026-03-10T02:00:00+00:00); it is running"
+    )
+    assert alert["error"] == (
+        "run state running at its deadline 2026-03-10T02:00:00+00:00; "
+        "unfinished: publish, transform.fct_payments_model_build"
+    )
+    assert alert["link"] == alerts.run_link("mdp_daily", _RUN_ID)
+
+
+def test_an_unscheduled_runs_deadline_counts_from_its_start(local: Path) -> None:
+    # Started at 01:00: due at 03:00, whatever its logical date says.
+    started = datetime(2026, 3, 10, 1, tzinfo=UTC)
+    for logical_date in (_DUE, None):
+        context = _watched(_UNFINISHED, logical_date)
+        assert not alerts.check_deadline(context, timedelta(hours=2), "start_date", _DUE)
+    # A scheduled DAG's run triggered without a logical date counts from its start too.
+    at_three = started + timedelta(hours=2)
+    assert not alerts.check_deadline(
+        _watched(_UNFINISHED, None), timedelta(hours=2), "logical_date", at_three
+    )
+    assert not local.exists()
+    assert alerts.check_deadline(
+        _watched(_UNFINISHED, None),
+        timedelta(hours=2),
+        "logical_date",
+        at_three + timedelta(seconds=1),
+    )
+    (alert,) = _logged(local)
+    assert "(2026-03-10T03:00:00+00:00)" in alert["summary"]
+
+
+def test_without_airflow_deadlines_the_dag_has_a_watchdog_that_never_changes_the_run(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path, local: Path
+) -> None:
+    monkeypatch.setattr(alerts, "HAS_DEADLINES", False)
+    dag: Any = load_dag(monkeypatch, dbt_project, MDP_DAG_DEADLINE="90m")
+    assert dag.deadline is None
+    watchdog = dag.get_task(alerts.WATCHDOG_TASK_ID)
+    assert isinstance(watchdog, alerts.DeadlineWatchdog)
+    assert (watchdog.mode, watchdog.poke_interval) == ("reschedule", 180)
+    assert (watchdog.deadline, watchdog.reference) == (timedelta(minutes=90), "logical_date")
+    # Nothing waits for it and it waits for nothing; a failing look or a timeout never fails it.
+    assert not watchdog.upstream_task_ids and not watchdog.downstream_task_ids
+    assert watchdog.trigger_rule == "always"
+    assert watchdog.soft_fail and watchdog.silent_fail
+    assert watchdog.timeout == dag.dagrun_timeout.total_seconds()
+    # Its look is the function above.
+    assert watchdog.poke(_watched({"publish": "success"})) is True
+    unscheduled = load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="")
+    assert unscheduled.get_task(alerts.WATCHDOG_TASK_ID).reference == "start_date"

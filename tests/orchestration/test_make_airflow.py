@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -106,6 +107,8 @@ def airflow_on_another_port(
         # cannot reach the execution API fails every attempt, so it still fails the run.
         "MDP_DAG_RETRIES": "1",
         "MDP_DAG_RETRY_DELAY_SECONDS": "5",
+        # The run takes longer than this: the scheduler must fire the deadline's alert.
+        "MDP_DAG_DEADLINE": "1s",
     }
     env.pop("MDP_TARGET", None)
     log = home / "standalone.log"
@@ -118,7 +121,13 @@ def airflow_on_another_port(
             start_new_session=True,
         )
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "home": home, "log": log, "process": process}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "home": home,
+            "log": log,
+            "process": process,
+            "alerts_log": Path(env["MDP_HOME"]) / "alerts.log",
+        }
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -195,3 +204,16 @@ def test_a_triggered_day_runs_to_success_under_the_scheduler(
     assert {"generate", "sync", "publish"} <= set(states)
     # The scheduler imported dbt before forking its worker, so the task processes inherit it.
     assert "Imported for the dbt tasks in" in log.read_text(errors="replace")
+
+    # The run outlived its 1 s deadline: the scheduler ran the callback through the executor,
+    # and the local notifier wrote one alert for this run, without failing it.
+    alerts_log = airflow_on_another_port["alerts_log"]
+
+    def deadline_alerts() -> list[dict[str, Any]]:
+        lines = alerts_log.read_text().splitlines() if alerts_log.exists() else []
+        found = [json.loads(line) for line in lines]
+        return [a for a in found if a["kind"] == "deadline_missed"]
+
+    (missed,) = _wait("the deadline's alert", deadline_alerts, 120, log)
+    assert missed["run_id"] == run_id and missed["dag_id"] == DAG_ID
+    assert missed["link"].endswith(f"/runs/{quote(run_id)}")

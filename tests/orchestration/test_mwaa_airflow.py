@@ -140,3 +140,58 @@ def test_the_dag_passes_its_integrity_test_on_mwaas_airflow(parsed: Any, dbt_pro
     for task in tasks.values():
         assert "orchestration.include.alerts.on_task_failure" in task["on_failure_callback"]
     assert report["deadline"] == "None"
+    # In its place, a watchdog task raises the deadline's alert: the default 2 hours after the
+    # scheduled time, looking every 3 minutes without holding a worker slot in between.
+    assert report["watchdog"] == {
+        "type": "DeadlineWatchdog",
+        "mode": "reschedule",
+        "poke_interval": 180.0,
+        "reference": "logical_date",
+        "deadline_seconds": 7200.0,
+        "trigger_rule": "always",
+        "upstream": [],
+        "downstream": [],
+        "scheduler_reschedules": True,
+    }
+
+
+def test_the_deadline_watchdog_alerts_once_in_real_runs_on_mwaas_airflow(
+    mwaa_python: Path, tmp_path: Path
+) -> None:
+    """Airflow 3.0.6 runs the watchdog (`mwaa/watch_deadline.py`): its task-state reads and reschedules are real."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "MDP_", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env |= {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "MDP_HOME": str(tmp_path / "mdp"),
+        "PYTHONPATH": str(paths.REPO_ROOT),
+    }
+    result = subprocess.run(
+        [str(mwaa_python), str(HERE / "mwaa" / "watch_deadline.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    # Late: one alert at its first look, and the run still succeeds.
+    assert report["late_run"]["alerts"] == ["deadline_missed"]
+    assert report["late_run"]["state"] == "success"
+    assert report["late_run"]["watchdog_reschedules"] == 0
+    # On time but failed: the watchdog looked again later, then finished without an alert; the
+    # failed task, not the watchdog, decides the run's state.
+    failed = report["failed_run"]
+    assert failed["alerts"] == []
+    assert failed["watchdog_reschedules"] >= 1
+    assert failed["state"] == "failed"
+    assert failed["tasks"] == {
+        "work": "failed",
+        "publish": "upstream_failed",
+        "deadline_watchdog": "success",
+    }

@@ -32,8 +32,31 @@ def main(dag_folder: str) -> None:
         "dag_ids": sorted(bag.dag_ids),
         "tasks": tasks,
         "deadline": repr(getattr(dag, "deadline", None)),
+        "watchdog": _watchdog(dag),
     }
     print(json.dumps(report))
+
+
+def _watchdog(dag: object) -> dict | None:
+    """The deadline's watchdog task as Airflow built it, if the DAG has one."""
+    task = getattr(dag, "task_dict", {}).get("deadline_watchdog")
+    if task is None:
+        return None
+    from airflow.serialization.serialized_objects import SerializedDAG
+
+    # The scheduler knows the task only from the serialized DAG.
+    scheduled = SerializedDAG.from_dict(SerializedDAG.to_dict(dag)).get_task(task.task_id)
+    return {
+        "type": type(task).__name__,
+        "mode": task.mode,
+        "poke_interval": task.poke_interval,
+        "reference": task.reference,
+        "deadline_seconds": task.deadline.total_seconds(),
+        "trigger_rule": str(task.trigger_rule),
+        "upstream": sorted(task.upstream_task_ids),
+        "downstream": sorted(task.downstream_task_ids),
+        "scheduler_reschedules": bool(getattr(scheduled, "reschedule", False)),
+    }
 
 
 def _callbacks(value: object) -> list:
