@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from secrets import token_urlsafe
 
 from infra import outputs
+from infra.cloud_init import DASHBOARD_KEY_CHECK
 from rehearsal.apply import SECRET, SECRET_VERSION
 from rehearsal.hosts import HostRun, written_files
 from rehearsal.sandbox import CommandFailed, read_env_file
@@ -199,8 +202,69 @@ def check_dashboard_key(host: HostRun, files: dict[str, str]) -> None:
     ok = "BEGIN PRIVATE KEY" in key.read_text() and (key.stat().st_mode & 0o077) == 0
     if ok:
         host.ok(step, f"{key_path}, owner-only")
+        check_key_rotation(host)
     else:
         host.failed(step, "the key file is not an owner-only PKCS#8 key", "dashboard key", key_path)
+
+
+def check_key_rotation(host: HostRun) -> None:
+    """A rotation's `pulumi up` writes a new version of the key's secret and no new artifact:
+    the host's check, with its own role, restarts the dashboard, whose start fetches that key."""
+    assert host.box is not None
+    box = host.box
+    step = "key rotation: a new key in the secret restarts the dashboard on it"
+    check = f"{DASHBOARD_KEY_CHECK}.service"
+    wire = f"{DASHBOARD_KEY_CHECK}.timer → systemctl try-restart mdp-dashboard.service"
+    script = f"/usr/local/bin/{DASHBOARD_KEY_CHECK}"
+    # Its first run at boot found the key the dashboard had just fetched: nothing to restart.
+    steps = [s.name for s in host.report.steps if s.host == host.name]
+    enabled = f"systemctl enable --now {DASHBOARD_KEY_CHECK}.timer"
+    first = next((i for i, name in enumerate(steps) if name.startswith(enabled)), None)
+    if first is None:
+        host.failed(step, f"the user data never runs `{enabled}`", wire, "the user data's runcmd")
+        return
+    at_boot = [n for n in steps[first:] if n.startswith("→ systemctl try-restart mdp-dashboard")]
+    if at_boot:
+        host.failed(step, f"at boot, with the key unchanged: {at_boot[0]}", wire, script)
+        return
+    env = box.env_file(DASHBOARD_ENV)
+    key = Path(env["MDP_SNOWFLAKE_PRIVATE_KEY_PATH"])
+    deployer = host.emulator.client("secretsmanager", host.emulator.admin)
+    arn = env["MDP_DASHBOARD_KEY_SECRET_ARN"]
+    value = json.loads(deployer.get_secret_value(SecretId=arn)["SecretString"])
+    # A stand-in for the next generation's key, marked PKCS#8 as the program's keys are.
+    new_key = "-----" + "BEGIN PRIVATE KEY-----" + token_urlsafe(48) + "-----END PRIVATE KEY-----"
+    version = deployer.put_secret_value(
+        SecretId=arn, SecretString=json.dumps(value | {"private_key": new_key})
+    )["VersionId"]
+    box.systemctl_log.unlink(missing_ok=True)
+    try:
+        box.run_unit(check)
+        calls = box.systemctl_calls()
+        box.systemctl_log.unlink(missing_ok=True)
+        if ["try-restart", "mdp-dashboard.service"] not in calls:
+            host.failed(
+                step,
+                f"the secret's new version {version} asked systemctl for {calls or 'nothing'}",
+                wire,
+                script,
+            )
+            return
+        # systemd restarts the unit: its ExecStartPre fetches the key again.
+        box.run_unit("mdp-dashboard.service")
+    except CommandFailed as err:
+        wire, behind = host.diagnose(f"{err.what}\n{err.output}")
+        lines = [x for x in err.output.strip().splitlines() if x.strip()]
+        host.failed(step, " | ".join(lines[-3:]), wire, behind)
+        return
+    if key.read_text().strip() != new_key:
+        host.failed(step, f"after the restart {key} does not hold the new key", wire, script)
+        return
+    host.ok(
+        step,
+        f"version {version[:8]}…: {check} asked for try-restart mdp-dashboard.service, "
+        "whose start fetched the new key",
+    )
 
 
 def _hints(host: HostRun, env: dict[str, str]) -> None:

@@ -22,6 +22,8 @@ DASHBOARD_PORT = 8501
 DASHBOARD_USER = "mdp-dashboard"
 # Written at each start of the unit from Secrets Manager; /run is memory, gone at stop or reboot.
 DASHBOARD_KEY_PATH = "/run/mdp/reporter.p8"
+# The timer and script that restart the dashboard when its key's secret holds a new key.
+DASHBOARD_KEY_CHECK = "mdp-dashboard-key-check"
 
 
 @dataclass(frozen=True)
@@ -384,5 +386,19 @@ def _add_dashboard(doc: dict[str, Any], dashboard: DashboardBoot) -> None:
         _write("/etc/mdp/dashboard.env", _env_file(env)),
         _write("/usr/local/bin/mdp-dashboard-key", _file("mdp-dashboard-key.sh"), "0755"),
         _write("/etc/systemd/system/mdp-dashboard.service", _file("mdp-dashboard.service")),
+        # A key rotation writes a new version of the secret and no new artifact: this timer
+        # restarts the dashboard on the new key, long before the next rotation removes the old.
+        _write(f"/usr/local/bin/{DASHBOARD_KEY_CHECK}", _file(f"{DASHBOARD_KEY_CHECK}.sh"), "0755"),
+        _write(
+            f"/etc/systemd/system/{DASHBOARD_KEY_CHECK}.service",
+            _file(f"{DASHBOARD_KEY_CHECK}.service"),
+        ),
+        _write(
+            f"/etc/systemd/system/{DASHBOARD_KEY_CHECK}.timer",
+            _file(f"{DASHBOARD_KEY_CHECK}.timer"),
+        ),
     ]
-    doc["runcmd"].append(["systemctl", "enable", "--now", "mdp-dashboard.service"])
+    doc["runcmd"] += [
+        ["systemctl", "enable", "--now", "mdp-dashboard.service"],
+        ["systemctl", "enable", "--now", f"{DASHBOARD_KEY_CHECK}.timer"],
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -70,3 +71,35 @@ def test_a_full_refresh_moves_a_damaged_analytics_file_aside_and_rebuilds_it(hom
     assert f"moved to {aside}" in flat(result.output)
     assert "Net revenue by plan" in result.output
     assert runner.invoke(app, ["status"]).exit_code == 0
+    _full_refresh_of_a_model_rebuilds_it_and_what_reads_it_only()
+
+
+def _count(table: str) -> int:
+    with duckdb.connect(str(paths.analytics_db()), read_only=True) as con:
+        row = con.execute(f"select count(*) from {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _full_refresh_of_a_model_rebuilds_it_and_what_reads_it_only() -> None:
+    """The runbook's `mdp transform --full-refresh --select fct_payments+`, on the build above."""
+    # Rows gone wrong: a row with no source row in the incremental model and in an incremental
+    # model the selection does not reach (an incremental run keeps both), and a mart emptied.
+    with duckdb.connect(str(paths.analytics_db())) as con:
+        for table, key in (("fct_payments", "payment_id"), ("dim_users", "user_id")):
+            con.execute(
+                f"insert into intermediate.{table} "
+                f"select * replace (-1 as {key}) from intermediate.{table} limit 1"
+            )
+        marts = con.execute("select count(*) from finance.net_revenue_by_plan").fetchone()
+        con.execute("delete from finance.net_revenue_by_plan")
+    assert marts and marts[0] > 0
+
+    args = ["transform", "--full-refresh", "--select", "fct_payments+"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # The model was rebuilt from RAW, and what reads it too; the model outside the selection
+    # was left as it was.
+    assert _count("intermediate.fct_payments where payment_id = -1") == 0
+    assert _count("finance.net_revenue_by_plan") == marts[0]
+    assert _count("intermediate.dim_users where user_id = -1") == 1

@@ -131,6 +131,18 @@ def test_with_snowflake_airflow_reads_its_connection_and_the_dashboard_fetches_i
     assert "1 connections" in _step(report, "airflow", "Airflow secrets backend").detail
     assert _step(report, "airflow", "dashboard key script").status is Status.OK
     assert _step(report, "airflow", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+    _rotation_restarts_the_dashboard(report, "airflow")
+
+
+def _rotation_restarts_the_dashboard(report: Report, host: str) -> None:
+    # The timer's first run at boot found the key unchanged; a new version made it restart.
+    timer = _step(report, host, "systemctl enable --now mdp-dashboard-key-check.timer")
+    assert timer.status is Status.OK, report.render()
+    after = report.steps[report.steps.index(timer) :]
+    assert not [s for s in after if s.host == host and "try-restart mdp-dashboard" in s.name]
+    rotation = _step(report, host, "key rotation: a new key in the secret restarts the dashboard")
+    assert rotation.status is Status.OK, report.render()
+    assert "try-restart mdp-dashboard.service" in rotation.detail
 
 
 # ---- Sabotage: change what the program recorded, never the product, and watch the wire fail.
@@ -245,6 +257,7 @@ def test_prods_dashboard_host_deploys_and_fetches_its_key_with_its_own_role(
     assert _step(report, "dashboard", "systemctl start mdp-sync.service").status is Status.OK
     assert _step(report, "dashboard", "dashboard key script").status is Status.OK
     assert _step(report, "dashboard", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+    _rotation_restarts_the_dashboard(report, "dashboard")
     # The same machine again, its role without the key's read: the key script fails, named.
     broken = rehearse(
         "prod", run=_edit(run, "dashboard-policy", _drop_statement("ReadDashboardKey")),
