@@ -3,6 +3,7 @@
     python -m tests.faults.run            # the faults CI runs
     python -m tests.faults.run --all      # every fault, the slow ones too
     python -m tests.faults.run --only pii-masking --keep
+    python -m tests.faults.run --unplanted  # each test must pass with no fault planted
 
 Exit code 0 only when every planted fault was caught: its test ran and failed (pytest exit
 code 1). A test that passes over a fault, a fault that no longer applies (its text is not in
@@ -33,7 +34,7 @@ TIMEOUT_SECONDS = 1200
 @dataclass
 class Outcome:
     fault: Fault
-    verdict: str  # caught | MISSED | NOT PLANTED | ERROR
+    verdict: str  # caught | MISSED | NOT PLANTED | ERROR; unplanted: passed | FAILED
     seconds: float
     detail: str = ""
 
@@ -59,25 +60,31 @@ def copy_repo(dest: Path, files: list[str]) -> None:
             (dest / name).symlink_to(REPO / name)
 
 
-def plant(copy: Path, fault: Fault) -> None:
+def plant(copy: Path, fault: Fault, write: bool = True) -> None:
     path = copy / fault.path
     text = path.read_text()
     found = text.count(fault.old)
     if found != 1:
         raise LookupError(f"{fault.path}: the fault's text occurs {found} times, not once")
-    path.write_text(text.replace(fault.old, fault.new))
+    if write:
+        path.write_text(text.replace(fault.old, fault.new))
 
 
-def run_fault(fault: Fault, files: list[str], keep: bool) -> Outcome:
+def run_fault(fault: Fault, files: list[str], keep: bool, planted: bool = True) -> Outcome:
     started = time.monotonic()
     copy = Path(tempfile.mkdtemp(prefix=f"mdp-fault-{fault.name}-"))
     try:
         copy_repo(copy, files)
         try:
-            plant(copy, fault)
+            plant(copy, fault, write=planted)
         except LookupError as err:
             return Outcome(fault, "NOT PLANTED", time.monotonic() - started, str(err))
-        env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            **os.environ,
+            **fault.env,
+            "PYTHONPATH": str(copy),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         env.pop("MDP_HOME", None)
         run = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *fault.tests],
@@ -90,6 +97,8 @@ def run_fault(fault: Fault, files: list[str], keep: bool) -> Outcome:
         )
         seconds = time.monotonic() - started
         tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-15:])
+        if not planted:
+            return Outcome(fault, "passed" if run.returncode == 0 else "FAILED", seconds, tail)
         if run.returncode == 1:
             summary = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
             return Outcome(fault, "caught", seconds, "; ".join(summary)[:300])
@@ -108,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="also the faults CI skips")
     parser.add_argument("--only", action="append", default=[], help="a fault's name (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep each temporary copy")
+    parser.add_argument(
+        "--unplanted",
+        action="store_true",
+        help="run each fault's test with no fault planted: it must pass",
+    )
     parser.add_argument("--list", action="store_true", help="list the faults and exit")
     parser.add_argument(
         "--jobs",
@@ -131,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     # Each fault runs in its own copy, state folder and free ports: they can run side by side.
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        running = {pool.submit(run_fault, fault, files, args.keep): fault for fault in chosen}
+        running = {
+            pool.submit(run_fault, fault, files, args.keep, not args.unplanted): fault
+            for fault in chosen
+        }
         for done in as_completed(running):
             outcome = done.result()
             outcomes.append(outcome)
@@ -146,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'fault':32} {'verdict':12} seconds")
     for o in outcomes:
         print(f"{o.fault.name:32} {o.verdict:12} {o.seconds:7.0f}")
+    if args.unplanted:
+        bad = [o for o in outcomes if o.verdict != "passed"]
+        print(
+            f"\n{len(outcomes) - len(bad)} of {len(outcomes)} tests passed unplanted in {total:.0f}s"
+        )
+        for o in bad:
+            print(f"\n{o.fault.name}:\n{o.detail}")
+        return 1 if bad else 0
     bad = [o for o in outcomes if o.verdict != "caught"]
     print(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} planted faults caught in {total:.0f}s")
     if bad:

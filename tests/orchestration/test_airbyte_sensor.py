@@ -186,3 +186,31 @@ def test_poke_mode_tolerates_failed_reads_until_too_many_in_a_row(fake: FakeAirb
         assert sensor.poke(context={}) is False
     with pytest.raises(AirflowException, match=f"{STATUS_READ_ATTEMPTS} times in a row"):
         sensor.poke(context={})
+
+
+def test_a_job_that_failed_after_landing_rows_fails_the_sensor_in_both_modes(
+    fake: FakeAirbyte,
+) -> None:
+    """A sync can fail halfway, after part of RAW changed: the `sync` task still fails, so the
+    dbt tasks after it (all_success) never run over the half-landed RAW."""
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    landed: list[bool] = []
+
+    def sync(connection: dict[str, Any], partial: bool = False) -> int:
+        landed.append(partial)
+        return 7
+
+    fake.sync = sync
+    fake.failing_midway.append("Failure in destination: session expired")
+    job_id = _submit(fake)
+    sensor = _sensor(job_id)
+    event = _event(_defer(sensor))
+    job = fake.jobs[job_id]
+    assert landed == [True] and job.rows_synced == 7  # the failure came after rows landed
+    assert job.answered[-1] == "failed" and job.error == "Failure in destination: session expired"
+    assert event["status"] == "error", event
+    with pytest.raises(RuntimeError, match=f"Airbyte job {job_id} ended failed"):
+        sensor.execute_complete(context={}, event=event)
+    with pytest.raises(AirflowException, match=f"Airbyte job {job_id} ended failed"):
+        _sensor(job_id, deferrable=False).poke(context={})
