@@ -49,9 +49,10 @@ def _name(status: Any) -> str:
 
 def _ended(job_id: int, status: Any) -> str:
     return (
-        f"Airbyte job {job_id} ended {_name(status)}: RAW keeps the data of "
-        "the last successful sync and nothing downstream ran. Look at the job's logs in Airbyte, "
-        "fix the cause, then clear the `airbyte_trigger_sync` task to sync again."
+        f"Airbyte job {job_id} ended {_name(status)}: nothing downstream ran. RAW may hold part "
+        "of this job's rows (Airbyte commits as it goes); the next successful sync completes "
+        "them. Look at the job's logs in Airbyte, fix the cause, then clear the "
+        "`airbyte_trigger_sync` task to sync again."
     )
 
 

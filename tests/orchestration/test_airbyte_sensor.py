@@ -111,7 +111,8 @@ def test_a_failed_job_fails_the_sensor_with_what_to_do(fake: FakeAirbyte) -> Non
     assert fake.jobs[job_id].answered == ["running", "failed"]
     with pytest.raises(RuntimeError, match=f"Airbyte job {job_id} ended failed") as raised:
         sensor.execute_complete(context={}, event=event)
-    assert "RAW keeps the data of the last successful sync" in str(raised.value)
+    assert "nothing downstream ran" in str(raised.value)
+    assert "the next successful sync completes them" in str(raised.value)
 
 
 def test_a_job_still_running_at_the_timeout_is_reported_and_left_running(
