@@ -41,12 +41,25 @@ def _requirements() -> str:
     return "\n".join([f"apache-airflow=={MWAA_AIRFLOW_VERSION}", *lines]) + "\n"
 
 
+def _uv() -> str:
+    """uv from PATH, else the one `uv run` names in $UV, else the Makefile's own (.tools/bin)."""
+    for candidate in (
+        shutil.which("uv"),
+        os.environ.get("UV"),
+        str(paths.REPO_ROOT / ".tools" / "bin" / "uv"),
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(
+        "uv not found on PATH, in $UV or in .tools/bin: run the tests with `make test` "
+        "(it installs uv into .tools/) or put uv on PATH"
+    )
+
+
 @pytest.fixture(scope="session")
 def mwaa_python() -> Path:
     """Python of an environment with MWAA's Airflow, built once per requirements and constraints."""
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is not on PATH: `export PATH=/work/tools/bin:$PATH` or install uv")
+    uv = _uv()
     constraints = bundle.constraints_file(MWAA_AIRFLOW_VERSION)
     requirements = _requirements()
     key = hashlib.sha256((requirements + constraints.read_text()).encode()).hexdigest()[:12]
