@@ -92,6 +92,17 @@ def constraints_file(airflow_version: str) -> Path:
     return CONSTRAINTS_DIR / f"constraints-{airflow_version}.txt"
 
 
+def kept_versions() -> tuple[str, ...]:
+    """The Airflow versions whose constraints are kept in the repository, oldest first."""
+    found = (
+        p.name.removeprefix("constraints-").removesuffix(".txt")
+        for p in CONSTRAINTS_DIR.glob("constraints-*.txt")
+    )
+    return tuple(
+        sorted(found, key=lambda v: tuple(int(x) if x.isdigit() else -1 for x in v.split(".")))
+    )
+
+
 def vendored_constraints(airflow_version: str) -> dict[str, str]:
     """The pins of the constraints kept in the repository for `airflow_version`."""
     path = constraints_file(airflow_version)
