@@ -60,8 +60,9 @@ if "{PLUGINS_DIR}" not in sys.path:
 from orchestration.dags.mdp_daily import dag  # noqa: E402,F401
 '''
 # Airflow imports every .py file in the plugins folder as a plugin unless told not to: the
-# archive holds packages, not plugins.
-PLUGINS_IGNORE = ".*\n"
+# archive holds packages, not plugins. Airflow 3 reads .airflowignore as glob patterns
+# (core.dag_ignore_file_syntax), where `*` matches every file and folder.
+PLUGINS_IGNORE = "*\n"
 
 
 class BundleError(ValueError):
