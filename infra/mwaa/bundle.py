@@ -60,8 +60,9 @@ if "{PLUGINS_DIR}" not in sys.path:
 from orchestration.dags.mdp_daily import dag  # noqa: E402,F401
 '''
 # Airflow imports every .py file in the plugins folder as a plugin unless told not to: the
-# archive holds packages, not plugins.
-PLUGINS_IGNORE = ".*\n"
+# archive holds packages, not plugins. Airflow 3 reads .airflowignore as glob patterns
+# (core.dag_ignore_file_syntax), where `*` matches every file and folder.
+PLUGINS_IGNORE = "*\n"
 
 
 class BundleError(ValueError):
@@ -90,6 +91,17 @@ def constraints_url(airflow_version: str, python: str = MWAA_PYTHON) -> str:
 
 def constraints_file(airflow_version: str) -> Path:
     return CONSTRAINTS_DIR / f"constraints-{airflow_version}.txt"
+
+
+def kept_versions() -> tuple[str, ...]:
+    """The Airflow versions whose constraints are kept in the repository, oldest first."""
+    found = (
+        p.name.removeprefix("constraints-").removesuffix(".txt")
+        for p in CONSTRAINTS_DIR.glob("constraints-*.txt")
+    )
+    return tuple(
+        sorted(found, key=lambda v: tuple(int(x) if x.isdigit() else -1 for x in v.split(".")))
+    )
 
 
 def vendored_constraints(airflow_version: str) -> dict[str, str]:

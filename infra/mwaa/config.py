@@ -7,7 +7,9 @@ from typing import Literal, get_args
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from infra.mwaa import bundle
 from infra.sections import Section
+from infra.storage import REPO_ROOT
 
 # MWAA's environment classes, smallest first (the price table prices each one).
 EnvironmentClass = Literal[
@@ -66,6 +68,22 @@ class MwaaSettings(Section):
         if not low <= v <= high:
             span = "exactly 1 scheduler" if low == high else f"{low} to {high} schedulers"
             raise ValueError(f"MWAA runs {span} on {_named(klass)}")
+        return v
+
+    @field_validator("airflow_version")
+    @classmethod
+    def _airflow_version(cls, v: str) -> str:
+        # The bundle's requirements.txt is built under the constraints kept for this version.
+        kept = bundle.kept_versions()
+        if v not in kept:
+            folder = bundle.CONSTRAINTS_DIR
+            if folder.is_relative_to(REPO_ROOT):
+                folder = folder.relative_to(REPO_ROOT)
+            raise ValueError(
+                f"has no constraints kept in {folder.as_posix()}/ (kept: {', '.join(kept) or 'none'}): "
+                "use a kept version, or first generate its constraints with "
+                f"`uv run --frozen python -m infra.mwaa.constraints {v} <its release date>`"
+            )
         return v
 
     @field_validator("weekly_maintenance_window_start")

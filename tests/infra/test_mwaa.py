@@ -83,6 +83,37 @@ def test_mwaa_settings_outside_what_mwaa_accepts_name_the_key(
     assert issue.fix.startswith(f"pulumi config set --path 'aws.airflow.mwaa.{key}' ")
 
 
+def test_an_airflow_version_without_kept_constraints_stops_the_program_with_its_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_program("prod", overrides={"mdp:aws.airflow.mwaa.airflowVersion": "2.10.3"})
+    assert last_declared() == []
+    (issue,) = err.value.issues
+    assert issue.key == "mdp:aws.airflow.mwaa.airflowVersion"
+    assert "no constraints kept in infra/mwaa/constraints/" in issue.problem
+    assert f"(kept: {MWAA_AIRFLOW_VERSION})" in issue.problem
+    assert "python -m infra.mwaa.constraints 2.10.3 <its release date>" in issue.problem
+    assert issue.fix == (
+        f"pulumi config set --path 'aws.airflow.mwaa.airflowVersion' {MWAA_AIRFLOW_VERSION} "
+        "--stack prod"
+    )
+    # Every kept file is a version the config accepts, and only those.
+    kept = tmp_path / "constraints"
+    kept.mkdir()
+    for version in ("3.1.0", "3.0.6", "3.0.10"):
+        (kept / f"constraints-{version}.txt").write_text("apache-airflow==x\n")
+    monkeypatch.setattr(bundle, "CONSTRAINTS_DIR", kept)
+    assert bundle.kept_versions() == ("3.0.6", "3.0.10", "3.1.0")
+    assert (
+        _config("prod", {"mwaa": {"airflowVersion": "3.1.0"}}).aws.airflow.mwaa.airflow_version
+        == "3.1.0"
+    )
+    (kept / "constraints-3.1.0.txt").unlink()
+    with pytest.raises(ConfigError, match=r"kept: 3\.0\.6, 3\.0\.10\)"):
+        _config("prod", {"mwaa": {"airflowVersion": "3.1.0"}})
+
+
 def test_unknown_engine_and_mwaa_without_nat_name_their_fix() -> None:
     with pytest.raises(ConfigError) as err:
         _config("dev", {"engine": "k8s"})

@@ -23,6 +23,7 @@ import pytest
 from core import paths
 from infra.mwaa import bundle
 from infra.mwaa.config import MWAA_AIRFLOW_VERSION
+from tests.orchestration.mwaa import standin
 
 HERE = Path(__file__).resolve().parent
 ENV_ROOT = Path(os.environ.get("MDP_MWAA_ENV_DIR", paths.REPO_ROOT / ".local" / "mwaa-env"))
@@ -41,12 +42,25 @@ def _requirements() -> str:
     return "\n".join([f"apache-airflow=={MWAA_AIRFLOW_VERSION}", *lines]) + "\n"
 
 
+def _uv() -> str:
+    """uv from PATH, else the one `uv run` names in $UV, else the Makefile's own (.tools/bin)."""
+    for candidate in (
+        shutil.which("uv"),
+        os.environ.get("UV"),
+        str(paths.REPO_ROOT / ".tools" / "bin" / "uv"),
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(
+        "uv not found on PATH, in $UV or in .tools/bin: run the tests with `make test` "
+        "(it installs uv into .tools/) or put uv on PATH"
+    )
+
+
 @pytest.fixture(scope="session")
 def mwaa_python() -> Path:
     """Python of an environment with MWAA's Airflow, built once per requirements and constraints."""
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is not on PATH: `export PATH=/work/tools/bin:$PATH` or install uv")
+    uv = _uv()
     constraints = bundle.constraints_file(MWAA_AIRFLOW_VERSION)
     requirements = _requirements()
     key = hashlib.sha256((requirements + constraints.read_text()).encode()).hexdigest()[:12]
@@ -78,38 +92,39 @@ def mwaa_python() -> Path:
     return python
 
 
+# The stack's RAW database as the startup script exports it (not the cloud run's names: fakesnow
+# keeps one catalog per test process).
+RAW_DATABASE = "MWAA_RAW"
+
+
 @pytest.fixture(scope="module")
-def parsed(mwaa_python: Path, dbt_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The DAG folder as MWAA's Airflow parses it on the cloud target, with dbt set apart."""
-    home = tmp_path_factory.mktemp("mwaa-airflow-home")
+def mwaa_bundle(dbt_project: Path, tmp_path_factory: pytest.TempPathFactory) -> standin.StandIn:
+    """The bundle the deploy uploads, unpacked as MWAA unpacks it, dbt in its own virtualenv."""
+    home = tmp_path_factory.mktemp("mwaa-home")
+    env = bundle.StartupEnv(
+        stack="dev", raw_database=RAW_DATABASE, exports_target=str(home / "exports")
+    )
+    # dbt-snowflake of the project's environment stands for the startup script's virtualenv.
     dbt = Path(sys.executable).parent / "dbt"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "MDP_", "PYTHON", "VIRTUAL_ENV"))
-    }
-    env |= {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-        "MDP_TARGET": "cloud",
-        "MDP_HOME": str(home / "mdp"),
-        "MDP_DBT_PROJECT_DIR": str(dbt_project),
-        bundle.DBT_EXECUTABLE_ENV: str(dbt),
-    }
+    return standin.build(home, dbt_project / "target" / "manifest.json", env, dbt)
+
+
+@pytest.fixture(scope="module")
+def parsed(mwaa_python: Path, mwaa_bundle: standin.StandIn) -> Any:
+    """The bundle's dags/ as MWAA's Airflow parses it, on the startup script's environment."""
+    env = standin.airflow_environment(
+        mwaa_bundle, MDP_HOME=str(mwaa_bundle.home / "mdp"), AIRFLOW__CORE__UNIT_TEST_MODE="True"
+    )
     result = subprocess.run(
-        [
-            str(mwaa_python),
-            str(HERE / "mwaa" / "parse_dag.py"),
-            str(paths.REPO_ROOT / "orchestration" / "dags"),
-        ],
+        [str(mwaa_python), str(HERE / "mwaa" / "parse_dag.py"), str(mwaa_bundle.dags)],
         capture_output=True,
         text=True,
         env=env,
+        cwd=mwaa_bundle.home,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1]), dbt
+    return json.loads(result.stdout.strip().splitlines()[-1]), mwaa_bundle.dbt
 
 
 def test_the_environment_runs_mwaas_airflow_and_the_constraints_pins(parsed: Any) -> None:
@@ -122,17 +137,27 @@ def test_the_environment_runs_mwaas_airflow_and_the_constraints_pins(parsed: Any
     assert report["dbt_core_installed"] is False
 
 
-def test_the_dag_passes_its_integrity_test_on_mwaas_airflow(parsed: Any, dbt_project: Path) -> None:
+def test_the_dag_passes_its_integrity_test_on_mwaas_airflow(
+    parsed: Any, mwaa_bundle: standin.StandIn
+) -> None:
     report, dbt = parsed
     assert report["import_errors"] == {}
+    # The .airflowignore keeps Airflow from importing plugins.zip's packages as plugins.
+    folder = str(mwaa_bundle.plugins)
+    assert {k: v for k, v in report["plugin_import_errors"].items() if k.startswith(folder)} == {}
     assert report["dag_ids"] == ["mdp_daily"]
+    # The DAG came from the bundle: dags/ holds the loader, the code is plugins.zip's.
+    assert report["dag_file"] == str(mwaa_bundle.dags / "mdp_daily.py")
+    assert report["code_file"].startswith(str(mwaa_bundle.plugins) + os.sep)
+    # Parsing read the manifest and never started dbt.
+    assert report["dbt_loads"] == ["LoadMode.DBT_MANIFEST"] and report["dbt_starts"] == []
     tasks = report["tasks"]
     assert tasks["airbyte_trigger_sync"]["type"] == "AirbyteTriggerSyncOperator"
-    manifest = json.loads((dbt_project / "target" / "manifest.json").read_text())
+    manifest = json.loads((mwaa_bundle.plugins / bundle.MANIFEST).read_text())
     models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     dbt_tasks = {t: v for t, v in tasks.items() if t.endswith("_model_build")}
     assert {t.rsplit(".", 1)[-1].removesuffix("_model_build") for t in dbt_tasks} == models
-    # Cosmos runs the dbt executable of dbt's own environment.
+    # Cosmos runs the dbt executable of dbt's own environment, as the startup script names it.
     for task in dbt_tasks.values():
         assert task["invocation_mode"].endswith("SUBPROCESS")
         assert task["dbt_executable_path"] == str(dbt)
@@ -195,3 +220,37 @@ def test_the_deadline_watchdog_alerts_once_in_real_runs_on_mwaas_airflow(
         "publish": "upstream_failed",
         "deadline_watchdog": "success",
     }
+
+
+def _upstream_closure(tasks: dict[str, Any], task_id: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [task_id]
+    while todo:
+        for parent in tasks[todo.pop()]["upstream"]:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def test_on_mwaas_airflow_the_dag_syncs_waits_checks_freshness_then_dbt_then_publishes(
+    parsed: Any,
+) -> None:
+    tasks = parsed[0]["tasks"]
+    assert tasks["sync"]["type"] == "AirbyteSyncSensor"
+    assert tasks["sync"]["upstream"] == ["airbyte_trigger_sync"]
+    assert _upstream_closure(tasks, "source_freshness") == {"airbyte_trigger_sync", "sync"}
+    dbt_tasks = [t for t in tasks if t.startswith("transform.")]
+    assert len(dbt_tasks) > 15
+    for task_id in dbt_tasks:
+        assert "source_freshness" in _upstream_closure(tasks, task_id), task_id
+    # The deadline watchdog stands apart: nothing waits on it, and it waits on nothing.
+    assert _upstream_closure(tasks, "publish") == set(tasks) - {"publish", "deadline_watchdog"}
+
+
+def test_on_mwaas_airflow_every_task_retries_and_has_a_timeout(parsed: Any) -> None:
+    for task_id, task in parsed[0]["tasks"].items():
+        assert task["retries"] >= 2, task_id
+        assert task["retry_delay"] >= 60, task_id
+        assert task["execution_timeout"] is not None, task_id
+        assert task["execution_timeout"] <= 3 * 3600, task_id
