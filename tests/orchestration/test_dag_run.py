@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DAY_1 = datetime(2026, 3, 10, tzinfo=UTC)
 DAY_2 = DAY_1 + timedelta(days=1)
+DAY_3 = DAY_2 + timedelta(days=1)
 BROKEN_MODEL = "dim_subscriptions"
 SOURCE_TABLES = ("users", "banks", "credit_cards", "subscriptions", "payments")
 
@@ -269,34 +270,85 @@ def test_source_freshness_errors_and_warnings_each_raise_one_alert(
     assert alert["sources"] == ["banks"]
 
 
-def test_mdp_backfill_re_runs_the_failed_day_to_success(
+def test_mdp_backfill_re_runs_the_failed_day_and_runs_the_next_one(
     first_day: Any, pipeline: dict[str, Any], dbt_project: Path
 ) -> None:
-    """The runbook's recovery: once the model is fixed, `mdp backfill` re-runs the failed day."""
+    """The runbook's recovery and backfill: once the model is fixed, `mdp backfill --from D1 --to
+    D2` re-runs the failed day, then runs the next, one DAG run per day, in order."""
     from typer.testing import CliRunner
 
     from mdp.cli import app
 
     marts_before = _marts()
-    source_before = _source_counts()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
         mp.delenv("MDP_DBT_MANIFEST", raising=False)
         mp.delenv("MDP_DBT_PROFILES_YML", raising=False)
-        result = CliRunner().invoke(app, ["backfill", "--from", f"{DAY_2:%Y-%m-%d}"])
+        result = CliRunner().invoke(
+            app, ["backfill", "--from", f"{DAY_2:%Y-%m-%d}", "--to", f"{DAY_3:%Y-%m-%d}"]
+        )
     assert result.exit_code == 0, result.output
-    assert f"✓ {DAY_2:%Y-%m-%d} (1/1)" in result.output
+    assert f"✓ {DAY_2:%Y-%m-%d} (1/2)" in result.output
+    assert f"✓ {DAY_3:%Y-%m-%d} (2/2)" in result.output
+    assert result.output.index(f"{DAY_2:%Y-%m-%d} (1/2)") < result.output.index(f"{DAY_3:%Y-%m-%d}")
+    assert "Backfilled 2 day(s)" in result.output
 
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        run = session.query(DagRun).filter(DagRun.logical_date == DAY_2).one()
-        states = {ti.task_id: ti.state for ti in run.get_task_instances(session=session)}
-    assert str(run.state) in ("success", "DagRunState.SUCCESS")
-    assert set(map(str, states.values())) <= {"success", "TaskInstanceState.SUCCESS"}, states
-    # The day's rows, loaded by the failed run, now reach the marts; the day was not generated
-    # twice; and the successful re-run raised no alert.
+        runs = {
+            run.logical_date: run
+            for run in session.query(DagRun).filter(DagRun.logical_date.in_([DAY_2, DAY_3]))
+        }
+        states = {
+            day: {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+            for day, run in runs.items()
+        }
+    assert sorted(runs) == [DAY_2, DAY_3]
+    for day, run in runs.items():
+        assert str(run.state) in ("success", "DagRunState.SUCCESS"), day
+        assert set(states[day].values()) <= {"success", "TaskInstanceState.SUCCESS"}, states[day]
+    assert runs[DAY_2].end_date <= runs[DAY_3].start_date
+    # The failed day's rows, loaded by its failed run, now reach the marts; the runs raised no
+    # alert.
     assert _marts() != marts_before
-    assert _source_counts() == source_before
     assert [a["kind"] for a in _alerts(pipeline["home"])] == ["task_failed"]
+
+
+def test_mdp_backfill_stops_at_the_first_failed_day_and_names_the_command_that_resumes(
+    first_day: Any, pipeline: dict[str, Any], dbt_project: Path
+) -> None:
+    """A range whose first day fails (its source is unreachable) runs no later day."""
+    from typer.testing import CliRunner
+
+    from mdp.cli import app
+
+    first, last = DAY_3 + timedelta(days=1), DAY_3 + timedelta(days=2)
+    alerts_before = len(_alerts(pipeline["home"]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
+        mp.delenv("MDP_DBT_MANIFEST", raising=False)
+        mp.delenv("MDP_DBT_PROFILES_YML", raising=False)
+        mp.setenv("MDP_SOURCE_DSN", f"postgresql:///app?host={pipeline['home']}/no-such-socket")
+        mp.setenv("MDP_SOURCE_CONNECT_ATTEMPTS", "1")
+        result = CliRunner().invoke(
+            app, ["backfill", "--from", f"{first:%Y-%m-%d}", "--to", f"{last:%Y-%m-%d}"]
+        )
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"The run for the day ending {first:%Y-%m-%d} failed" in text
+    assert f"run `mdp backfill --from {first:%Y-%m-%d} --to {last:%Y-%m-%d}` again" in text
+    assert "✓" not in text and "Backfilled" not in text
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ran = [
+            r.logical_date
+            for r in session.query(DagRun).filter(DagRun.logical_date.in_([first, last]))
+        ]
+    assert ran == [first]
+    (alert,) = _alerts(pipeline["home"])[alerts_before:]
+    assert alert["kind"] == "task_failed"
