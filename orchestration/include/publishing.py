@@ -65,7 +65,10 @@ def snowflake_warehouse(conn_id: str = SNOWFLAKE_CONN_ID) -> Any:
     The Airflow host has no reporting credentials in its environment (those belong to the
     dashboard's unit): the connection dbt used to build the marts is the one that can read them.
     """
-    from airflow.sdk import BaseHook
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 3.0 (MWAA's) keeps it where Airflow 2 had it
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
 
     conn = BaseHook.get_connection(conn_id)
     # Older connections spell their extras `extra__snowflake__<name>`.
