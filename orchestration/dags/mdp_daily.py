@@ -62,8 +62,12 @@ with DAG(
 
     def source_freshness() -> DbtSourceLocalOperator:
         """dbt's source freshness on RAW: a warning alerts and goes on, an error stops the run."""
+        # The same dbt as the model tasks: in a virtualenv of its own on MWAA, in-process here.
+        execution = dbt.execution_config()
         return DbtSourceLocalOperator(
             task_id=alerts.FRESHNESS_TASK_ID,
+            invocation_mode=execution.invocation_mode,
+            dbt_executable_path=str(execution.dbt_executable_path),
             project_dir=str(settings.dbt_project_dir),
             profile_config=dbt.profile_config(settings),
             execution_timeout=timedelta(minutes=15),

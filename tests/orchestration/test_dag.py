@@ -149,6 +149,24 @@ def test_cloud_dbt_uses_the_snowflake_private_key_profile_mapping(cloud_dag: Any
     assert "database" not in mapping.profile_args
 
 
+def test_on_mwaa_every_dbt_task_runs_the_dbt_of_its_own_virtualenv(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from cosmos.constants import InvocationMode
+
+    from orchestration.include.dbt import DBT_EXECUTABLE_ENV
+
+    executable = "/usr/local/airflow/dbt_venv/bin/dbt"
+    dag = load_dag(monkeypatch, dbt_project, MDP_TARGET="cloud", **{DBT_EXECUTABLE_ENV: executable})
+    tasks = {t.task_id: t for t in dag.tasks}
+    dbt_tasks = [tasks["source_freshness"]] + [
+        t for t in dag.tasks if t.task_id.startswith("transform.")
+    ]
+    for task in dbt_tasks:
+        assert task.invocation_mode == InvocationMode.SUBPROCESS, task.task_id
+        assert str(task.dbt_executable_path) == executable, task.task_id
+
+
 def test_a_missing_manifest_is_a_clear_import_error(
     monkeypatch: pytest.MonkeyPatch, dbt_project: Path
 ) -> None:
