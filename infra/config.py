@@ -235,13 +235,13 @@ def _plain_secret_issues(
     # The engine marks a whole structured key secret when any value under it is.
     if config.alerts is None or config.alerts.webhook_url is None or is_secret(f"{PROJECT}:alerts"):
         return []
-    key, fix = fixes.key_and_fix(("alerts", "webhookUrl"), "<https-url>")
+    key, fix = fixes.key_and_fix(("alerts", "webhookUrl"), "<https-url>", secret=True)
     return [
         ConfigIssue(
             key=key,
             problem="is set in plain text, so the URL and its token sit readable in "
             f"Pulumi.{fixes.stack}.yaml; it must be a secret (the value is not repeated here)",
-            fix=fix.replace("pulumi config set ", "pulumi config set --secret ", 1),
+            fix=fix,
         )
     ]
 

@@ -57,11 +57,15 @@ class Fixes:
     stack: str
     provider_keys: Mapping[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
 
-    def key_and_fix(self, loc: Loc, example: str | None = None) -> tuple[str, str]:
+    def key_and_fix(
+        self, loc: Loc, example: str | None = None, *, secret: bool = False
+    ) -> tuple[str, str]:
+        """The key's full name and the `pulumi config set` that fixes it (`--secret` for secrets)."""
+        command = "pulumi config set --secret" if secret else "pulumi config set"
         provider_key = self.provider_keys.get(tuple(str(p) for p in loc))
         if provider_key is not None:
             key, default = provider_key
-            return key, f"pulumi config set {key} {example or default} --stack {self.stack}"
+            return key, f"{command} {key} {example or default} --stack {self.stack}"
         owner, name = _model_at(self.root, loc)
         if name is not None and owner is not None:
             info = owner.model_fields[name]
@@ -71,7 +75,7 @@ class Fixes:
         value = example if example is not None else _example(self.root, loc)
         return (
             f"{PROJECT}:{path}",
-            f"pulumi config set --path '{path}' {value} --stack {self.stack}",
+            f"{command} --path '{path}' {value} --stack {self.stack}",
         )
 
     def issues(self, error: ValidationError) -> list[ConfigIssue]:
@@ -82,15 +86,15 @@ class Fixes:
             if err["type"] == "extra_forbidden":
                 issues.append(self._unknown_key(loc))
                 continue
-            key, fix = self.key_and_fix(loc)
+            secret = self._is_secret(loc)
+            key, fix = self.key_and_fix(loc, secret=secret)
             if err["type"] == "missing":
                 problem = "is required but not set"
             else:
                 got = err.get("input")
                 shown = json.dumps(got) if isinstance(got, str | int | float | bool) else None
-                if self._is_secret(loc):
+                if secret:
                     shown = None  # a secret value is never repeated in an error
-                    fix = fix.replace("pulumi config set ", "pulumi config set --secret ", 1)
                 problem = err["msg"].removeprefix("Value error, ") + (
                     f" (got {shown})" if shown else ""
                 )
