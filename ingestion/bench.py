@@ -44,7 +44,7 @@ _SEED = {
         insert into app.users select g, gen_random_uuid(), 'First' || (g % 997), 'Last' || (g % 991),
             'user' || g || '@example.com', '+1-555-' || lpad((g % 10000)::text, 4, '0'),
             (date '1950-01-01' + (g % 20000))::text, (array['US','CA','GB','FR','DE'])[1 + g % 5],
-            md5(g::text), lpad((g * 7919 % 1000000000)::text, 9, '0'),
+            md5(g::text), lpad((g::bigint * 7919 % 1000000000)::text, 9, '0'),
             case when g % 97 = 0 then now() - interval '3 days' end,
             now() - (g % 31536000) * interval '1 second', now() - (g % 31536000) * interval '1 second'
         from generate_series(1, {n}) g""",
