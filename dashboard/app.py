@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -14,10 +13,8 @@ import streamlit as st
 from core.warehouse import (
     CONTRACT_MARTS,
     NoDataYet,
-    Warehouse,
     WarehouseBusy,
     WarehouseError,
-    WarehouseSession,
     from_env,
 )
 from dashboard import metrics
@@ -25,25 +22,6 @@ from dashboard import metrics
 MONEY_AXIS = "$,.0f"
 REFRESH_SECONDS = 60
 CHART_HEIGHT = 280
-
-
-def _last_run(warehouse: Warehouse, session: WarehouseSession) -> dt.datetime | None:
-    """When the marts were last built: the DuckDB file's last write (only dbt writes it), or
-    Snowflake's `last_altered` of the MRR mart."""
-    path = getattr(warehouse, "path", None)
-    if isinstance(path, Path):
-        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-    ref = session.find("mrr_by_plan")
-    if ref is None:
-        return None
-    try:
-        column = session.run(
-            "select max(last_altered) from information_schema.tables "
-            f"where lower(table_schema) = lower('{ref.schema}') and lower(table_name) = 'mrr_by_plan'"
-        ).column(0)
-    except Exception:  # an engine without last_altered: the line says "unknown"
-        return None
-    return metrics.utc(column[0].as_py())
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner="Reading the marts…")
@@ -56,7 +34,7 @@ def load(source: str) -> tuple[dict[str, pa.Table], metrics.AsOf]:
             ref = session.find(name)
             if ref is not None:
                 tables[name] = session.read(ref)
-        as_of = metrics.AsOf(metrics.last_load(session), _last_run(warehouse, session))
+        as_of = metrics.read_as_of(session)
     return tables, as_of
 
 
@@ -218,6 +196,66 @@ def render_net_revenue(
             "subscriptions pay twelve months up front, so a growing year's net revenue runs "
             "above MRR; monthly ones pay MRR less discounts, failed payments and refunds."
         )
+
+
+def render_revenue_against_mrr(marts: metrics.Marts, partial: dt.date | None) -> None:
+    with st.container(key="revenue-vs-mrr"):
+        _heading("Monthly subscriptions: net revenue against MRR", "revenue-vs-mrr")
+        if marts.by_billing_period is None:
+            st.info(
+                f"The mart {metrics.BY_BILLING_PERIOD} is not built in this warehouse; "
+                "the next pipeline run builds it."
+            )
+            return
+        df = metrics.revenue_against_mrr(marts.by_billing_period, partial)
+        if df.empty:
+            st.info("No monthly subscriptions in the chosen plans and months.")
+            return
+        df = _with_labels(df, partial)
+        labels = list(df["month_label"])
+        series = {"mrr": "MRR at month end", "net_revenue": "Net revenue"}
+        long = df.melt(
+            id_vars=["month_label"],
+            value_vars=list(series),
+            var_name="series",
+            value_name="amount",
+        )
+        long["series"] = long["series"].map(series)
+        long["amount"] = long["amount"].astype(float)
+        long["partial"] = long["month_label"].str.endswith("(partial)")
+        # Side by side per month: a full month's net revenue sits a little below its MRR. The
+        # month in progress is faded: it has paid only part of its MRR so far.
+        bars = _by_month_and_series(
+            alt.Chart(long).mark_bar(),
+            labels,
+            alt.Y("amount:Q", title="USD", axis=alt.Axis(format=MONEY_AXIS)),
+            "series",
+            "Series",
+            alt.Tooltip("amount:Q", title="Amount", format="$,.2f"),
+            sort=list(series.values()),
+        ).encode(
+            xOffset=alt.XOffset("series:N", sort=list(series.values())),
+            opacity=alt.condition(alt.datum.partial, alt.value(0.4), alt.value(1.0)),
+        )
+        _chart(bars)
+        st.caption(
+            "Monthly subscriptions pay their MRR once a month, less discounts, failed payments "
+            "and refunds; subscriptions that leave during a month may have paid for it first. "
+            "The month in progress is marked partial and has no ratio."
+        )
+        table = pd.DataFrame(
+            {
+                "Month": labels,
+                "MRR at month end": [metrics.money(v) for v in df["mrr"]],
+                "Net revenue": [metrics.money(v) for v in df["net_revenue"]],
+                "Discounts": [metrics.money(v) for v in df["discount_amount"]],
+                "Refunded": [metrics.money(v) for v in df["refunded_amount"]],
+                "Failed attempts": [metrics.money(v) for v in df["failed_amount"]],
+                "Net revenue / MRR": [metrics.percent(v) for v in df["ratio"]],
+            }
+        )
+        with st.expander("Net revenue against MRR by month, monthly subscriptions"):
+            st.table(table, hide_index=True)
 
 
 def render_mrr(monthly: pd.DataFrame, marts: metrics.Marts, partial: dt.date | None) -> None:
@@ -402,6 +440,7 @@ def main() -> None:
     cohorts: Any = tables.get("cohort_retention_monthly")
     render_kpis(monthly, chosen, partial, period)
     render_net_revenue(chosen, monthly, partial)
+    render_revenue_against_mrr(chosen, partial)
     render_mrr(monthly, chosen, partial)
     render_subscriptions(monthly, partial)
     render_churn_and_retention(

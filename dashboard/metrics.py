@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pandas as pd
 import pyarrow as pa
 
-from core.warehouse import PAYMENTS_FACT, WarehouseSession
+from core.warehouse import WarehouseSession
 
 CENT = Decimal("0.01")
 # Movements in the order they explain a month's change in MRR; the last two lower it.
@@ -29,7 +29,10 @@ MOVEMENT_LABELS = {
 
 
 # Marts the dashboard shows when they exist; the contract marts alone still make a dashboard.
-OPTIONAL_MARTS = ("cohort_retention_monthly",)
+BY_BILLING_PERIOD = "revenue_and_mrr_by_billing_period"
+OPTIONAL_MARTS = ("cohort_retention_monthly", BY_BILLING_PERIOD)
+# The one-row mart saying how current the others are, in the schema the reporting role reads.
+AS_OF_MART = "data_as_of"
 
 # What each KPI means, shown as its help text: every figure's definition is one hover away.
 KPI_HELP = {
@@ -55,10 +58,11 @@ KPI_HELP = {
 
 @dataclass(frozen=True)
 class AsOf:
-    """How current the marts are."""
+    """How current the marts are, as the DATA_AS_OF mart records it."""
 
     last_load: dt.datetime | None  # the newest sync the marts include (_airbyte_extracted_at)
-    last_run: dt.datetime | None  # when the marts were last built
+    last_run: dt.datetime | None  # when the dbt run that built the marts started
+    found: bool = True  # False when the warehouse has no DATA_AS_OF mart (an older deployment)
 
     @property
     def current_month(self) -> dt.date | None:
@@ -68,13 +72,15 @@ class AsOf:
         return self.last_load.date().replace(day=1)
 
 
-def last_load(session: WarehouseSession) -> dt.datetime | None:
-    """The newest `_airbyte_extracted_at` in the payments fact: the last load the marts include."""
-    ref = session.find(PAYMENTS_FACT)
+def read_as_of(session: WarehouseSession) -> AsOf:
+    """The DATA_AS_OF mart's row; unknown times when the mart is missing or empty."""
+    ref = session.find(AS_OF_MART)
     if ref is None:
-        return None
-    value = session.run(f"select max(_airbyte_extracted_at) as v from {ref.sql}").column(0)[0]
-    return utc(value.as_py())
+        return AsOf(None, None, found=False)
+    row = session.read(ref).to_pylist()
+    if not row:
+        return AsOf(None, None)
+    return AsOf(utc(row[0].get("last_loaded_at")), utc(row[0].get("marts_built_at")))
 
 
 def utc(value: object) -> dt.datetime | None:
@@ -87,10 +93,16 @@ def as_of_line(as_of: AsOf) -> str:
     def at(value: dt.datetime | None) -> str:
         return f"{value:%Y-%m-%d %H:%M} UTC" if value else "unknown"
 
-    return (
+    line = (
         f"Data as of {at(as_of.last_load)} (last successful load) · marts built "
         f"{at(as_of.last_run)} (last successful run)"
     )
+    if not as_of.found:
+        line += (
+            f". The warehouse has no {AS_OF_MART.upper()} mart, which records both: the next "
+            "pipeline run builds it"
+        )
+    return line
 
 
 def money(value: object) -> str:
@@ -125,11 +137,13 @@ def _as_decimal(value: object) -> Decimal:
 
 @dataclass(frozen=True)
 class Marts:
-    """The three contract marts as frames, with month columns as `datetime.date`."""
+    """The three contract marts as frames, with month columns as `datetime.date`, and the
+    revenue and MRR by billing period when the warehouse has it."""
 
     net_revenue: pd.DataFrame
     monthly_net_revenue: pd.DataFrame
     mrr: pd.DataFrame
+    by_billing_period: pd.DataFrame | None = None
 
     @classmethod
     def from_arrow(cls, tables: Mapping[str, pa.Table]) -> Marts:
@@ -143,6 +157,9 @@ class Marts:
             net_revenue=frame("net_revenue_by_plan"),
             monthly_net_revenue=frame("monthly_net_revenue_by_plan", "revenue_month"),
             mrr=frame("mrr_by_plan", "month"),
+            by_billing_period=frame(BY_BILLING_PERIOD, "month")
+            if BY_BILLING_PERIOD in tables
+            else None,
         )
 
     @property
@@ -163,7 +180,12 @@ class Marts:
         mnr = self.monthly_net_revenue
         mnr = mnr[mnr["plan_name"].isin(plans) & mnr["revenue_month"].between(start, end)]
         mrr = self.mrr[self.mrr["plan_name"].isin(plans) & self.mrr["month"].between(start, end)]
-        return Marts(nr, mnr, mrr)
+        periods = self.by_billing_period
+        if periods is not None:
+            periods = periods[
+                periods["plan_name"].isin(plans) & periods["month"].between(start, end)
+            ]
+        return Marts(nr, mnr, mrr, periods)
 
 
 def net_revenue_table(marts: Marts) -> pd.DataFrame:
@@ -222,6 +244,31 @@ def monthly_mrr(marts: Marts) -> pd.DataFrame:
         for k, e, p in zip(kept, grouped["expansion_mrr"], previous, strict=True)
     ]
     return grouped
+
+
+REVENUE_PARTS = ("mrr", "net_revenue", "discount_amount", "refunded_amount", "failed_amount")
+
+
+def revenue_against_mrr(by_billing_period: pd.DataFrame, partial: dt.date | None) -> pd.DataFrame:
+    """Per month, monthly subscriptions' net revenue beside their MRR at the month's end (chosen
+    plans summed), with what separates them: discounts, refunds and failed attempts.
+
+    `ratio` = net revenue / MRR, for full months only: a month in progress has paid part of it.
+    """
+    columns = ["month", *REVENUE_PARTS, "ratio"]
+    df = by_billing_period[by_billing_period["billing_period"] == "monthly"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = (
+        df.groupby("month", sort=True)[list(REVENUE_PARTS)].agg(lambda s: total(s)).reset_index()
+    )
+    grouped["ratio"] = [
+        float(n / m) if m and (partial is None or month < partial) else None
+        for month, n, m in zip(
+            grouped["month"], grouped["net_revenue"], grouped["mrr"], strict=True
+        )
+    ]
+    return grouped[columns]
 
 
 def retention_curve(cohorts: pd.DataFrame, partial: dt.date | None) -> pd.DataFrame:

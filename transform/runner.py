@@ -130,8 +130,8 @@ def run_dbt(
 
 
 # Bookkeeping, not data: rows an incremental run did not need to recompute keep the newest
-# sync seen by the run that wrote them.
-BOOKKEEPING_COLUMNS = ("_synced_until",)
+# sync seen by the run that wrote them, and data_as_of records when its own run started.
+BOOKKEEPING_COLUMNS = ("_synced_until", "marts_built_at")
 
 
 def differing_tables(left: Path, right: Path) -> dict[str, int]:

@@ -76,7 +76,7 @@ def test_churn_and_retention_have_a_point_per_full_month(seeded_history: SeededH
     db = seeded_history.home / "warehouse" / "analytics.duckdb"
     with DuckDBWarehouse(db).session() as session:
         tables = session.read_required((*CONTRACT_MARTS, "cohort_retention_monthly"))
-        as_of = metrics.AsOf(metrics.last_load(session), None)
+        as_of = metrics.read_as_of(session)
     marts = metrics.Marts.from_arrow(tables)
     partial = as_of.current_month
     assert partial == dt.datetime.now(dt.UTC).date().replace(day=1)

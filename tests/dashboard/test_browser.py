@@ -68,6 +68,14 @@ def test_net_revenue_shown_equals_the_mart(browser: Any, start_server: Any, tmp_
 
     kpis = " ".join(page.locator(".st-key-kpis").inner_text().split())
     assert f"Net revenue in period {money(period_total[0])}" in kpis
+    # A warehouse built before the DATA_AS_OF and billing-period marts says what it lacks.
+    as_of = " ".join(page.locator(".st-key-as-of").inner_text().split())
+    assert as_of.startswith(
+        "Data as of unknown (last successful load) · marts built unknown (last successful run). "
+        "The warehouse has no DATA_AS_OF mart"
+    ), as_of
+    comparison = page.locator(".st-key-revenue-vs-mrr").inner_text()
+    assert "revenue_and_mrr_by_billing_period is not built in this warehouse" in comparison
     for title in (
         "Monthly net revenue by plan",
         "MRR by plan",
@@ -133,7 +141,10 @@ def test_a_seeded_year_shows_its_as_of_line_partial_month_and_the_marts(
 ) -> None:
     db = seeded_history.home / "warehouse" / "analytics.duckdb"
     with duckdb.connect(str(db), read_only=True) as con:
-        last_load = con.execute(
+        as_of_row = con.execute(
+            "select last_loaded_at, marts_built_at, current_month from finance.data_as_of"
+        ).fetchall()
+        synced = con.execute(
             "select max(_airbyte_extracted_at) at time zone 'UTC' from intermediate.fct_payments"
         ).fetchone()
         by_month = con.execute(
@@ -148,22 +159,36 @@ def test_a_seeded_year_shows_its_as_of_line_partial_month_and_the_marts(
         period_total = con.execute(
             "select sum(net_revenue) from finance.monthly_net_revenue_by_plan"
         ).fetchone()
-    assert last_load is not None and period_total is not None
+        against = con.execute(
+            """
+            select month, sum(mrr), sum(net_revenue), sum(discount_amount),
+                   sum(refunded_amount), sum(failed_amount)
+            from finance.revenue_and_mrr_by_billing_period
+            where billing_period = 'monthly' group by month order by month
+            """
+        ).fetchall()
+    assert synced is not None and period_total is not None
+    # The mart's row: the last load is the newest sync of the payments the marts include.
+    ((last_load, built, in_progress),) = as_of_row
+    assert last_load == synced[0] and built >= last_load
     current, closed, before = by_month[-1], by_month[-2], by_month[-3]
-    assert current[0].replace(day=1) == last_load[0].date().replace(day=1)
+    assert current[0] == in_progress == last_load.date().replace(day=1)
 
     server = start_server(seeded_history.home)
     page = open_page(browser, server.url, ".st-key-kpis [data-testid='stMetricValue']")
     page.wait_for_function(
-        "() => document.querySelectorAll(\"[data-testid='stVegaLiteChart']\").length >= 7",
+        "() => document.querySelectorAll(\"[data-testid='stVegaLiteChart']\").length >= 8",
         timeout=45_000,
     )
     page.wait_for_timeout(2_000)
     page.screenshot(path=str(tmp_path / "history.png"), full_page=True)
 
     as_of = " ".join(page.locator(".st-key-as-of").inner_text().split())
-    assert f"Data as of {last_load[0]:%Y-%m-%d %H:%M} UTC (last successful load)" in as_of
-    assert "(last successful run)" in as_of and "unknown" not in as_of
+    assert (
+        f"Data as of {last_load:%Y-%m-%d %H:%M} UTC (last successful load) · "
+        f"marts built {built:%Y-%m-%d %H:%M} UTC (last successful run)"
+    ) in as_of
+    assert "unknown" not in as_of
     assert f"{current[0]:%Y-%m} is in progress and marked partial" in as_of
 
     def month(m: Any) -> str:
@@ -205,9 +230,29 @@ def test_a_seeded_year_shows_its_as_of_line_partial_month_and_the_marts(
     # Every KPI explains itself: a help icon per card.
     assert page.locator(".st-key-kpis [data-testid='stTooltipIcon']").count() == 8
 
+    # Monthly subscriptions' net revenue beside their MRR: the chart, and its figures in the
+    # table under it, equal the mart; only full months have a ratio.
+    comparison = page.locator(".st-key-revenue-vs-mrr")
+    assert comparison.locator("[data-testid='stVegaLiteChart']").count() == 1
+    comparison.locator("[data-testid='stExpander'] summary").click()
+    page.wait_for_selector(".st-key-revenue-vs-mrr table tbody tr", timeout=20_000)
+    rows = table_rows(page, ".st-key-revenue-vs-mrr")
+    assert len(rows) == len(against) >= 13
+    assert rows == [
+        [
+            f"{month(m)} (partial)" if m == current[0] else month(m),
+            *(money(v) for v in (mrr, net, discounts, refunded, failed)),
+            "—" if m == current[0] else percent(float(Decimal(net) / Decimal(mrr))),
+        ]
+        for m, mrr, net, discounts, refunded, failed in against
+    ]
+    # A full month's net revenue is its MRR less discounts, failures and refunds: below, close.
+    full = [(Decimal(mrr), Decimal(net)) for m, mrr, net, *_ in against[1:-1]]
+    assert all(Decimal("0.8") * mrr < net <= mrr for mrr, net in full), full
+
     # Titles and labels are never cut off.
     titles = page.locator("[class*='st-key-title-']")
-    assert titles.count() >= 7
+    assert titles.count() >= 8
     assert _overflowing(page, "[class*='st-key-title-'] p") == []
     assert _overflowing(page, "[data-testid='stMetricLabel'] p") == []
     assert _overflowing(page, "h1, h2, h3") == []

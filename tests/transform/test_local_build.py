@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -185,3 +186,65 @@ def test_incremental_run_after_one_more_sync_matches_contract(
         build, "select status, net_revenue from intermediate.fct_payments where payment_id = 1"
     )
     assert refunded == [("refunded", Decimal("0.00"))]
+
+
+def test_data_as_of_names_the_last_load_and_the_run_that_built_the_marts(
+    local_build: LocalBuild,
+) -> None:
+    import json
+
+    (row,) = query(
+        local_build,
+        "select last_loaded_at, last_paid_at, marts_built_at, current_month, last_complete_month "
+        "from finance.data_as_of",
+    )
+    loaded, paid, built, current, complete = row
+    accepted = "select payment_id from staging.stg_postgres_airbyte__payments"
+    (synced, newest_paid) = query(
+        local_build,
+        "select max(_airbyte_extracted_at) at time zone 'UTC', max(paid_at at time zone 'UTC') "
+        f"from raw.POSTGRES_AIRBYTE.payments where id in ({accepted})",
+    )[0]
+    assert loaded == synced and paid == newest_paid
+    # dbt's start of the run, to the second, as run_results.json records it.
+    started = json.loads((local_build.target_path / "run_results.json").read_text())["metadata"]
+    assert f"{built:%Y-%m-%dT%H:%M:%S}" == started["invocation_started_at"][:19]
+    assert current == loaded.date().replace(day=1)
+    assert complete == (current - timedelta(days=1)).replace(day=1)
+
+
+def test_revenue_and_mrr_by_billing_period_add_up_to_the_checked_marts(
+    local_build: LocalBuild,
+) -> None:
+    by_period = "finance.revenue_and_mrr_by_billing_period"
+    differences = query(
+        local_build,
+        f"""
+        with periods as (
+            select month, plan_name, sum(mrr) as mrr, sum(active_subscriptions) as active,
+                   sum(net_revenue) as net_revenue, sum(succeeded_amount - discount_amount) as net
+            from {by_period} group by all
+        )
+        select coalesce(p.month, m.month, r.revenue_month), coalesce(p.plan_name, m.plan_name),
+               p.mrr, m.mrr, p.active, m.active_subscriptions, p.net_revenue, r.net_revenue, p.net
+        from periods as p
+        full join finance.mrr_by_plan as m on p.month = m.month and p.plan_name = m.plan_name
+        full join finance.monthly_net_revenue_by_plan as r
+            on p.month = r.revenue_month and p.plan_name = r.plan_name
+        where coalesce(p.mrr, 0) <> coalesce(m.mrr, 0)
+            or coalesce(p.active, 0) <> coalesce(m.active_subscriptions, 0)
+            or coalesce(p.net_revenue, 0) <> coalesce(r.net_revenue, 0)
+            or p.net <> p.net_revenue
+        """,
+    )
+    assert differences == []
+    periods = query(
+        local_build,
+        f"select billing_period, sum(mrr), sum(net_revenue), sum(failed_amount), "
+        f"sum(refunded_amount) from {by_period} group by all order by all",
+    )
+    # Both billing periods hold MRR and revenue, and the fixture fails and refunds payments.
+    assert [p for p, *_ in periods] == ["annual", "monthly"]
+    assert all(v > 0 for _, *values in periods for v in values[:2])
+    assert sum(failed for *_, failed, _ in periods) > 0
+    assert sum(refunded for *_, refunded in periods) > 0

@@ -186,6 +186,25 @@ def test_build_on_snowflake_dialect_matches_contract(fakesnow_server: SnowflakeB
     )
     assert versions == [(2,)]
     assert_no_pii_in_analytics(fakesnow_server.connect, later)
+    assert_the_dashboard_reads_how_current_the_marts_are(fakesnow_server.connect)
+
+
+def assert_the_dashboard_reads_how_current_the_marts_are(connect: dict[str, Any]) -> None:
+    """The dashboard's reader finds DATA_AS_OF beside the marts, in the FINANCE schema."""
+    from core.warehouse import SnowflakeWarehouse
+    from dashboard import metrics
+
+    with SnowflakeWarehouse(settings={**connect, "database": "ANALYTICS"}).session() as session:
+        ref = session.find(metrics.AS_OF_MART)
+        as_of = metrics.read_as_of(session)
+    assert ref is not None and ref.schema.upper() == "FINANCE"
+    ((synced,),) = query(
+        connect,
+        "select max(_airbyte_extracted_at) from RAW.POSTGRES_AIRBYTE.PAYMENTS "
+        "where id in (select payment_id from ANALYTICS.STAGING.STG_POSTGRES_AIRBYTE__PAYMENTS)",
+    )
+    assert as_of.found and as_of.last_load == metrics.utc(synced)
+    assert as_of.last_run is not None and as_of.last_run >= as_of.last_load
 
 
 def assert_no_pii_in_analytics(connect: dict[str, Any], fx: fixture.Fixture) -> None:

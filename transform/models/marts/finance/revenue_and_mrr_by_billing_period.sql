@@ -1,0 +1,106 @@
+-- Net revenue and month-end MRR per month, plan and billing period, so that a month's net
+-- revenue from monthly subscriptions can be set beside their MRR (contract section 1a: close
+-- to it, less discounts, failures and refunds). Plans and billing periods are the
+-- subscriptions' as they are now, as in the other marts; summed over billing periods, `mrr`
+-- equals MRR_BY_PLAN's and `net_revenue` MONTHLY_NET_REVENUE_BY_PLAN's, to the cent.
+with
+
+payments as (
+
+    select * from {{ ref('fct_payments') }}
+
+),
+
+subscriptions as (
+
+    select subscription_id, plan_id, billing_period from {{ ref('dim_subscriptions') }}
+
+),
+
+plans as (
+
+    select plan_id, plan_name from {{ ref('dim_plans') }}
+
+),
+
+subscription_months as (
+
+    select * from {{ ref('int_subscription_months_evaluated') }}
+
+),
+
+paid as (
+
+    select
+        payments.paid_month as month,
+        subscriptions.plan_id,
+        subscriptions.billing_period,
+        sum(payments.net_revenue) as net_revenue,
+        sum(case when payments.is_succeeded then payments.amount else 0 end) as succeeded_amount,
+        sum(case when payments.is_succeeded then payments.discount_amount else 0 end)
+            as discount_amount,
+        sum(
+            case when payments.status = 'refunded' then payments.amount - payments.discount_amount else 0 end
+        ) as refunded_amount,
+        sum(
+            case when payments.status = 'failed' then payments.amount - payments.discount_amount else 0 end
+        ) as failed_amount
+
+    from payments
+    inner join subscriptions on payments.subscription_id = subscriptions.subscription_id
+    group by payments.paid_month, subscriptions.plan_id, subscriptions.billing_period
+
+),
+
+recurring as (
+
+    select
+        subscription_months.month,
+        subscription_months.plan_id,
+        subscriptions.billing_period,
+        sum(subscription_months.annual_value) as annual_value,
+        count(*) as active_subscriptions
+
+    from subscription_months
+    inner join subscriptions on subscription_months.subscription_id = subscriptions.subscription_id
+    group by subscription_months.month, subscription_months.plan_id, subscriptions.billing_period
+
+),
+
+combined as (
+
+    select
+        coalesce(recurring.month, paid.month) as month,
+        coalesce(recurring.plan_id, paid.plan_id) as plan_id,
+        coalesce(recurring.billing_period, paid.billing_period) as billing_period,
+        coalesce(recurring.annual_value, 0) as annual_value,
+        coalesce(recurring.active_subscriptions, 0) as active_subscriptions,
+        coalesce(paid.net_revenue, 0) as net_revenue,
+        coalesce(paid.succeeded_amount, 0) as succeeded_amount,
+        coalesce(paid.discount_amount, 0) as discount_amount,
+        coalesce(paid.refunded_amount, 0) as refunded_amount,
+        coalesce(paid.failed_amount, 0) as failed_amount
+
+    from recurring
+    full outer join paid
+        on
+            recurring.month = paid.month
+            and recurring.plan_id = paid.plan_id
+            and recurring.billing_period = paid.billing_period
+
+)
+
+select
+    cast(combined.month as date) as month,
+    cast(plans.plan_name as varchar) as plan_name,
+    cast(combined.billing_period as varchar) as billing_period,
+    {{ money_divide('combined.annual_value', 12) }} as mrr,
+    cast(combined.active_subscriptions as bigint) as active_subscriptions,
+    cast(round(combined.net_revenue, 2) as decimal(14, 2)) as net_revenue,
+    cast(round(combined.succeeded_amount, 2) as decimal(14, 2)) as succeeded_amount,
+    cast(round(combined.discount_amount, 2) as decimal(14, 2)) as discount_amount,
+    cast(round(combined.refunded_amount, 2) as decimal(14, 2)) as refunded_amount,
+    cast(round(combined.failed_amount, 2) as decimal(14, 2)) as failed_amount
+
+from combined
+inner join plans on combined.plan_id = plans.plan_id
