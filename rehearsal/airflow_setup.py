@@ -63,6 +63,11 @@ def prepare(host: HostRun, database: StandInDatabase) -> Metadata | None:
             "infra/cloud_init render_airflow",
         )
         return None
+    try:
+        _stand_ins(box, database)
+    except FileNotFoundError as err:
+        host.failed(step, str(err), "the PostgreSQL 16 client programs", "pgserver (uv.lock)")
+        return None
     database.host_database(name, user, fresh=not box.path(PG_VERSION).exists())
     moved = {
         k: on_socket(env[k], database.socket_dir, database.port) for k in METADATA_CONNS if k in env
@@ -74,7 +79,6 @@ def prepare(host: HostRun, database: StandInDatabase) -> Metadata | None:
         f"the rehearsal runs as one OS user: the stand-in lets role {user} into database "
         f"{name} over its socket without a password, as peer authentication would",
     )
-    _stand_ins(box, database)
     host.package_units["postgresql"] = POSTGRESQL_UNIT
     return Metadata(name, user)
 
