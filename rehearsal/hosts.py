@@ -378,9 +378,13 @@ def _check(each: _Started, settled: bool) -> tuple[bool, str] | None:
     return None
 
 
+# Straight to loopback: a proxy from the environment (HTTP_PROXY) must not carry the probe.
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _get(port: int, path: str) -> tuple[int, str] | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+        with _LOOPBACK.open(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return int(response.status), response.read().decode(errors="replace")
     except urllib.error.HTTPError as err:
         return err.code, ""
