@@ -8,8 +8,10 @@ from secrets import token_urlsafe
 
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_CHECK
+from rehearsal import airflow_setup
 from rehearsal.apply import SECRET, SECRET_VERSION
-from rehearsal.hosts import HostRun, written_files
+from rehearsal.database import StandInDatabase
+from rehearsal.hosts import Health, HostRun, written_files
 from rehearsal.sandbox import CommandFailed, read_env_file
 from rehearsal.wires import AIRFLOW_WIRES, artifact_hints
 
@@ -17,6 +19,15 @@ HOST_ENV = "/etc/mdp/host.env"
 AIRFLOW_ENV = "/etc/mdp/airflow.env"
 DASHBOARD_ENV = "/etc/mdp/dashboard.env"
 APP = "/opt/mdp/app"
+KEYS_ENV = "/etc/mdp/airflow-keys.env"
+UNIT_FILE = "/etc/systemd/system/airflow@.service"
+
+# Airflow 3's API server answers its health check on its port; the scheduler, dag-processor and
+# triggerer must keep running. Streamlit answers its own on the dashboard's port.
+AIRFLOW_HEALTH = {
+    "airflow@api-server.service": Health("/api/v2/monitor/health", port_env="AIRFLOW__API__PORT")
+}
+DASHBOARD_HEALTH = {"mdp-dashboard.service": Health("/_stcore/health", port_option="--port")}
 
 # Run by the release's own Python with the host's Airflow environment: Airflow resolves each
 # variable and connection through its configured secrets backend, as a task would.
@@ -50,24 +61,23 @@ print(json.dumps({"target": shown, "equal": rows == want, "rows": len(rows)}))
 """
 
 
-def rehearse_airflow(host: HostRun) -> None:
+def rehearse_airflow(host: HostRun, database: StandInDatabase) -> None:
     host.check_wires(AIRFLOW_WIRES)
     files = written_files(host.user_data)
     backend = json.loads(read_env_file(files[AIRFLOW_ENV])["AIRFLOW__SECRETS__BACKEND_KWARGS"])
     _hints(host, read_env_file(files[HOST_ENV]))
+    host.health = {**AIRFLOW_HEALTH, **DASHBOARD_HEALTH}
     box = host.boot()
     if box is None:
         return
+    metadata = airflow_setup.prepare(host, database)
+    if metadata is None:
+        return
 
     def setup(argv: list[str]) -> bool:
-        host.skipped(
-            " ".join(argv),
-            "initialises the host's own PostgreSQL (postgresql-setup, sudo) and starts the "
-            "Airflow units under systemd",
-        )
-        return True
+        return airflow_setup.run_setup(host, database, metadata, argv)
 
-    healthy = host.runcmd({"/usr/local/bin/mdp-airflow-setup": setup})
+    healthy = host.runcmd({airflow_setup.SETUP: setup})
     if not healthy:
         return
     check_secrets_backend(host, backend)
@@ -278,8 +288,34 @@ def _hints(host: HostRun, env: dict[str, str]) -> None:
         ),
         *artifact_hints(env, policy),
         (
-            r"mdp-dashboard",
+            r"mdp-dashboard-key",
             f"{DASHBOARD_ENV} MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue",
             f"output {outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN} and policy {policy} (ReadDashboardKey)",
         ),
+        (
+            r"(?s)(mdp-airflow-setup|airflow@).*(OperationalError|connection to server|"
+            r"could not connect|authentication failed|does not exist)",
+            f"{AIRFLOW_ENV} AIRFLOW__DATABASE__SQL_ALCHEMY_CONN → the host's PostgreSQL "
+            "(the role and database the setup creates)",
+            f"{airflow_setup.SETUP} and {AIRFLOW_ENV}",
+        ),
+        (
+            r"airflow@api-server",
+            f"{AIRFLOW_ENV} AIRFLOW__API__* and {KEYS_ENV} → airflow api-server",
+            f"{UNIT_FILE} and the release's Airflow",
+        ),
+        (
+            r"airflow@",
+            f"{AIRFLOW_ENV} and {KEYS_ENV} → the Airflow unit's ExecStart",
+            f"{UNIT_FILE} and the release's Airflow",
+        ),
+        DASHBOARD_START_HINT,
     ]
+
+
+# The dashboard's own start, after its key was fetched: the release's app on its port.
+DASHBOARD_START_HINT = (
+    r"mdp-dashboard\.service: ExecStart",
+    f"{DASHBOARD_ENV} and {HOST_ENV} → mdp-dashboard.service ExecStart (mdp dashboard)",
+    "/etc/systemd/system/mdp-dashboard.service and the release's dashboard app",
+)

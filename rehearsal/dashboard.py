@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from infra import outputs
-from rehearsal.airflow import DASHBOARD_ENV, HOST_ENV, check_dashboard_key
+from rehearsal.airflow import (
+    DASHBOARD_ENV,
+    DASHBOARD_HEALTH,
+    DASHBOARD_START_HINT,
+    HOST_ENV,
+    check_dashboard_key,
+)
 from rehearsal.hosts import HostRun, written_files
 from rehearsal.sandbox import read_env_file
 from rehearsal.wires import DASHBOARD_HOST_WIRES
@@ -13,6 +19,7 @@ def rehearse_dashboard(host: HostRun) -> None:
     host.check_wires(DASHBOARD_HOST_WIRES)
     files = written_files(host.user_data)
     _hints(host, read_env_file(files[HOST_ENV]))
+    host.health = dict(DASHBOARD_HEALTH)
     box = host.boot()
     if box is None:
         return
@@ -35,8 +42,9 @@ def _hints(host: HostRun, env: dict[str, str]) -> None:
             f"and policy {policy} (ReadArtifacts)",
         ),
         (
-            r"mdp-dashboard",
+            r"mdp-dashboard-key",
             f"{DASHBOARD_ENV} MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue",
             f"output {outputs.SNOWFLAKE_DASHBOARD_KEY_SECRET_ARN} and policy {policy} (ReadDashboardKey)",
         ),
+        DASHBOARD_START_HINT,
     ]

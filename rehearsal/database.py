@@ -7,6 +7,7 @@ server's own superuser must then sign in with its password, as on RDS.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from psycopg import sql
 
 from core import localpg
 
+_HBA_MARKER = "# mdp rehearsal: passwords as on RDS\n"
+
 
 class StandInDatabase:
     """pgserver in a folder of its own; `reset` makes it a fresh instance for one rehearsal."""
@@ -28,20 +31,23 @@ class StandInDatabase:
         self.home.chmod(0o755)
         self.pgdata = self.home / "pg"
         self.uri = ""
+        # Roles of a host's own PostgreSQL served here too (the Airflow host's): no RDS reset drops them.
+        self.host_roles: set[str] = set()
 
     def start(self) -> StandInDatabase:
         uri = localpg.start(self.pgdata)
         self.uri = uri.replace("/app?", "/postgres?")
         hba = self.pgdata / "pg_hba.conf"
         text = hba.read_text()
-        marker = "# mdp rehearsal: passwords as on RDS\n"
-        if marker not in text:
+        if _HBA_MARKER not in text:
             current = localpg.connect(self.uri, autocommit=True)
             with current as conn:
                 superuser = conn.execute("select current_user").fetchone()
                 assert superuser
                 hba.write_text(
-                    marker + f"local all {superuser[0]} trust\nlocal all all scram-sha-256\n" + text
+                    _HBA_MARKER
+                    + f"local all {superuser[0]} trust\nlocal all all scram-sha-256\n"
+                    + text
                 )
                 conn.execute("select pg_reload_conf()")
         return self
@@ -53,6 +59,32 @@ class StandInDatabase:
     @property
     def port(self) -> int:
         return 5432
+
+    @property
+    def superuser_name(self) -> str:
+        """The server's own superuser: the one login that needs no password (as `postgres` on a host)."""
+        return urlparse(self.uri).username or "postgres"
+
+    def host_database(self, dbname: str, role: str, fresh: bool) -> None:
+        """Serve a host's own database here: `role` signs in over the socket without a password,
+        as peer authentication lets the host's OS user of that name. `fresh` drops what an
+        earlier boot left, as a new machine's cluster has neither."""
+        self.host_roles.add(role)
+        with self.superuser() as conn:
+            if fresh:
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(dbname)
+                    )
+                )
+                conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+        hba = self.pgdata / "pg_hba.conf"
+        line = f"local {dbname} {role} trust\n"
+        text = hba.read_text()
+        if line not in text:
+            hba.write_text(text.replace(_HBA_MARKER, _HBA_MARKER + line, 1))
+            with self.superuser() as conn:
+                conn.execute("select pg_reload_conf()")
 
     def connect(self, dbname: str = "postgres", **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(host=self.socket_dir, port=self.port, dbname=dbname, **kwargs)
@@ -70,7 +102,9 @@ class StandInDatabase:
             me = conn.execute("select current_user").fetchone()
             assert me
             for (role,) in conn.execute(
-                "select rolname from pg_roles where rolname !~ '^pg_' and rolname <> %s", (me[0],)
+                "select rolname from pg_roles where rolname !~ '^pg_' and rolname <> %s "
+                "and rolname <> all(%s)",
+                (me[0], sorted(self.host_roles)),
             ).fetchall():
                 conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
             user = sql.Identifier(master_user)
@@ -86,6 +120,14 @@ class StandInDatabase:
             if logical:
                 conn.execute("create role rds_replication")
                 conn.execute(sql.SQL("grant rds_replication to {} with admin option").format(user))
+
+    @staticmethod
+    def client_bin() -> Path:
+        """PostgreSQL 16's client programs (psql, createuser, createdb), from pgserver's bundle."""
+        spec = importlib.util.find_spec("pgserver")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("pgserver is not installed; run `make install`, then retry")
+        return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
     def stop(self) -> None:
         try:

@@ -43,6 +43,7 @@ def rehearse(
     emulator: Emulator | None = None,
     database: StandInDatabase | None = None,
     hosts_root: Path | None = None,
+    services: bool = True,
 ) -> Report:
     """Rehearse `stack`; `run` (the program's recorded run) may be given, for example altered.
 
@@ -51,7 +52,9 @@ def rehearse(
     names a folder that keeps them: a later rehearsal with the same folder boots the same
     machines again, which keep their deployed release (/opt/mdp), as a rebooted host does.
     `hosts` defaults to every host the stack declares; a host it does not declare is listed as
-    not rehearsed, with the reason.
+    not rehearsed, with the reason. With `services` False, long-running units run their
+    ExecStartPre only, and their ExecStart is listed as not rehearsed: for a rehearsal aimed at
+    one wire, on a machine whose services an earlier rehearsal brought up.
     """
     run = run or program_run(stack)
     report = Report(stack)
@@ -98,14 +101,16 @@ def rehearse(
             if host not in declared:
                 report.skipped(host, "boot the host", _why_undeclared(run, host))
                 continue
-            host_run = HostRun(host, run, applied, emulator, report, root / host)
-            if host == "generator":
-                database = database or StandInDatabase().start()
-                rehearse_generator(host_run, database)
-            elif host == "dashboard":
+            host_run = HostRun(host, run, applied, emulator, report, root / host, services=services)
+            if host == "dashboard":
                 rehearse_dashboard(host_run)
+                continue
+            # RDS for the generator; the Airflow host's own PostgreSQL for its metadata.
+            database = database or StandInDatabase().start()
+            if host == "generator":
+                rehearse_generator(host_run, database)
             else:
-                rehearse_airflow(host_run)
+                rehearse_airflow(host_run, database)
         if run.of_type(MWAA_ENVIRONMENT):
             report.skipped(
                 "mwaa",

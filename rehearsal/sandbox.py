@@ -8,12 +8,15 @@ is a stand-in that records what the scripts ask of it; the rehearsal then runs t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ HOST_PATHS = (
     "/var/lib/mdp-dashboard",
     "/var/lib/mdp",
     "/var/lib/airflow",
+    "/var/lib/pgsql",
     "/run/mdp",
     "/usr/bin/uv",
     "/usr/bin/python3.11",
@@ -83,9 +87,19 @@ class Unit:
     state_directories: tuple[str, ...] = ()
     runtime_directories: tuple[str, ...] = ()
 
+    @property
+    def long_running(self) -> bool:
+        """A service whose ExecStart keeps running (systemd's `simple`, `exec`, `notify`)."""
+        return self.name.endswith(".service") and self.type != "oneshot"
+
     @classmethod
     def parse(cls, name: str, text: str) -> Unit:
         values: dict[str, list[str]] = {}
+        instance = name.rsplit(".", 1)[0].partition("@")[2]
+        if instance:
+            # A template's instance: systemd expands %i (and %I) in every setting.
+            text = text.replace("%%", "\0").replace("%i", instance).replace("%I", instance)
+            text = text.replace("\0", "%")
         for line in text.splitlines():
             line = line.strip()
             if not line or line.startswith(("#", ";", "[")) or "=" not in line:
@@ -111,6 +125,11 @@ class Unit:
             state_directories=tuple(" ".join(values.get("StateDirectory", [])).split()),
             runtime_directories=tuple(" ".join(values.get("RuntimeDirectory", [])).split()),
         )
+
+
+def unit_file_name(name: str) -> str:
+    """The unit as systemd names it: `airflow@scheduler` is `airflow@scheduler.service`."""
+    return name if name.endswith((".service", ".timer")) else f"{name}.service"
 
 
 def read_env_file(text: str) -> dict[str, str]:
@@ -157,6 +176,10 @@ class Sandbox:
     def jail(self, text: str) -> str:
         """`text` with the host's own paths moved under the sandbox root."""
         return _HOST_PATH.sub(lambda m: str(self.path(m.group(1))), text)
+
+    def unjail(self, text: str) -> str:
+        """`text` with the sandbox root taken off its paths, as the host would show them."""
+        return text.replace(str(self.root), "")
 
     def write(self, host_path: str, content: str, mode: int = 0o644) -> None:
         target = self.path(host_path)
@@ -214,8 +237,43 @@ class Sandbox:
         env.update(self.host_env)
         return env
 
+    def unit_path(self, name: str) -> Path | None:
+        """The unit's file under the sandbox; an instance `a@b.service` reads `a@.service`."""
+        name = unit_file_name(name)
+        stem, _, suffix = name.rpartition(".")
+        candidates = [name]
+        if "@" in stem:
+            candidates.append(f"{stem.partition('@')[0]}@.{suffix}")
+        for candidate in candidates:
+            path = self.path(f"/etc/systemd/system/{candidate}")
+            if path.exists():
+                return path
+        return None
+
     def unit(self, name: str) -> Unit:
-        return Unit.parse(name, self.path(f"/etc/systemd/system/{name}").read_text())
+        path = self.unit_path(name)
+        if path is None:
+            raise FileNotFoundError(
+                f"no unit file for {name} under {self.path('/etc/systemd/system')}"
+            )
+        return Unit.parse(unit_file_name(name), path.read_text())
+
+    def stand_in(self, command: str, script: str) -> None:
+        """A command of the host that cannot run here, replaced on the sandbox's PATH by `script`."""
+        target = self.bin / command
+        target.write_text(script)
+        target.chmod(0o755)
+
+    @property
+    def stand_ins_log(self) -> Path:
+        """Where stand-ins record each call they did not carry out: `command<TAB>arguments`."""
+        return self.root / ".rehearsal" / "stand-ins.log"
+
+    def stand_in_calls(self) -> list[tuple[str, str]]:
+        if not self.stand_ins_log.exists():
+            return []
+        lines = self.stand_ins_log.read_text().splitlines()
+        return [(line.partition("\t")[0], line.partition("\t")[2]) for line in lines if line]
 
     def run(
         self,
@@ -237,11 +295,8 @@ class Sandbox:
             raise CommandFailed(what, result)
         return result
 
-    def run_unit(self, name: str, extra_env: Mapping[str, str] | None = None) -> list[str]:
-        """Run a unit's ExecStartPre and ExecStart lines (a timer: its service's) as systemd would."""
-        unit = self.unit(name)
-        if name.endswith(".timer"):
-            return self.run_unit(unit.unit, extra_env)
+    def unit_env(self, unit: Unit, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The unit's environment as systemd builds it: EnvironmentFile, Environment, then `extra_env`."""
         env = self.base_env()
         for file in unit.environment_files:
             optional = file.startswith("-")
@@ -251,18 +306,108 @@ class Sandbox:
             env.update(read_env_file(path.read_text()))
         env.update(unit.environment)
         env.update(extra_env or {})
+        return env
+
+    def _cwd(self, unit: Unit) -> Path:
+        return Path(unit.working_directory) if unit.working_directory else self.root
+
+    def run_unit(self, name: str, extra_env: Mapping[str, str] | None = None) -> list[str]:
+        """Run a unit's ExecStartPre and ExecStart lines (a timer: its service's) as systemd would.
+
+        A long-running service's ExecStart would never return: only its ExecStartPre lines run
+        here; `start_service` runs its ExecStart in the background.
+        """
+        unit = self.unit(name)
+        if unit.name.endswith(".timer"):
+            return self.run_unit(unit.unit, extra_env)
+        env = self.unit_env(unit, extra_env)
         # systemd creates these before the unit starts.
         for directory in unit.state_directories:
             self.path(f"/var/lib/{directory}").mkdir(parents=True, exist_ok=True)
         for directory in unit.runtime_directories:
             self.path(f"/run/{directory}").mkdir(parents=True, exist_ok=True)
-        cwd = Path(unit.working_directory) if unit.working_directory else self.root
         outputs: list[str] = []
-        # A long-running service would never return: only its start-up commands run.
         commands = unit.exec_start_pre
-        if unit.type == "oneshot":
+        if not unit.long_running:
             commands = (*unit.exec_start_pre, *unit.exec_start)
         for command in commands:
             argv = shlex.split(command.lstrip("-@+!"))
-            outputs.append(self.run(argv, f"{name}: {command}", env=env, cwd=cwd).stdout)
+            outputs.append(
+                self.run(argv, f"{name}: {command}", env=env, cwd=self._cwd(unit)).stdout
+            )
         return outputs
+
+    def exec_start(self, name: str) -> list[str]:
+        """A long-running unit's ExecStart, split as systemd splits it."""
+        unit = self.unit(name)
+        if len(unit.exec_start) != 1:
+            raise ValueError(
+                f"{name} has {len(unit.exec_start)} ExecStart lines; a service has one"
+            )
+        return shlex.split(unit.exec_start[0].lstrip("-@+!"))
+
+    def start_service(
+        self,
+        name: str,
+        argv: list[str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> Service:
+        """A long-running unit's ExecStart (or `argv`), in the background in its own process group."""
+        unit = self.unit(name)
+        log = self.root / ".rehearsal" / "units" / f"{unit.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv or self.exec_start(name),
+                env=self.unit_env(unit, extra_env),
+                cwd=self._cwd(unit),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return Service(unit.name, process, log)
+
+
+@dataclass
+class Service:
+    """A long-running unit's ExecStart while it runs: its process group and its output."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self, lines: int = 3) -> str:
+        kept = [x.strip() for x in self.output().splitlines() if x.strip()]
+        return " | ".join(kept[-lines:]) or "no output"
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole group, as systemd's stop does (KillMode=control-group)."""
+        self._signal(signal.SIGTERM)
+
+    def stop(self, timeout: float) -> None:
+        """Terminate the group, wait for it, and kill what is left after `timeout` seconds."""
+        self.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+        # Children that outlive the main process (workers) go with it, as systemd's do.
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)

@@ -93,6 +93,32 @@ def test_the_airflow_host_reads_its_secrets_and_writes_its_exports(
     assert _step(report, "airflow", "daily run of the cloud DAG").status is Status.SKIPPED
 
 
+def test_the_airflow_host_migrates_its_metadata_database_and_brings_its_units_up(
+    reports: dict[str, Report],
+) -> None:
+    report = reports["dev"]
+    assert _step(report, "airflow", "/usr/local/bin/mdp-airflow-setup").status is Status.OK
+    migrated = _step(report, "airflow", "airflow db migrate: the metadata schema")
+    assert migrated.status is Status.OK, report.render()
+    assert "database airflow owned by airflow: revision " in migrated.detail
+    # What cannot run here stood in, each listed as not rehearsed with what it was asked.
+    stand_ins = {
+        command: _step(report, "airflow", f"stand-in {command}")
+        for command in ("postgresql-setup", "sudo", "chown")
+    }
+    assert all(s.status is Status.SKIPPED and s.detail for s in stand_ins.values())
+    assert "-u airflow airflow db migrate" in stand_ins["sudo"].name
+    assert "airflow:airflow /var/lib/airflow" in stand_ins["chown"].name
+    postgresql = _step(report, "airflow", "→ systemctl enable --now postgresql")
+    assert postgresql.status is Status.SKIPPED
+    for unit in ("scheduler", "dag-processor", "triggerer"):
+        step = _step(report, "airflow", f"→ systemctl enable --now airflow@{unit}")
+        assert step.status is Status.OK and step.detail.startswith("running after "), step
+    api = _step(report, "airflow", "→ systemctl enable --now airflow@api-server")
+    assert api.status is Status.OK and api.detail.startswith("up, health 200 in "), api
+    assert "AIRFLOW__API__PORT=" in api.detail and "in place of 8080" in api.detail
+
+
 def test_prod_on_mwaa_rehearses_its_ec2_hosts_and_names_mwaa_as_not_rehearsed(
     reports: dict[str, Report],
 ) -> None:
@@ -122,10 +148,11 @@ def test_with_snowflake_airflow_reads_its_connection_and_the_dashboard_fetches_i
     reports: dict[str, Report],
     with_snowflake: ProgramRun,
 ) -> None:
-    # The dev Airflow machine of the passing run boots again with this user data.
+    # The dev Airflow machine of the passing run boots again with this user data; its units
+    # came up in that run, and prod's dashboard host brings the dashboard up.
     report = rehearse(
         "dev", run=with_snowflake, hosts=["airflow"], emulator=emulator, database=database,
-        hosts_root=hosts_root,
+        hosts_root=hosts_root, services=False,
     )  # fmt: skip
     assert report.passed, report.render()
     assert "1 connections" in _step(report, "airflow", "Airflow secrets backend").detail
@@ -184,13 +211,32 @@ def test_airflow_losing_its_secret_read_fails_naming_the_wire(
     run = _edit(with_snowflake, "airflow-policy", _drop_statement("ReadAirflowSecrets"))
     broken = rehearse(
         "dev", run=run, hosts=["airflow"], emulator=emulator, database=database,
-        hosts_root=hosts_root,
+        hosts_root=hosts_root, services=False,
     )  # fmt: skip
     (step,) = _failure(broken, "airflow")
     assert step.name.startswith("Airflow secrets backend")
     assert "secretsmanager:GetSecretValue" in step.wire and "AIRFLOW__SECRETS__BACKEND" in step.wire
     assert "ReadAirflowSecrets" in step.behind
     assert "broken wire" in broken.render()
+
+
+def test_airflow_naming_a_metadata_database_the_setup_does_not_create_fails_naming_the_wire(
+    emulator: Emulator, database: StandInDatabase, hosts_root: Path, reports: dict[str, Report]
+) -> None:
+    def other_database(inputs: dict[str, Any]) -> dict[str, Any]:
+        assert "airflow@/airflow?" in inputs["userData"]
+        return inputs | {
+            "userData": inputs["userData"].replace("airflow@/airflow?", "airflow@/meta?")
+        }
+
+    broken = rehearse(
+        "dev", run=_edit(cached_run("dev"), "airflow-instance", other_database), hosts=["airflow"],
+        emulator=emulator, database=database, hosts_root=hosts_root, services=False,
+    )  # fmt: skip
+    (step,) = _failure(broken, "airflow")
+    assert step.name == "/usr/local/bin/mdp-airflow-setup"
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in step.wire
+    assert 'database "meta" does not exist' in step.detail
 
 
 def test_a_renamed_output_fails_the_env_file_wire(
@@ -257,6 +303,9 @@ def test_prods_dashboard_host_deploys_and_fetches_its_key_with_its_own_role(
     assert _step(report, "dashboard", "systemctl start mdp-sync.service").status is Status.OK
     assert _step(report, "dashboard", "dashboard key script").status is Status.OK
     assert _step(report, "dashboard", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
+    served = _step(report, "dashboard", "systemctl enable --now mdp-dashboard.service")
+    assert served.status is Status.OK and served.detail.startswith("up, health 200 in "), served
+    assert "--port " in served.detail and "in place of 8501" in served.detail
     _rotation_restarts_the_dashboard(report, "dashboard")
     # The same machine again, its role without the key's read: the key script fails, named.
     broken = rehearse(
