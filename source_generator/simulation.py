@@ -495,7 +495,7 @@ class _Cycle:
                 # Not billed while not active: the period is skipped, dunning stops.
                 account.next_anniversary()
                 continue
-            fails = billing.failure if account.attempt == 0 else billing.retry_failure
+            fails = billing.failure if account.attempt == 0 else billing.retry_failure_rate
             succeeded = self.rnd() >= fails
             self._charge(account, user_id, cents, succeeded, account.due_at)
             if succeeded:

@@ -150,11 +150,20 @@ def test_each_amount_is_the_price_of_the_plan_for_the_billing_period(history: st
     assert 0.15 < share < 0.35  # discount_share 0.25
 
 
+def _anniversary_of(p: dict[str, Any]) -> datetime:
+    """The anniversary of the billing period that the payment's instant falls in."""
+    k = period_at(p["started_at"], p["paid_at"], p["annual"])
+    return anniversary(p["started_at"], k, p["annual"])
+
+
 def _scheduled(p: dict[str, Any]) -> bool:
     """Paid on an anniversary or one of its dunning retries (not when coming back from idle)."""
-    k = period_at(p["started_at"], p["paid_at"], p["annual"])
-    due = anniversary(p["started_at"], k, p["annual"])
-    return p["paid_at"] - due in {timedelta(days=d) for d in (0, 1, 3, 7)}
+    return p["paid_at"] - _anniversary_of(p) in {timedelta(days=d) for d in (0, 1, 3, 7)}
+
+
+def _retry(p: dict[str, Any]) -> bool:
+    """A dunning retry: 1, 3 or 7 days after its period's anniversary."""
+    return p["paid_at"] - _anniversary_of(p) in {timedelta(days=d) for d in (1, 3, 7)}
 
 
 def test_annual_subscriptions_pay_once_a_year_and_monthly_once_a_month(history: str) -> None:
@@ -235,3 +244,25 @@ def test_the_same_seed_and_start_give_the_same_history(
             )
     assert dumps[0] == dumps[1]
     assert dumps[0] != dumps[2]
+
+
+def test_a_retry_fails_at_the_failure_rate_unless_configured_otherwise(
+    source_db_factory: Callable[[], str],
+) -> None:
+    dsn = source_db_factory()
+    # Only the failure rate is set: retries must fail as often as anniversary attempts.
+    config = GeneratorConfig(
+        rows_per_cycle=12,
+        seed=29,
+        billing=BillingRates(failure=0.25),
+        changes=ChangeRates(subscription_changes=0.0),
+    )
+    _seed(dsn, config, months=3)
+    retries = [p for p in _payments(dsn) if _retry(p)]
+    failed = sum(p["status"] == "failed" for p in retries)
+    # Over a thousand retries: the share's standard error is about a point, so the tolerance
+    # is five of them, and a retry rate of its own (formerly 0.5) would be twenty away.
+    assert len(retries) > 1000
+    assert failed / len(retries) == pytest.approx(0.25, abs=0.05), (failed, len(retries))
+    assert BillingRates().retry_failure_rate == BillingRates().failure == 0.05
+    assert BillingRates(failure=0.2, retry_failure=0.9).retry_failure_rate == 0.9
