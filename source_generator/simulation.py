@@ -408,6 +408,13 @@ class _Cycle:
 
     # -- billing (section 1a) ------------------------------------------------------------------
 
+    def _plain(self, cents: int) -> str:
+        """`dirt.plain_amount(cents)`, formatted once per value: an invoice may keep a former price."""
+        text = self.plain.get(cents)
+        if text is None:
+            text = self.plain[cents] = dirt.plain_amount(cents)
+        return text
+
     def _price(self, plan: str, annual: bool) -> int | None:
         prices = self.state.prices.get(plan)
         if prices is None:
@@ -434,13 +441,13 @@ class _Cycle:
             amount = dirt.UNPARSEABLE_AMOUNTS[int(rnd() * 3)]
             counts["D5"] += 1
         elif r < self.p_negative:
-            amount = "-" + self.plain[cents]
+            amount = "-" + self._plain(cents)
             counts["D6"] += 1
         elif rnd() < self.rates.amount_format:
             amount = dirt.formatted_amount(rng, cents)
             counts["D4"] += 1
         else:
-            amount = self.plain[cents]
+            amount = self._plain(cents)
         if rnd() < self.rates.discount_null:
             discount: str | None = None
             counts["D12"] += 1
@@ -490,7 +497,10 @@ class _Cycle:
         billing = self.config.billing
         went_idle = False
         while account.due_at <= self.clock:
-            cents = self._price(plan, account.annual)
+            cents = account.amount_cents
+            if account.attempt == 0 or cents is None:
+                # The anniversary invoices the current plan; its retries charge that invoice.
+                cents = self._price(plan, account.annual)
             if not active or cents is None:
                 # Not billed while not active: the period is skipped, dunning stops.
                 account.next_anniversary()
@@ -501,7 +511,9 @@ class _Cycle:
             if succeeded:
                 account.paid_period = account.period
                 account.next_anniversary()
-            elif not account.retry():
+            elif account.retry():
+                account.amount_cents = cents
+            else:
                 # The last retry failed: involuntary churn.
                 went_idle = True
                 active = False
@@ -550,6 +562,7 @@ class _Cycle:
                     account.next_anniversary()
                 else:
                     account.retry()
+                    account.amount_cents = cents
             elif self._bill(account, user_id, plan, True):
                 # Only a late row with a failure rate near 1: the new row already says active.
                 self.new_idle.append((account.subscription_id, self._cat("idle")))
@@ -599,9 +612,10 @@ class _Cycle:
         if changed:
             conn.execute(
                 f"update {schema}.billing b set period = u.period, attempt = u.attempt, "
-                "due_at = u.due_at, paid_period = u.paid_period "
+                "due_at = u.due_at, paid_period = u.paid_period, amount_cents = u.amount_cents "
                 "from unnest(%s::bigint[], %s::integer[], %s::integer[], "
-                "%s::timestamptz[], %s::integer[]) as u(id, period, attempt, due_at, paid_period) "
+                "%s::timestamptz[], %s::integer[], %s::bigint[]) "
+                "as u(id, period, attempt, due_at, paid_period, amount_cents) "
                 "where b.subscription_id = u.id",
                 (
                     [a.subscription_id for a in changed],
@@ -609,6 +623,7 @@ class _Cycle:
                     [a.attempt for a in changed],
                     [a.due_at for a in changed],
                     [a.paid_period for a in changed],
+                    [a.amount_cents for a in changed],
                 ),
             )
         if self.refunds:
