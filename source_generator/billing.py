@@ -47,7 +47,7 @@ def period_at(started_at: datetime, instant: datetime, annual: bool) -> int:
     return k
 
 
-@dataclass
+@dataclass(slots=True)
 class Account:
     """One subscription's row of the billing ledger: the next attempt and what is paid."""
 
