@@ -225,12 +225,13 @@ def generate(
         _share(help="Share of billing attempts that fail."),
     ] = BillingRates.failure,
     retry_failure_rate: Annotated[
-        float,
+        float | None,
         _share(
             help="Share of dunning retries (1, 3, 7 days after a failure) that fail again; "
-            "the last failed retry makes the subscription idle.",
+            "the last failed retry makes the subscription idle. Default: the same as "
+            "--failure-rate (a retry is an attempt like any other).",
         ),
-    ] = BillingRates.retry_failure,
+    ] = None,
     refund_rate: Annotated[
         float,
         _share(help="Share of succeeded payments refunded within 30 days."),

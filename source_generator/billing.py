@@ -47,7 +47,7 @@ def period_at(started_at: datetime, instant: datetime, annual: bool) -> int:
     return k
 
 
-@dataclass
+@dataclass(slots=True)
 class Account:
     """One subscription's row of the billing ledger: the next attempt and what is paid."""
 
@@ -59,6 +59,10 @@ class Account:
     attempt: int  # 0: the anniversary charge; 1..3: the dunning retries
     due_at: datetime
     paid_period: int  # the last period with a succeeded payment (-1: none)
+    # The amount of the period's invoice, set by its anniversary attempt: the dunning retries
+    # charge it even after a plan change (charged from the next anniversary). None: not yet
+    # invoiced, or a ledger written before the column existed; priced from the current plan.
+    amount_cents: int | None = None
 
     def as_row(self) -> tuple[object, ...]:
         """The ledger row; started_at and the billing period are read from the subscription."""
@@ -69,12 +73,14 @@ class Account:
             self.period,
             self.attempt,
             self.paid_period,
+            self.amount_cents,
         )
 
     def next_anniversary(self) -> None:
         """Move on to the next period's charge."""
         self.period += 1
         self.attempt = 0
+        self.amount_cents = None
         self.due_at = anniversary(self.started_at, self.period, self.annual)
 
     def retry(self) -> bool:
@@ -87,13 +93,21 @@ class Account:
         return True
 
 
-ACCOUNT_COLUMNS = ("subscription_id", "due_at", "discount_bp", "period", "attempt", "paid_period")
+ACCOUNT_COLUMNS = (
+    "subscription_id",
+    "due_at",
+    "discount_bp",
+    "period",
+    "attempt",
+    "paid_period",
+    "amount_cents",
+)
 # Binary COPY types of the ledger columns: the ledger is the generator's overhead, kept cheap.
-ACCOUNT_TYPES = ("int8", "timestamptz", "int4", "int4", "int4", "int4")
+ACCOUNT_TYPES = ("int8", "timestamptz", "int4", "int4", "int4", "int4", "int8")
 # What a query must select, ledger `b` joined to its subscription `s`, to build an Account.
 ACCOUNT_SELECT = (
     "b.subscription_id, s.started_at, lower(trim(s.billing_period)) in ('annual', 'yearly'), "
-    "b.discount_bp, b.period, b.attempt, b.due_at, b.paid_period"
+    "b.discount_bp, b.period, b.attempt, b.due_at, b.paid_period, b.amount_cents"
 )
 
 
@@ -108,8 +122,11 @@ def ledger_ddl() -> list[str]:
   discount_bp integer not null,
   period integer not null,
   attempt integer not null,
-  paid_period integer not null
+  paid_period integer not null,
+  amount_cents bigint
 )""",
+        # Ledgers created before the invoice amount was kept: their open invoices have none.
+        f"alter table {s}.billing add column if not exists amount_cents bigint",
         f"create index if not exists billing_due_at_idx on {s}.billing (due_at)",
         f"""create unlogged table if not exists {s}.refunds (
   payment_id bigint primary key,

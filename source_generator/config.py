@@ -130,8 +130,9 @@ class ChangeRates:
 class BillingRates:
     """The billing of subscriptions (data contract section 1a); defaults are the contract's."""
 
-    failure: float = 0.05  # an anniversary attempt fails
-    retry_failure: float = 0.5  # a dunning retry fails (a card that failed once often fails again)
+    failure: float = 0.05  # a billing attempt fails
+    # A dunning retry is an attempt too: None means it fails at `failure`, like any other.
+    retry_failure: float | None = None
     refund: float = 0.02  # a succeeded payment is refunded within 30 days
     discount_share: float = 0.25  # subscriptions that have a discount
     max_discount: float = 0.30  # a discount is 1% to this share of the amount
@@ -140,12 +141,17 @@ class BillingRates:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"billing rate {f.name} must be between 0 and 1, got {value}")
         if self.max_discount > 0.30:
             raise ValueError(
                 f"max_discount must be at most 0.30 (the contract's 0-30%), got {self.max_discount}"
             )
+
+    @property
+    def retry_failure_rate(self) -> float:
+        """The share of dunning retries that fail: `retry_failure`, else the `failure` rate."""
+        return self.failure if self.retry_failure is None else self.retry_failure
 
 
 @dataclass(frozen=True)

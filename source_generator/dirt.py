@@ -16,19 +16,36 @@ UNPARSEABLE_DATES: tuple[str, ...] = ("unknown", "N/A", "", "99.99.9999", "not g
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
+def _variants(value: str) -> tuple[str, str, str, str, str]:
+    """What `recase` returns for a draw below 0.3, 0.55, 0.7, 0.85 and 1."""
+    padded = " " + value + " "
+    if value.upper() != value.lower():
+        return (
+            value.upper(),
+            value[:1].upper() + value[1:],
+            value.title() + " ",
+            padded,
+            value + "  ",
+        )
+    return (padded, padded, padded, padded, value + "  ")
+
+
+# The variants of each value seen so far: the categorical values are a few dozen, and the hot
+# loops dirty some of them on every fifth row.
+_VARIANTS: dict[str, tuple[str, str, str, str, str]] = {}
+
+
 def recase(rng: random.Random, value: str) -> str:
     """A case and spacing variant of `value` that `lower(trim(x))` does not leave unchanged (D1)."""
+    variants = _VARIANTS.get(value)
+    if variants is None:
+        variants = _VARIANTS[value] = _variants(value)
     r = rng.random()
-    if value.upper() != value.lower():
-        if r < 0.3:
-            return value.upper()
-        if r < 0.55:
-            return value[:1].upper() + value[1:]
-        if r < 0.7:
-            return value.title() + " "
+    if r < 0.55:
+        return variants[0] if r < 0.3 else variants[1]
     if r < 0.85:
-        return " " + value + " "
-    return value + "  "
+        return variants[2] if r < 0.7 else variants[3]
+    return variants[4]
 
 
 def categorical(rng: random.Random, value: str) -> str:
@@ -76,13 +93,31 @@ def invalid_email(rng: random.Random, email: str) -> str:
 
 def non_iso_date(rng: random.Random, day: date, unreadable: bool) -> str:
     """`day` in a non-ISO format of D11, or (when `unreadable`) text that no format can read."""
+    return non_iso_ordinal(rng, day.toordinal(), unreadable)
+
+
+# The non-ISO spellings of each day seen so far, by ordinal: birth dates span some twenty
+# thousand days, so a large cycle's user loop formats each of them about once.
+_NON_ISO: dict[int, tuple[str, ...]] = {}
+
+
+def _non_iso_formats(ordinal: int) -> tuple[str, ...]:
+    day = date.fromordinal(ordinal)
+    formats: tuple[str, ...] = (
+        f"{day.year:04d}/{day.month:02d}/{day.day:02d}",
+        f"{day.day:02d}.{day.month:02d}.{day.year:04d}",
+    )
+    # Epoch seconds only after 1970, so every epoch value stays a plain run of digits.
+    if day.year >= 1970:
+        formats += (str((ordinal - _EPOCH_ORDINAL) * 86400),)
+    return formats
+
+
+def non_iso_ordinal(rng: random.Random, ordinal: int, unreadable: bool) -> str:
+    """`non_iso_date` of the day with this proleptic Gregorian ordinal."""
     if unreadable:
         return UNPARSEABLE_DATES[rng.randrange(len(UNPARSEABLE_DATES))]
-    # Epoch seconds only after 1970, so every epoch value stays a plain run of digits.
-    choices = 3 if day.year >= 1970 else 2
-    k = rng.randrange(choices)
-    if k == 0:
-        return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
-    if k == 1:
-        return f"{day.day:02d}.{day.month:02d}.{day.year:04d}"
-    return str((day.toordinal() - _EPOCH_ORDINAL) * 86400)
+    formats = _NON_ISO.get(ordinal)
+    if formats is None:
+        formats = _NON_ISO[ordinal] = _non_iso_formats(ordinal)
+    return formats[rng.randrange(len(formats))]

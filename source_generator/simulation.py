@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -22,6 +23,7 @@ from source_generator.billing import (
     REFUND_WINDOW,
     RETRY_DAYS,
     Account,
+    anniversary,
     period_at,
 )
 from source_generator.config import GeneratorConfig
@@ -39,6 +41,10 @@ _CLOCK_STEP = timedelta(milliseconds=1)
 _FIRST_RETRY = timedelta(days=RETRY_DAYS[0])
 # Hot loops use %-formatting and lookup tables: both are cheaper than f-string format specs.
 _THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
+_PHONE_ENDS = tuple(f"-{i:04d}" for i in range(10000))
+_EXPIRIES = tuple("%02d/%d" % (1 + e % 12, 26 + e // 12) for e in range(72))
+# A ledger row of an Account, in ACCOUNT_COLUMNS order (Account.as_row, without its call).
+_LEDGER_ROW = attrgetter(*ACCOUNT_COLUMNS)
 _UUID4 = "%08x-%04x-4%03x-%x%03x-%012x"  # version 4, variant 10xx
 # Columns of each table that D1 applies to (data contract section 2).
 _CATEGORICAL_COLUMNS = {
@@ -171,7 +177,15 @@ class _Cycle:
         self.p_negative = self.p_unparseable + rates.amount_negative
         self.p_duplicate = rates.duplicate_payment
         self.p_orphan = self.p_duplicate + rates.orphan_payment
+        self.amount_format = rates.amount_format
+        self.discount_null = rates.discount_null
+        self.refund = config.billing.refund
+        # Amounts and discounts as text, by cents: a few hundred values, formatted once.
         self.plain = {c: dirt.plain_amount(c) for prices in state.prices.values() for c in prices}
+        self.late_span = self.late_seconds - 1.0
+        # The first anniversary of a new subscription, by (started_at, annual): most new rows of
+        # a cycle start at its clock, so most share one.
+        self.first_anniversary: dict[tuple[datetime, bool], datetime] = {}
 
     # -- shared pieces -------------------------------------------------------------------------
 
@@ -273,7 +287,8 @@ class _Cycle:
 
     def _late(self) -> datetime:
         self.summary.late_rows += 1
-        return self.clock - timedelta(seconds=self.rng.uniform(1.0, self.late_seconds))
+        # rng.uniform(1.0, late_seconds), spelled out: the same draw without its call.
+        return self.clock - timedelta(seconds=1.0 + self.late_span * self.rnd())
 
     def _users(self, count: int) -> Iterator[Row]:
         rng = self.rng
@@ -287,7 +302,7 @@ class _Cycle:
         first_lower, last_lower = domain.FIRST_NAMES_LOWER, domain.LAST_NAMES_LOWER
         mail_domains, n_domains = domain.EMAIL_DOMAINS, len(domain.EMAIL_DOMAINS)
         countries, n_countries = domain.COUNTRIES, len(domain.COUNTRIES)
-        three = _THREE_DIGITS
+        three, phone_ends = _THREE_DIGITS, _PHONE_ENDS
         exposed = self.summary.exposed
         for code in ("D9", "D10"):
             exposed[code] += count
@@ -303,7 +318,7 @@ class _Cycle:
             if r >= non_iso:
                 dob = _DOB_ISO[day]
             else:
-                dob = dirt.non_iso_date(rng, date.fromordinal(_DOB_FIRST + day), r < unparseable)
+                dob = dirt.non_iso_ordinal(rng, _DOB_FIRST + day, r < unparseable)
                 self.summary.dirt["D11"] += 1
             country = countries[int(rnd() * n_countries)]
             yield (
@@ -320,7 +335,7 @@ class _Cycle:
                 first_names[fi],
                 last_names[li],
                 email,
-                "+1-555-%03d-%04d" % (int(rnd() * 1000), int(rnd() * 10000)),
+                "+1-555-" + three[int(rnd() * 1000)] + phone_ends[int(rnd() * 10000)],
                 dob,
                 country if rnd() >= d1 else self._dirty(country),
                 "%016x" % getrandbits(64),
@@ -356,13 +371,13 @@ class _Cycle:
         types, n_types = domain.CARD_TYPES, len(domain.CARD_TYPES)
         for card_id in self._ids("credit_cards", count):
             card_type = types[int(rnd() * n_types)]
-            expiry = int(rnd() * 72)
+            expiry = _EXPIRIES[int(rnd() * 72)]
             yield (
                 card_id,
                 int(rnd() * users) + 1,
                 "4%015d" % int(rnd() * 10**15),
                 card_type if rnd() >= d1 else self._dirty(card_type),
-                "%02d/%d" % (1 + expiry % 12, 26 + expiry // 12),
+                expiry,
                 clock if rnd() >= late else self._late(),
                 clock,
             )
@@ -408,6 +423,13 @@ class _Cycle:
 
     # -- billing (section 1a) ------------------------------------------------------------------
 
+    def _plain(self, cents: int) -> str:
+        """`dirt.plain_amount(cents)`, formatted once per value: amounts and discounts repeat."""
+        text = self.plain.get(cents)
+        if text is None:
+            text = self.plain[cents] = dirt.plain_amount(cents)
+        return text
+
     def _price(self, plan: str, annual: bool) -> int | None:
         prices = self.state.prices.get(plan)
         if prices is None:
@@ -434,19 +456,19 @@ class _Cycle:
             amount = dirt.UNPARSEABLE_AMOUNTS[int(rnd() * 3)]
             counts["D5"] += 1
         elif r < self.p_negative:
-            amount = "-" + self.plain[cents]
+            amount = "-" + self._plain(cents)
             counts["D6"] += 1
-        elif rnd() < self.rates.amount_format:
+        elif rnd() < self.amount_format:
             amount = dirt.formatted_amount(rng, cents)
             counts["D4"] += 1
         else:
-            amount = self.plain[cents]
-        if rnd() < self.rates.discount_null:
+            amount = self._plain(cents)
+        if rnd() < self.discount_null:
             discount: str | None = None
             counts["D12"] += 1
         else:
             # Half up, in whole cents: the discount the invoice shows.
-            discount = dirt.plain_amount((cents * account.discount_bp + 5000) // 10000)
+            discount = self._plain((cents * account.discount_bp + 5000) // 10000)
         status = "succeeded" if succeeded else "failed"
         currency = domain.PAYMENT_CURRENCY
         d1 = self.d1_rate
@@ -464,7 +486,7 @@ class _Cycle:
             self.clock,
         )
         self.payments.append(row)
-        if succeeded and rnd() < self.config.billing.refund:
+        if succeeded and rnd() < self.refund:
             self.refunds.append((payment_id, paid_at + rng.random() * REFUND_WINDOW))
         r = rnd()
         if r < self.p_duplicate:
@@ -490,18 +512,23 @@ class _Cycle:
         billing = self.config.billing
         went_idle = False
         while account.due_at <= self.clock:
-            cents = self._price(plan, account.annual)
+            cents = account.amount_cents
+            if account.attempt == 0 or cents is None:
+                # The anniversary invoices the current plan; its retries charge that invoice.
+                cents = self._price(plan, account.annual)
             if not active or cents is None:
                 # Not billed while not active: the period is skipped, dunning stops.
                 account.next_anniversary()
                 continue
-            fails = billing.failure if account.attempt == 0 else billing.retry_failure
+            fails = billing.failure if account.attempt == 0 else billing.retry_failure_rate
             succeeded = self.rnd() >= fails
             self._charge(account, user_id, cents, succeeded, account.due_at)
             if succeeded:
                 account.paid_period = account.period
                 account.next_anniversary()
-            elif not account.retry():
+            elif account.retry():
+                account.amount_cents = cents
+            else:
                 # The last retry failed: involuntary churn.
                 went_idle = True
                 active = False
@@ -536,20 +563,30 @@ class _Cycle:
         pending = self.payments
         yield from pending
         sent = len(pending)
-        rnd, clock, failure = self.rnd, self.clock, self.config.billing.failure
+        rnd, failure = self.rnd, self.config.billing.failure
         prices = self.state.prices
         charge = self._charge
+        first_anniversary = self.first_anniversary
+        recent = self.clock - _FIRST_RETRY
         for account, user_id, plan in self.new_accounts:
-            if account.due_at + _FIRST_RETRY > clock:
+            started = account.due_at
+            if started > recent:
                 # The common case, inlined: one attempt at started_at, nothing else due yet.
-                cents = prices[plan][1 if account.annual else 0]
+                annual = account.annual
+                cents = prices[plan][1 if annual else 0]
                 succeeded = rnd() >= failure
-                charge(account, user_id, cents, succeeded, account.due_at)
+                charge(account, user_id, cents, succeeded, started)
                 if succeeded:
+                    # Account.next_anniversary from period 0, its anniversary computed once.
                     account.paid_period = 0
-                    account.next_anniversary()
+                    account.period = 1
+                    due = first_anniversary.get((started, annual))
+                    if due is None:
+                        due = first_anniversary[started, annual] = anniversary(started, 1, annual)
+                    account.due_at = due
                 else:
                     account.retry()
+                    account.amount_cents = cents
             elif self._bill(account, user_id, plan, True):
                 # Only a late row with a failure rate near 1: the new row already says active.
                 self.new_idle.append((account.subscription_id, self._cat("idle")))
@@ -593,15 +630,16 @@ class _Cycle:
                 "billing",
                 ACCOUNT_COLUMNS,
                 ACCOUNT_TYPES,
-                (a.as_row() for a, _, _ in self.new_accounts),
+                (_LEDGER_ROW(a) for a, _, _ in self.new_accounts),
             )
         changed = [a for a in self.changed_accounts.values()]
         if changed:
             conn.execute(
                 f"update {schema}.billing b set period = u.period, attempt = u.attempt, "
-                "due_at = u.due_at, paid_period = u.paid_period "
+                "due_at = u.due_at, paid_period = u.paid_period, amount_cents = u.amount_cents "
                 "from unnest(%s::bigint[], %s::integer[], %s::integer[], "
-                "%s::timestamptz[], %s::integer[]) as u(id, period, attempt, due_at, paid_period) "
+                "%s::timestamptz[], %s::integer[], %s::bigint[]) "
+                "as u(id, period, attempt, due_at, paid_period, amount_cents) "
                 "where b.subscription_id = u.id",
                 (
                     [a.subscription_id for a in changed],
@@ -609,6 +647,7 @@ class _Cycle:
                     [a.attempt for a in changed],
                     [a.due_at for a in changed],
                     [a.paid_period for a in changed],
+                    [a.amount_cents for a in changed],
                 ),
             )
         if self.refunds:

@@ -96,8 +96,11 @@ def start_server() -> Iterator[type[Server]]:
 
 
 # A year of billing history, monthly subscriptions only, so that the MRR mart and the monthly
-# net revenue mart describe the same subscriptions.
-HISTORY_CONFIG = GeneratorConfig(rows_per_cycle=12, seed=31, billing=BillingRates(annual_share=0.0))
+# net revenue mart describe the same subscriptions. Half the dunning retries fail, so the year
+# has some involuntary churn (by default a retry fails as rarely as any attempt).
+HISTORY_CONFIG = GeneratorConfig(
+    rows_per_cycle=12, seed=31, billing=BillingRates(annual_share=0.0, retry_failure=0.5)
+)
 HISTORY_MONTHS = 13
 
 

@@ -49,7 +49,7 @@ def test_monthly_net_revenue_is_mrr_less_discounts_failures_and_refunds(
     expected = (
         (1 - mean_discount * (1 - dirt.discount_null))
         * (1 - rates.refund)
-        * (1 - rates.failure * rates.retry_failure**3)
+        * (1 - rates.failure * rates.retry_failure_rate**3)
         * (1 - dirt.amount_unparseable - dirt.amount_negative)
     )
     floor = (1 - rates.max_discount) * (1 - rates.failure) * (1 - rates.refund)

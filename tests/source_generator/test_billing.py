@@ -13,9 +13,11 @@ import psycopg
 import pytest
 
 from source_generator import GeneratorConfig
-from source_generator.billing import anniversary, period_at
-from source_generator.config import BillingRates, ChangeRates
+from source_generator.billing import LEDGER_SCHEMA, anniversary, period_at
+from source_generator.config import BillingRates, ChangeRates, DirtRates
 from source_generator.history import history_clocks, history_start, seed_history
+from source_generator.migrate import migrate
+from source_generator.simulation import generate_cycle
 from tests.contract_marts import parse_amount
 
 pytestmark = pytest.mark.postgres
@@ -74,7 +76,7 @@ def _payments(dsn: str) -> list[dict[str, Any]]:
             select p.id, p.subscription_id, p.amount, p.discount_amount,
                    lower(trim(p.status)), p.paid_at, p.created_at,
                    s.started_at, lower(trim(s.billing_period)) in ('annual', 'yearly'),
-                   lower(trim(s.plan)), s.updated_at <= p.paid_at,
+                   lower(trim(s.plan)), s.updated_at,
                    lower(trim(s.status))
             from app.payments p
             join app.subscriptions s on s.id = p.subscription_id
@@ -95,10 +97,16 @@ def _payments(dsn: str) -> list[dict[str, Any]]:
         "started_at",
         "annual",
         "plan",
-        "unchanged_since",
+        "sub_updated_at",
         "sub_status",
     )
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    payments = [dict(zip(keys, row, strict=True)) for row in rows]
+    for p in payments:
+        # The instant the payment's amount was set: its period's anniversary for the anniversary
+        # attempt and its dunning retries (they charge the same invoice), else the payment's own.
+        invoiced_at = _anniversary_of(p) if _scheduled(p) else p["paid_at"]
+        p["unchanged_since"] = p["sub_updated_at"] <= invoiced_at
+    return payments
 
 
 def _prices(dsn: str) -> dict[str, tuple[Decimal, Decimal]]:
@@ -150,11 +158,20 @@ def test_each_amount_is_the_price_of_the_plan_for_the_billing_period(history: st
     assert 0.15 < share < 0.35  # discount_share 0.25
 
 
+def _anniversary_of(p: dict[str, Any]) -> datetime:
+    """The anniversary of the billing period that the payment's instant falls in."""
+    k = period_at(p["started_at"], p["paid_at"], p["annual"])
+    return anniversary(p["started_at"], k, p["annual"])
+
+
 def _scheduled(p: dict[str, Any]) -> bool:
     """Paid on an anniversary or one of its dunning retries (not when coming back from idle)."""
-    k = period_at(p["started_at"], p["paid_at"], p["annual"])
-    due = anniversary(p["started_at"], k, p["annual"])
-    return p["paid_at"] - due in {timedelta(days=d) for d in (0, 1, 3, 7)}
+    return p["paid_at"] - _anniversary_of(p) in {timedelta(days=d) for d in (0, 1, 3, 7)}
+
+
+def _retry(p: dict[str, Any]) -> bool:
+    """A dunning retry: 1, 3 or 7 days after its period's anniversary."""
+    return p["paid_at"] - _anniversary_of(p) in {timedelta(days=d) for d in (1, 3, 7)}
 
 
 def test_annual_subscriptions_pay_once_a_year_and_monthly_once_a_month(history: str) -> None:
@@ -235,3 +252,125 @@ def test_the_same_seed_and_start_give_the_same_history(
             )
     assert dumps[0] == dumps[1]
     assert dumps[0] != dumps[2]
+
+
+def test_a_retry_fails_at_the_failure_rate_unless_configured_otherwise(
+    source_db_factory: Callable[[], str],
+) -> None:
+    dsn = source_db_factory()
+    # Only the failure rate is set: retries must fail as often as anniversary attempts.
+    config = GeneratorConfig(
+        rows_per_cycle=12,
+        seed=29,
+        billing=BillingRates(failure=0.25),
+        changes=ChangeRates(subscription_changes=0.0),
+    )
+    _seed(dsn, config, months=3)
+    retries = [p for p in _payments(dsn) if _retry(p)]
+    failed = sum(p["status"] == "failed" for p in retries)
+    # Over a thousand retries: the share's standard error is about a point, so the tolerance
+    # is five of them, and a retry rate of its own (formerly 0.5) would be twenty away.
+    assert len(retries) > 1000
+    assert failed / len(retries) == pytest.approx(0.25, abs=0.05), (failed, len(retries))
+    assert BillingRates().retry_failure_rate == BillingRates().failure == 0.05
+    assert BillingRates(failure=0.2, retry_failure=0.9).retry_failure_rate == 0.9
+
+
+# Amounts as written, one row per charge: the test reads the price that was charged.
+_CLEAN_AMOUNTS = DirtRates(
+    amount_format=0.0,
+    amount_unparseable=0.0,
+    amount_negative=0.0,
+    duplicate_payment=0.0,
+    orphan_payment=0.0,
+)
+
+
+def _attempts(conn: psycopg.Connection[Any], subs: list[int]) -> dict[int, list[tuple[Any, ...]]]:
+    rows = conn.execute(
+        "select subscription_id, paid_at, amount, lower(trim(status)) from app.payments "
+        "where subscription_id = any(%s) order by subscription_id, paid_at, id",
+        (subs,),
+    ).fetchall()
+    attempts: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for sub, paid_at, amount, status in rows:
+        attempts[sub].append((paid_at, Decimal(amount), status))
+    return attempts
+
+
+def test_a_retry_after_a_plan_change_charges_the_failed_invoice_then_the_new_plan(
+    source_db_factory: Callable[[], str],
+) -> None:
+    dsn = source_db_factory()
+    start = datetime(2025, 3, 3, tzinfo=UTC)
+    quiet = ChangeRates(subscription_changes=0.0, late_rows=0.0)
+
+    def config(failure: float, rows: int) -> GeneratorConfig:
+        return GeneratorConfig(
+            rows_per_cycle=rows,
+            seed=3,
+            dirt=_CLEAN_AMOUNTS,
+            changes=quiet,
+            billing=BillingRates(failure=failure, annual_share=0.0),
+        )
+
+    with psycopg.connect(dsn) as conn:
+        prices = {
+            name: price
+            for name, price in conn.execute("select lower(name), monthly_price from app.plans")
+        }
+        # Every first attempt fails: each subscription has an open invoice at its old plan.
+        generate_cycle(conn, config(1.0, 40), start)
+        subs = conn.execute(
+            "select id, lower(trim(plan)) from app.subscriptions "
+            "where lower(trim(plan)) <> 'platinum' order by id"
+        ).fetchall()
+        assert len(subs) >= 5
+        ids = [sub for sub, _ in subs]
+        old_plan = dict(subs)
+        # An upgrade before the retry: it takes effect at once for MRR, and is charged from the
+        # next anniversary.
+        conn.execute(
+            "update app.subscriptions set plan = 'Platinum', updated_at = %s where id = any(%s)",
+            (start + timedelta(hours=2), ids),
+        )
+        # And a price change: the open invoices keep their amounts, later ones pay the new price.
+        conn.execute("update app.plans set monthly_price = monthly_price + 1")
+        new_platinum = prices["platinum"] + 1
+        # A ledger row written before invoice amounts were kept has none: its retry is priced
+        # from the current plan, as before.
+        legacy = ids[-1]
+        conn.execute(
+            f"update {LEDGER_SCHEMA}.billing set amount_cents = null where subscription_id = %s",
+            (legacy,),
+        )
+        conn.commit()
+        # The first retry (a day later) succeeds, then the next anniversary is charged.
+        generate_cycle(conn, config(0.0, 0), start + timedelta(days=1, hours=1))
+        generate_cycle(conn, config(0.0, 0), start + timedelta(days=32))
+        attempts = _attempts(conn, ids)
+    for sub in ids:
+        first, retry, renewal = attempts[sub]
+        assert first[2] == "failed" and retry[2] == "succeeded" and renewal[2] == "succeeded"
+        assert retry[0] - first[0] == timedelta(days=1)
+        assert first[1] == prices[old_plan[sub]]
+        assert retry[1] == (new_platinum if sub == legacy else prices[old_plan[sub]])
+        assert renewal[1] == new_platinum
+
+
+def test_a_ledger_without_invoice_amounts_gains_the_column(
+    source_db_factory: Callable[[], str],
+) -> None:
+    dsn = source_db_factory()
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"alter table {LEDGER_SCHEMA}.billing drop column amount_cents")
+        conn.commit()
+        migrate(conn)
+        columns = conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = %s and table_name = 'billing'",
+            (LEDGER_SCHEMA,),
+        ).fetchall()
+        summary = generate_cycle(conn, GeneratorConfig(rows_per_cycle=50, seed=1))
+    assert ("amount_cents",) in columns
+    assert summary.inserted["payments"] > 0
