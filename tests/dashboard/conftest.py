@@ -8,16 +8,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from dashboard.server import serve
 from source_generator import GeneratorConfig
 from source_generator.config import BillingRates
-from source_generator.history import seed_history
+from tests.seeded_history import build_seeded_history
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -116,20 +114,7 @@ def seeded_history(
     tmp_path_factory: pytest.TempPathFactory, source_db_factory: Callable[[], str]
 ) -> Iterator[SeededHistory]:
     """Generated source (13 months up to today's midnight), synced to RAW, marts built by dbt."""
-    from ingestion.sync import run_sync
-    from transform.runner import release_duckdb, run_dbt
-
     home = tmp_path_factory.mktemp("history") / "home"
     dsn = source_db_factory()
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    with psycopg.connect(dsn) as conn:
-        seed_history(conn, HISTORY_CONFIG, end, timedelta(hours=2), months=HISTORY_MONTHS)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MDP_HOME", str(home))
-        mp.delenv("MDP_TARGET", raising=False)
-        run_sync(conninfo=dsn)
-        release_duckdb()
-        outcome = run_dbt(["build"], target="local", target_path=home / "dbt-target")
-        assert outcome.success, outcome.statuses
-        release_duckdb()
+    build_seeded_history(home, dsn, HISTORY_CONFIG, HISTORY_MONTHS)
     yield SeededHistory(home, dsn, HISTORY_CONFIG)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from source_generator import GeneratorConfig
-from source_generator.history import seed_history
 from tests import contract_marts
+from tests.seeded_history import build_seeded_history
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -44,26 +44,12 @@ def seeded_year(
 ) -> Iterator[SeededYear]:
     """A year generated into PostgreSQL, synced to RAW by the loader, built by `dbt build`; the
     oracle reads the PostgreSQL source itself, not anything the loader or dbt wrote."""
-    from ingestion.sync import run_sync
-    from transform.runner import release_duckdb, run_dbt
-
     home = tmp_path_factory.mktemp("seeded_year") / "home"
     dsn = source_db_factory()
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    with psycopg.connect(dsn) as conn:
-        history = seed_history(conn, CONFIG, end, timedelta(hours=2), months=MONTHS)
-    assert history.start is not None
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MDP_HOME", str(home))
-        mp.delenv("MDP_TARGET", raising=False)
-        run_sync(conninfo=dsn)
-        release_duckdb()
-        outcome = run_dbt(["build"], target="local", target_path=home / "dbt-target")
-        release_duckdb()
-    assert outcome.success, outcome.statuses
+    start = build_seeded_history(home, dsn, CONFIG, MONTHS)
     with psycopg.connect(dsn) as conn:
         expected = contract_marts.compute(conn)
-    yield SeededYear(home / "warehouse" / "analytics.duckdb", expected, history.start)
+    yield SeededYear(home / "warehouse" / "analytics.duckdb", expected, start)
 
 
 def _rows(year: SeededYear, sql: str) -> list[tuple[Any, ...]]:
