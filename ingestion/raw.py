@@ -164,8 +164,13 @@ def load(
         if top is not None and (result.max_cursor is None or top > result.max_cursor):
             result.max_cursor = top
         if direct:
-            # A new table needs no dedup: one snapshot holds one row per primary key.
-            con.register("_chunk", chunk)
+            # A new table needs no dedup: one snapshot holds one row per primary key. Passed as
+            # a reader, not a table: DuckDB keeps a registered table alive until the transaction
+            # ends, which would hold the whole stream in memory; a reader's batches are freed as
+            # they are written.
+            con.register(
+                "_chunk", pa.RecordBatchReader.from_batches(chunk.schema, chunk.to_batches())
+            )
             run(
                 con,
                 f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
