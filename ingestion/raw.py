@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from core.catalog import RAW_SCHEMA, Stream
 from core.warehouse import is_damage
-from ingestion.errors import RawDamaged, WarehouseBusy
+from ingestion.errors import RawDamaged, WarehouseBusy, number_from_env
 from ingestion.reconcile import Aggregates, Scope
 from ingestion.types import SourceColumn, quote
 
@@ -32,6 +32,18 @@ AIRBYTE_COLUMNS: tuple[tuple[str, str], ...] = (
 AIRBYTE_COLUMN_NAMES = frozenset(name for name, _ in AIRBYTE_COLUMNS)
 
 
+# DuckDB's memory for one sync (its own default is 80% of the machine's RAM, which it fills with
+# the blocks a large initial load writes); beyond it, DuckDB spills to `<RAW file>.tmp`.
+MEMORY_ENV = "MDP_SYNC_MEMORY_MB"
+DEFAULT_MEMORY_MB = 1024
+
+
+def memory_mb_from_env() -> int:
+    return number_from_env(
+        MEMORY_ENV, int, 64, DEFAULT_MEMORY_MB, "whole number of MB", str(DEFAULT_MEMORY_MB)
+    )
+
+
 def run(con: duckdb.DuckDBPyConnection, query: str, params: object = None) -> list[tuple[Any, ...]]:
     """Executes and drains the result: DuckDB refuses new work while a result is pending."""
     return con.execute(query, params).fetchall()
@@ -42,8 +54,12 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     """A connection to the RAW file that is always closed, so the file's lock is held briefly."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "memory_limit": f"{memory_mb_from_env()}MiB",
+        "temp_directory": str(path.with_name(path.name + ".tmp")),
+    }
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.Error as exc:
         if is_damage(exc):
             raise RawDamaged(path, exc) from exc

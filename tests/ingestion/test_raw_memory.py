@@ -1,4 +1,4 @@
-"""The RAW writer's memory: a stream's rows are not all held at once."""
+"""The RAW writer's memory: a stream's rows are not all held at once, and DuckDB's share is bounded."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from core.catalog import Stream
 from ingestion import raw
+from ingestion.errors import IngestionError
 from ingestion.types import SourceColumn
 
 COLUMNS = [
@@ -59,3 +61,22 @@ def test_an_initial_load_frees_each_chunk_once_written(tmp_path: Path) -> None:
         count = raw.run(con, f"select count(*), count(distinct id) from {raw.SCHEMA}.notes")
     assert result.inserted == 12 * CHUNK_ROWS
     assert count == [(12 * CHUNK_ROWS, 12 * CHUNK_ROWS)]
+
+
+def test_duckdb_memory_is_bounded_by_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "raw.duckdb"
+    with raw.connect(path) as con:
+        limit = raw.run(con, "select current_setting('memory_limit')")[0][0]
+        temp = raw.run(con, "select current_setting('temp_directory')")[0][0]
+    assert limit == "1.0 GiB"
+    assert temp == str(tmp_path / "raw.duckdb.tmp")
+
+    monkeypatch.setenv(raw.MEMORY_ENV, "300")
+    with raw.connect(path) as con:
+        assert raw.run(con, "select current_setting('memory_limit')")[0][0] == "300.0 MiB"
+
+    monkeypatch.setenv(raw.MEMORY_ENV, "lots")
+    with pytest.raises(IngestionError, match=raw.MEMORY_ENV):
+        raw.connect(path).__enter__()
