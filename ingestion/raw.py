@@ -171,39 +171,76 @@ def load(
     casts = ", ".join(
         f"cast({quote(c.name)} as {raw_types[c.name]}) as {quote(c.name)}" for c in columns
     )
-    batch: list[pa.Table] = []
-    for chunk in chunks:
-        if chunk.num_rows == 0:
-            continue
-        result.rows_read += chunk.num_rows
-        top = pc.max(chunk.column(stream.cursor_field)).as_py()
-        if top is not None and (result.max_cursor is None or top > result.max_cursor):
-            result.max_cursor = top
-        if direct:
-            # A new table needs no dedup: one snapshot holds one row per primary key. Passed as
-            # a reader, not a table: DuckDB keeps a registered table alive until the transaction
-            # ends, which would hold the whole stream in memory; a reader's batches are freed as
-            # they are written.
-            con.register(
-                "_chunk", pa.RecordBatchReader.from_batches(chunk.schema, chunk.to_batches())
-            )
-            run(
-                con,
-                f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
-                params,
-            )
-            con.unregister("_chunk")
-        else:
-            batch.append(chunk)
-        if on_rows is not None:
-            on_rows(chunk.num_rows)
+
+    def counted(source: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for chunk in source:
+            if chunk.num_rows == 0:
+                continue
+            result.rows_read += chunk.num_rows
+            top = pc.max(chunk.column(stream.cursor_field)).as_py()
+            if top is not None and (result.max_cursor is None or top > result.max_cursor):
+                result.max_cursor = top
+            yield chunk
+            if on_rows is not None:
+                on_rows(chunk.num_rows)
+
     if direct:
+        # A new table needs no dedup: one snapshot holds one row per primary key.
+        _append_all(
+            con,
+            table,
+            f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
+            counted(chunks),
+            params,
+        )
         result.inserted = result.rows_read
-    elif batch:
+        return result
+    batch = list(counted(chunks))
+    if batch:
         con.register("_chunk", pa.concat_tables(batch) if len(batch) > 1 else batch[0])
         _merge(con, stream, columns, names, f"(select {casts} from _chunk)", params, result)
         con.unregister("_chunk")
     return result
+
+
+def _append_all(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    insert: str,
+    chunks: Iterator[pa.Table],
+    params: dict[str, Any],
+) -> None:
+    """Runs `insert` once over every chunk, read as a stream while the source still sends them.
+
+    One statement, not one per chunk: DuckDB fills whole row groups (one insert per chunk leaves
+    partial ones, which the first checkpoint after a later delete rewrites, tables it never
+    touched included). Each batch is freed once written, so memory does not grow with the
+    table; a registered Arrow table, by contrast, stays alive until the transaction ends.
+    """
+    first = next(chunks, None)
+    if first is None:
+        return
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from first.to_batches()
+            for chunk in chunks:
+                yield from chunk.to_batches()
+        except BaseException as exc:
+            # DuckDB reports a failed scan as its own error: keep the cause to raise it.
+            failure.append(exc)
+            raise
+
+    con.register("_chunk", pa.RecordBatchReader.from_batches(first.schema, batches()))
+    try:
+        run(con, insert, params)
+    except duckdb.Error:
+        if failure:
+            raise failure[0] from None
+        raise
+    finally:
+        con.unregister("_chunk")
 
 
 # Airbyte's columns for rows written by this sync, filled from the statement's parameters.
