@@ -269,10 +269,16 @@ def _merge(
     )
     result.updated = int(replaced[0][0])
     source_cols = ", ".join(f"b.{quote(c.name)}" for c in columns)
+    # The batch's keys still in RAW, found by a semi join: DuckDB pushes the batch's key range
+    # into that scan (a bare NOT EXISTS reads every key of the table), so the cost follows the
+    # batch, not the table's history.
+    keys = ", ".join(f"r.{quote(k)}" for k in stream.primary_key)
+    on = " and ".join(f"r.{quote(k)} = k.{quote(k)}" for k in stream.primary_key)
+    kept = f"(select {keys} from {table} as r semi join {batch} as k on {on})"
     added = run(
         con,
         f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {source_cols} from {batch} as b "
-        f"where not exists (select 1 from {table} as r where {same_key})",
+        f"where not exists (select 1 from {kept} as r where {same_key})",
         params,
     )
     result.inserted = int(added[0][0]) - result.updated
