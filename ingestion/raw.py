@@ -54,7 +54,7 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     """A connection to the RAW file that is always closed, so the file's lock is held briefly."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": f"{memory_mb_from_env()}MiB",
         "temp_directory": str(path.with_name(path.name + ".tmp")),
     }
