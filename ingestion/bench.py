@@ -306,12 +306,26 @@ def _best(
     return best
 
 
+def peak_rss_mb() -> int:
+    """This process's own peak RSS in MB.
+
+    Linux's `ru_maxrss` survives exec: a process spawned by a large parent starts with the
+    parent's peak, so it is used only where `VmHWM` (the peak of this process's memory) is not
+    available.
+    """
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open("/proc/self/status") as status:
+            line = next(x for x in status if x.startswith("VmHWM:"))
+        return int(line.split()[1]) // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def _sync_in_fresh_process(dsn: str, path: str) -> tuple[float, int]:
     """An initial sync in a new interpreter, as `mdp sync` runs: its seconds and peak RSS in MB."""
     started = time.perf_counter()
     run_sync(dsn, Path(path), lookback=LOOKBACK)
     seconds = time.perf_counter() - started
-    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return seconds, peak_rss_mb()
 
 
 LOOKBACK = timedelta(minutes=10)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from core.catalog import RAW_SCHEMA, Stream
 from core.warehouse import is_damage
-from ingestion.errors import RawDamaged, WarehouseBusy
+from ingestion.errors import RawDamaged, WarehouseBusy, number_from_env
 from ingestion.reconcile import Aggregates, Scope
 from ingestion.types import SourceColumn, quote
 
@@ -32,6 +32,18 @@ AIRBYTE_COLUMNS: tuple[tuple[str, str], ...] = (
 AIRBYTE_COLUMN_NAMES = frozenset(name for name, _ in AIRBYTE_COLUMNS)
 
 
+# DuckDB's memory for one sync (its own default is 80% of the machine's RAM, which it fills with
+# the blocks a large initial load writes); beyond it, DuckDB spills to `<RAW file>.tmp`.
+MEMORY_ENV = "MDP_SYNC_MEMORY_MB"
+DEFAULT_MEMORY_MB = 1024
+
+
+def memory_mb_from_env() -> int:
+    return number_from_env(
+        MEMORY_ENV, int, 64, DEFAULT_MEMORY_MB, "whole number of MB", str(DEFAULT_MEMORY_MB)
+    )
+
+
 def run(con: duckdb.DuckDBPyConnection, query: str, params: object = None) -> list[tuple[Any, ...]]:
     """Executes and drains the result: DuckDB refuses new work while a result is pending."""
     return con.execute(query, params).fetchall()
@@ -42,8 +54,12 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     """A connection to the RAW file that is always closed, so the file's lock is held briefly."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": f"{memory_mb_from_env()}MiB",
+        "temp_directory": str(path.with_name(path.name + ".tmp")),
+    }
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.Error as exc:
         if is_damage(exc):
             raise RawDamaged(path, exc) from exc
@@ -155,34 +171,76 @@ def load(
     casts = ", ".join(
         f"cast({quote(c.name)} as {raw_types[c.name]}) as {quote(c.name)}" for c in columns
     )
-    batch: list[pa.Table] = []
-    for chunk in chunks:
-        if chunk.num_rows == 0:
-            continue
-        result.rows_read += chunk.num_rows
-        top = pc.max(chunk.column(stream.cursor_field)).as_py()
-        if top is not None and (result.max_cursor is None or top > result.max_cursor):
-            result.max_cursor = top
-        if direct:
-            # A new table needs no dedup: one snapshot holds one row per primary key.
-            con.register("_chunk", chunk)
-            run(
-                con,
-                f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
-                params,
-            )
-            con.unregister("_chunk")
-        else:
-            batch.append(chunk)
-        if on_rows is not None:
-            on_rows(chunk.num_rows)
+
+    def counted(source: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for chunk in source:
+            if chunk.num_rows == 0:
+                continue
+            result.rows_read += chunk.num_rows
+            top = pc.max(chunk.column(stream.cursor_field)).as_py()
+            if top is not None and (result.max_cursor is None or top > result.max_cursor):
+                result.max_cursor = top
+            yield chunk
+            if on_rows is not None:
+                on_rows(chunk.num_rows)
+
     if direct:
+        # A new table needs no dedup: one snapshot holds one row per primary key.
+        _append_all(
+            con,
+            table,
+            f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {casts} from _chunk",
+            counted(chunks),
+            params,
+        )
         result.inserted = result.rows_read
-    elif batch:
+        return result
+    batch = list(counted(chunks))
+    if batch:
         con.register("_chunk", pa.concat_tables(batch) if len(batch) > 1 else batch[0])
         _merge(con, stream, columns, names, f"(select {casts} from _chunk)", params, result)
         con.unregister("_chunk")
     return result
+
+
+def _append_all(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    insert: str,
+    chunks: Iterator[pa.Table],
+    params: dict[str, Any],
+) -> None:
+    """Runs `insert` once over every chunk, read as a stream while the source still sends them.
+
+    One statement, not one per chunk: DuckDB fills whole row groups (one insert per chunk leaves
+    partial ones, which the first checkpoint after a later delete rewrites, tables it never
+    touched included). Each batch is freed once written, so memory does not grow with the
+    table; a registered Arrow table, by contrast, stays alive until the transaction ends.
+    """
+    first = next(chunks, None)
+    if first is None:
+        return
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from first.to_batches()
+            for chunk in chunks:
+                yield from chunk.to_batches()
+        except BaseException as exc:
+            # DuckDB reports a failed scan as its own error: keep the cause to raise it.
+            failure.append(exc)
+            raise
+
+    con.register("_chunk", pa.RecordBatchReader.from_batches(first.schema, batches()))
+    try:
+        run(con, insert, params)
+    except duckdb.Error:
+        if failure:
+            raise failure[0] from None
+        raise
+    finally:
+        con.unregister("_chunk")
 
 
 # Airbyte's columns for rows written by this sync, filled from the statement's parameters.
@@ -211,10 +269,16 @@ def _merge(
     )
     result.updated = int(replaced[0][0])
     source_cols = ", ".join(f"b.{quote(c.name)}" for c in columns)
+    # The batch's keys still in RAW, found by a semi join: DuckDB pushes the batch's key range
+    # into that scan (a bare NOT EXISTS reads every key of the table), so the cost follows the
+    # batch, not the table's history.
+    keys = ", ".join(f"r.{quote(k)}" for k in stream.primary_key)
+    on = " and ".join(f"r.{quote(k)} = k.{quote(k)}" for k in stream.primary_key)
+    kept = f"(select {keys} from {table} as r semi join {batch} as k on {on})"
     added = run(
         con,
         f"insert into {table} ({names}) select {_AIRBYTE_VALUES}, {source_cols} from {batch} as b "
-        f"where not exists (select 1 from {table} as r where {same_key})",
+        f"where not exists (select 1 from {kept} as r where {same_key})",
         params,
     )
     result.inserted = int(added[0][0]) - result.updated

@@ -5,7 +5,9 @@ Every sync compares, per stream, the row count and checksum of (id, cursor) on b
 - a slice of the id space: the table's ids fall into buckets of `bucket_ids` ids, and each sync
   checks the next 1/k of the buckets (k = `MDP_RECONCILE_SPAN`), wrapping around,
 so a row altered or lost outside every window is still found within k syncs, with its bucket's id
-range. A full reconciliation (every bucket) runs after a full refresh, on the first sync of a
+range. A slice checks at most `MDP_RECONCILE_MAX_IDS` ids, so a sync's cost stops growing with
+the table: a table of more than k times that many ids is covered within
+ceil(its buckets / the slice's buckets) syncs instead (see `syncs_to_cover`). A full reconciliation (every bucket) runs after a full refresh, on the first sync of a
 stream, and on `mdp sync --reconcile full`.
 """
 
@@ -26,6 +28,10 @@ DEFAULT_SPAN = 7
 BUCKET_IDS_ENV = "MDP_RECONCILE_BUCKET_IDS"
 # About 1.5 MB of (id, cursor) per bucket: a 10M-row table has ~600 buckets, ~90 per sync at k = 7.
 DEFAULT_BUCKET_IDS = 1 << 14
+# The most ids one sync checks of one table (rounded down to whole buckets, at least one): below
+# k times this many ids a table is covered in k syncs; above it, in more (`syncs_to_cover`).
+MAX_IDS_ENV = "MDP_RECONCILE_MAX_IDS"
+DEFAULT_MAX_IDS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,22 @@ def bucket_ids_from_env() -> int:
     return number_from_env(
         BUCKET_IDS_ENV, int, 1, DEFAULT_BUCKET_IDS, "whole number", str(DEFAULT_BUCKET_IDS)
     )
+
+
+def max_ids_from_env() -> int:
+    return number_from_env(
+        MAX_IDS_ENV, int, 1, DEFAULT_MAX_IDS, "whole number", str(DEFAULT_MAX_IDS)
+    )
+
+
+def slice_buckets(buckets: int, span: int, max_buckets: int) -> int:
+    """How many buckets one sync checks of a table of `buckets` buckets."""
+    return max(1, min(math.ceil(buckets / span), max_buckets))
+
+
+def syncs_to_cover(buckets: int, span: int, max_buckets: int) -> int:
+    """Within how many syncs every bucket is checked: k, or more for a table beyond k slices."""
+    return max(1, math.ceil(buckets / slice_buckets(buckets, span, max_buckets)))
 
 
 @dataclass(frozen=True)
@@ -98,17 +120,20 @@ def plan_scope(
     span: int,
     bucket_ids: int,
     full: bool,
+    max_buckets: int | None = None,
 ) -> Scope:
     """This sync's window and slice for one stream.
 
     `max_id` is the source's largest id in the read snapshot (None for an empty table); `full`
-    asks for every bucket (first sync, full refresh, `--reconcile full`).
+    asks for every bucket (first sync, full refresh, `--reconcile full`); `max_buckets` caps the
+    slice (None: no cap, every bucket within k syncs).
     """
     buckets = 0 if max_id is None else max(max_id, 0) // bucket_ids + 1
     if full or since is None or buckets == 0:
         return Scope(stream, None, bucket_ids, 0, max(buckets, 1), True, 0)
     first = next_bucket if 0 <= next_bucket < buckets else 0
-    end = min(first + math.ceil(buckets / span), buckets)
+    width = slice_buckets(buckets, span, buckets if max_buckets is None else max_buckets)
+    end = min(first + width, buckets)
     return Scope(stream, since, bucket_ids, first, end, False, end if end < buckets else 0)
 
 

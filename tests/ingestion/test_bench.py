@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -51,3 +53,18 @@ def test_the_minimal_incremental_reads_and_leaves_what_the_sync_does(
     assert rows == sum(s.rows_read for s in result.streams)
     assert _source_columns(minimal, columns) == _source_columns(synced, columns)
     assert bench.checksums_alone(source_dsn) > 0
+
+
+def _big_parent_child_peak() -> int:
+    return bench.peak_rss_mb()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_the_fresh_process_peak_is_its_own_not_its_parents() -> None:
+    held = bytearray(512 << 20)
+    held[:: 1 << 12] = b"x" * len(held[:: 1 << 12])  # touch every page: the parent's RSS grows
+    assert bench.peak_rss_mb() >= 512
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        child = pool.submit(_big_parent_child_peak).result()
+    del held
+    assert child < 400

@@ -11,7 +11,7 @@ import pytest
 
 from ingestion import state
 from ingestion.errors import IngestionError, ReconciliationFailed
-from ingestion.reconcile import plan_scope
+from ingestion.reconcile import plan_scope, syncs_to_cover
 from ingestion.sync import run_sync
 from tests.ingestion.conftest import assert_mirrors, raw_query
 
@@ -40,6 +40,30 @@ def test_slices_cover_every_bucket_within_k_syncs() -> None:
             for b, syncs in seen.items():
                 gaps = [y - x for x, y in zip([-1, *syncs], [*syncs, 3 * span], strict=True)]
                 assert max(gaps) <= span, (buckets, span, b, syncs)
+
+
+def test_a_capped_slice_still_covers_every_bucket_within_the_stated_syncs() -> None:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    for buckets in (1, 5, 20, 101, 275):
+        for span in (1, 3, 7):
+            for cap in (1, 2, 8):
+                within = syncs_to_cover(buckets, span, cap)
+                # The cap only ever lengthens the cycle, and only when k slices exceed it.
+                assert within == max(-(-buckets // min(cap, -(-buckets // span))), 1)
+                assert within >= min(span, buckets)
+                seen: dict[int, list[int]] = {b: [] for b in range(buckets)}
+                nxt = 0
+                for sync in range(3 * within):
+                    scope = plan_scope(
+                        "t", since, buckets * 10 - 1, nxt, span, 10, full=False, max_buckets=cap
+                    )
+                    assert 1 <= scope.end_bucket - scope.first_bucket <= cap
+                    for b in range(scope.first_bucket, scope.end_bucket):
+                        seen[b].append(sync)
+                    nxt = scope.next_bucket
+                for b, syncs in seen.items():
+                    gaps = [y - x for x, y in zip([-1, *syncs], [*syncs, 3 * within], strict=True)]
+                    assert max(gaps) <= within, (buckets, span, cap, b, syncs)
 
 
 def test_first_sync_and_full_mode_check_every_bucket() -> None:
