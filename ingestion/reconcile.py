@@ -5,10 +5,11 @@ Every sync compares, per stream, the row count and checksum of (id, cursor) on b
 - a slice of the id space: the table's ids fall into buckets of `bucket_ids` ids, and each sync
   checks the next 1/k of the buckets (k = `MDP_RECONCILE_SPAN`), wrapping around,
 so a row altered or lost outside every window is still found within k syncs, with its bucket's id
-range. A slice checks at most `MDP_RECONCILE_MAX_IDS` ids, so a sync's cost stops growing with
-the table: a table of more than k times that many ids is covered within
-ceil(its buckets / the slice's buckets) syncs instead (see `syncs_to_cover`). A full reconciliation (every bucket) runs after a full refresh, on the first sync of a
-stream, and on `mdp sync --reconcile full`.
+range. `MDP_RECONCILE_MAX_IDS`, when set, caps the ids a slice checks, so a sync's cost stops
+growing with the table: a table of more than k times that many ids is then covered within
+ceil(its buckets / the slice's buckets) syncs instead (see `syncs_to_cover`). Unset, there is no
+cap and the k-sync guarantee holds at any size. A full reconciliation (every bucket) runs after
+a full refresh, on the first sync of a stream, and on `mdp sync --reconcile full`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ DEFAULT_SPAN = 7
 BUCKET_IDS_ENV = "MDP_RECONCILE_BUCKET_IDS"
 # About 1.5 MB of (id, cursor) per bucket: a 10M-row table has ~600 buckets, ~90 per sync at k = 7.
 DEFAULT_BUCKET_IDS = 1 << 14
-# The most ids one sync checks of one table (rounded down to whole buckets, at least one): below
-# k times this many ids a table is covered in k syncs; above it, in more (`syncs_to_cover`).
+# When set, the most ids one sync checks of one table (rounded down to whole buckets, at least
+# one): below k times this many ids a table is covered in k syncs; above it, in more
+# (`syncs_to_cover`). 0, the default: no cap, every table within k syncs.
 MAX_IDS_ENV = "MDP_RECONCILE_MAX_IDS"
-DEFAULT_MAX_IDS = 1 << 17
+DEFAULT_MAX_IDS = 0
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,10 @@ def bucket_ids_from_env() -> int:
     )
 
 
-def max_ids_from_env() -> int:
-    return number_from_env(
-        MAX_IDS_ENV, int, 1, DEFAULT_MAX_IDS, "whole number", str(DEFAULT_MAX_IDS)
-    )
+def max_buckets_from_env(bucket_ids: int) -> int | None:
+    """The cap on a slice, in whole buckets (at least one); None when there is no cap."""
+    max_ids = number_from_env(MAX_IDS_ENV, int, 0, DEFAULT_MAX_IDS, "whole number", "131072")
+    return max(1, max_ids // bucket_ids) if max_ids else None
 
 
 def slice_buckets(buckets: int, span: int, max_buckets: int) -> int:

@@ -186,7 +186,7 @@ def _run_sync(
     lookback = lookback_from_env() if lookback is None else lookback
     notify = progress or (lambda event, name, rows: None)
     span, bucket_ids = recon.span_from_env(), recon.bucket_ids_from_env()
-    max_buckets = max(1, recon.max_ids_from_env() // bucket_ids)
+    max_buckets = recon.max_buckets_from_env(bucket_ids)
 
     # The source is opened (and every table checked) before the warehouse file is touched, so
     # an unreachable source leaves RAW exactly as it was.

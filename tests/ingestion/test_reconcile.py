@@ -11,7 +11,7 @@ import pytest
 
 from ingestion import state
 from ingestion.errors import IngestionError, ReconciliationFailed
-from ingestion.reconcile import plan_scope, syncs_to_cover
+from ingestion.reconcile import MAX_IDS_ENV, max_buckets_from_env, plan_scope, syncs_to_cover
 from ingestion.sync import run_sync
 from tests.ingestion.conftest import assert_mirrors, raw_query
 
@@ -149,3 +149,20 @@ def test_a_bad_span_is_named_with_its_fix(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("MDP_RECONCILE_SPAN", "0")
     with pytest.raises(IngestionError, match="MDP_RECONCILE_SPAN='0' is not a whole number"):
         run_sync("postgresql://nowhere.invalid/app", tmp_path / "raw.duckdb")
+
+
+def test_the_slice_has_no_cap_unless_mdp_reconcile_max_ids_sets_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(MAX_IDS_ENV, raising=False)
+    assert max_buckets_from_env(16_384) is None
+    monkeypatch.setenv(MAX_IDS_ENV, "0")
+    assert max_buckets_from_env(16_384) is None
+    monkeypatch.setenv(MAX_IDS_ENV, "131072")
+    assert max_buckets_from_env(16_384) == 8
+    # Fewer ids than a bucket still checks one bucket per sync.
+    monkeypatch.setenv(MAX_IDS_ENV, "10")
+    assert max_buckets_from_env(16_384) == 1
+    monkeypatch.setenv(MAX_IDS_ENV, "-5")
+    with pytest.raises(IngestionError, match=MAX_IDS_ENV):
+        max_buckets_from_env(16_384)
