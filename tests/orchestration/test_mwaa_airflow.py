@@ -293,6 +293,7 @@ class MwaaRun:
     services: CloudServices
     exports: Path
     expected: contract_marts.ContractMarts
+    dbt: Path  # the executable of dbt's own environment, as the startup script names it
 
 
 # A Snowflake profile as Cosmos writes it for the cloud target (profile `mdp`, target `prod`):
@@ -410,7 +411,7 @@ def mwaa_run(
             expected = contract_marts.compute(conn)
         yield MwaaRun(
             json.loads(text.strip().splitlines()[-1]), text, s, Path(env["MDP_EXPORTS_TARGET"]),
-            expected,
+            expected, mwaa_bundle.dbt,
         )  # fmt: skip
 
 
@@ -422,7 +423,8 @@ def test_the_cloud_path_runs_end_to_end_on_mwaas_airflow(mwaa_run: MwaaRun) -> N
     states = report["tasks"]
     not_ok = {t: v for t, v in states.items() if v != "success"}
     jobs = {j.job_id: (j.status, j.error) for j in s.airbyte.jobs.values()}
-    assert report["state"] == "success", (not_ok, jobs)
+    errors = [line for line in log.splitlines() if "ERROR" in line or "rror" in line][-8:]
+    assert report["state"] == "success", (not_ok, jobs, errors)
     assert set(states.values()) == {"success"}, states
     assert {"airbyte_trigger_sync", "sync", "source_freshness", "publish"} <= set(states)
     assert sum(t.startswith("transform.") for t in states) > 15
@@ -440,6 +442,8 @@ def test_the_cloud_path_runs_end_to_end_on_mwaas_airflow(mwaa_run: MwaaRun) -> N
     assert "[DAG TEST] running trigger in line" in log
 
     # dbt of its own environment built the marts in Snowflake from the synced RAW tables.
+    for command in ("'source', 'freshness'", "'build', '--select'"):
+        assert f"Running command: ['{mwaa_run.dbt}', {command}" in log, command
     finance = f"{ANALYTICS_DATABASE}.FINANCE"
     net = {p.lower(): (Decimal(r), n) for p, r, n in snowflake_query(
         s.snowflake, f"select plan_name, net_revenue, succeeded_payments from {finance}.net_revenue_by_plan"

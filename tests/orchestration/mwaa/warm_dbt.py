@@ -26,10 +26,12 @@ PRELOADED = (
 )
 _CLIENT = """#!{python} -SE
 import json, os, socket, struct, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect({socket!r})
 request = {{"args": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}
-socket.send_fds(s, [json.dumps(request).encode()], [0, 1, 2])
+payload = json.dumps(request).encode()
+socket.send_fds(s, [struct.pack("!I", len(payload))], [0, 1, 2])
+s.sendall(payload)
 answer = s.recv(4)
 sys.exit(struct.unpack("!i", answer)[0] if len(answer) == 4 else 2)
 """
@@ -64,19 +66,30 @@ def _run(request: dict, fds: list[int]) -> int:
     return code
 
 
+def _read(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the dbt client hung up before sending its request")
+        data += chunk
+    return data
+
+
 def serve(socket_path: str) -> None:
     # What every dbt call imports: the CLI, the Snowflake adapter, the tasks Cosmos runs. Only
     # imports: a dbt call leaves threads behind, and a fork of a process with threads can hang.
     for module in PRELOADED:
         importlib.import_module(module)
 
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
     server.listen(16)
     print("ready", flush=True)
     while True:
         conn, _ = server.accept()
-        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        header, fds, _, _ = socket.recv_fds(conn, 4, 3)
+        message = _read(conn, struct.unpack("!I", header)[0])
         pid = os.fork()
         if pid == 0:
             server.close()
