@@ -7,24 +7,30 @@ import hashlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import psycopg
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from infra.snowflake.platform import airflow_connection
 from tests import contract_marts
 from tests.fakes.airbyte_api import FakeAirbyte
-from tests.fakes.keys import throwaway_pem
+from tests.orchestration.cloud_services import (
+    MARTS,
+    RAW_SCHEMA,
+    TEST_SETTINGS,
+    SnowflakeSync,
+    cloud_services,
+    generate_day,
+    mart_rows,
+    snowflake_query,
+)
 from tests.orchestration.conftest import FAST_SETTINGS, DagRun, run_in_process
 
 pytestmark = [
@@ -40,119 +46,10 @@ DAY_2 = DAY_1 + timedelta(days=1)
 # Stack-prefixed names, as in a shared account: nothing may fall back to RAW / ANALYTICS.
 RAW_DATABASE = "DEV_RAW"
 ANALYTICS_DATABASE = "DEV_ANALYTICS"
-RAW_SCHEMA = "POSTGRES_AIRBYTE"
-MARTS = ("net_revenue_by_plan", "monthly_net_revenue_by_plan", "mrr_by_plan")
 JOB_FAILURE = "Failure in source: Connection to the database timed out (fake)"
 MIDWAY_FAILURE = "Failure in destination: Snowflake session expired (fake)"
-# A sync that fails midway lands the tables in name order up to this one (banks, credit_cards,
-# payments): new payments arrive in RAW without the subscriptions and users they belong to.
-PARTIAL_LAST_TABLE = "payments"
 DAY_3 = DAY_1 + timedelta(days=2)
 DAY_4 = DAY_1 + timedelta(days=3)
-
-# DuckDB types of the loader's RAW tables, as Airbyte's Snowflake destination types them.
-_SNOWFLAKE_TYPES = {
-    "VARCHAR": "VARCHAR",
-    "UUID": "VARCHAR",
-    "JSON": "VARIANT",
-    "BOOLEAN": "BOOLEAN",
-    "DATE": "DATE",
-    "BIGINT": "NUMBER(38,0)",
-    "INTEGER": "NUMBER(38,0)",
-    "SMALLINT": "NUMBER(38,0)",
-    "DOUBLE": "FLOAT",
-    "TIMESTAMP": "TIMESTAMP_NTZ",
-    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP_TZ",
-}
-
-
-def _snowflake_type(duckdb_type: str) -> str:
-    if duckdb_type.startswith("DECIMAL"):
-        return duckdb_type.replace("DECIMAL", "NUMBER")
-    return _SNOWFLAKE_TYPES[duckdb_type]
-
-
-def _literal(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return value
-
-
-def snowflake_query(connect: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    import snowflake.connector
-
-    con = snowflake.connector.connect(**connect)
-    try:
-        return list(con.cursor().execute(sql).fetchall())
-    finally:
-        con.close()
-
-
-@dataclass
-class SnowflakeSync:
-    """What the fake's sync job does: the project's loader, then its tables into fakesnow.
-
-    The loader (`ingestion`) already writes Airbyte's raw layout with Append + Deduped
-    semantics, reconciled against the source, so its DuckDB tables are what Airbyte's
-    Snowflake destination holds after the same sync: copying them whole into
-    RAW.POSTGRES_AIRBYTE is the faithful and simplest way to land a sync in fakesnow.
-    """
-
-    source_dsn: str
-    raw_path: Path
-    connect: dict[str, Any]
-    synced: list[str] = field(default_factory=list)
-    # Syncs that failed midway, after landing only the tables up to PARTIAL_LAST_TABLE.
-    partial: list[str] = field(default_factory=list)
-
-    def __call__(self, connection: dict[str, Any], partial: bool = False) -> int:
-        import snowflake.connector
-
-        from ingestion.raw import SCHEMA
-        from ingestion.sync import run_sync
-
-        result = run_sync(conninfo=self.source_dsn, raw_path=self.raw_path)
-        rows = 0
-        con = snowflake.connector.connect(**self.connect)
-        try:
-            cur = con.cursor()
-            cur.execute(f"create database if not exists {RAW_DATABASE}")
-            cur.execute(f"create schema if not exists {RAW_DATABASE}.{RAW_SCHEMA}")
-            with duckdb.connect(str(self.raw_path), read_only=True) as raw:
-                raw.execute("set timezone = 'UTC'")
-                tables = [t for (t,) in raw.execute(
-                    "select table_name from information_schema.tables where table_schema = ? "
-                    "order by all", [SCHEMA],
-                ).fetchall()]  # fmt: skip
-                for table in tables:
-                    cols = raw.execute(
-                        "select column_name, data_type from information_schema.columns "
-                        "where table_schema = ? and table_name = ? order by ordinal_position",
-                        [SCHEMA, table],
-                    ).fetchall()
-                    data = raw.execute(f'select * from {SCHEMA}."{table}"').fetchall()
-                    target = f"{RAW_DATABASE}.{RAW_SCHEMA}.{table.upper()}"
-                    ddl = ", ".join(f"{name} {_snowflake_type(t)}" for name, t in cols)
-                    cur.execute(f"create or replace table {target} ({ddl})")
-                    names = ", ".join(name for name, _ in cols)
-                    marks = ", ".join(["%s"] * len(cols))
-                    if data:
-                        cur.executemany(
-                            f"insert into {target} ({names}) values ({marks})",
-                            [[_literal(v) for v in row] for row in data],
-                        )
-                    rows += len(data)
-                    if partial and table == PARTIAL_LAST_TABLE:
-                        self.partial.append(result.sync_id)
-                        return rows
-        finally:
-            con.close()
-        self.synced.append(result.sync_id)
-        return rows
 
 
 @dataclass
@@ -176,75 +73,29 @@ def cloud(
     start_fakesnow: Callable[..., Any],
 ) -> Iterator[Cloud]:
     """Airflow's cloud settings, with its connections pointing at fake Airbyte and fakesnow."""
-    from airbyte_api._hooks.clientcredentials import ClientCredentialsHook
-
     home = mdp_home / "cloud"
     home.mkdir()
     source_dsn = source_db_factory()
-    with start_fakesnow(host="127.0.0.1") as connect, pytest.MonkeyPatch.context() as mp:
-        # fakesnow keeps one in-memory catalog per process (it cannot drop a database): these
-        # names are this module's alone, so they start empty.
-        snowflake_query(connect, f"create database if not exists {ANALYTICS_DATABASE}")
-        sync = SnowflakeSync(source_dsn, home / "airbyte-destination" / "raw.duckdb", connect)
-        airbyte = FakeAirbyte(sync=sync).start()
-        connection_id = airbyte.add_connection()
-        # The SDK caches OAuth tokens per client id for the whole process.
-        ClientCredentialsHook._sessions.clear()
-
-        # The two connections as the stack writes them to Secrets Manager (stacks/__main__.py,
-        # infra/snowflake/platform.py), plus where fakesnow listens.
-        snowflake_conn = json.loads(
-            airflow_connection(
-                "FAKESNOW", "DEV_DBT_SVC", ANALYTICS_DATABASE, "DEV_TRANSFORMING_WH",
-                "DEV_DATA_ENGINEER", throwaway_pem(),
-            )
-        )  # fmt: skip
-        snowflake_conn["extra"] |= {
-            "host": connect["host"],
-            "port": connect["port"],
-            "protocol": connect["protocol"],
-        }
+    with (
+        cloud_services(home, source_dsn, start_fakesnow, RAW_DATABASE, ANALYTICS_DATABASE) as s,
+        pytest.MonkeyPatch.context() as mp,
+    ):
         env = {
-            "MDP_HOME": str(home),
+            **s.connections,
+            **TEST_SETTINGS,
             "MDP_TARGET": "cloud",
-            "MDP_SOURCE_DSN": source_dsn,
             "MDP_RAW_DATABASE": RAW_DATABASE,
+            "MDP_HOME": str(home),
+            "MDP_SOURCE_DSN": source_dsn,
             "MDP_EXPORTS_TARGET": str(home / "exports"),
-            # The sensor's trigger polls the job every second instead of every minute.
-            "MDP_AIRBYTE_POLL_SECONDS": "1",
-            # dbt-snowflake runs unit tests through CREATE TEMPORARY TABLE <db>.<schema>.<name>,
-            # which fakesnow cannot emulate; the DuckDB build runs them (transform/README.md).
-            "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
-            "AIRFLOW_CONN_AIRBYTE_CLOUD": json.dumps(
-                {
-                    "conn_type": "airbyte",
-                    "host": f"{airbyte.url}/",
-                    "login": airbyte.client_id,
-                    "password": airbyte.client_secret,
-                    "schema": f"{airbyte.url}/applications/token",
-                }
-            ),
-            "AIRFLOW_VAR_MDP_AIRBYTE_CONNECTION_ID": connection_id,
-            "AIRFLOW_CONN_SNOWFLAKE_DBT": json.dumps(snowflake_conn),
             **FAST_SETTINGS,
         }
         for key, value in env.items():
             mp.setenv(key, value)
-        try:
-            yield Cloud(
-                home, source_dsn, connect, airbyte, connection_id, sync, home / "exports",
-                dbt_project,
-            )  # fmt: skip
-        finally:
-            airbyte.stop()
-
-
-def _generate(day: datetime) -> None:
-    """The generator host's cycles for a day: the source the Airbyte connection reads."""
-    from orchestration.include import local_steps
-    from orchestration.include.settings import Settings
-
-    assert local_steps.generate_day(day, Settings.from_env())["cycles_run"] > 0
+        yield Cloud(
+            home, source_dsn, s.snowflake, s.airbyte, s.connection_id, s.sync, home / "exports",
+            dbt_project,
+        )  # fmt: skip
 
 
 def _run(cloud: Cloud, day: datetime, log: Path) -> DagRun:
@@ -256,13 +107,7 @@ def _run(cloud: Cloud, day: datetime, log: Path) -> DagRun:
 
 
 def _marts(cloud: Cloud) -> dict[str, list[tuple[Any, ...]]]:
-    return {
-        name: sorted(
-            snowflake_query(cloud.snowflake, f"select * from {ANALYTICS_DATABASE}.FINANCE.{name}"),
-            key=repr,
-        )
-        for name in MARTS
-    }
+    return mart_rows(cloud.snowflake, ANALYTICS_DATABASE)
 
 
 def _files(root: Path) -> dict[str, tuple[str, int]]:
@@ -281,7 +126,7 @@ class FirstRun:
 
 @pytest.fixture(scope="module")
 def first_run(cloud: Cloud) -> FirstRun:
-    _generate(DAY_1)
+    generate_day(DAY_1)
     run = _run(cloud, DAY_1, cloud.home / "day1.log")
     with psycopg.connect(cloud.source_dsn) as conn:
         expected = contract_marts.compute(conn)
@@ -421,7 +266,7 @@ def test_a_failed_airbyte_job_fails_the_run_before_dbt_and_keeps_the_exports(
     raw_before = snowflake_query(
         cloud.snowflake, f"select count(*) from {RAW_DATABASE}.{RAW_SCHEMA}.PAYMENTS"
     )
-    _generate(DAY_2)  # new source rows the failed sync does not bring
+    generate_day(DAY_2)  # new source rows the failed sync does not bring
     cloud.airbyte.failing_jobs.append(JOB_FAILURE)
 
     run = _run(cloud, DAY_2, cloud.home / "day2-failed-sync.log")
@@ -488,7 +333,7 @@ class PartialFailure:
 def partial_failure(cloud: Cloud, first_run: FirstRun) -> PartialFailure:
     raw_before, marts_before = _raw_counts(cloud), _marts(cloud)
     exports_before = _files(cloud.exports)
-    _generate(DAY_3)
+    generate_day(DAY_3)
     cloud.airbyte.failing_midway.append(MIDWAY_FAILURE)
     failed = _run(cloud, DAY_3, cloud.home / "day3-sync-failed-midway.log")
     failed_job = max(cloud.airbyte.jobs.values(), key=lambda j: j.job_id)

@@ -8,6 +8,7 @@ environment of its own (here the project's), and Cosmos is pointed at that execu
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -15,15 +16,33 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pyarrow.parquet as pq
 import pytest
 
 from core import paths
 from infra.mwaa import bundle
 from infra.mwaa.config import MWAA_AIRFLOW_VERSION
+from tests import contract_marts
+from tests.orchestration.cloud_services import (
+    MARTS,
+    TEST_SETTINGS,
+    CloudServices,
+    cloud_services,
+    generate_day,
+    snowflake_query,
+)
+from tests.orchestration.conftest import FAST_SETTINGS
 from tests.orchestration.mwaa import standin
+from tests.orchestration.mwaa import warm_dbt as warm_dbt_server
 
 HERE = Path(__file__).resolve().parent
 ENV_ROOT = Path(os.environ.get("MDP_MWAA_ENV_DIR", paths.REPO_ROOT / ".local" / "mwaa-env"))
@@ -254,3 +273,197 @@ def test_on_mwaas_airflow_every_task_retries_and_has_a_timeout(parsed: Any) -> N
         assert task["retry_delay"] >= 60, task_id
         assert task["execution_timeout"] is not None, task_id
         assert task["execution_timeout"] <= 3 * 3600, task_id
+
+
+# fakesnow keeps one catalog per test process: not the 3.3 cloud run's analytics database.
+ANALYTICS_DATABASE = "MWAA_ANALYTICS"
+# Not a day of the other DAG runs of the session.
+RUN_DAY = datetime(2026, 5, 4, tzinfo=UTC)
+# Half the DAG tests' day: enough rows for every model and mart, and half the sync's inserts
+# into fakesnow.
+SMALL_DAY = {"MDP_CYCLES_PER_DAY": "2"}
+
+
+@dataclass
+class MwaaRun:
+    """One daily run of the bundle's DAG on MWAA's Airflow: its report, its log, the services."""
+
+    report: dict[str, Any]
+    log: str
+    services: CloudServices
+    exports: Path
+    expected: contract_marts.ContractMarts
+    dbt: Path  # the executable of dbt's own environment, as the startup script names it
+
+
+# A Snowflake profile as Cosmos writes it for the cloud target (profile `mdp`, target `prod`):
+# parsing reads no credential, and dbt's partial parsing checks only these names.
+_PARSE_PROFILE = """mdp:
+  target: prod
+  outputs:
+    prod:
+      type: snowflake
+      account: FAKESNOW
+      user: DEV_DBT_SVC
+      password: unused-by-parse
+      role: DEV_DATA_ENGINEER
+      database: MWAA_ANALYTICS
+      warehouse: DEV_TRANSFORMING_WH
+      schema: staging
+"""
+
+
+@contextmanager
+def warm_dbt(mwaa_bundle: standin.StandIn, env: dict[str, str]) -> Iterator[None]:
+    """The stand-in's `dbt` forks a dbt that has done its imports (`mwaa/warm_dbt.py`).
+
+    Each Cosmos task starts dbt afresh, and dbt's imports take about 4 s of CPU, most of a task's
+    time here: sharing them keeps the run within the suite's time budget. dbt still runs in its
+    own environment's Python (the project's), outside Airflow's, one process per call. The
+    project is parsed once ahead, and the stand-in's project ships the `partial_parse.msgpack`,
+    so the model tasks never parse it from scratch.
+    """
+    folder = mwaa_bundle.home / "dbt-warm-up"
+    project = folder / "transform"
+    shutil.copytree(
+        mwaa_bundle.plugins / "transform", project, ignore=shutil.ignore_patterns("target")
+    )
+    (folder / "profiles.yml").write_text(_PARSE_PROFILE)
+    parse = ["parse", "--project-dir", str(project), "--profiles-dir", str(folder),
+             "--profile", "mdp", "--target", "prod", "--quiet"]  # fmt: skip
+    dbt = Path(sys.executable).parent / "dbt"
+    subprocess.run([str(dbt), *parse], env=env, cwd=folder, check=True, timeout=600)
+    shutil.copy2(
+        project / "target" / "partial_parse.msgpack",
+        mwaa_bundle.plugins / "transform" / "target" / "partial_parse.msgpack",
+    )
+    socket_path = folder / "dbt.sock"
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "mwaa" / "warm_dbt.py"), str(socket_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=folder,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        mwaa_bundle.dbt.unlink()
+        mwaa_bundle.dbt.write_text(warm_dbt_server.client_script(sys.executable, str(socket_path)))
+        mwaa_bundle.dbt.chmod(0o755)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def mwaa_run(
+    mwaa_python: Path,
+    mwaa_bundle: standin.StandIn,
+    parsed: Any,
+    source_db_factory: Callable[[], str],
+    start_fakesnow: Callable[..., Any],
+) -> Iterator[MwaaRun]:
+    """`mwaa/run_dag.py`: the cloud path on Airflow 3.0.6, with Airbyte and Snowflake faked here.
+
+    The fakes listen on 127.0.0.1 in this process; the run reaches them through the stack's
+    connections, which MWAA reads from Secrets Manager and the run from AIRFLOW_CONN_*. dbt is
+    the stand-in's executable, in an environment of its own, as the startup script makes it.
+    """
+    home = mwaa_bundle.home / "mdp"
+    source_dsn = source_db_factory()
+    settings = FAST_SETTINGS | SMALL_DAY
+    with (
+        cloud_services(home, source_dsn, start_fakesnow, RAW_DATABASE, ANALYTICS_DATABASE) as s,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        # The generator host's day, on this process's side.
+        mp.setenv("MDP_SOURCE_DSN", source_dsn)
+        for key, value in settings.items():
+            mp.setenv(key, value)
+        generate_day(RUN_DAY)
+        env = standin.airflow_environment(
+            mwaa_bundle,
+            MDP_HOME=str(home),
+            AIRFLOW__COSMOS__CACHE_DIR=str(mwaa_bundle.home / "cosmos"),
+            AIRFLOW__COSMOS__ENABLE_TELEMETRY="False",
+            DO_NOT_TRACK="1",
+            SCARF_ANALYTICS="false",
+            **s.connections,
+            **TEST_SETTINGS,
+            **settings,
+        )
+        log_file = mwaa_bundle.home / "run.log"
+        with warm_dbt(mwaa_bundle, env), log_file.open("w") as log:
+            result = subprocess.run(
+                [str(mwaa_python), str(HERE / "mwaa" / "run_dag.py"), str(mwaa_bundle.dags),
+                 RUN_DAY.isoformat()],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=mwaa_bundle.home,
+                # A run takes about two minutes; a busy shared machine can stretch it fivefold.
+                timeout=1200,
+            )  # fmt: skip
+        text = log_file.read_text(errors="replace")
+        assert result.returncode == 0, text[-3000:]
+        with psycopg.connect(source_dsn) as conn:
+            expected = contract_marts.compute(conn)
+        yield MwaaRun(
+            json.loads(text.strip().splitlines()[-1]), text, s, Path(env["MDP_EXPORTS_TARGET"]),
+            expected, mwaa_bundle.dbt,
+        )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result")
+def test_the_cloud_path_runs_end_to_end_on_mwaas_airflow(mwaa_run: MwaaRun) -> None:
+    report, log, s = mwaa_run.report, mwaa_run.log, mwaa_run.services
+    states = report["tasks"]
+    not_ok = {t: v for t, v in states.items() if v != "success"}
+    jobs = {j.job_id: (j.status, j.error) for j in s.airbyte.jobs.values()}
+    errors = [line for line in log.splitlines() if "ERROR" in line or "rror" in line][-8:]
+    assert report["state"] == "success", (not_ok, jobs, errors)
+    assert set(states.values()) == {"success"}, states
+    assert {"airbyte_trigger_sync", "sync", "source_freshness", "publish"} <= set(states)
+    assert sum(t.startswith("transform.") for t in states) > 15
+    # The watchdog was marked successful, not run (`mwaa/run_dag.py` says why).
+    assert "[DAG TEST] Marking success for <Task(DeadlineWatchdog): deadline_watchdog>" in log
+
+    # The trigger started a sync of the stack's connection; the sensor's trigger, run in line,
+    # polled until it succeeded.
+    (create,) = s.airbyte.requests("POST", "/v1/jobs")
+    assert create.body == {"connectionId": s.connection_id, "jobType": "sync"}
+    assert create.headers["Authorization"].removeprefix("Bearer ") in s.airbyte.tokens
+    (job,) = s.airbyte.jobs.values()
+    assert job.answered[0] == "running" and job.answered[-1] == "succeeded", job.answered
+    assert len(s.sync.synced) == 1
+    assert "[DAG TEST] running trigger in line" in log
+
+    # dbt of its own environment built the marts in Snowflake from the synced RAW tables.
+    for command in ("'source', 'freshness'", "'build', '--select'"):
+        assert f"Running command: ['{mwaa_run.dbt}', {command}" in log, command
+    finance = f"{ANALYTICS_DATABASE}.FINANCE"
+    net = {p.lower(): (Decimal(r), n) for p, r, n in snowflake_query(
+        s.snowflake, f"select plan_name, net_revenue, succeeded_payments from {finance}.net_revenue_by_plan"
+    )}  # fmt: skip
+    assert net == {p.lower(): v for p, v in mwaa_run.expected.net_revenue_by_plan.items()}
+    assert sum(n for _, n in net.values()) > 0
+    counts = {
+        name: snowflake_query(s.snowflake, f"select count(*) from {finance}.{name}")[0][0]
+        for name in MARTS
+    }
+    assert all(n > 0 for n in counts.values()), counts
+
+    # Publishing exported each mart, row for row, to the exports target the startup script sets.
+    for name, rows in counts.items():
+        files = sorted((mwaa_run.exports / name).rglob("*.parquet"))
+        assert files, f"no Parquet export of {name} in {mwaa_run.exports}"
+        assert sum(pq.read_metadata(f).num_rows for f in files) == rows, name
+
+    # The Snowflake key never reached the log.
+    extra = json.loads(s.connections["AIRFLOW_CONN_SNOWFLAKE_DBT"])["extra"]
+    pem = base64.b64decode(extra["private_key_content"]).decode()
+    key_lines = [line for line in pem.splitlines() if "-----" not in line]
+    assert not [line for line in key_lines if line in log]
