@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
-	plan rehearse system-deps test-infra test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports bench-dag
+	plan rehearse system-deps test-infra test-mwaa test-faults policy-pack-env bench-generator bench-ingestion bench-transform bench-exports bench-dag
 
 help: ## List the targets
 	@if [ -t 1 ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
@@ -82,6 +82,9 @@ fmt: install ## Format the code and apply safe lint fixes
 
 test-faults: install policy-pack-env ## Plant a fault per guarantee in a temporary copy; each backing test must fail (FAULTS=all: the slow ones too)
 	$(RUN) python -m tests.faults.run $(if $(filter all,$(FAULTS)),--all)
+
+test-mwaa: install ## The cloud DAG's daily run on MWAA's Airflow version (dag.test, fake Airbyte, fakesnow; 4-6 min)
+	$(RUN) pytest tests/orchestration/test_mwaa_airflow.py -m mwaa_run
 
 test-infra: install ## Only the Pulumi program under mocks (both stacks), policy rules, Airbyte provider
 	$(RUN) pytest tests/infra tests/ci

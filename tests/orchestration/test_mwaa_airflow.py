@@ -417,6 +417,7 @@ def mwaa_run(
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.mwaa_run
 @pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result")
 def test_the_cloud_path_runs_end_to_end_on_mwaas_airflow(mwaa_run: MwaaRun) -> None:
     report, log, s = mwaa_run.report, mwaa_run.log, mwaa_run.services
