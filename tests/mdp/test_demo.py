@@ -64,7 +64,13 @@ def test_demo_runs_a_day_through_the_dag_in_a_few_lines() -> None:
         assert len(lines) <= 58, out
         assert run.stderr == ""
         assert not re.search(r"\[(info|warning|debug)\s*\]|WARNING|Traceback", out), out
-        assert "Day 1/1" in out and "49 tasks" in out
+        # The day ran every task of the DAG it parsed: one per dbt model at least, and more.
+        parsed = re.search(r"DAG mdp_daily parsed in [\d.]+s: (\d+) tasks, (\d+) of them dbt", out)
+        assert parsed, out
+        tasks, dbt_tasks = int(parsed.group(1)), int(parsed.group(2))
+        models = [p for p in (REPO_ROOT / "transform" / "models").rglob("*.sql")]
+        assert dbt_tasks >= len(models) and tasks > dbt_tasks, out
+        assert re.search(rf"Day 1/1 \(ending [\d-]+\): {tasks} tasks in", out), out
         assert "Net revenue by plan" in out and "MRR by plan" in out
         log = mdp_home / "logs" / "demo.log"
         assert out.count(str(log)) == 1
