@@ -5,6 +5,8 @@ PYTHON ?= python3
 # uv comes from PATH, or is installed from PyPI into .tools/ on first use.
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
+# Test processes: each test file runs whole in one of them, the slowest files first.
+TEST_WORKERS ?= 2
 export AIRFLOW__API__HOST ?= 127.0.0.1
 
 .PHONY: help install demo test lint fmt clean sync transform dbt-manifest airflow dashboard export \
@@ -61,8 +63,8 @@ clean: ## Stop the local services and delete all local state (.local/)
 	rm -rf .local
 
 ## ---- Check it -----------------------------------------------------------------------------
-test: install system-deps lint policy-pack-env ## Lint, type-check and run every test, then the planted-fault suite
-	$(RUN) pytest
+test: install system-deps lint policy-pack-env ## Lint, type-check and run every test, then the planted-fault suite (TEST_WORKERS=2)
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(MAKE) --no-print-directory test-faults
 
 system-deps: ## Install the Debian packages the tests use (Chromium, cloud-init, jq, systemd-analyze)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -368,6 +369,7 @@ def run_program(
     set_all_config(encoded, list((secrets or {}).keys()))
     _REGION[0] = str(config.get("aws:region") or "us-east-1")
 
+    _ensure_event_loop()
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     # A fresh root Stack per run, so exports of one run never leak into the next.
@@ -399,6 +401,16 @@ def run_program(
         config=encoded,
         secret_config=dict(secrets or {}),
     )
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime runs on this thread's event loop; an earlier `asyncio.run` leaves none."""
+    try:
+        if not asyncio.get_event_loop().is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def sync_run(program: Callable[[], Any]) -> None:

@@ -27,6 +27,28 @@ _counter = itertools.count(1)
 # fakesnow.server() imports its submodule `fakesnow.server`, which replaces the function on the
 # package: a second call in the same process would call a module. Keep the function.
 _FAKESNOW_SERVER = fakesnow.server
+# The slowest files, slowest first (from the durations every run prints). `make test` runs each
+# file whole in one of its workers, in collection order: started first, they end together.
+SLOWEST_FILES = (
+    "orchestration/test_cloud_dag_run.py",
+    "orchestration/test_make_airflow.py",
+    "orchestration/test_dag_run.py",
+    "rehearsal/test_rehearsal.py",
+    "mdp/test_demo.py",
+    "transform/test_snowflake_build.py",
+    "dashboard/test_browser.py",
+    "orchestration/test_mwaa_airflow.py",
+    "dashboard/test_believability.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under several workers (`make test`), hand out the slowest files first."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    tests_dir = Path(__file__).parent
+    rank = {tests_dir / name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -106,8 +106,9 @@ def test_snowflake_marts_read_with_key_pair_auth(
         cur.execute("create database if not exists ANALYTICS")
         cur.execute("use database ANALYTICS")
         cur.execute("create schema if not exists FINANCE")
+        # fakesnow keeps its in-memory databases for the whole process, across servers.
         cur.execute(
-            "create table FINANCE.NET_REVENUE_BY_PLAN "
+            "create or replace table FINANCE.NET_REVENUE_BY_PLAN "
             "(PLAN_NAME varchar, NET_REVENUE number(14, 2), SUCCEEDED_PAYMENTS number)"
         )
         cur.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -112,6 +113,10 @@ def test_the_whole_process_group_is_stopped(host: HostRun) -> None:
     assert host.box is not None
     log = host.box.path("/.rehearsal/units/forks.service.log").read_text()
     child = int(log.split("child ")[1].split()[0])
+    # The group was sent SIGKILL when its unit stopped; the kernel ends it a moment later.
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not _alive(child)
 
 

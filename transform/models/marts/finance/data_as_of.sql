@@ -30,7 +30,7 @@ select
     cast(loaded.last_loaded_at as {{ dbt.type_timestamp() }}) as last_loaded_at,
     cast(loaded.last_paid_at as {{ dbt.type_timestamp() }}) as last_paid_at,
     -- Each Airflow task is its own dbt invocation: this one starts after every mart's.
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as {{ dbt.type_timestamp() }})
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
         as marts_built_at,
     cast({{ dbt.date_trunc('month', 'loaded.last_loaded_at') }} as date) as current_month,
     cast(
