@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 # The generator's own bookkeeping (what is due when, discounts, pending refunds). It lives
 # beside the app's tables, in a schema the sync never reads: a billing engine's internal state.
@@ -64,18 +65,6 @@ class Account:
     # invoiced, or a ledger written before the column existed; priced from the current plan.
     amount_cents: int | None = None
 
-    def as_row(self) -> tuple[object, ...]:
-        """The ledger row; started_at and the billing period are read from the subscription."""
-        return (
-            self.subscription_id,
-            self.due_at,
-            self.discount_bp,
-            self.period,
-            self.attempt,
-            self.paid_period,
-            self.amount_cents,
-        )
-
     def next_anniversary(self) -> None:
         """Move on to the next period's charge."""
         self.period += 1
@@ -102,6 +91,9 @@ ACCOUNT_COLUMNS = (
     "paid_period",
     "amount_cents",
 )
+# An Account's ledger row, in ACCOUNT_COLUMNS order; started_at and the billing period are read
+# from the subscription.
+ledger_row = attrgetter(*ACCOUNT_COLUMNS)
 # Binary COPY types of the ledger columns: the ledger is the generator's overhead, kept cheap.
 ACCOUNT_TYPES = ("int8", "timestamptz", "int4", "int4", "int4", "int4", "int8")
 # What a query must select, ledger `b` joined to its subscription `s`, to build an Account.

@@ -15,6 +15,7 @@ from source_generator.billing import (
     LEDGER_SCHEMA,
     Account,
     ledger_ddl,
+    ledger_row,
     period_at,
 )
 from source_generator.schema import SCHEMA, ddl
@@ -77,6 +78,6 @@ def _open_accounts(conn: psycopg.Connection[Any], clock: datetime) -> None:
         current = period_at(started_at, max(clock, started_at), annual)
         account = Account(sub_id, started_at, annual, 0, current, 0, started_at, current)
         account.next_anniversary()
-        accounts.append(account.as_row())
+        accounts.append(ledger_row(account))
     if accounts:
         copy_binary(conn, LEDGER_SCHEMA, "billing", ACCOUNT_COLUMNS, ACCOUNT_TYPES, accounts)

@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -24,6 +23,7 @@ from source_generator.billing import (
     RETRY_DAYS,
     Account,
     anniversary,
+    ledger_row,
     period_at,
 )
 from source_generator.config import GeneratorConfig
@@ -43,8 +43,6 @@ _FIRST_RETRY = timedelta(days=RETRY_DAYS[0])
 _THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
 _PHONE_ENDS = tuple(f"-{i:04d}" for i in range(10000))
 _EXPIRIES = tuple("%02d/%d" % (1 + e % 12, 26 + e // 12) for e in range(72))
-# A ledger row of an Account, in ACCOUNT_COLUMNS order (Account.as_row, without its call).
-_LEDGER_ROW = attrgetter(*ACCOUNT_COLUMNS)
 _UUID4 = "%08x-%04x-4%03x-%x%03x-%012x"  # version 4, variant 10xx
 # Columns of each table that D1 applies to (data contract section 2).
 _CATEGORICAL_COLUMNS = {
@@ -630,7 +628,7 @@ class _Cycle:
                 "billing",
                 ACCOUNT_COLUMNS,
                 ACCOUNT_TYPES,
-                (_LEDGER_ROW(a) for a, _, _ in self.new_accounts),
+                (ledger_row(a) for a, _, _ in self.new_accounts),
             )
         changed = [a for a in self.changed_accounts.values()]
         if changed:

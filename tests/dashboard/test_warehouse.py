@@ -103,12 +103,14 @@ def test_snowflake_marts_read_with_key_pair_auth(
         endpoint = {k: server[k] for k in ("host", "port", "protocol")}
         admin = snowflake.connector.connect(**server)
         cur = admin.cursor()
+        # fakesnow keeps its in-memory databases for the whole process, across servers: start
+        # from an empty one, whatever an earlier test in this process left.
         cur.execute("create database if not exists ANALYTICS")
         cur.execute("use database ANALYTICS")
-        cur.execute("create schema if not exists FINANCE")
-        # fakesnow keeps its in-memory databases for the whole process, across servers.
+        cur.execute("drop schema if exists FINANCE cascade")
+        cur.execute("create schema FINANCE")
         cur.execute(
-            "create or replace table FINANCE.NET_REVENUE_BY_PLAN "
+            "create table FINANCE.NET_REVENUE_BY_PLAN "
             "(PLAN_NAME varchar, NET_REVENUE number(14, 2), SUCCEEDED_PAYMENTS number)"
         )
         cur.execute(
