@@ -194,6 +194,11 @@ def scheduled(env: dict[str, str], home: Path, day: datetime, timeout: float) ->
     }
 
 
+def _say(line: str) -> None:
+    """A progress line, shown as it happens even when the output goes to a file."""
+    print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles-per-day", type=int, help="generator cycles per simulated day")
@@ -226,14 +231,17 @@ def main() -> None:
     env.pop("MDP_TARGET", None)
     try:
         started = time.perf_counter()
+        _say("preparing: a source with history, a first day synced and built (several minutes)")
         prepare(env, day - timedelta(days=1), day)
-        print(f"source and warehouse prepared in {time.perf_counter() - started:.0f}s")
+        _say(f"source and warehouse prepared in {time.perf_counter() - started:.0f}s")
         warehouse = home / "warehouse"
         before = work / "warehouse-before"
         shutil.copytree(warehouse, before)
+        _say("direct: mdp sync, then one dbt build")
         baseline = direct(env)
         shutil.rmtree(warehouse)
         shutil.copytree(before, warehouse)
+        _say("scheduler: make airflow's Airflow on a free port, one triggered run of the day")
         run = scheduled(env, airflow_home, day, options.timeout)
     finally:
         # The source PostgreSQL the runs started under the benchmark's MDP_HOME.
