@@ -85,7 +85,7 @@ fmt: install ## Format the code and apply safe lint fixes
 test-faults: install policy-pack-env ## Plant a fault per guarantee in a temporary copy; each backing test must fail (FAULTS=all: the slow ones too)
 	$(RUN) python -m tests.faults.run $(if $(filter all,$(FAULTS)),--all)
 
-test-mwaa: install ## The cloud DAG's daily run on MWAA's Airflow version (dag.test, fake Airbyte, fakesnow; 4-6 min)
+test-mwaa: install ## Only the cloud DAG's daily run on MWAA's Airflow version (dag.test, fake Airbyte, fakesnow; 3-6 min)
 	$(RUN) pytest tests/orchestration/test_mwaa_airflow.py -m mwaa_run
 
 test-infra: install ## Only the Pulumi program under mocks (both stacks), policy rules, Airbyte provider

@@ -30,6 +30,7 @@ _FAKESNOW_SERVER = fakesnow.server
 # The slowest files, slowest first (from the durations every run prints). `make test` runs each
 # file whole in one of its workers, in collection order: started first, they end together.
 SLOWEST_FILES = (
+    "orchestration/test_mwaa_airflow.py",
     "orchestration/test_cloud_dag_run.py",
     "orchestration/test_make_airflow.py",
     "orchestration/test_dag_run.py",
@@ -37,7 +38,6 @@ SLOWEST_FILES = (
     "mdp/test_demo.py",
     "transform/test_snowflake_build.py",
     "dashboard/test_browser.py",
-    "orchestration/test_mwaa_airflow.py",
     "dashboard/test_believability.py",
 )
 
