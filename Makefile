@@ -54,8 +54,8 @@ FORMAT ?= text
 plan: install ## Credential-free plan of a stack: resources, policy violations, monthly cost (STACK=dev|prod FORMAT=text|markdown PLAN_OUT=file)
 	$(RUN) mdp plan --stack $(STACK) --format $(FORMAT) $(if $(PLAN_OUT),--output $(PLAN_OUT))
 
-rehearse: install ## Rehearse a stack on a local AWS emulator: apply it, boot its hosts, a table per host (STACK=dev|prod)
-	$(RUN) mdp rehearse --stack $(STACK)
+rehearse: install ## Rehearse a stack on a local AWS emulator: apply it, boot its hosts, a table per host (STACK=dev|prod, WITH_CLOUD=1: a daily run too)
+	$(RUN) mdp rehearse --stack $(STACK) $(if $(WITH_CLOUD),--with-cloud)
 
 clean: ## Stop the local services and delete all local state (.local/)
 	-$(RUN) mdp dashboard --stop 2>/dev/null

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import runpy
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, []
 
 
+# The Airbyte resources of the dynamic provider (infra/airbyte) and their id output.
+_AIRBYTE_IDS = {
+    "pulumi-python:dynamic/airbyte:PostgresSource": "source_id",
+    "pulumi-python:dynamic/airbyte:SnowflakeDestination": "destination_id",
+    "pulumi-python:dynamic/airbyte:Connection": "connection_id",
+}
+
+
 def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """What the provider would fill in after create, for the types whose outputs the program reads."""
     out: dict[str, Any] = {"arn": _arn(typ.split(":")[1].split("/")[0], name)}
@@ -205,6 +214,10 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str
             "arn": _arn("airflow", f"environment/{env}"),
             "webserverUrl": f"{hashlib.sha256(env.encode()).hexdigest()[:12]}-vpce.c2.airflow.amazonaws.com",
         }
+    elif typ in _AIRBYTE_IDS:
+        # The provider's create answers with the id Airbyte gave the resource: a UUID.
+        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mdp-mock/{typ}/{name}"))
+        out |= {_AIRBYTE_IDS[typ]: rid, "__id": rid}
     elif typ == "aws:kms/key:Key":
         out |= {"keyId": f"{name}-key-id", "arn": _arn("kms", f"key/{name}")}
     elif typ == "aws:sns/topic:Topic":

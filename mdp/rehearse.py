@@ -16,6 +16,14 @@ def rehearse_command(
             help="Rehearse only this host (generator, airflow, dashboard); repeatable.",
         ),
     ] = None,
+    with_cloud: Annotated[
+        bool,
+        typer.Option(
+            "--with-cloud",
+            help="Add example Snowflake and Airbyte Cloud sections (no account is reached), so "
+            "that the Airflow host runs a day of the cloud DAG against local stand-ins.",
+        ),
+    ] = False,
 ) -> None:
     """Rehearse a stack: apply it to a local AWS emulator, boot each host, print a table per host.
 
@@ -24,7 +32,7 @@ def rehearse_command(
     # Deferred for start-up speed: the Pulumi SDK, its providers and moto take seconds to import,
     # and every other command would pay for them.
     from infra.sections import STACKS
-    from rehearsal.run import HOSTS, rehearse
+    from rehearsal.run import HOSTS, program_run, rehearse
 
     if stack not in STACKS:
         raise typer.BadParameter(f"unknown stack {stack!r}; choose one of {', '.join(STACKS)}")
@@ -32,7 +40,7 @@ def rehearse_command(
     if unknown:
         raise typer.BadParameter(f"unknown host {unknown[0]!r}; choose from {', '.join(HOSTS)}")
     # Without --host: every host the stack declares (prod on MWAA has no Airflow host).
-    report = rehearse(stack, hosts=hosts or None)
+    report = rehearse(stack, run=program_run(stack, with_cloud), hosts=hosts or None)
     typer.echo(report.render())
     if not report.passed:
         raise typer.Exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from secrets import token_urlsafe
+from typing import TYPE_CHECKING
 
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_CHECK
@@ -14,6 +15,9 @@ from rehearsal.database import StandInDatabase
 from rehearsal.hosts import Health, HostRun, written_files
 from rehearsal.sandbox import CommandFailed, read_env_file
 from rehearsal.wires import AIRFLOW_WIRES, artifact_hints
+
+if TYPE_CHECKING:
+    from rehearsal.standins import CloudStandIns
 
 HOST_ENV = "/etc/mdp/host.env"
 AIRFLOW_ENV = "/etc/mdp/airflow.env"
@@ -61,7 +65,10 @@ print(json.dumps({"target": shown, "equal": rows == want, "rows": len(rows)}))
 """
 
 
-def rehearse_airflow(host: HostRun, database: StandInDatabase) -> None:
+def rehearse_airflow(
+    host: HostRun, database: StandInDatabase, cloud: CloudStandIns | None = None
+) -> None:
+    """Boot the Airflow host; `cloud` (Snowflake and Airbyte stand-ins) serves its daily run."""
     host.check_wires(AIRFLOW_WIRES)
     files = written_files(host.user_data)
     backend = json.loads(read_env_file(files[AIRFLOW_ENV])["AIRFLOW__SECRETS__BACKEND_KWARGS"])
@@ -83,22 +90,31 @@ def rehearse_airflow(host: HostRun, database: StandInDatabase) -> None:
     check_secrets_backend(host, backend)
     check_exports(host)
     check_dashboard_key(host, files)
-    connections = [
-        r
-        for r in host.run.of_type(SECRET)
-        if r.plain["name"].startswith(backend["connections_prefix"])
-    ]
-    if not connections:
-        host.skipped(
-            "daily run of the cloud DAG (dag.test)",
-            "the stack declares no Airflow connections (mdp:snowflake and mdp:airbyte unset)",
-        )
-    else:
-        host.skipped(
-            "daily run of the cloud DAG (dag.test)",
-            "not part of this rehearsal; tests/orchestration/test_cloud_dag_run.py runs the DAG "
-            "against fake Airbyte and fakesnow",
-        )
+    run_daily(host, database, backend["connections_prefix"], cloud)
+
+
+def run_daily(
+    host: HostRun, database: StandInDatabase, prefix: str, cloud: CloudStandIns | None
+) -> None:
+    """One daily run of the cloud DAG, when the stack declares what it needs and all above passed."""
+    from rehearsal import daily_run
+
+    stack = daily_run.declared(host, prefix)
+    if isinstance(stack, str):
+        host.skipped(daily_run.STEP, stack)
+        return
+    if any(s.host == host.name for s in host.report.failures):
+        host.skipped(daily_run.STEP, "not run: a step above failed")
+        return
+    assert host.box is not None
+    env, python, app = _host_process_env(host), _python(host), host.box.path(APP)
+    if cloud is not None:
+        daily_run.rehearse_daily_run(host, database, cloud, stack, env, python, app)
+        return
+    from rehearsal.standins import cloud_stand_ins
+
+    with cloud_stand_ins() as own:
+        daily_run.rehearse_daily_run(host, database, own, stack, env, python, app)
 
 
 def _host_process_env(host: HostRun) -> dict[str, str]:

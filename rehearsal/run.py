@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from infra import outputs
 from infra.mockrun import ProgramRun, run_program
@@ -19,15 +20,53 @@ from rehearsal.hosts import HostRun
 from rehearsal.report import Report
 from rehearsal.sandbox import missing_tools
 
+if TYPE_CHECKING:
+    from rehearsal.standins import CloudStandIns
+
 # Every EC2 host the program can declare: the Airflow host with engine ec2, the dashboard host
 # with engine mwaa and a Snowflake dashboard user.
 HOSTS = ("generator", "airflow", "dashboard")
 MWAA_ENVIRONMENT = "aws:mwaa/environment:Environment"
 
 
-def program_run(stack: str) -> ProgramRun:
-    """The stack's program under mocks, with its committed config."""
-    return run_program(stack)
+# Example Airbyte Cloud settings (infra/airbyte/README.md): a made-up workspace and client.
+EXAMPLE_AIRBYTE = {"workspaceId": "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"}
+EXAMPLE_AIRBYTE_CLIENT_ID = "rehearsal-client-id"
+EXAMPLE_AIRBYTE_SECRET = {"airbyte:clientSecret": "rehearsal-client-secret-4f1d"}
+
+
+def example_snowflake(stack: str) -> dict[str, Any]:
+    """An `mdp:snowflake` section as docs/snowflake.md sets it up, for a made-up account."""
+    section: dict[str, Any] = {
+        "organizationName": "EXAMPLEORG",
+        "accountName": "MDP",
+        "creditQuota": 20 if stack == "dev" else 60,
+        # A documentation address (RFC 5737) stands in for the Airflow host's.
+        "dbtAllowedCidrs": ["203.0.113.10/32"],
+    }
+    if stack != "prod":
+        section["namePrefix"] = f"{stack.upper()}_"
+    return section
+
+
+def program_run(stack: str, with_cloud: bool = False) -> ProgramRun:
+    """The stack's program under mocks, with its committed config.
+
+    `with_cloud` adds example Snowflake and Airbyte Cloud sections, as a user who connected both
+    has them: Airflow then gets the connections and variable its daily run needs. No account is
+    reached; the rehearsal serves both from stand-ins.
+    """
+    if not with_cloud:
+        return run_program(stack)
+    return run_program(
+        stack,
+        overrides={
+            "mdp:snowflake": example_snowflake(stack),
+            "mdp:airbyte": EXAMPLE_AIRBYTE,
+            "airbyte:clientId": EXAMPLE_AIRBYTE_CLIENT_ID,
+        },
+        secrets=EXAMPLE_AIRBYTE_SECRET,
+    )
 
 
 def declared_hosts(run: ProgramRun) -> list[str]:
@@ -44,6 +83,7 @@ def rehearse(
     database: StandInDatabase | None = None,
     hosts_root: Path | None = None,
     services: bool = True,
+    cloud: CloudStandIns | None = None,
 ) -> Report:
     """Rehearse `stack`; `run` (the program's recorded run) may be given, for example altered.
 
@@ -54,7 +94,9 @@ def rehearse(
     `hosts` defaults to every host the stack declares; a host it does not declare is listed as
     not rehearsed, with the reason. With `services` False, long-running units run their
     ExecStartPre only, and their ExecStart is listed as not rehearsed: for a rehearsal aimed at
-    one wire, on a machine whose services an earlier rehearsal brought up.
+    one wire, on a machine whose services an earlier rehearsal brought up. `cloud`, Snowflake's
+    and Airbyte's stand-ins, serves the Airflow host's daily run (left running); without it, that
+    run starts its own.
     """
     run = run or program_run(stack)
     report = Report(stack)
@@ -110,7 +152,7 @@ def rehearse(
             if host == "generator":
                 rehearse_generator(host_run, database)
             else:
-                rehearse_airflow(host_run, database)
+                rehearse_airflow(host_run, database, cloud)
         if run.of_type(MWAA_ENVIRONMENT):
             report.skipped(
                 "mwaa",

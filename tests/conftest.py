@@ -12,21 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fakesnow
 import psycopg
 import pytest
 from psycopg import sql
 
 from core import localpg
+from rehearsal.standins import fakesnow_server
 from source_generator.migrate import migrate
 
 # The plans of every test database are seeded at this clock, so runs are reproducible.
 PLAN_SEED_CLOCK = datetime(2024, 1, 1, tzinfo=UTC)
 _TEMPLATE = "mdp_source_template"
 _counter = itertools.count(1)
-# fakesnow.server() imports its submodule `fakesnow.server`, which replaces the function on the
-# package: a second call in the same process would call a module. Keep the function.
-_FAKESNOW_SERVER = fakesnow.server
 # The slowest files, slowest first (from the durations every run prints). `make test` runs each
 # file whole in one of its workers, in collection order: started first, they end together.
 SLOWEST_FILES = (
@@ -54,7 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def start_fakesnow() -> Callable[..., Any]:
     """fakesnow's `server()` context manager: a Snowflake-dialect server on 127.0.0.1."""
-    return _FAKESNOW_SERVER
+    return fakesnow_server
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.airbyte_api import FakeAirbyte
+from rehearsal.fake_airbyte import FakeAirbyte
 
 CONN_ID = "airbyte_cloud"
 

@@ -19,13 +19,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from rehearsal.fake_airbyte import FakeAirbyte
 from tests import contract_marts
-from tests.fakes.airbyte_api import FakeAirbyte
 from tests.orchestration.cloud_services import (
     MARTS,
     RAW_SCHEMA,
     TEST_SETTINGS,
     SnowflakeSync,
+    assert_marts_match_contract,
     cloud_services,
     generate_day,
     mart_rows,
@@ -70,14 +71,13 @@ def cloud(
     airflow_home: Path,
     dbt_project: Path,
     source_db_factory: Callable[[], str],
-    start_fakesnow: Callable[..., Any],
 ) -> Iterator[Cloud]:
     """Airflow's cloud settings, with its connections pointing at fake Airbyte and fakesnow."""
     home = mdp_home / "cloud"
     home.mkdir()
     source_dsn = source_db_factory()
     with (
-        cloud_services(home, source_dsn, start_fakesnow, RAW_DATABASE, ANALYTICS_DATABASE) as s,
+        cloud_services(home, source_dsn, RAW_DATABASE, ANALYTICS_DATABASE) as s,
         pytest.MonkeyPatch.context() as mp,
     ):
         env = {
@@ -208,30 +208,7 @@ def test_dbt_built_the_marts_in_snowflake_from_the_synced_raw_tables(
 def test_the_marts_match_the_contract_computed_from_the_source(
     cloud: Cloud, first_run: FirstRun
 ) -> None:
-    expected, connect = first_run.expected, cloud.snowflake
-    finance = f"{ANALYTICS_DATABASE}.FINANCE"
-    net = {p.lower(): (Decimal(r), n) for p, r, n in snowflake_query(
-        connect, f"select plan_name, net_revenue, succeeded_payments from {finance}.net_revenue_by_plan"
-    )}  # fmt: skip
-    assert net == {p.lower(): v for p, v in expected.net_revenue_by_plan.items()}
-    assert sum(n for _, n in net.values()) > 0
-
-    monthly = {(m, p.lower()): Decimal(r) for m, p, r in snowflake_query(
-        connect, f"select revenue_month, plan_name, net_revenue from {finance}.monthly_net_revenue_by_plan"
-    )}  # fmt: skip
-    want = {(m, p.lower()): v for (m, p), v in expected.monthly_net_revenue_by_plan.items()}
-    for key, revenue in want.items():
-        assert monthly.get(key) == revenue, key
-    assert all(v == 0 for k, v in monthly.items() if k not in want)
-
-    current = datetime.now(UTC).date().replace(day=1)
-    mrr = {p.lower(): (Decimal(m), n) for p, m, n in snowflake_query(
-        connect,
-        f"select plan_name, mrr, active_subscriptions from {finance}.mrr_by_plan "
-        f"where month = '{current}'::date",
-    )}  # fmt: skip
-    assert mrr == {p.lower(): v for p, v in expected.current_mrr_by_plan.items()}
-    assert sum(n for _, n in mrr.values()) > 0
+    assert_marts_match_contract(cloud.snowflake, ANALYTICS_DATABASE, first_run.expected)
 
 
 def test_publish_exported_the_snowflake_marts_to_parquet(cloud: Cloud, first_run: FirstRun) -> None:

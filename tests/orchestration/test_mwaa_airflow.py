@@ -362,7 +362,6 @@ def mwaa_run(
     mwaa_bundle: standin.StandIn,
     parsed: Any,
     source_db_factory: Callable[[], str],
-    start_fakesnow: Callable[..., Any],
 ) -> Iterator[MwaaRun]:
     """`mwaa/run_dag.py`: the cloud path on Airflow 3.0.6, with Airbyte and Snowflake faked here.
 
@@ -374,7 +373,7 @@ def mwaa_run(
     source_dsn = source_db_factory()
     settings = FAST_SETTINGS | SMALL_DAY
     with (
-        cloud_services(home, source_dsn, start_fakesnow, RAW_DATABASE, ANALYTICS_DATABASE) as s,
+        cloud_services(home, source_dsn, RAW_DATABASE, ANALYTICS_DATABASE) as s,
         pytest.MonkeyPatch.context() as mp,
     ):
         # The generator host's day, on this process's side.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra.snowflake.platform import airflow_connection
-from tests.fakes.keys import throwaway_pem
+from rehearsal.keys import throwaway_pem
 
 
 def _connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ import pytest
 
 from infra import outputs
 from infra.mockrun import ProgramRun, Recorded, cached_run, run_program
+from rehearsal.daily_run import SOURCE
 from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
 from rehearsal.report import Report, Status, Step
-from rehearsal.run import rehearse
+from rehearsal.run import EXAMPLE_AIRBYTE_CLIENT_ID, example_snowflake, program_run, rehearse
+from rehearsal.standins import CloudStandIns, cloud_stand_ins
+from tests import contract_marts
 from tests.infra.snowflake.conftest import snowflake_config
+from tests.orchestration.cloud_services import assert_marts_match_contract
 
 pytestmark = pytest.mark.postgres
 
@@ -136,29 +141,82 @@ def test_prod_on_mwaa_rehearses_its_ec2_hosts_and_names_mwaa_as_not_rehearsed(
 
 
 @pytest.fixture(scope="module")
-def with_snowflake() -> ProgramRun:
-    """dev as a user sets it up with Snowflake: Airflow gets its dbt connection, the dashboard its key."""
-    return run_program("dev", overrides={"mdp:snowflake": snowflake_config("dev")})
+def with_cloud() -> ProgramRun:
+    """dev as a user sets it up with Snowflake and Airbyte Cloud (`mdp rehearse --with-cloud`):
+    Airflow gets its connections, the connection id to sync, and the dashboard its key."""
+    return program_run("dev", with_cloud=True)
 
 
-def test_with_snowflake_airflow_reads_its_connection_and_the_dashboard_fetches_its_key(
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[CloudStandIns]:
+    with cloud_stand_ins() as services:
+        yield services
+
+
+@dataclass
+class DailyRun:
+    report: Report
+    expected: contract_marts.ContractMarts
+
+
+@pytest.fixture(scope="module")
+def daily_run(
     emulator: Emulator,
     database: StandInDatabase,
     hosts_root: Path,
     reports: dict[str, Report],
-    with_snowflake: ProgramRun,
-) -> None:
-    # The dev Airflow machine of the passing run boots again with this user data; its units
-    # came up in that run, and prod's dashboard host brings the dashboard up.
+    with_cloud: ProgramRun,
+    cloud: CloudStandIns,
+) -> DailyRun:
+    # The dev machines of the passing run boot again with this user data: the generator lands
+    # a cycle in a fresh RDS, then the Airflow host runs the day. Their units came up in that
+    # run, and prod's dashboard host brings the dashboard up.
     report = rehearse(
-        "dev", run=with_snowflake, hosts=["airflow"], emulator=emulator, database=database,
-        hosts_root=hosts_root, services=False,
+        "dev", run=with_cloud, hosts=["generator", "airflow"], emulator=emulator,
+        database=database, hosts_root=hosts_root, services=False, cloud=cloud,
     )  # fmt: skip
+    source = with_cloud.one(SOURCE).plain["database"]
+    with database.superuser(source) as conn:
+        expected = contract_marts.compute(conn)
+    return DailyRun(report, expected)
+
+
+def test_with_snowflake_airflow_reads_its_connections_and_the_dashboard_fetches_its_key(
+    daily_run: DailyRun,
+) -> None:
+    report = daily_run.report
     assert report.passed, report.render()
-    assert "1 connections" in _step(report, "airflow", "Airflow secrets backend").detail
+    backend = _step(report, "airflow", "Airflow secrets backend").detail
+    assert "3 variables, 2 connections" in backend, backend
     assert _step(report, "airflow", "dashboard key script").status is Status.OK
     assert _step(report, "airflow", "wires: env files").detail.count("MDP_SNOWFLAKE_") == 5
     _rotation_restarts_the_dashboard(report, "airflow")
+
+
+def test_the_airflow_host_runs_the_cloud_dag_for_a_day_against_the_stand_ins(
+    daily_run: DailyRun, with_cloud: ProgramRun, cloud: CloudStandIns
+) -> None:
+    report = daily_run.report
+    run = _step(report, "airflow", "daily run of the cloud DAG")
+    assert run.status is Status.OK, report.render()
+    assert "tasks succeeded" in run.detail and "(1 sync)" in run.detail, run.detail
+    # The DAG synced the connection the stack exports, signing in as the client the stack wrote.
+    connection_id = with_cloud.outputs[outputs.AIRBYTE_CONNECTION_ID]
+    (job,) = cloud.airbyte.jobs.values()
+    assert job.connection_id == connection_id and job.status == "succeeded", job
+    (token, *_) = cloud.airbyte.requests("POST", "/v1/applications/token")
+    assert token.body["client_id"] == EXAMPLE_AIRBYTE_CLIENT_ID
+    stand_ins = _step(report, "airflow", "stand-ins: fakesnow and the fake Airbyte API")
+    assert f"reading database app as {with_cloud.one(SOURCE).plain['username']}" in stand_ins.detail
+    assert (
+        _step(report, "airflow", "Snowflake and Airbyte Cloud themselves").status is Status.SKIPPED
+    )
+    # The marts dbt built in fakesnow equal the contract's oracle over the stand-in RDS.
+    analytics = example_snowflake("dev")["namePrefix"] + "ANALYTICS"
+    assert_marts_match_contract(cloud.snowflake, analytics, daily_run.expected)
+    exports = _step(report, "airflow", "exports: the DAG's Parquet in the exports bucket")
+    assert exports.status is Status.OK, report.render()
+    assert f"s3://{with_cloud.outputs[outputs.EXPORTS_BUCKET]}" in exports.detail
 
 
 def _rotation_restarts_the_dashboard(report: Report, host: str) -> None:
@@ -205,10 +263,10 @@ def test_airflow_losing_its_secret_read_fails_naming_the_wire(
     emulator: Emulator,
     database: StandInDatabase,
     hosts_root: Path,
-    reports: dict[str, Report],
-    with_snowflake: ProgramRun,
+    daily_run: DailyRun,
+    with_cloud: ProgramRun,
 ) -> None:
-    run = _edit(with_snowflake, "airflow-policy", _drop_statement("ReadAirflowSecrets"))
+    run = _edit(with_cloud, "airflow-policy", _drop_statement("ReadAirflowSecrets"))
     broken = rehearse(
         "dev", run=run, hosts=["airflow"], emulator=emulator, database=database,
         hosts_root=hosts_root, services=False,
@@ -218,6 +276,11 @@ def test_airflow_losing_its_secret_read_fails_naming_the_wire(
     assert "secretsmanager:GetSecretValue" in step.wire and "AIRFLOW__SECRETS__BACKEND" in step.wire
     assert "ReadAirflowSecrets" in step.behind
     assert "broken wire" in broken.render()
+    # Nothing runs on a host whose wiring is broken: the day is not attempted.
+    assert (
+        _step(broken, "airflow", "daily run of the cloud DAG").detail
+        == "not run: a step above failed"
+    )
 
 
 def test_airflow_naming_a_metadata_database_the_setup_does_not_create_fails_naming_the_wire(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,14 +11,13 @@ from airbyte_api._hooks.clientcredentials import ClientCredentialsHook
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from infra import mockrun as infra_conftest
 from infra.airbyte import ApiSettings, catalog_streams, quartz_with_timezone
 from infra.airbyte.provider import (
     ConnectionProvider,
     PostgresSourceProvider,
     SnowflakeDestinationProvider,
 )
-from tests.fakes.airbyte_api import FakeAirbyte
+from rehearsal.fake_airbyte import FakeAirbyte
 
 # Recognisable secret values, searched for in every output, error and log line. PEM headers
 # are split so that secret scanners do not mistake these fixtures for committed keys.
@@ -47,37 +46,6 @@ SECRET_FRAGMENTS = (
 def _fresh_oauth_sessions() -> None:
     # The SDK caches OAuth tokens per client id for the whole process; each fake issues its own.
     ClientCredentialsHook._sessions.clear()
-
-
-AIRBYTE_IDS = {
-    "pulumi-python:dynamic/airbyte:PostgresSource": "source_id",
-    "pulumi-python:dynamic/airbyte:SnowflakeDestination": "destination_id",
-    "pulumi-python:dynamic/airbyte:Connection": "connection_id",
-}
-
-
-ComputedOutputs = Callable[[str, str, Any], dict[str, Any]]
-
-
-def with_airbyte_ids(computed: ComputedOutputs) -> ComputedOutputs:
-    """`computed`, but mocked Airbyte resources answer with their id output, as the provider's create does."""
-
-    def outputs(typ: str, name: str, inputs: Any) -> dict[str, Any]:
-        out = computed(typ, name, inputs)
-        if typ in AIRBYTE_IDS:
-            rid = f"{AIRBYTE_IDS[typ].split('_')[0]}-{name}-uuid"
-            out |= {AIRBYTE_IDS[typ]: rid, "__id": rid}
-        return out
-
-    return outputs
-
-
-@pytest.fixture
-def airbyte_mocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mocked Airbyte resources answer with their id output, as the provider's create does."""
-    monkeypatch.setattr(
-        infra_conftest, "computed_outputs", with_airbyte_ids(infra_conftest.computed_outputs)
-    )
 
 
 @contextmanager

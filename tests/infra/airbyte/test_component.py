@@ -82,7 +82,7 @@ def unwrap(value: Any) -> Any:
 
 
 @pytest.fixture
-def default_run(airbyte_mocks: None) -> list[Recorded]:
+def default_run() -> list[Recorded]:
     return run_component(lambda: AirbyteCloud("airbyte", args()))
 
 
@@ -138,7 +138,7 @@ def test_secret_inputs_are_secret_and_the_provider_carries_none(
         assert decoded._settings is None
 
 
-def test_manual_mode_and_timezone_and_cdc(airbyte_mocks: None) -> None:
+def test_manual_mode_and_timezone_and_cdc() -> None:
     recorded = run_component(
         lambda: AirbyteCloud(
             "airbyte",

@@ -19,7 +19,7 @@ from pulumi.runtime.proto import provider_pb2_grpc
 
 from infra.airbyte.provider import PostgresSourceProvider
 from infra.mockrun import REPO_ROOT
-from tests.fakes.airbyte_api import FakeAirbyte
+from rehearsal.fake_airbyte import FakeAirbyte
 from tests.infra.airbyte.conftest import SECRET_FRAGMENTS, source_props
 
 URN = "urn:pulumi:dev::mdp::mdp:airbyte:AirbyteCloud$pulumi-python:dynamic/airbyte:PostgresSource::airbyte-source"

@@ -12,7 +12,7 @@ import pytest
 from core.catalog import RAW_SCHEMA, STREAMS
 from infra import mockrun as harness
 from infra import outputs
-from tests.infra.airbyte.conftest import raw_inputs, with_airbyte_ids
+from tests.infra.airbyte.conftest import raw_inputs
 from tests.infra.snowflake.conftest import (
     cached_snowflake,
     current_key,
@@ -55,12 +55,7 @@ def secret_value(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def dev_run() -> harness.ProgramRun:
-    mp = pytest.MonkeyPatch()
-    mp.setattr(harness, "computed_outputs", with_airbyte_ids(harness.computed_outputs))
-    try:
-        yield run("dev")
-    finally:
-        mp.undo()
+    return run("dev")
 
 
 def test_declares_the_three_airbyte_resources(dev_run: harness.ProgramRun) -> None:

@@ -22,7 +22,7 @@ from infra.airbyte.provider import (
     PostgresSourceProvider,
     SnowflakeDestinationProvider,
 )
-from tests.fakes.airbyte_api import MASK, FakeAirbyte
+from rehearsal.fake_airbyte import MASK, FakeAirbyte
 from tests.infra.airbyte.conftest import (
     DB_PASSWORD,
     SECRET_FRAGMENTS,

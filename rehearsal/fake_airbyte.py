@@ -169,27 +169,39 @@ class FakeAirbyte:
     def requests(self, method: str, path: str = "") -> list[Seen]:
         return [s for s in self.seen if s.method == method and re.fullmatch(path or ".*", s.path)]
 
-    def add_connection(self, name: str = "mdp-dev-postgres-to-snowflake") -> str:
-        """A connection as the stack creates it (source and destination included); its id."""
-        source_id, destination_id, connection_id = (str(uuid.uuid4()) for _ in range(3))
+    def add_connection(
+        self,
+        name: str = "mdp-dev-postgres-to-snowflake",
+        connection_id: str | None = None,
+        source: dict[str, Any] | None = None,
+        destination: dict[str, Any] | None = None,
+    ) -> str:
+        """A connection as the stack creates it (source and destination included); its id.
+
+        `connection_id`, `source` and `destination` (their configurations) default to a new id
+        and the bare minimum the sync job reads.
+        """
+        source_id, destination_id = (str(uuid.uuid4()) for _ in range(2))
+        connection_id = connection_id or str(uuid.uuid4())
         common = {"workspaceId": self.workspace_id, "createdAt": int(time.time())}
         self.sources[source_id] = common | {
             "sourceId": source_id,
-            "name": "mdp-dev-postgres",
+            "name": name.replace("-to-snowflake", ""),
             "sourceType": "postgres",
             "definitionId": POSTGRES_DEFINITION,
-            "configuration": {"sourceType": "postgres"},
+            "configuration": {"sourceType": "postgres"} | (source or {}),
         }
         self.destinations[destination_id] = common | {
             "destinationId": destination_id,
-            "name": "mdp-dev-snowflake",
+            "name": name.replace("postgres-to-", ""),
             "destinationType": "snowflake",
             "definitionId": SNOWFLAKE_DEFINITION,
             "configuration": {
                 "destinationType": "snowflake",
                 "schema": "POSTGRES_AIRBYTE",
                 "raw_data_schema": "POSTGRES_AIRBYTE",
-            },
+            }
+            | (destination or {}),
         }
         self.connections[connection_id] = common | {
             "connectionId": connection_id,
@@ -353,7 +365,7 @@ class FakeAirbyte:
             j.connection_id == connection_id and not j.done.is_set() for j in self.jobs.values()
         ):
             raise ApiError(409, "conflict", f"A sync is already running for: {connection_id}")
-        job = Job(len(self.jobs) + 1, connection_id, job_type, _now())
+        job = Job(len(self.jobs) + 1, str(connection_id), job_type, _now())
         self.jobs[job.job_id] = job
         failure = self.failing_jobs.pop(0) if self.failing_jobs else None
         if job_type == "sync":

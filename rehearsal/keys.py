@@ -1,4 +1,4 @@
-"""Throwaway RSA keys for Snowflake connections in tests: made per run, never stored."""
+"""Throwaway RSA keys for Snowflake key-pair connections to stand-ins: made per run, never stored."""
 
 from __future__ import annotations
 

@@ -1,1 +1,0 @@
-"""Fakes of the cloud services the tests cannot reach: the Airbyte API."""
