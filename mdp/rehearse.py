@@ -13,7 +13,7 @@ def rehearse_command(
         list[str] | None,
         typer.Option(
             "--host",
-            help="Rehearse only this host (generator, airflow, dashboard); repeatable.",
+            help="Rehearse only this host (generator, airflow, dashboard, or mwaa: the MWAA environment); repeatable.",
         ),
     ] = None,
     with_cloud: Annotated[
@@ -32,13 +32,14 @@ def rehearse_command(
     # Deferred for start-up speed: the Pulumi SDK, its providers and moto take seconds to import,
     # and every other command would pay for them.
     from infra.sections import STACKS
-    from rehearsal.run import HOSTS, program_run, rehearse
+    from rehearsal.run import ENGINE, HOSTS, program_run, rehearse
 
     if stack not in STACKS:
         raise typer.BadParameter(f"unknown stack {stack!r}; choose one of {', '.join(STACKS)}")
-    unknown = [h for h in hosts or [] if h not in HOSTS]
+    choices = (*HOSTS, ENGINE)
+    unknown = [h for h in hosts or [] if h not in choices]
     if unknown:
-        raise typer.BadParameter(f"unknown host {unknown[0]!r}; choose from {', '.join(HOSTS)}")
+        raise typer.BadParameter(f"unknown host {unknown[0]!r}; choose from {', '.join(choices)}")
     # Without --host: every host the stack declares (prod on MWAA has no Airflow host).
     report = rehearse(stack, run=program_run(stack, with_cloud), hosts=hosts or None)
     typer.echo(report.render())

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from infra import outputs
 from infra.cloud_init import DASHBOARD_KEY_CHECK
+from infra.mockrun import ProgramRun
 from rehearsal import airflow_setup
-from rehearsal.apply import SECRET, SECRET_VERSION
+from rehearsal.apply import SECRET, SECRET_VERSION, Applied
 from rehearsal.database import StandInDatabase
 from rehearsal.hosts import Health, HostRun, written_files
 from rehearsal.sandbox import CommandFailed, read_env_file
@@ -35,7 +36,7 @@ DASHBOARD_HEALTH = {"mdp-dashboard.service": Health("/_stcore/health", port_opti
 
 # Run by the release's own Python with the host's Airflow environment: Airflow resolves each
 # variable and connection through its configured secrets backend, as a task would.
-_SECRETS_PROBE = """
+SECRETS_PROBE = """
 import json, os, sys
 from airflow.models.connection import Connection
 from airflow.models.variable import Variable
@@ -50,7 +51,7 @@ print(json.dumps(got))
 """
 
 # The export writer with the host's target and role: one small table in, read back.
-_EXPORT_PROBE = """
+EXPORT_PROBE = """
 import json
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -61,7 +62,8 @@ export_table(fs, base, "rehearsal_probe", table, source="rehearsal")
 back = ds.dataset(f"{base}/rehearsal_probe", filesystem=fs, format="parquet", partitioning="hive")
 rows = sorted(zip(*(back.to_table().column(c).to_pylist() for c in ("plan_name", "net_revenue"))))
 want = sorted(zip(table.column("plan_name").to_pylist(), table.column("net_revenue").to_pylist()))
-print(json.dumps({"target": shown, "equal": rows == want, "rows": len(rows)}))
+import exports.writer as writer
+print(json.dumps({"target": shown, "equal": rows == want, "rows": len(rows), "code": writer.__file__}))
 """
 
 
@@ -130,29 +132,41 @@ def _python(host: HostRun) -> str:
     return str(host.box.path(f"{APP}/.venv/bin/python"))
 
 
-def _declared_backend_entries(host: HostRun, prefix: str) -> dict[str, str]:
+def declared_backend_entries(run: ProgramRun, applied: Applied, prefix: str) -> dict[str, str]:
     """Secret name under `prefix` → the value the program wrote (resolved to the emulator's ids)."""
-    secrets = {r.id: r.plain["name"] for r in host.run.of_type(SECRET)}
+    secrets = {r.id: r.plain["name"] for r in run.of_type(SECRET)}
     entries: dict[str, str] = {}
-    for version in host.run.of_type(SECRET_VERSION):
+    for version in run.of_type(SECRET_VERSION):
         name = secrets.get(version.plain["secretId"], "")
         if name.startswith(f"{prefix}/"):
-            entries[name.removeprefix(f"{prefix}/")] = host.applied.resolve(
+            entries[name.removeprefix(f"{prefix}/")] = applied.resolve(
                 version.plain["secretString"]
             )
     return entries
+
+
+def backend_misreads(
+    variables: dict[str, str], connections: dict[str, str], got: dict[str, dict[str, str]]
+) -> list[str]:
+    """The entries Airflow read otherwise than the program wrote them (connections by type)."""
+    wrong = [k for k, v in variables.items() if got["variables"].get(k) != v]
+    return wrong + [
+        k
+        for k, v in connections.items()
+        if got["connections"].get(k) != json.loads(v).get("conn_type")
+    ]
 
 
 def check_secrets_backend(host: HostRun, backend: dict[str, str]) -> None:
     """Airflow, configured as the host configures it, reads its variables and connections."""
     assert host.box is not None
     step = "Airflow secrets backend: every variable and connection from Secrets Manager"
-    variables = _declared_backend_entries(host, backend["variables_prefix"])
-    connections = _declared_backend_entries(host, backend["connections_prefix"])
+    variables = declared_backend_entries(host.run, host.applied, backend["variables_prefix"])
+    connections = declared_backend_entries(host.run, host.applied, backend["connections_prefix"])
     want = {"variables": sorted(variables), "connections": sorted(connections)}
     try:
         result = host.box.run(
-            [_python(host), "-c", _SECRETS_PROBE, json.dumps(want)],
+            [_python(host), "-c", SECRETS_PROBE, json.dumps(want)],
             f"{step}",
             env=_host_process_env(host),
             cwd=host.box.path(APP),
@@ -163,12 +177,7 @@ def check_secrets_backend(host: HostRun, backend: dict[str, str]) -> None:
         host.failed(step, " | ".join(lines[-3:]), wire, behind)
         return
     got = json.loads(result.stdout.strip().splitlines()[-1])
-    wrong = [k for k, v in variables.items() if got["variables"].get(k) != v]
-    wrong += [
-        k
-        for k, v in connections.items()
-        if got["connections"].get(k) != json.loads(v).get("conn_type")
-    ]
+    wrong = backend_misreads(variables, connections, got)
     if wrong:
         host.failed(
             step,
@@ -191,7 +200,7 @@ def check_exports(host: HostRun) -> None:
     env["MDP_EXPORTS_S3_ENDPOINT"] = host.emulator.endpoint
     try:
         result = host.box.run(
-            [_python(host), "-c", _EXPORT_PROBE], step, env=env, cwd=host.box.path(APP)
+            [_python(host), "-c", EXPORT_PROBE], step, env=env, cwd=host.box.path(APP)
         )
     except CommandFailed as err:
         lines = [x for x in err.output.strip().splitlines() if x.strip()]

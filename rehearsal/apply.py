@@ -228,7 +228,12 @@ class Applier:
             extra["ServerSideEncryption"] = args["serverSideEncryption"]
         if args.get("kmsKeyId"):
             extra["SSEKMSKeyId"] = self.applied.resolve(args["kmsKeyId"])
-        self._client("s3").put_object(Bucket=args["bucket"], Key=args["key"], Body=body, **extra)
+        put = self._client("s3").put_object(
+            Bucket=args["bucket"], Key=args["key"], Body=body, **extra
+        )
+        # A versioned bucket names the new version: what MWAA's object versions point at.
+        if put.get("VersionId"):
+            self._map(r.outputs.get("versionId"), str(put["VersionId"]))
         self.applied.objects.append(str(args["key"]))
         if args["key"] == self.run.outputs.get(outputs.ARTIFACT_KEY):
             self.applied.artifact = body

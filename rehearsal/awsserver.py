@@ -1,12 +1,14 @@
 """The AWS emulator process: moto in server mode on 127.0.0.1, every call checked against IAM.
 
 Run as `python -m rehearsal.awsserver --port N`; it prints one JSON line with the credentials of
-two principals, then serves until it is stopped:
+three principals, then serves until it is stopped:
 
 - `admin`: stands in for the deploy role that `pulumi up` runs as (all actions);
 - `ec2`: stands in for the EC2 service, the only principal the hosts' trust policies admit. A host
   gets its credentials by assuming its own role as this principal, as EC2 does for an instance
-  profile, so the role's trust policy and its permissions are both checked.
+  profile, so the role's trust policy and its permissions are both checked;
+- `mwaa`: stands in for Amazon MWAA (`airflow-env.amazonaws.com`), which assumes an
+  environment's execution role in the same way.
 
 Moto checks Secrets Manager and SSM calls against `Resource: "*"` only; here each call is checked
 against the ARN it names, as AWS does, so a policy that lists the wrong secret is refused.
@@ -32,7 +34,9 @@ from moto.ssm.responses import SimpleSystemManagerResponse
 
 ADMIN_USER = "rehearsal-deployer"
 EC2_USER = "rehearsal-ec2-service"
-EC2_SERVICE = "ec2.amazonaws.com"
+MWAA_USER = "rehearsal-mwaa-service"
+# The service each stand-in user acts as, in a trust policy's `Principal.Service`.
+SERVICES = {EC2_USER: "ec2.amazonaws.com", MWAA_USER: "airflow-env.amazonaws.com"}
 _ALLOW_ALL = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 )
@@ -67,13 +71,13 @@ def _parameter_resource(self: SimpleSystemManagerResponse) -> str:
 
 
 def _trust_admits(self: IAMRequestBase, role_arn: str) -> bool:
-    """The role's trust policy admits the caller: EC2 (through its stand-in) or an AWS principal."""
+    """The role's trust policy admits the caller: a service (through its stand-in) or an AWS principal."""
     role = self.backend.get_role_by_arn(role_arn)
     policy = json.loads(role.assume_role_policy_document)
     statements = policy["Statement"]
     statements = statements if isinstance(statements, list) else [statements]
     caller = self._access_key.arn
-    as_ec2 = caller.endswith(f":user/{EC2_USER}")
+    service = SERVICES.get(caller.rpartition(":user/")[2])
     for statement in statements:
         actions = statement.get("Action", [])
         actions = actions if isinstance(actions, list) else [actions]
@@ -84,9 +88,9 @@ def _trust_admits(self: IAMRequestBase, role_arn: str) -> bool:
         services = services if isinstance(services, list) else [services]
         aws_principals = principal.get("AWS", []) if isinstance(principal, dict) else []
         aws_principals = aws_principals if isinstance(aws_principals, list) else [aws_principals]
-        if as_ec2 and EC2_SERVICE in services:
+        if service is not None and service in services:
             return True
-        if not as_ec2 and (caller in aws_principals or "*" in aws_principals):
+        if service is None and (caller in aws_principals or "*" in aws_principals):
             return True
     return False
 
@@ -131,6 +135,7 @@ def _bootstrap() -> dict[str, Any]:
     return {
         "admin": _principal(ADMIN_USER, _ALLOW_ALL),
         "ec2": _principal(EC2_USER, _ASSUME_ANY),
+        "mwaa": _principal(MWAA_USER, _ASSUME_ANY),
         "account": DEFAULT_ACCOUNT_ID,
     }
 

@@ -15,6 +15,7 @@ import base64
 import io
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,13 +113,15 @@ def rehearse_daily_run(
 ) -> None:
     """Apply the declarations to the stand-ins, point the connections at them, run one day."""
     assert host.box is not None
-    _apply_snowflake(cloud, stack)
+    dropped = _apply_snowflake(cloud, stack)
     sync = _apply_airbyte(host, database, cloud, stack)
     changed = _point_connections_at_stand_ins(host, cloud, stack)
     host.ok(
         "stand-ins: fakesnow and the fake Airbyte API on 127.0.0.1",
-        f"{len(stack.databases)} databases and {len(stack.schemas)} schemas as declared; "
-        f"Airbyte connection {stack.connection_id} ({outputs.AIRBYTE_CONNECTION_ID}) reading "
+        f"{len(stack.databases)} databases and {len(stack.schemas)} schemas as declared, empty"
+        + (f" ({dropped} schemas of an earlier run dropped)" if dropped else "")
+        + "; "
+        + f"Airbyte connection {stack.connection_id} ({outputs.AIRBYTE_CONNECTION_ID}) reading "
         f"database {stack.source['database']} as {stack.source['username']}; " + "; ".join(changed),
     )
     host.skipped(
@@ -153,11 +156,12 @@ def rehearse_daily_run(
     _check_exports(host, env, marts)
 
 
-def _apply_snowflake(cloud: CloudStandIns, stack: Declared) -> None:
-    for name in stack.databases:
-        cloud.query(f"create database if not exists {name}")
+def _apply_snowflake(cloud: CloudStandIns, stack: Declared) -> int:
+    """The declared databases and schemas, empty as in a new account; the schemas dropped."""
+    dropped = sum(cloud.empty_database(name) for name in stack.databases)
     for db, schema in stack.schemas:
         cloud.query(f"create schema if not exists {db}.{schema}")
+    return dropped
 
 
 def _apply_airbyte(
@@ -177,9 +181,11 @@ def _apply_airbyte(
         password=source["password"],
         sslmode=source.get("ssl_mode") or "prefer",
     )
+    # A connection Airbyte just created has no sync state yet.
+    state = cloud.home / f"{host.run.stack}-{stack.connection_id}-{uuid.uuid4().hex[:8]}"
     sync = SnowflakeSync(
         dsn,
-        cloud.home / host.run.stack / "raw.duckdb",
+        state / "raw.duckdb",
         cloud.snowflake,
         stack.destination["database"],
     )

@@ -41,7 +41,8 @@ def free_port() -> int:
 
 
 class Emulator:
-    """moto in server mode, in its own process; `admin` deploys, `ec2` assumes the hosts' roles."""
+    """moto in server mode, in its own process; `admin` deploys, `ec2` assumes the hosts' roles,
+    `mwaa` an MWAA environment's execution role."""
 
     def __init__(self, region: str = "us-east-1") -> None:
         self.region = region
@@ -50,6 +51,7 @@ class Emulator:
         self._process: subprocess.Popen[str] | None = None
         self.admin = Credentials("", "")
         self.ec2 = Credentials("", "")
+        self.mwaa = Credentials("", "")
         self.account = ""
 
     def start(self) -> Emulator:
@@ -87,6 +89,7 @@ class Emulator:
         data = json.loads(line)
         self.admin = Credentials(**data["admin"])
         self.ec2 = Credentials(**data["ec2"])
+        self.mwaa = Credentials(**data["mwaa"])
         self.account = str(data["account"])
 
     def reset(self) -> None:
@@ -131,9 +134,12 @@ class Emulator:
             config=Config(retries={"max_attempts": 1}),
         )
 
-    def assume(self, role_arn: str, session: str) -> Credentials:
-        """Credentials of `role_arn` as EC2 hands them to an instance that has its profile."""
-        sts = self.client("sts", self.ec2)
+    def assume(
+        self, role_arn: str, session: str, service: Credentials | None = None
+    ) -> Credentials:
+        """Credentials of `role_arn` as a service hands them out: EC2 (the default) to an
+        instance that has its profile, or `mwaa` to an environment's components."""
+        sts = self.client("sts", service or self.ec2)
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
         return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 

@@ -17,6 +17,8 @@ from rehearsal.database import StandInDatabase
 from rehearsal.emulator import Emulator
 from rehearsal.generator import rehearse_generator
 from rehearsal.hosts import HostRun
+from rehearsal.mwaa import ENVIRONMENT as MWAA_ENVIRONMENT
+from rehearsal.mwaa import rehearse_mwaa
 from rehearsal.report import Report
 from rehearsal.sandbox import missing_tools
 
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 # Every EC2 host the program can declare: the Airflow host with engine ec2, the dashboard host
 # with engine mwaa and a Snowflake dashboard user.
 HOSTS = ("generator", "airflow", "dashboard")
-MWAA_ENVIRONMENT = "aws:mwaa/environment:Environment"
+# Airflow on Amazon MWAA (engine `mwaa`), rehearsed as far as it runs here.
+ENGINE = "mwaa"
 
 
 # Example Airbyte Cloud settings (infra/airbyte/README.md): a made-up workspace and client.
@@ -139,7 +142,7 @@ def rehearse(
             "the emulator serves plain HTTP on loopback and evaluates identity policies only",
         )
         declared = declared_hosts(run)
-        for host in declared if hosts is None else hosts:
+        for host in declared if hosts is None else [h for h in hosts if h != ENGINE]:
             if host not in declared:
                 report.skipped(host, "boot the host", _why_undeclared(run, host))
                 continue
@@ -154,13 +157,10 @@ def rehearse(
             else:
                 rehearse_airflow(host_run, database, cloud)
         if run.of_type(MWAA_ENVIRONMENT):
-            report.skipped(
-                "mwaa",
-                "Amazon MWAA environment: schedulers, workers, startup script, requirements",
-                "the emulator has no MWAA; its bundle is uploaded to the source bucket and its "
-                "execution role created above, nothing of it runs. "
-                "tests/orchestration/test_mwaa_airflow.py parses the DAG on MWAA's Airflow version",
-            )
+            if hosts is None or ENGINE in hosts:
+                rehearse_mwaa(run, applied, emulator, report, root)
+            else:
+                report.skipped(ENGINE, "Amazon MWAA environment", "not selected (--host)")
     finally:
         if own_emulator and emulator is not None:
             emulator.stop()

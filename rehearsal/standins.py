@@ -163,6 +163,20 @@ class CloudStandIns:
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return snowflake_query(self.snowflake, sql)
 
+    def empty_database(self, name: str) -> int:
+        """`name` as a new account has it: created if missing, without any schema; how many
+        schemas were dropped. fakesnow keeps one catalog per process and cannot drop a
+        database, so an earlier run in the same process would otherwise leave its tables."""
+        self.query(f"create database if not exists {name}")
+        schemas = [
+            s
+            for (s,) in self.query(f"select schema_name from {name}.information_schema.schemata")
+            if s.upper() != "INFORMATION_SCHEMA"
+        ]
+        for schema in schemas:
+            self.query(f"drop schema if exists {name}.{schema} cascade")
+        return len(schemas)
+
 
 def _quiet_fakesnow() -> None:
     """fakesnow logs each request, and sqlglot each statement it only passes through: only

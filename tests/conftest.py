@@ -20,6 +20,9 @@ from core import localpg
 from rehearsal.standins import fakesnow_server
 from source_generator.migrate import migrate
 
+# Shared checks outside test modules still show what differed when they fail.
+pytest.register_assert_rewrite("tests.orchestration.cloud_services")
+
 # The plans of every test database are seeded at this clock, so runs are reproducible.
 PLAN_SEED_CLOCK = datetime(2024, 1, 1, tzinfo=UTC)
 _TEMPLATE = "mdp_source_template"

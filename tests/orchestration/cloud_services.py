@@ -57,7 +57,8 @@ def cloud_services(
     """
     with cloud_stand_ins(home) as cloud:
         connect, airbyte = cloud.snowflake, cloud.airbyte
-        snowflake_query(connect, f"create database if not exists {analytics_database}")
+        for database in (raw_database, analytics_database):
+            cloud.empty_database(database)
         sync = SnowflakeSync(
             source_dsn, home / "airbyte-destination" / "raw.duckdb", connect, raw_database
         )

@@ -124,20 +124,49 @@ def test_the_airflow_host_migrates_its_metadata_database_and_brings_its_units_up
     assert "AIRFLOW__API__PORT=" in api.detail and "in place of 8080" in api.detail
 
 
-def test_prod_on_mwaa_rehearses_its_ec2_hosts_and_names_mwaa_as_not_rehearsed(
+def test_prod_on_mwaa_rehearses_its_ec2_hosts_and_what_mwaa_does_with_aws(
     reports: dict[str, Report],
 ) -> None:
     report = reports["prod"]
-    # Only what prod declares boots: the generator; no Airflow host, and MWAA cannot run here.
+    # Only what prod declares boots: the generator; no Airflow host, and MWAA runs what it can.
     assert report.hosts() == ["aws", "generator", "mwaa"], report.render()
-    mwaa = _step(report, "mwaa", "Amazon MWAA environment")
-    assert mwaa.status is Status.SKIPPED and "no MWAA" in mwaa.detail
-    assert not any(s.status is Status.OK for s in report.steps if s.host == "mwaa")
     # Its bundle went up with the rest, under the stack's key: DAG loader, plugins, requirements, startup script.
     applied = _step(report, "aws", "apply the declared").detail
     bundle = applied.split("MWAA's bundle: ")[-1].split(", ")
     assert sorted(bundle) == ["dags/mdp_daily.py", "plugins.zip", "requirements.txt", "startup.sh"]
     assert "MWAA" not in " ".join(s.detail for s in reports["dev"].steps)
+    # MWAA's service assumes the execution role, which fetches the bundle at its versions and
+    # reads the secrets and writes the exports; the startup script runs as on a scheduler.
+    for step in (
+        "execution role: assumed by MWAA",
+        "bundle: fetched from the source bucket at the declared versions",
+        "startup.sh: run as on a scheduler",
+        "Airflow secrets backend: every variable and connection, with the execution role",
+        "exports: Parquet to the startup script's MDP_EXPORTS_TARGET",
+    ):
+        assert _step(report, "mwaa", step).status is Status.OK, report.render()
+    fetched = _step(report, "mwaa", "bundle: fetched").detail
+    assert all(f"{key}@" in fetched for key in ("plugins.zip", "requirements.txt", "startup.sh"))
+    assert "MDP_EXPORTS_TARGET" in _step(report, "mwaa", "startup.sh: run as").detail
+    assert "plugins.zip's export writer" in _step(report, "mwaa", "exports:").detail
+    # What runs only on MWAA is listed, never counted as passed.
+    mwaa = _step(report, "mwaa", "Amazon MWAA environment")
+    assert mwaa.status is Status.SKIPPED and "no MWAA" in mwaa.detail
+    assert _step(report, "mwaa", "startup.sh on a worker").status is Status.SKIPPED
+
+
+def test_mwaas_execution_role_losing_the_source_bucket_fails_naming_the_wire(
+    emulator: Emulator, database: StandInDatabase, reports: dict[str, Report]
+) -> None:
+    run = _edit(
+        cached_run("prod"), "airflow-mwaa-execution-policy", _drop_statement("ReadSourceBucket")
+    )
+    broken = rehearse("prod", run=run, hosts=["mwaa"], emulator=emulator, database=database)
+    (step,) = _failure(broken, "mwaa")
+    assert step.name.startswith("bundle: fetched from the source bucket")
+    assert "s3:GetObject with the execution role" in step.wire
+    assert "ReadSourceBucket" in step.behind and "airflow-mwaa-execution-role" in step.behind
+    assert "AccessDenied" in step.detail
 
 
 @pytest.fixture(scope="module")
