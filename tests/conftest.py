@@ -30,11 +30,11 @@ _counter = itertools.count(1)
 # The slowest files, slowest first (from the durations every run prints). `make test` runs each
 # file whole in one of its workers, in collection order: started first, they end together.
 SLOWEST_FILES = (
+    "rehearsal/test_rehearsal.py",
     "orchestration/test_mwaa_airflow.py",
-    "orchestration/test_cloud_dag_run.py",
     "orchestration/test_make_airflow.py",
     "orchestration/test_dag_run.py",
-    "rehearsal/test_rehearsal.py",
+    "orchestration/test_cloud_dag_run.py",
     "mdp/test_demo.py",
     "transform/test_snowflake_build.py",
     "dashboard/test_browser.py",

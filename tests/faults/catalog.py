@@ -210,7 +210,7 @@ FAULTS: tuple[Fault, ...] = (
         "orchestration/include/airbyte.py",
         FAILED_SYNC_OLD,
         FAILED_SYNC_NEW,
-        # Three DAG runs on the cloud target (~230 s): the fault above catches it in ~15 s.
+        # Two DAG runs on the cloud target (~170 s): the fault above catches it in ~15 s.
         (
             "tests/orchestration/test_cloud_dag_run.py"
             "::test_a_sync_that_fails_midway_stops_the_run_before_dbt",
