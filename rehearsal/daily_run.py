@@ -135,12 +135,15 @@ def rehearse_daily_run(
     run_env = env | RUN_SETTINGS | {"MDP_EXPORTS_S3_ENDPOINT": host.emulator.endpoint}
     argv = [python, "-m", "orchestration.include.runner", logical_date.isoformat(), str(log)]
     try:
-        result = host.box.run(argv, STEP, env=run_env, cwd=app)
+        stdout = host.box.run(argv, STEP, env=run_env, cwd=app).stdout
     except CommandFailed as err:
-        said = err.output if err.result.returncode != 1 else _errors(log)
-        _failed(host, f"{said}", sync)
-        return
-    run = json.loads(result.stdout.strip().splitlines()[-1])
+        # Exit 1: the run ended and failed, its task states printed; anything else: no run.
+        if err.result.returncode != 1 or not err.result.stdout.strip():
+            lines = [x for x in err.output.strip().splitlines() if x.strip()]
+            _failed(host, " | ".join(lines[-3:]), sync)
+            return
+        stdout = err.result.stdout
+    run = json.loads(stdout.strip().splitlines()[-1])
     tasks: dict[str, str] = run["tasks"]
     if run["state"] != "success" or set(tasks.values()) != {"success"}:
         not_ok = {t: s for t, s in tasks.items() if s != "success"}
