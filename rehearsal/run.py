@@ -32,7 +32,7 @@ HOSTS = ("generator", "airflow", "dashboard")
 ENGINE = "mwaa"
 
 
-# Example Airbyte Cloud settings (infra/airbyte/README.md): a made-up workspace and client.
+# Example Airbyte Cloud settings (docs/airbyte.md): a made-up workspace and client.
 EXAMPLE_AIRBYTE = {"workspaceId": "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"}
 EXAMPLE_AIRBYTE_CLIENT_ID = "rehearsal-client-id"
 EXAMPLE_AIRBYTE_SECRET = {"airbyte:clientSecret": "rehearsal-client-secret-4f1d"}
