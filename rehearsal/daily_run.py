@@ -69,6 +69,7 @@ class Declared:
     connection_name: str
     databases: list[str]
     schemas: list[tuple[str, str]]
+    analytics_database: str  # where dbt builds the marts (a stack output)
 
 
 def declared(host: HostRun, connections_prefix: str) -> Declared | str:
@@ -99,6 +100,7 @@ def declared(host: HostRun, connections_prefix: str) -> Declared | str:
             (str(r.plain["database"]), str(r.plain["name"]))
             for r in host.run.of_type(SNOWFLAKE_SCHEMA)
         ],
+        analytics_database=str(host.run.outputs[outputs.SNOWFLAKE_ANALYTICS_DATABASE]),
     )
 
 
@@ -236,14 +238,8 @@ def _point_connections_at_stand_ins(
 
 
 def _count(cloud: CloudStandIns, stack: Declared, table: str) -> int:
-    analytics = _analytics_database(stack)
-    ((rows,),) = cloud.query(f"select count(*) from {analytics}.{table}")
+    ((rows,),) = cloud.query(f"select count(*) from {stack.analytics_database}.{table}")
     return int(rows)
-
-
-def _analytics_database(stack: Declared) -> str:
-    """The database dbt builds in: the one of the declared databases named *ANALYTICS."""
-    return next(d for d in stack.databases if d.upper().endswith("ANALYTICS"))
 
 
 def _check_exports(host: HostRun, env: dict[str, str], marts: dict[str, int]) -> None:

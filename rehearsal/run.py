@@ -161,6 +161,13 @@ def rehearse(
                 rehearse_mwaa(run, applied, emulator, report, root)
             else:
                 report.skipped(ENGINE, "Amazon MWAA environment", "not selected (--host)")
+        elif hosts is not None and ENGINE in hosts:
+            report.skipped(
+                ENGINE,
+                "Amazon MWAA environment",
+                "the stack declares no MWAA environment: Airflow runs on its own host "
+                "(aws.airflow.engine ec2)",
+            )
     finally:
         if own_emulator and emulator is not None:
             emulator.stop()

@@ -407,3 +407,14 @@ def test_prods_dashboard_host_deploys_and_fetches_its_key_with_its_own_role(
     failures = _failure(broken, "dashboard")
     assert "MDP_DASHBOARD_KEY_SECRET_ARN → secretsmanager:GetSecretValue" in failures[0].wire
     assert "ReadDashboardKey" in failures[0].behind
+
+
+def test_asking_for_mwaa_on_a_stack_without_it_says_so(
+    emulator: Emulator, database: StandInDatabase
+) -> None:
+    report = rehearse(
+        "dev", run=cached_run("dev"), hosts=["mwaa"], emulator=emulator, database=database
+    )
+    step = _step(report, "mwaa", "Amazon MWAA environment")
+    assert step.status is Status.SKIPPED and "declares no MWAA environment" in step.detail
+    assert report.hosts() == ["aws", "mwaa"], report.render()
