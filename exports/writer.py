@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -27,10 +30,17 @@ from core.warehouse import (
 )
 from core.warehouse import from_env as warehouse_from_env
 
+log = logging.getLogger(__name__)
+
 MONTH_KEY = "year_month"
 # Readers (pyarrow, pandas, DuckDB, Spark, Athena) read this name as a NULL partition value.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 DATA_FILE = "data.parquet"
+# Per table folder: each partition file's content digest and size as the last export wrote it.
+# Readers skip it (pyarrow and pandas ignore names starting with `_`; globs ask for *.parquet).
+STATE_FILE = "_mdp_export.json"
+# Part of every digest: a change to how files are written rewrites every partition once.
+WRITE_FORMAT = "zstd+delta/1"
 TARGET_ENV = "MDP_EXPORTS_TARGET"
 S3_REGION_ENV = "MDP_EXPORTS_S3_REGION"
 S3_ENDPOINT_ENV = "MDP_EXPORTS_S3_ENDPOINT"
@@ -88,6 +98,9 @@ class TableExport:
     partition_key: str | None
     partitions: tuple[str, ...]
     files_removed: int = 0
+    # Partitions whose rows changed since the last export (all of them on a first export); the
+    # others are the same rows, and their files are kept as they are.
+    partitions_written: int = 0
 
 
 @dataclass
@@ -224,9 +237,55 @@ def _write_atomically(
             _write_parquet(sink, table, compression_level)
 
 
-def _remove_stale(fs: pafs.FileSystem, table_dir: str, keep: set[str]) -> int:
+def _digest(table: pa.Table, compression_level: int | None) -> str:
+    """A digest of the partition's rows, in order, and of how its file is written."""
+    digest = hashlib.blake2b(f"{WRITE_FORMAT}:{compression_level}".encode(), digest_size=16)
+    sink = pa.BufferOutputStream()
+    # One chunk per column: the same rows serialise to the same bytes however they were read.
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    digest.update(sink.getvalue())
+    return digest.hexdigest()
+
+
+def _files_in(fs: pafs.FileSystem, table_dir: str) -> list[pafs.FileInfo]:
+    return list(
+        fs.get_file_info(pafs.FileSelector(table_dir, allow_not_found=True, recursive=True))
+    )
+
+
+def _read_state(fs: pafs.FileSystem, path: str) -> dict[str, dict[str, object]]:
+    """The last export's record of the table's files; empty when absent or unreadable."""
+    try:
+        with fs.open_input_stream(path) as f:
+            state = json.loads(f.read())
+        files = state.get("files", {})
+        return files if isinstance(files, dict) else {}
+    except FileNotFoundError:
+        # A first export, or one from before the record: every partition is written.
+        return {}
+    except (OSError, ValueError, AttributeError) as error:
+        # Unreadable or not ours: writing every partition again is always correct, only slower.
+        log.warning(
+            "Could not read %s (%s); every partition of this table is written again.", path, error
+        )
+        return {}
+
+
+def _write_state(fs: pafs.FileSystem, path: str, files: dict[str, dict[str, object]]) -> None:
+    body = json.dumps({"files": files}, indent=1, sort_keys=True).encode()
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with fs.open_output_stream(tmp) as sink:
+            sink.write(body)
+        fs.move(tmp, path)
+    else:
+        with fs.open_output_stream(path) as sink:
+            sink.write(body)
+
+
+def _remove_stale(fs: pafs.FileSystem, info: list[pafs.FileInfo], keep: set[str]) -> int:
     """Delete files of partitions the warehouse no longer has; return how many were deleted."""
-    info = fs.get_file_info(pafs.FileSelector(table_dir, allow_not_found=True, recursive=True))
     removed = 0
     for entry in info:
         if entry.type == pafs.FileType.File and entry.path not in keep:
@@ -235,7 +294,7 @@ def _remove_stale(fs: pafs.FileSystem, table_dir: str, keep: set[str]) -> int:
     if isinstance(fs, pafs.LocalFileSystem):
         dirs = [e.path for e in info if e.type == pafs.FileType.Directory]
         for d in sorted(dirs, key=len, reverse=True):
-            if not os.listdir(d):
+            if os.path.isdir(d) and not os.listdir(d):
                 os.rmdir(d)
     return removed
 
@@ -249,17 +308,35 @@ def export_table(
     source: str = "",
     compression_level: int | None = None,
 ) -> TableExport:
-    """Write one table under `base/name/`, replacing its partitions and dropping stale ones."""
+    """Write one table under `base/name/`, replacing changed partitions and dropping stale ones.
+
+    A partition whose rows are the same as at the last export, with its file still there at the
+    size that export wrote, is kept as it is: a daily export rewrites the months that changed,
+    not the whole history.
+    """
     spec = partitioning_for(name, table.schema)
-    table_dir = f"{base}/{name}"
-    written: set[str] = set()
+    table_dir = fs.normalize_path(f"{base}/{name}")
+    state_path = fs.normalize_path(f"{table_dir}/{STATE_FILE}")
+    before = _read_state(fs, state_path)
+    present = {e.path: e.size for e in _files_in(fs, table_dir) if e.type == pafs.FileType.File}
+    kept: set[str] = {state_path}
+    files: dict[str, dict[str, object]] = {}
+    written = 0
     parts = _split(table, spec)
     for directory, rows in parts.items():
-        path = f"{table_dir}/{directory}/{DATA_FILE}" if directory else f"{table_dir}/{DATA_FILE}"
-        path = fs.normalize_path(path)
-        _write_atomically(fs, path, rows, compression_level)
-        written.add(path)
-    removed = _remove_stale(fs, table_dir, written)
+        relative = f"{directory}/{DATA_FILE}" if directory else DATA_FILE
+        path = fs.normalize_path(f"{table_dir}/{relative}")
+        digest = _digest(rows, compression_level)
+        last = before.get(relative, {})
+        size = present.get(path)
+        if last.get("digest") != digest or size is None or size != last.get("size"):
+            _write_atomically(fs, path, rows, compression_level)
+            written += 1
+            size = fs.get_file_info(path).size
+        files[relative] = {"digest": digest, "size": size}
+        kept.add(path)
+    removed = _remove_stale(fs, _files_in(fs, table_dir), kept)
+    _write_state(fs, state_path, files)
     return TableExport(
         table=name,
         source=source,
@@ -267,6 +344,7 @@ def export_table(
         partition_key=spec.key if spec else None,
         partitions=tuple(d for d in parts if d),
         files_removed=removed,
+        partitions_written=written,
     )
 
 

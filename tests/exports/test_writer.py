@@ -18,7 +18,7 @@ from core import paths
 from core.warehouse import DuckDBWarehouse, NoDataYet
 from exports import export_marts
 from exports.sample import build_sample_warehouse
-from exports.writer import resolve_target
+from exports.writer import STATE_FILE, ExportResult, TableExport, resolve_target
 from tests.warehouse_lock import write_lock_held
 
 TABLES = {
@@ -39,6 +39,10 @@ def _truth(db: Path) -> dict[str, tuple[int, Decimal]]:
         }
     finally:
         con.close()
+
+
+def _partitions(table_dir: Path) -> set[str]:
+    return {p.name for p in table_dir.iterdir() if p.is_dir()}
 
 
 def _files(root: Path) -> list[str]:
@@ -84,10 +88,10 @@ def test_files_are_zstd_parquet_in_the_intended_hive_layout(warehouse: Path) -> 
     }
     plans = {p for (p,) in con.sql("select plan_name from finance.net_revenue_by_plan").fetchall()}
     con.close()
-    assert {p.name for p in (out / "fct_payments").iterdir()} == {f"year_month={m}" for m in months}
-    assert {p.name for p in (out / "net_revenue_by_plan").iterdir()} == {
-        f"plan_name={p}" for p in plans
-    }
+    assert _partitions(out / "fct_payments") == {f"year_month={m}" for m in months}
+    assert _partitions(out / "net_revenue_by_plan") == {f"plan_name={p}" for p in plans}
+    # Beside the partitions, only the export's record, which every reader skips (`_` name).
+    assert {p.name for p in (out / "fct_payments").iterdir() if p.is_file()} == {STATE_FILE}
     for f in (out / "fct_payments").rglob("*.parquet"):
         meta = pq.ParquetFile(f).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"
@@ -129,15 +133,45 @@ def test_a_filter_on_the_partition_key_reads_only_that_partition(warehouse: Path
     assert "Total Files Read: 1" in plan, plan
 
 
-def test_exporting_twice_replaces_partitions_and_never_duplicates(warehouse: Path) -> None:
+def _fct(result: ExportResult) -> TableExport:
+    return next(t for t in result.tables if t.table == "fct_payments")
+
+
+def test_exporting_again_rewrites_only_the_partitions_whose_rows_changed(warehouse: Path) -> None:
     out = paths.exports_dir()
-    export_marts(out)
-    first = _files(out)
-    before = {f: (out / f).stat().st_ino for f in first}
-    export_marts(out)
-    assert _files(out) == first
-    # Replaced by rename, so every file is a new inode, and no temporary file is left behind.
-    assert all((out / f).stat().st_ino != before[f] for f in first)
+    first = export_marts(out)
+    assert _fct(first).partitions_written == len(_fct(first).partitions) == 8
+    files = _files(out)
+    inode = {f: (out / f).stat().st_ino for f in files}
+
+    # Nothing changed: no partition is written again, every file is the first export's.
+    again = export_marts(out)
+    assert _files(out) == files
+    assert [t.partitions_written for t in again.tables] == [0] * len(again.tables)
+    assert all((out / f).stat().st_ino == inode[f] for f in files if f.endswith(".parquet"))
+
+    # One month's rows change: only that month's file is replaced (by rename: a new inode).
+    con = duckdb.connect(str(warehouse))
+    (month,) = con.execute(
+        "select max(strftime(paid_at at time zone 'UTC', '%Y-%m')) from intermediate.fct_payments"
+    ).fetchone()  # type: ignore[misc]
+    con.execute(
+        "update intermediate.fct_payments set net_revenue = net_revenue + 1 "
+        f"where strftime(paid_at at time zone 'UTC', '%Y-%m') = '{month}'"
+    )
+    con.close()
+    third = export_marts(out)
+    assert _fct(third).partitions_written == 1
+    replaced = [f for f in files if f.endswith(".parquet") and (out / f).stat().st_ino != inode[f]]
+    assert replaced == [f"fct_payments/year_month={month}/data.parquet"]
+
+    # A partition file lost behind the export's back is written again, though its rows did not
+    # change.
+    lost = out / "fct_payments" / f"year_month={month}" / "data.parquet"
+    lost.unlink()
+    assert _fct(export_marts(out)).partitions_written == 1 and lost.is_file()
+
+    assert _files(out) == files
     assert not [p for p in out.rglob(".*")]
     rows, total = _truth(warehouse)["fct_payments"]
     frame = pd.read_parquet(out / "fct_payments")
@@ -150,10 +184,10 @@ def test_partitions_the_warehouse_no_longer_has_are_removed(mdp_home: Path) -> N
     build_sample_warehouse(db, payments=3_000, months=6)
     out = paths.exports_dir()
     export_marts(out)
-    assert len(list((out / "fct_payments").iterdir())) == 6
+    assert len(_partitions(out / "fct_payments")) == 6
     build_sample_warehouse(db, payments=3_000, months=4)
     result = export_marts(out)
-    assert len(list((out / "fct_payments").iterdir())) == 4
+    assert len(_partitions(out / "fct_payments")) == 4
     assert next(t for t in result.tables if t.table == "fct_payments").files_removed == 2
     assert len(pd.read_parquet(out / "fct_payments")) == _truth(db)["fct_payments"][0]
 
@@ -176,7 +210,7 @@ def test_an_object_store_target_gets_the_same_layout(warehouse: Path) -> None:
     fs = pafs._MockFileSystem()
     export_marts("bucket/exports", filesystem=fs)
     selector = pafs.FileSelector("bucket/exports/fct_payments", recursive=True)
-    files = [i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.File]
+    files = [i.path for i in fs.get_file_info(selector) if i.path.endswith(".parquet")]
     assert len(files) == 8
     table = ds.dataset("bucket/exports/fct_payments", filesystem=fs, partitioning="hive").to_table()
     assert table.num_rows == _truth(warehouse)["fct_payments"][0]
