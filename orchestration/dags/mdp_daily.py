@@ -48,8 +48,7 @@ with DAG(
     # Every sync is incremental from the saved cursor, so one run catches up any missed days.
     catchup=False,
     max_active_runs=1,
-    # DuckDB takes one writer process at a time: locally, tasks run one after another.
-    max_active_tasks=1 if settings.target == "local" else 8,
+    max_active_tasks=dbt.max_active_tasks(settings),
     default_args=default_args,
     dagrun_timeout=DAGRUN_TIMEOUT,
     tags=["mdp", settings.target, "dbt", "cosmos"],
@@ -63,7 +62,7 @@ with DAG(
     def source_freshness() -> DbtSourceLocalOperator:
         """dbt's source freshness on RAW: a warning alerts and goes on, an error stops the run."""
         # The same dbt as the model tasks: in a virtualenv of its own on MWAA, in-process here.
-        execution = dbt.execution_config()
+        execution = dbt.execution_config(settings.dbt_execution_mode)
         return DbtSourceLocalOperator(
             task_id=alerts.FRESHNESS_TASK_ID,
             invocation_mode=execution.invocation_mode,
@@ -71,6 +70,7 @@ with DAG(
             project_dir=str(settings.dbt_project_dir),
             profile_config=dbt.profile_config(settings),
             execution_timeout=timedelta(minutes=15),
+            cache_dir=dbt.partial_parse_cache(f"{DAG_ID}__{alerts.FRESHNESS_TASK_ID}"),
             on_warning_callback=alerts.on_freshness_warning,
             # Locally, dbt reads the DuckDB paths of profiles.yml from MDP_HOME, as in the group.
             env={"MDP_HOME": str(paths.local_home())} if settings.target == "local" else None,
@@ -127,8 +127,8 @@ with DAG(
         group_id="transform",
         project_config=dbt.project_config(settings),
         profile_config=dbt.profile_config(settings),
-        render_config=dbt.render_config(),
-        execution_config=dbt.execution_config(),
+        render_config=dbt.render_config(settings.dbt_execution_mode),
+        execution_config=dbt.execution_config(settings.dbt_execution_mode),
         operator_args=dbt.operator_args(settings),
     )
 

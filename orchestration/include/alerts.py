@@ -34,6 +34,10 @@ FRESHNESS_TASK_ID = "source_freshness"
 TRANSFORM_GROUP = "transform"
 # Cosmos names a dbt task `<group>.<node>_<what it runs>`.
 _DBT_TASK_SUFFIXES = ("_model_build", "_build", "_run", "_test", "_seed", "_snapshot")
+# Watcher mode: `<group>.<node>.run` / `.test`, and the build's `<group>.dbt_producer_watcher`
+# (with its `_done` gate).
+_WATCHER_TASKS = ("run", "test")
+_WATCHER_PRODUCER = "dbt_producer_watcher"
 # Cosmos wraps dbt's own message in this prefix; the alert's first line is dbt's.
 _COSMOS_PREFIXES = (
     "dbt invocation completed with errors: ",
@@ -197,9 +201,19 @@ def _send(alert: Alert, context: Mapping[str, Any]) -> None:
 
 
 def dbt_node(task_id: str) -> str | None:
-    """The dbt node a Cosmos task runs, or None for a task outside the dbt group."""
-    group, _, name = task_id.rpartition(".")
-    if group.split(".")[0] != TRANSFORM_GROUP:
+    """The dbt node a Cosmos task runs, or None for a task outside the dbt group.
+
+    Local mode names a task `transform.<node>_<what it runs>`; watcher mode names a model's two
+    tasks `transform.<node>.run` and `transform.<node>.test`, and its build, which runs every
+    node, `transform.dbt_producer_watcher` (None: no one node).
+    """
+    parts = task_id.split(".")
+    if parts[0] != TRANSFORM_GROUP or len(parts) < 2:
+        return None
+    if len(parts) >= 3 and parts[-1] in _WATCHER_TASKS:
+        return parts[-2]
+    name = parts[-1]
+    if name.startswith(_WATCHER_PRODUCER):
         return None
     for suffix in _DBT_TASK_SUFFIXES:
         name = name.removesuffix(suffix)

@@ -19,6 +19,15 @@ from core.target import Target, UnknownTarget, current_target
 
 DAG_ID = "mdp_daily"
 
+# How Cosmos runs the dbt project. `local`: one dbt call per model task. `watcher`: one
+# `dbt build` of the whole project in a producer task, and one sensor task per model (and one
+# per model's tests) that reports the model's result as the build reaches it, and runs the
+# model itself when retried or cleared.
+EXECUTION_MODE_ENV = "MDP_DBT_EXECUTION_MODE"
+EXECUTION_MODES = ("local", "watcher")
+# Watcher mode on the local target: the build, and model tasks reading its progress beside it.
+LOCAL_WATCHER_TASKS = 4
+
 
 class SettingsError(ValueError):
     """A setting has a value the DAG cannot use; the message names the variable and the fix."""
@@ -79,6 +88,7 @@ class Settings:
     dbt_manifest: Path
     dbt_profiles_yml: Path
     dbt_target: str
+    dbt_execution_mode: str = "local"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +101,13 @@ class Settings:
         profiles = Path(os.environ.get("MDP_DBT_PROFILES_YML", project / "profiles.yml"))
         rows = _int("MDP_ROWS_PER_CYCLE", 0)
         seed = os.environ.get("MDP_SEED")
+        mode = os.environ.get(EXECUTION_MODE_ENV, "").strip().lower() or "local"
+        if mode not in EXECUTION_MODES:
+            raise SettingsError(
+                f"{EXECUTION_MODE_ENV}={os.environ[EXECUTION_MODE_ENV]!r} is not a dbt execution "
+                f"mode; unset it (local) or set {EXECUTION_MODE_ENV}=local or "
+                f"{EXECUTION_MODE_ENV}=watcher"
+            )
         return cls(
             target=target,
             # Set but empty: no schedule, the DAG runs only when triggered.
@@ -108,4 +125,5 @@ class Settings:
             dbt_manifest=manifest.resolve(),
             dbt_profiles_yml=profiles.resolve(),
             dbt_target=os.environ.get("MDP_DBT_TARGET", "local" if target == "local" else "prod"),
+            dbt_execution_mode=mode,
         )

@@ -8,6 +8,11 @@ import socket
 import sys
 
 from orchestration.include import runner
+from orchestration.include.settings import (
+    EXECUTION_MODE_ENV,
+    EXECUTION_MODES,
+    LOCAL_WATCHER_TASKS,
+)
 
 PORT_ENV = "AIRFLOW_PORT"
 DEFAULT_PORT = 8080
@@ -23,15 +28,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def airflow_settings(port: int) -> dict[str, str]:
+def airflow_settings(port: int, execution_mode: str) -> dict[str, str]:
     """The settings `make airflow` runs Airflow with, for the API server on `port`."""
     base_url = f"http://127.0.0.1:{port}"
     return {
-        # One process per task locally; DuckDB takes one writer at a time, so one task at a time.
         # The LocalExecutor, with dbt imported once in the scheduler so each task process
-        # inherits it instead of importing it again.
+        # inherits it instead of importing it again. DuckDB takes one writer at a time: in local
+        # mode every dbt task writes, so one task at a time; in watcher mode only the build
+        # writes, and the model tasks beside it read its progress.
         "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
-        "AIRFLOW__CORE__PARALLELISM": "1",
+        "AIRFLOW__CORE__PARALLELISM": str(
+            LOCAL_WATCHER_TASKS if execution_mode == "watcher" else 1
+        ),
+        EXECUTION_MODE_ENV: execution_mode,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         # Task processes report to the execution API at this address; left unset, Airflow uses
@@ -53,7 +62,16 @@ def main() -> int:
             f"Run it on another port: `make airflow AIRFLOW_PORT={port + 9}`."
         )
         return 1
-    home = runner.configure(None, **airflow_settings(port))
+    # Under the scheduler, one `dbt build` watched by a task per model (`watcher`) costs a
+    # fraction of one dbt call per task; MDP_DBT_EXECUTION_MODE=local chooses the latter.
+    mode = os.environ.get(EXECUTION_MODE_ENV, "").strip().lower() or "watcher"
+    if mode not in EXECUTION_MODES:
+        print(
+            f"{EXECUTION_MODE_ENV}={os.environ[EXECUTION_MODE_ENV]!r} is not a dbt execution mode, "
+            f"so Airflow was not started. Unset it (watcher) or set {EXECUTION_MODE_ENV}=local."
+        )
+        return 2
+    home = runner.configure(None, **airflow_settings(port, mode))
     # Deferred: `dbt` imports Cosmos and so Airflow, which must see `runner.configure()` first.
     from orchestration.include import dbt
     from orchestration.include.settings import Settings

@@ -320,3 +320,18 @@ def test_without_airflow_deadlines_the_dag_has_a_watchdog_that_never_changes_the
     assert watchdog.poke(_watched({"publish": "success"})) is True
     unscheduled = load_dag(monkeypatch, dbt_project, MDP_DAG_SCHEDULE="")
     assert unscheduled.get_task(alerts.WATCHDOG_TASK_ID).reference == "start_date"
+
+
+@pytest.mark.parametrize(
+    ("task_id", "node"),
+    [
+        ("transform.fct_payments_model_build", "fct_payments"),
+        ("transform.fct_payments.run", "fct_payments"),
+        ("transform.fct_payments.test", "fct_payments"),
+        ("transform.dbt_producer_watcher", None),
+        ("transform.dbt_producer_watcher_done", None),
+        ("sync", None),
+    ],
+)
+def test_the_dbt_node_of_a_task_in_either_execution_mode(task_id: str, node: str | None) -> None:
+    assert alerts.dbt_node(task_id) == node

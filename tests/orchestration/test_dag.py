@@ -237,3 +237,57 @@ def test_the_snowflake_connection_the_stack_writes_maps_to_a_dbt_profile(
     # The key reaches dbt through an environment variable, never in the rendered profiles.yml.
     assert "BEGIN PRIVATE KEY" not in json.dumps(profile)
     assert any("BEGIN PRIVATE KEY" in str(v) for v in mapping.env_vars.values())
+
+
+def test_watcher_mode_runs_one_build_and_gives_each_model_a_run_and_a_test_task(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from cosmos.constants import InvocationMode
+    from cosmos.operators.watcher import (
+        DbtProducerWatcherOperator,
+        DbtRunWatcherOperator,
+        DbtTestWatcherOperator,
+    )
+
+    from orchestration.include.settings import LOCAL_WATCHER_TASKS
+
+    dag = load_dag(monkeypatch, dbt_project, MDP_DBT_EXECUTION_MODE="watcher")
+    tasks = {t.task_id: t for t in dag.tasks}
+    (producer,) = [t for t in tasks.values() if isinstance(t, DbtProducerWatcherOperator)]
+    # The one `dbt build`, as a dbt process of its own, after the freshness check.
+    assert producer.base_cmd == ["build"]
+    assert producer.invocation_mode == InvocationMode.SUBPROCESS
+    assert "source_freshness" in _upstream_closure(producer)
+    models = _models(dbt_project / "target" / "manifest.json")
+    runs = {t.removeprefix("transform.").removesuffix(".run") for t in tasks if t.endswith(".run")}
+    assert runs == models
+    for model in models:
+        run = tasks[f"transform.{model}.run"]
+        assert isinstance(run, DbtRunWatcherOperator)
+        # Polled in its own slot every second, not handed to the triggerer.
+        assert (run.deferrable, run.poke_interval) == (False, 1)
+        assert "source_freshness" in _upstream_closure(run)
+    checks = [t for t in tasks.values() if isinstance(t, DbtTestWatcherOperator)]
+    assert checks and all(t.task_id.endswith(".test") for t in checks)
+    # A test that reads two models is reported with each, not as a task that would wait for
+    # a result the build never reports under its own name.
+    assert not [t for t in tasks if t.startswith("transform.relationships_")]
+    publish = tasks["publish"]
+    assert _upstream_closure(publish) == set(tasks) - {"publish"}
+    # Locally only the build writes DuckDB: the model tasks read its progress beside it.
+    assert dag.max_active_tasks == LOCAL_WATCHER_TASKS > 1
+
+
+def test_an_unknown_execution_mode_is_a_clear_import_error(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from orchestration.include.runner import DAGS_FOLDER
+
+    monkeypatch.setenv("MDP_DBT_PROJECT_DIR", str(dbt_project))
+    monkeypatch.setenv("MDP_DBT_EXECUTION_MODE", "turbo")
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    (error,) = bag.import_errors.values()
+    assert "MDP_DBT_EXECUTION_MODE='turbo'" in error
+    assert "MDP_DBT_EXECUTION_MODE=watcher" in error

@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 
 def test_the_execution_api_address_follows_the_port() -> None:
-    settings = standalone.airflow_settings(8089)
+    settings = standalone.airflow_settings(8089, "watcher")
     assert settings["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         "http://127.0.0.1:8089/execution/"
     )
@@ -59,7 +59,7 @@ def test_a_busy_port_is_an_error_naming_it(
 
 
 def test_make_airflow_runs_the_local_executor_that_imports_dbt_before_it_forks() -> None:
-    name = standalone.airflow_settings(8089)["AIRFLOW__CORE__EXECUTOR"]
+    name = standalone.airflow_settings(8089, "watcher")["AIRFLOW__CORE__EXECUTOR"]
     module, _, cls = name.rpartition(".")
     chosen = getattr(importlib.import_module(module), cls)
     assert issubclass(chosen, LocalExecutor) and chosen is executor.PreloadingLocalExecutor
@@ -111,6 +111,8 @@ def airflow_on_another_port(
         "MDP_DAG_DEADLINE": "1s",
     }
     env.pop("MDP_TARGET", None)
+    # `make airflow`'s own default (watcher) is under test, not the in-process runs' setting.
+    env.pop("MDP_DBT_EXECUTION_MODE", None)
     log = home / "standalone.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -202,6 +204,10 @@ def test_a_triggered_day_runs_to_success_under_the_scheduler(
         raise AssertionError(f"run {state}; not succeeded: {failed}; logs in {home}\n{tail}")
     assert set(states.values()) == {"success"}, states
     assert {"generate", "sync", "publish"} <= set(states)
+    # `make airflow` runs watcher mode: one dbt build, and a task per model reporting it.
+    assert "transform.dbt_producer_watcher" in states
+    assert "transform.fct_payments.run" in states and "transform.fct_payments.test" in states
+    assert not [t for t in states if t.endswith("_model_build")]
     # The scheduler imported dbt before forking its worker, so the task processes inherit it.
     assert "Imported for the dbt tasks in" in log.read_text(errors="replace")
 
