@@ -34,5 +34,10 @@ def export_command(
         split = (
             f"{len(t.partitions)} partitions by {t.partition_key}" if t.partition_key else "1 file"
         )
-        typer.echo(f"  {t.table:<32} {t.rows:>10,} rows  {split}  (from {t.source})")
+        files = max(len(t.partitions), 1)
+        # Partitions whose rows did not change since the last export keep their files.
+        changed = (
+            f"{t.partitions_written} written" if t.partitions_written < files else "all written"
+        )
+        typer.echo(f"  {t.table:<32} {t.rows:>10,} rows  {split}, {changed}  (from {t.source})")
     typer.echo(f"Exported {len(result.tables)} tables, {result.rows:,} rows, to {result.target}")

@@ -43,8 +43,9 @@ def configure(home: Path | None = None, **overrides: str) -> Path:
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         # Watcher mode: the build writes every model's result to XCom. With this on, each
-        # write also rewrites a Variable holding all of them, which made the build a third
-        # slower; off, Cosmos still saves them there when the build fails or is retried.
+        # write would also rewrite a Variable holding all the results so far, a cost that grows
+        # with the project; off, Cosmos still saves them there when the build fails or is
+        # retried.
         "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",

@@ -57,11 +57,17 @@ def test_export_command_reports_tables_and_fails_clearly_without_marts(home: Pat
     target = home / "elsewhere"
     done = runner.invoke(app, ["export", "--target", str(target), "--table", "fct_payments"])
     assert done.exit_code == 0, done.output
-    assert "fct_payments" in done.output and "2 partitions by year_month" in done.output
-    assert sorted(p.name for p in (target / "fct_payments").iterdir()) == [
+    assert (
+        "fct_payments" in done.output and "2 partitions by year_month, all written" in done.output
+    )
+    assert sorted(p.name for p in (target / "fct_payments").iterdir() if p.is_dir()) == [
         "year_month=2026-09",
         "year_month=2026-10",
     ]
+    # Again, with nothing changed in the warehouse: every partition's file is kept.
+    again = runner.invoke(app, ["export", "--target", str(target), "--table", "fct_payments"])
+    assert again.exit_code == 0, again.output
+    assert "2 partitions by year_month, 0 written" in again.output
 
 
 @pytest.mark.slow
