@@ -58,6 +58,16 @@ def test_a_busy_port_is_an_error_naming_it(
     assert f"Port {port} on 127.0.0.1 is in use" in out and "AIRFLOW_PORT=" in out
 
 
+def test_an_unknown_execution_mode_is_an_error_before_airflow_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW_PORT", str(_free_port()))
+    monkeypatch.setenv("MDP_DBT_EXECUTION_MODE", "turbo")
+    assert standalone.main() == 2
+    out = capsys.readouterr().out
+    assert "MDP_DBT_EXECUTION_MODE='turbo'" in out and "Airflow was not started" in out
+
+
 def test_make_airflow_runs_the_local_executor_that_imports_dbt_before_it_forks() -> None:
     name = standalone.airflow_settings(8089, "watcher")["AIRFLOW__CORE__EXECUTOR"]
     module, _, cls = name.rpartition(".")
