@@ -318,7 +318,10 @@ def export_table(
     table_dir = fs.normalize_path(f"{base}/{name}")
     state_path = fs.normalize_path(f"{table_dir}/{STATE_FILE}")
     before = _read_state(fs, state_path)
-    present = {e.path: e.size for e in _files_in(fs, table_dir) if e.type == pafs.FileType.File}
+    # One listing serves both the size check and, after the writes, the stale-file sweep: what
+    # this export writes is in `kept`, and the folders it creates are not empty.
+    listing = _files_in(fs, table_dir)
+    present = {e.path: e.size for e in listing if e.type == pafs.FileType.File}
     kept: set[str] = {state_path}
     files: dict[str, dict[str, object]] = {}
     written = 0
@@ -335,7 +338,7 @@ def export_table(
             size = fs.get_file_info(path).size
         files[relative] = {"digest": digest, "size": size}
         kept.add(path)
-    removed = _remove_stale(fs, _files_in(fs, table_dir), kept)
+    removed = _remove_stale(fs, listing, kept)
     _write_state(fs, state_path, files)
     return TableExport(
         table=name,

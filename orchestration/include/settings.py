@@ -33,6 +33,18 @@ class SettingsError(ValueError):
     """A setting has a value the DAG cannot use; the message names the variable and the fix."""
 
 
+def execution_mode(default: str = "local") -> str:
+    """`MDP_DBT_EXECUTION_MODE`, or `default` when it is unset or empty."""
+    raw = os.environ.get(EXECUTION_MODE_ENV, "")
+    mode = raw.strip().lower() or default
+    if mode not in EXECUTION_MODES:
+        raise SettingsError(
+            f"{EXECUTION_MODE_ENV}={raw!r} is not a dbt execution mode; unset it ({default}) "
+            f"or set {EXECUTION_MODE_ENV}=local or {EXECUTION_MODE_ENV}=watcher"
+        )
+    return mode
+
+
 def _int(name: str, default: int, minimum: int = 0) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -101,13 +113,6 @@ class Settings:
         profiles = Path(os.environ.get("MDP_DBT_PROFILES_YML", project / "profiles.yml"))
         rows = _int("MDP_ROWS_PER_CYCLE", 0)
         seed = os.environ.get("MDP_SEED")
-        mode = os.environ.get(EXECUTION_MODE_ENV, "").strip().lower() or "local"
-        if mode not in EXECUTION_MODES:
-            raise SettingsError(
-                f"{EXECUTION_MODE_ENV}={os.environ[EXECUTION_MODE_ENV]!r} is not a dbt execution "
-                f"mode; unset it (local) or set {EXECUTION_MODE_ENV}=local or "
-                f"{EXECUTION_MODE_ENV}=watcher"
-            )
         return cls(
             target=target,
             # Set but empty: no schedule, the DAG runs only when triggered.
@@ -125,5 +130,5 @@ class Settings:
             dbt_manifest=manifest.resolve(),
             dbt_profiles_yml=profiles.resolve(),
             dbt_target=os.environ.get("MDP_DBT_TARGET", "local" if target == "local" else "prod"),
-            dbt_execution_mode=mode,
+            dbt_execution_mode=execution_mode(),
         )

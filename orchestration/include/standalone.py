@@ -10,8 +10,10 @@ import sys
 from orchestration.include import runner
 from orchestration.include.settings import (
     EXECUTION_MODE_ENV,
-    EXECUTION_MODES,
     LOCAL_WATCHER_TASKS,
+    Settings,
+    SettingsError,
+    execution_mode,
 )
 
 PORT_ENV = "AIRFLOW_PORT"
@@ -64,17 +66,14 @@ def main() -> int:
         return 1
     # Under the scheduler, one `dbt build` watched by a task per model (`watcher`) costs a
     # fraction of one dbt call per task; MDP_DBT_EXECUTION_MODE=local chooses the latter.
-    mode = os.environ.get(EXECUTION_MODE_ENV, "").strip().lower() or "watcher"
-    if mode not in EXECUTION_MODES:
-        print(
-            f"{EXECUTION_MODE_ENV}={os.environ[EXECUTION_MODE_ENV]!r} is not a dbt execution mode, "
-            f"so Airflow was not started. Unset it (watcher) or set {EXECUTION_MODE_ENV}=local."
-        )
+    try:
+        mode = execution_mode(default="watcher")
+    except SettingsError as error:
+        print(f"{error}. Airflow was not started.")
         return 2
     home = runner.configure(None, **airflow_settings(port, mode))
     # Deferred: `dbt` imports Cosmos and so Airflow, which must see `runner.configure()` first.
     from orchestration.include import dbt
-    from orchestration.include.settings import Settings
 
     manifest = dbt.build_manifest(Settings.from_env())
     print(f"dbt manifest: {manifest}")
