@@ -34,6 +34,10 @@ DEFAULT_BUCKET_IDS = 1 << 14
 # (`syncs_to_cover`). 0, the default: no cap, every table within k syncs.
 MAX_IDS_ENV = "MDP_RECONCILE_MAX_IDS"
 DEFAULT_MAX_IDS = 0
+# How many source connections compute one sync's aggregates at once (each a PostgreSQL backend,
+# so each can use a core of the source's machine).
+CONNECTIONS_ENV = "MDP_RECONCILE_CONNECTIONS"
+DEFAULT_CONNECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,12 @@ def span_from_env() -> int:
 def bucket_ids_from_env() -> int:
     return number_from_env(
         BUCKET_IDS_ENV, int, 1, DEFAULT_BUCKET_IDS, "whole number", str(DEFAULT_BUCKET_IDS)
+    )
+
+
+def connections_from_env() -> int:
+    return number_from_env(
+        CONNECTIONS_ENV, int, 1, DEFAULT_CONNECTIONS, "whole number", str(DEFAULT_CONNECTIONS)
     )
 
 

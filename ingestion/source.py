@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -27,17 +28,21 @@ Planner = Callable[[Stream, int | None], Scope]
 CHUNK_BYTES = 32 << 20
 
 # Both engines compute this checksum the same way; the two moduli keep the product inside bigint.
+# `offset 0` keeps the subquery whole, so each row's cursor is converted once, not once per sum.
 _KEYS = """select {pk}::bigint as k, round(date_part('epoch', {cursor}) * 1000000)::bigint as us
       from {table}"""
 _SUMS = (
     "coalesce(sum(k), 0), coalesce(sum(us), 0), coalesce(sum((k %% 1000003) * (us %% 1000033)), 0)"
 )
 # Count and checksum of a whole table, or of the rows `{where}` selects.
-CHECKSUM_SQL = f"select count(*), {_SUMS} from ({_KEYS} {{where}}) as s"
-# The same per bucket of `{width}` ids, over the ids lo <= id < hi (an index range scan).
+CHECKSUM_SQL = f"select count(*), {_SUMS} from ({_KEYS} {{where}} offset 0) as s"
+# The same per bucket of `{width}` ids, over the buckets lo/width .. hi/width - 1: one index range
+# scan and one plain aggregate per bucket. The source schema's (id) include (cursor) index makes
+# each scan index-only; grouping the whole range instead costs a hash aggregate per row.
 BUCKETS_SQL = (
-    f"select k / {{width}} as bucket, count(*), {_SUMS} "
-    f"from ({_KEYS} where {{pk}} >= {{lo}} and {{pk}} < {{hi}}) as s group by 1"
+    f"select b as bucket, s.* from generate_series({{lo}}::bigint / {{width}}, {{hi}}::bigint / {{width}} - 1) as b, "
+    f"lateral (select count(*), {_SUMS} from ({_KEYS} where {{pk}} >= b * {{width}} "
+    f"and {{pk}} < (b + 1) * {{width}} offset 0) as r) as s where s.count > 0"
 )
 
 
@@ -99,7 +104,7 @@ class SourceReader:
         self.where = _describe(conninfo)
         self._conn: psycopg.Connection | None = None
         self._thread: threading.Thread | None = None
-        self._agg_thread: threading.Thread | None = None
+        self._agg_threads: list[threading.Thread] = []
         self._agg_error: BaseException | None = None
         self._snapshot = ""
         self._stop = threading.Event()
@@ -131,7 +136,7 @@ class SourceReader:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        for thread in (self._thread, self._agg_thread):
+        for thread in (self._thread, *self._agg_threads):
             if thread is not None:
                 thread.join()
         if self._conn is not None:
@@ -190,24 +195,30 @@ class SourceReader:
                 "Fix the stream declaration in core/catalog.py or the source table.",
             )
 
-    def start(self, plans: list[ReadPlan], planner: Planner | None = None) -> None:
-        """Reads the planned streams on a thread, ahead of the caller, and their aggregates on another.
+    def start(
+        self, plans: list[ReadPlan], planner: Planner | None = None, connections: int = 1
+    ) -> None:
+        """Reads the planned streams on a thread, ahead of the caller, and their aggregates on others.
 
         PostgreSQL encodes the next rows while this process parses and writes the previous
-        ones, and the reconciliation aggregates run while RAW is still being written: `planner`
-        turns each table's largest id into what to reconcile of it (None: no reconciliation).
-        Each stream's queue holds at most two chunks, which bounds memory.
+        ones, and the reconciliation aggregates run while RAW is still being written, on
+        `connections` connections of their own: `planner` turns each table's largest id into
+        what to reconcile of it (None: no reconciliation). Each stream's queue holds at most two
+        chunks, which bounds memory.
         """
         self._plans = {p.stream.name: p for p in plans}
         self._queues = {p.stream.name: queue.Queue(maxsize=2) for p in plans}
         self._thread = threading.Thread(target=self._produce, args=(plans,), daemon=True)
         self._thread.start()
-        self._agg_thread = threading.Thread(
-            target=self._aggregate_all,
-            args=([p.stream for p in plans] if planner else [], planner),
-            daemon=True,
-        )
-        self._agg_thread.start()
+        if planner is not None:
+            self._agg_threads = [
+                threading.Thread(
+                    target=self._aggregate_all,
+                    args=([p.stream for p in plans], planner, connections),
+                    daemon=True,
+                )
+            ]
+            self._agg_threads[0].start()
 
     def _put(self, name: str, item: bytes | BaseException | None) -> bool:
         while not self._stop.is_set():
@@ -249,27 +260,75 @@ class SourceReader:
                     self._put(later.stream.name, error)
                 return
 
-    def _aggregate_all(self, streams: list[Stream], planner: Planner | None) -> None:
-        """The reconciliation aggregates, on a second connection that shares the snapshot."""
-        if not streams:
-            return
+    def _snapshot_connection(self) -> psycopg.Connection:
+        """A new connection that reads the same snapshot as the rows."""
+        conn = psycopg.connect(self._conninfo, connect_timeout=self._timeout, autocommit=True)
         try:
-            with psycopg.connect(
-                self._conninfo, connect_timeout=self._timeout, autocommit=True
-            ) as conn:
-                conn.execute("begin isolation level repeatable read read only")
-                conn.execute(
-                    sql.SQL("set transaction snapshot {}").format(sql.Literal(self._snapshot))
-                )
-                for stream in streams:
-                    assert planner is not None
-                    self._aggregates[stream.name] = _aggregates(conn, stream, planner)
-                    if self._stop.is_set():
-                        return
+            conn.execute("begin isolation level repeatable read read only")
+            conn.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(self._snapshot)))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _aggregate_all(self, streams: list[Stream], planner: Planner, connections: int) -> None:
+        """The reconciliation aggregates, on connections of their own that share the snapshot.
+
+        This thread plans each stream's scope (one index lookup per table), then it and
+        `connections - 1` more threads take the windows and runs of buckets from one list,
+        largest first, so the slice's index scans use more than one core of the source.
+        """
+        try:
+            with self._snapshot_connection() as conn:
+                scopes = [_plan(conn, stream, planner) for stream in streams]
+                work = _aggregate_work(streams, scopes)
+                results: list[tuple[str, Aggregates | None, dict[int, Aggregates]]] = []
+                extra = [
+                    threading.Thread(target=self._aggregate_work, args=(None, work, results))
+                    for _ in range(min(connections, len(work)) - 1)
+                ]
+                for thread in extra:
+                    thread.start()
+                self._aggregate_work(conn, work, results)
+                for thread in extra:
+                    thread.join()
+            if self._agg_error is not None or self._stop.is_set():
+                return
+            for stream, scope in zip(streams, scopes, strict=True):
+                window = next((w for name, w, _ in results if name == stream.name and w), None)
+                buckets = {
+                    b: agg for name, _, found in results if name == stream.name
+                    for b, agg in found.items()
+                }  # fmt: skip
+                self._aggregates[stream.name] = SourceAggregates(scope, window, buckets)
         except BaseException as exc:
+            self._fail_aggregates(exc)
+
+    def _fail_aggregates(self, exc: BaseException) -> None:
+        if self._agg_error is None:
             self._agg_error = (
                 _unavailable(self.where, exc) if isinstance(exc, psycopg.OperationalError) else exc
             )
+
+    def _aggregate_work(
+        self,
+        conn: psycopg.Connection | None,
+        work: list[_Work],
+        results: list[tuple[str, Aggregates | None, dict[int, Aggregates]]],
+    ) -> None:
+        """Takes items off `work` until it is empty, on `conn` or on a new snapshot connection."""
+        try:
+            with contextlib.ExitStack() as stack:
+                if conn is None:
+                    conn = stack.enter_context(self._snapshot_connection())
+                while self._agg_error is None and not self._stop.is_set():
+                    try:
+                        item = work.pop()
+                    except IndexError:
+                        return
+                    results.append(item.run(conn))
+        except BaseException as exc:
+            self._fail_aggregates(exc)
 
     def chunks(self, stream: Stream) -> Iterator[pa.Table]:
         """The stream's planned rows, as Arrow tables of about CHUNK_BYTES of CSV each."""
@@ -325,9 +384,10 @@ class SourceReader:
 
     def source_aggregates(self) -> dict[str, SourceAggregates]:
         """Each reconciled stream's window and bucket aggregates, from the same snapshot as the rows."""
-        assert self._thread is not None and self._agg_thread is not None, "start() first"
+        assert self._thread is not None and self._agg_threads, "start() first"
         self._thread.join()
-        self._agg_thread.join()
+        for thread in self._agg_threads:
+            thread.join()
         if self._error is not None:
             raise self._error
         if self._agg_error is not None:
@@ -335,38 +395,65 @@ class SourceReader:
         return dict(self._aggregates)
 
 
-def _aggregates(conn: psycopg.Connection, stream: Stream, planner: Planner) -> SourceAggregates:
-    names = {
+def _names(stream: Stream) -> dict[str, sql.Composable]:
+    return {
         "pk": sql.Identifier(stream.primary_key[0]),
         "cursor": sql.Identifier(stream.cursor_field),
         "table": sql.Identifier(SOURCE_SCHEMA, stream.name),
     }
+
+
+def _plan(conn: psycopg.Connection, stream: Stream, planner: Planner) -> Scope:
     # The largest id is an index lookup; reading it here, not before the rows, keeps a table
     # that another session has locked from holding up the whole sync.
     found = conn.execute(
-        sql.SQL("select max({pk})::bigint from {table}").format(**names), ()
+        sql.SQL("select max({pk})::bigint from {table}").format(**_names(stream)), ()
     ).fetchone()
-    scope = planner(stream, None if found is None or found[0] is None else int(found[0]))
-    window = None
-    if scope.since is not None:
-        row = conn.execute(
-            sql.SQL(CHECKSUM_SQL).format(
-                where=sql.SQL("where {cursor} >= {since}").format(
-                    cursor=names["cursor"], since=sql.Literal(scope.since)
-                ),
+    return planner(stream, None if found is None or found[0] is None else int(found[0]))
+
+
+# Buckets per aggregate query: small enough to share a large table's slice between connections.
+BUCKETS_PER_QUERY = 8
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One query of the reconciliation: a stream's window, or a run of its slice's buckets."""
+
+    stream: Stream
+    since: datetime | None = None
+    first_bucket: int = 0
+    end_bucket: int = 0
+    bucket_ids: int = 1
+
+    def run(self, conn: psycopg.Connection) -> tuple[str, Aggregates | None, dict[int, Aggregates]]:
+        names = _names(self.stream)
+        if self.since is not None:
+            where = sql.SQL("where {cursor} >= {since}").format(
+                cursor=names["cursor"], since=sql.Literal(self.since)
+            )
+            row = conn.execute(sql.SQL(CHECKSUM_SQL).format(where=where, **names), ()).fetchone()
+            assert row is not None
+            return self.stream.name, Aggregates.of(*row), {}
+        rows = conn.execute(
+            sql.SQL(BUCKETS_SQL).format(
+                width=sql.Literal(self.bucket_ids),
+                lo=sql.Literal(self.first_bucket * self.bucket_ids),
+                hi=sql.Literal(self.end_bucket * self.bucket_ids),
                 **names,
             ),
             (),
-        ).fetchone()
-        assert row is not None
-        window = Aggregates.of(*row)
-    rows = conn.execute(
-        sql.SQL(BUCKETS_SQL).format(
-            width=sql.Literal(scope.bucket_ids),
-            lo=sql.Literal(scope.first_id),
-            hi=sql.Literal(scope.end_id),
-            **names,
-        ),
-        (),
-    ).fetchall()
-    return SourceAggregates(scope, window, {int(r[0]): Aggregates.of(*r[1:]) for r in rows})
+        ).fetchall()
+        return self.stream.name, None, {int(r[0]): Aggregates.of(*r[1:]) for r in rows}
+
+
+def _aggregate_work(streams: list[Stream], scopes: list[Scope]) -> list[_Work]:
+    """Every query of the reconciliation, the largest last (the workers pop from the end)."""
+    work = [_Work(s, since=scope.since) for s, scope in zip(streams, scopes, strict=True)]
+    work = [w for w in work if w.since is not None]
+    for stream, scope in zip(streams, scopes, strict=True):
+        for first in range(scope.first_bucket, scope.end_bucket, BUCKETS_PER_QUERY):
+            end = min(first + BUCKETS_PER_QUERY, scope.end_bucket)
+            work.append(_Work(stream, None, first, end, scope.bucket_ids))
+    work.sort(key=lambda w: w.end_bucket - w.first_bucket)
+    return work

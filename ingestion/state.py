@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 
 from ingestion.raw import run
 from ingestion.reconcile import Reconciliation
@@ -60,10 +61,32 @@ def load_rotation(con: duckdb.DuckDBPyConnection, bucket_ids: int) -> dict[str, 
     return {stream: int(nxt) for stream, nxt, size in rows if size == bucket_ids}
 
 
+# BUCKETS_TABLE's columns, in its order.
+_BUCKET_COLUMNS = pa.schema(
+    [
+        ("stream", pa.string()),
+        ("bucket", pa.int64()),
+        ("bucket_ids", pa.int64()),
+        ("rows", pa.int64()),
+        ("checksum", pa.uint64()),
+        ("matched", pa.bool_()),
+        ("sync_id", pa.int64()),
+    ]
+)
+
+
 def save_reconciliation(
     con: duckdb.DuckDBPyConnection, sync_id: int, reconciliations: list[Reconciliation]
 ) -> None:
     """The rotation and the checked buckets' RAW checksums, in one transaction."""
+    rows = [
+        (r.stream, b, r.scope.bucket_ids, c.raw.rows, c.raw.checksum, c.ok, sync_id)
+        for r in reconciliations
+        for b, c in r.buckets.items()
+    ]
+    checked = pa.Table.from_pylist(
+        [dict(zip(_BUCKET_COLUMNS.names, row, strict=True)) for row in rows], _BUCKET_COLUMNS
+    )
     run(con, "begin transaction")
     try:
         for r in reconciliations:
@@ -83,12 +106,12 @@ def save_reconciliation(
                     f"delete from {BUCKETS_TABLE} where stream = ? and bucket >= ? and bucket < ?",
                     [r.stream, scope.first_bucket, scope.end_bucket],
                 )
-            rows = [
-                (r.stream, b, scope.bucket_ids, c.raw.rows, c.raw.checksum, c.ok, sync_id)
-                for b, c in r.buckets.items()
-            ]
-            if rows:
-                con.executemany(f"insert into {BUCKETS_TABLE} values (?, ?, ?, ?, ?, ?, ?)", rows)
+        # One insert of every checked bucket: row by row, a 10M-row source's slice took 0.1 s.
+        con.register("_checked", checked)
+        try:
+            run(con, f"insert into {BUCKETS_TABLE} select * from _checked")
+        finally:
+            con.unregister("_checked")
         run(con, "commit")
     except BaseException:
         run(con, "rollback")

@@ -187,6 +187,7 @@ def _run_sync(
     notify = progress or (lambda event, name, rows: None)
     span, bucket_ids = recon.span_from_env(), recon.bucket_ids_from_env()
     max_buckets = recon.max_buckets_from_env(bucket_ids)
+    connections = recon.connections_from_env()
 
     # The source is opened (and every table checked) before the warehouse file is touched, so
     # an unreachable source leaves RAW exactly as it was.
@@ -227,7 +228,7 @@ def _run_sync(
                         max_buckets=max_buckets,
                     )
 
-            source.start(plans, planner)
+            source.start(plans, planner, connections)
             result.phases["open"] = time.perf_counter() - started
             result.streams = _sync_streams(
                 source, con, streams, columns, existing, saved, sync_id, full_refresh, notify

@@ -7,11 +7,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pytest
+from psycopg import sql
 
+from core.catalog import SOURCE_SCHEMA, STREAMS, Stream
 from ingestion import state
 from ingestion.errors import IngestionError, ReconciliationFailed
-from ingestion.reconcile import MAX_IDS_ENV, max_buckets_from_env, plan_scope, syncs_to_cover
+from ingestion.reconcile import (
+    CONNECTIONS_ENV,
+    MAX_IDS_ENV,
+    Scope,
+    SourceAggregates,
+    max_buckets_from_env,
+    plan_scope,
+    syncs_to_cover,
+)
+from ingestion.source import BUCKETS_PER_QUERY, BUCKETS_SQL, ReadPlan, SourceReader
 from ingestion.sync import run_sync
 from tests.ingestion.conftest import assert_mirrors, raw_query
 
@@ -166,3 +178,67 @@ def test_the_slice_has_no_cap_unless_mdp_reconcile_max_ids_sets_one(
     monkeypatch.setenv(MAX_IDS_ENV, "-5")
     with pytest.raises(IngestionError, match=MAX_IDS_ENV):
         max_buckets_from_env(16_384)
+
+
+@pytest.mark.postgres
+def test_the_slice_split_over_several_connections_sums_the_same(
+    source_dsn: str, cycle: Callable[..., None], rotating: None
+) -> None:
+    cycle(300)
+    streams = list(STREAMS)
+
+    def aggregates(connections: int) -> dict[str, SourceAggregates]:
+        with SourceReader(source_dsn) as source:
+            columns = source.columns(streams)
+            since = datetime(2000, 1, 1, tzinfo=UTC)
+
+            def planner(s: Stream, max_id: int | None) -> Scope:
+                return plan_scope(s.name, since, max_id, 0, 1, 2, False)
+
+            source.start(
+                [ReadPlan(s, columns[s.name], since) for s in streams], planner, connections
+            )
+            for s in streams:
+                for _ in source.chunks(s):
+                    pass
+            return source.source_aggregates()
+
+    one = aggregates(1)
+    payments = one["payments"]
+    # Span 1: the slice is every bucket of 2 ids, more of them than one query takes.
+    assert payments.scope.end_bucket - payments.scope.first_bucket > BUCKETS_PER_QUERY
+    assert payments.window is not None and payments.window.rows > 0
+    with psycopg.connect(source_dsn) as conn:
+        (total,) = conn.execute("select count(*) from app.payments").fetchone() or (0,)
+    assert sum(a.rows for a in payments.buckets.values()) == total
+    assert aggregates(3) == one
+
+
+@pytest.mark.postgres
+def test_a_slice_reads_only_the_id_and_cursor_index(
+    source_dsn: str, cycle: Callable[..., None]
+) -> None:
+    """The bucket sums are an index-only scan of the source's (id) include (updated_at) index."""
+    cycle(300)
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("vacuum analyze app.payments")
+        names = {
+            "pk": sql.Identifier("id"),
+            "cursor": sql.Identifier("updated_at"),
+            "table": sql.Identifier(SOURCE_SCHEMA, "payments"),
+        }
+        query = sql.SQL(BUCKETS_SQL).format(
+            width=sql.Literal(40), lo=sql.Literal(0), hi=sql.Literal(400), **names
+        )
+        conn.execute("set enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(sql.SQL("explain ") + query, ()).fetchall())
+    assert "Index Only Scan using payments_id_updated_at_idx" in plan, plan
+    assert "HashAggregate" not in plan, plan
+
+
+def test_a_bad_connection_count_is_named_with_its_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CONNECTIONS_ENV, "0")
+    with pytest.raises(IngestionError, match=f"{CONNECTIONS_ENV}='0' is not a whole number"):
+        run_sync("postgresql://nowhere.invalid/app", tmp_path / "raw.duckdb")

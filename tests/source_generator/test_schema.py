@@ -125,6 +125,9 @@ def test_keys_unique_uid_cursor_indexes_and_no_foreign_keys(source_dsn: str) -> 
         assert any(t == table and re.search(r"\(updated_at\)$", d) for t, d in indexes), (
             f"{table} has no index on its sync cursor updated_at"
         )
+        assert any(
+            t == table and re.search(r"\(id\) INCLUDE \(updated_at\)$", d) for t, d in indexes
+        ), f"{table} has no (id) include (updated_at) index for the sync's reconciliation"
     assert any(t == "users" and "UNIQUE" in d and "(uid)" in d for t, d in indexes)
     assert foreign_keys == (0,)
 
