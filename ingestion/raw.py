@@ -263,11 +263,23 @@ def _merge(
     same_key = " and ".join(f"r.{quote(k)} = b.{quote(k)}" for k in stream.primary_key)
     cursor = quote(stream.cursor_field)
     differs = " or ".join(f"r.{quote(c.name)} is distinct from b.{quote(c.name)}" for c in columns)
-    newer = f"b.{cursor} > r.{cursor} or (b.{cursor} = r.{cursor} and ({differs}))"
-    replaced = run(
-        con, f"delete from {table} as r using {batch} as b where {same_key} and ({newer})"
+    # A RAW row is replaced when the batch holds its key with a later cursor, or the same cursor
+    # and other values. Two deletes: the first reads only RAW's key and cursor columns. The
+    # second compares whole rows, but only where key and cursor are equal: DuckDB passes the
+    # batch's cursor range into that scan, so it reads the row groups of recent cursors only,
+    # not every column of the whole table.
+    keys = ", ".join(f"{quote(k)}" for k in (*stream.primary_key, stream.cursor_field))
+    newer = run(
+        con,
+        f"delete from {table} as r using (select {keys} from {batch}) as b "
+        f"where {same_key} and b.{cursor} > r.{cursor}",
     )
-    result.updated = int(replaced[0][0])
+    altered = run(
+        con,
+        f"delete from {table} as r using {batch} as b "
+        f"where {same_key} and b.{cursor} = r.{cursor} and ({differs})",
+    )
+    result.updated = int(newer[0][0]) + int(altered[0][0])
     source_cols = ", ".join(f"b.{quote(c.name)}" for c in columns)
     # The batch's keys still in RAW, found by a semi join: DuckDB pushes the batch's key range
     # into that scan (a bare NOT EXISTS reads every key of the table), so the cost follows the

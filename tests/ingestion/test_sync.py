@@ -143,6 +143,32 @@ def test_rows_sharing_the_saved_cursor_are_neither_lost_nor_duplicated(
     ]
 
 
+def test_a_row_changed_without_a_new_cursor_is_replaced_and_identical_rows_are_kept(
+    source_dsn: str, raw_path: Path
+) -> None:
+    t = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    insert = (
+        "insert into app.banks (id, user_id, bank_name, created_at, updated_at) "
+        "values (%s, 1, %s, %s, %s)"
+    )
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute(insert, (1, "first", t, t))
+        conn.execute(insert, (2, "second", t, t))
+    run_sync(source_dsn, raw_path, lookback=NO_LOOKBACK)
+    extracted = dict(raw_rows(raw_path, "banks", ["id", "_airbyte_extracted_at"]))
+
+    # Re-read at the saved cursor: row 1 altered with updated_at left as it was, row 2 as it was.
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("update app.banks set bank_name = 'renamed' where id = 1")
+    result = run_sync(source_dsn, raw_path, lookback=NO_LOOKBACK)
+
+    banks = {s.stream: s for s in result.streams}["banks"]
+    assert (banks.rows_read, banks.inserted, banks.updated) == (2, 0, 1)
+    assert raw_rows(raw_path, "banks", ["id", "bank_name"]) == [(1, "renamed"), (2, "second")]
+    after = dict(raw_rows(raw_path, "banks", ["id", "_airbyte_extracted_at"]))
+    assert after[2] == extracted[2] and after[1] > extracted[1]
+
+
 def test_late_rows_are_captured(
     source_dsn: str, raw_path: Path, cycle: Callable[..., None]
 ) -> None:
