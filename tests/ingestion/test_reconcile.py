@@ -12,8 +12,9 @@ import pytest
 from psycopg import sql
 
 from core.catalog import SOURCE_SCHEMA, STREAMS, Stream
+from ingestion import source as source_module
 from ingestion import state
-from ingestion.errors import IngestionError, ReconciliationFailed
+from ingestion.errors import IngestionError, ReconciliationFailed, SourceUnavailable
 from ingestion.reconcile import (
     CONNECTIONS_ENV,
     MAX_IDS_ENV,
@@ -242,3 +243,31 @@ def test_a_bad_connection_count_is_named_with_its_fix(
     monkeypatch.setenv(CONNECTIONS_ENV, "0")
     with pytest.raises(IngestionError, match=f"{CONNECTIONS_ENV}='0' is not a whole number"):
         run_sync("postgresql://nowhere.invalid/app", tmp_path / "raw.duckdb")
+
+
+@pytest.mark.postgres
+def test_a_failed_aggregate_query_fails_the_reconciliation_instead_of_hanging(
+    source_dsn: str, cycle: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cycle(300)
+    streams = list(STREAMS)
+    run = source_module._Work.run
+
+    def fails_on_payments(self: source_module._Work, conn: psycopg.Connection) -> object:
+        if self.stream.name == "payments":
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return run(self, conn)
+
+    monkeypatch.setattr(source_module._Work, "run", fails_on_payments)
+    with SourceReader(source_dsn) as source:
+        columns = source.columns(streams)
+
+        def planner(s: Stream, max_id: int | None) -> Scope:
+            return plan_scope(s.name, None, max_id, 0, 1, 2, True)
+
+        source.start([ReadPlan(s, columns[s.name], None) for s in streams], planner, 3)
+        for s in streams:
+            for _ in source.chunks(s):
+                pass
+        with pytest.raises(SourceUnavailable, match="server closed the connection"):
+            source.source_aggregates()
