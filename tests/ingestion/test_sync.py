@@ -115,23 +115,29 @@ def test_a_row_updated_twice_between_syncs_appears_once_with_latest_values(
     assert_mirrors(source_dsn, raw_path)
 
 
+SAME_CURSOR = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _insert_banks(dsn: str, rows: list[tuple[int, str]]) -> None:
+    """Banks with these ids and names, all stamped with the same updated_at."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for id_, name in rows:
+            conn.execute(
+                "insert into app.banks (id, user_id, bank_name, created_at, updated_at) "
+                "values (%s, 1, %s, %s, %s)",
+                (id_, name, SAME_CURSOR, SAME_CURSOR),
+            )
+
+
 def test_rows_sharing_the_saved_cursor_are_neither_lost_nor_duplicated(
     source_dsn: str, raw_path: Path
 ) -> None:
-    t = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-    insert = (
-        "insert into app.banks (id, user_id, bank_name, created_at, updated_at) "
-        "values (%s, 1, %s, %s, %s)"
-    )
-    with psycopg.connect(source_dsn, autocommit=True) as conn:
-        conn.execute(insert, (1, "first", t, t))
-        conn.execute(insert, (2, "second", t, t))
+    _insert_banks(source_dsn, [(1, "first"), (2, "second")])
     result = run_sync(source_dsn, raw_path, lookback=NO_LOOKBACK)
-    assert {s.stream: s.cursor for s in result.streams}["banks"] == t
+    assert {s.stream: s.cursor for s in result.streams}["banks"] == SAME_CURSOR
 
     # A third row stamped with exactly the saved cursor value, committed after the sync.
-    with psycopg.connect(source_dsn, autocommit=True) as conn:
-        conn.execute(insert, (3, "third", t, t))
+    _insert_banks(source_dsn, [(3, "third")])
     result = run_sync(source_dsn, raw_path, lookback=NO_LOOKBACK)
 
     banks = {s.stream: s for s in result.streams}["banks"]
@@ -146,14 +152,7 @@ def test_rows_sharing_the_saved_cursor_are_neither_lost_nor_duplicated(
 def test_a_row_changed_without_a_new_cursor_is_replaced_and_identical_rows_are_kept(
     source_dsn: str, raw_path: Path
 ) -> None:
-    t = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-    insert = (
-        "insert into app.banks (id, user_id, bank_name, created_at, updated_at) "
-        "values (%s, 1, %s, %s, %s)"
-    )
-    with psycopg.connect(source_dsn, autocommit=True) as conn:
-        conn.execute(insert, (1, "first", t, t))
-        conn.execute(insert, (2, "second", t, t))
+    _insert_banks(source_dsn, [(1, "first"), (2, "second")])
     run_sync(source_dsn, raw_path, lookback=NO_LOOKBACK)
     extracted = dict(raw_rows(raw_path, "banks", ["id", "_airbyte_extracted_at"]))
 
