@@ -1,12 +1,19 @@
 {#- The lower bound of an incremental run: the newest `column` already in `this`, minus the
-    lookback. On DuckDB it is read first and inlined as a literal, so the filter reaches the
-    raw table scan; Snowflake prunes with the scalar subquery as it is. -#}
+    lookback; everything when `this` has no value yet (e.g. a column added since). On DuckDB it
+    is read first and inlined as a literal, so the filter reaches the raw table scan; Snowflake
+    prunes with the scalar subquery as it is. -#}
 {% macro incremental_lower_bound(column, lookback_hours) -%}
     {{ return(adapter.dispatch('incremental_lower_bound', 'mdp')(column, lookback_hours)) }}
 {%- endmacro %}
 
 {% macro default__incremental_lower_bound(column, lookback_hours) -%}
-    (select {{ dbt.dateadd('hour', -1 * lookback_hours, 'max(' ~ column ~ ')') }} from {{ this }})
+    (
+        select coalesce(
+            {{ dbt.dateadd('hour', -1 * lookback_hours, 'max(' ~ column ~ ')') }},
+            cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }})
+        )
+        from {{ this }}
+    )
 {%- endmacro %}
 
 {% macro duckdb__incremental_lower_bound(column, lookback_hours) -%}
@@ -124,4 +131,37 @@
         {%- for column in compare %}
         or {{ relation }}.{{ column }} is distinct from built.{{ column }}
         {%- endfor %}
+{%- endmacro %}
+
+{#- D7's memory (base_postgres_airbyte__payment_charges): the charges of the raw payments in
+    the run's window, each with its smallest payment id there; every raw payment in a full
+    build. -#}
+{% macro payment_charges_in_window() -%}
+    select
+        {{ charge_key('charge_id') }} as charge_key,
+        charge_id,
+        min(id) as first_payment_id,
+        max(_airbyte_extracted_at) as _synced_until
+
+    from {{ source('postgres_airbyte', 'payments') }}
+    where
+        charge_id is not null
+        {% if is_incremental() %}
+            and _airbyte_extracted_at >= {{ incremental_lower_bound('_synced_until', var('payments_lookback_hours')) }}
+        {% endif %}
+    group by charge_id
+{%- endmacro %}
+
+{#- The pre-hook of D7's memory: delete the charges whose first payment id the window lowers
+    (a payment with a smaller id synced late), so the run appends them again with it. -#}
+{% macro payment_charges_delete_lowered() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where charge_key in (
+            select window_charges.charge_key
+            from ({{ payment_charges_in_window() }}) as window_charges
+            inner join {{ this }} as built on window_charges.charge_key = built.charge_key
+            where window_charges.first_payment_id < built.first_payment_id
+        )
+    {%- endif -%}
 {%- endmacro %}
