@@ -13,23 +13,14 @@
         incremental_strategy='append',
         tmp_relation_type='transient',
         on_schema_change='sync_all_columns',
-        pre_hook="{{ payment_charges_delete_lowered() }}",
+        pre_hook="{{ payment_charges_prepare() }}",
     )
 }}
 
-with
-
-charges as (
-
-    {{ payment_charges_in_window() }}
-
-)
-
-select * from charges
 {% if is_incremental() %}
-    where not exists (
-        select 1
-        from {{ this }} as built
-        where built.charge_key = charges.charge_key
-    )
+    -- The window's new and lowered charges, looked up once by the pre-hook.
+    select charge_key, charge_id, first_payment_id, _synced_until
+    from {{ payment_charges_window_relation() }}
+{% else %}
+    {{ payment_charges_in_window() }}
 {% endif %}
