@@ -137,6 +137,14 @@
     the run's window, each with its smallest payment id there; every raw payment in a full
     build. -#}
 {% macro payment_charges_in_window() -%}
+    {%- if is_incremental() and execute -%}
+        {#- A memory built before `_synced_until` replaced `_airbyte_extracted_at` (same meaning)
+            is read by its old column until the run syncs its columns. -#}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set synced_column = '_synced_until' if '_synced_until' in columns else '_airbyte_extracted_at' -%}
+    {%- else -%}
+        {%- set synced_column = '_synced_until' -%}
+    {%- endif %}
     select
         {{ charge_key('charge_id') }} as charge_key,
         charge_id,
@@ -147,7 +155,7 @@
     where
         charge_id is not null
         {% if is_incremental() %}
-            and _airbyte_extracted_at >= {{ incremental_lower_bound('_synced_until', var('payments_lookback_hours')) }}
+            and _airbyte_extracted_at >= {{ incremental_lower_bound(synced_column, var('payments_lookback_hours')) }}
         {% endif %}
     group by charge_id
 {%- endmacro %}
