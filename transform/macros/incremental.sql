@@ -195,7 +195,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The temporary table payment_charges_prepare fills, in the session of the run. -#}
+{#- The temporary table payment_charges_prepare fills, in the session of the run. Unqualified:
+    it lands in the session's schema, and fakesnow keeps temporary tables only there. -#}
 {% macro payment_charges_window_relation() -%}
     {{ return(this.identifier ~ '__window') }}
 {%- endmacro %}
