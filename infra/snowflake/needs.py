@@ -195,17 +195,20 @@ def dbt_needs(internal_schema: str = n.RAW_SCHEMA) -> list[Need]:
                  "(unit tests)", "USAGE", "SCHEMA", db, "STAGING", source="dbt-unit-test"),
             Need(DBT, f"create or replace temporary table {db}.INTERMEDIATE.<model>__dbt_tmp "
                  "(unit tests)", "USAGE", "SCHEMA", db, "INTERMEDIATE", source="dbt-unit-test"),
-            # The one incremental model in STAGING (delete+insert, tmp_relation_type
-            # transient, on_schema_change append_new_columns).
+            # The one incremental model in STAGING (append after a pre-hook, tmp_relation_type
+            # transient, on_schema_change sync_all_columns).
             Need(DBT, f"create or replace transient table {db}.STAGING.{_CHARGES} "
                  "(first run, --full-refresh)", "CREATE TABLE", "SCHEMA", db, "STAGING",
                  source="dbt-incremental"),
             Need(DBT, f"create or replace transient table {db}.STAGING.{_CHARGES}__dbt_tmp",
                  "CREATE TABLE", "SCHEMA", db, "STAGING", source="dbt-transient-tmp"),
-            Need(DBT, f"delete from {db}.STAGING.{_CHARGES} using {_CHARGES}__dbt_tmp; "
-                 "insert into", "OWNERSHIP", "TABLE", db, "STAGING", owner=DBT,
-                 source="dbt-delete-insert"),
-            Need(DBT, f"alter table {db}.STAGING.{_CHARGES} add column (append_new_columns)",
+            # Its pre-hook looks the window's charges up into a temporary table of the session.
+            Need(DBT, f"create or replace temporary table {_CHARGES}__window (pre-hook)",
+                 "USAGE", "SCHEMA", db, "STAGING", source="dbt-project"),
+            Need(DBT, f"delete from {db}.STAGING.{_CHARGES} where charge_key in (...) "
+                 "(pre-hook, rare); insert into", "OWNERSHIP", "TABLE", db, "STAGING", owner=DBT,
+                 source="dbt-project"),
+            Need(DBT, f"alter table {db}.STAGING.{_CHARGES} add/drop column (sync_all_columns)",
                  "OWNERSHIP", "TABLE", db, "STAGING", owner=DBT, source="dbt-add-columns"),
             Need(DBT, f"alter table {db}.STAGING.{_CHARGES} alter <column> set data type "
                  "(expand_target_column_types)", "OWNERSHIP", "TABLE", db, "STAGING",

@@ -1,12 +1,19 @@
 {#- The lower bound of an incremental run: the newest `column` already in `this`, minus the
-    lookback. On DuckDB it is read first and inlined as a literal, so the filter reaches the
-    raw table scan; Snowflake prunes with the scalar subquery as it is. -#}
+    lookback; everything when `this` has no value yet (e.g. a column added since). On DuckDB it
+    is read first and inlined as a literal, so the filter reaches the raw table scan; Snowflake
+    prunes with the scalar subquery as it is. -#}
 {% macro incremental_lower_bound(column, lookback_hours) -%}
     {{ return(adapter.dispatch('incremental_lower_bound', 'mdp')(column, lookback_hours)) }}
 {%- endmacro %}
 
 {% macro default__incremental_lower_bound(column, lookback_hours) -%}
-    (select {{ dbt.dateadd('hour', -1 * lookback_hours, 'max(' ~ column ~ ')') }} from {{ this }})
+    (
+        select coalesce(
+            {{ dbt.dateadd('hour', -1 * lookback_hours, 'max(' ~ column ~ ')') }},
+            cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }})
+        )
+        from {{ this }}
+    )
 {%- endmacro %}
 
 {% macro duckdb__incremental_lower_bound(column, lookback_hours) -%}
@@ -124,4 +131,72 @@
         {%- for column in compare %}
         or {{ relation }}.{{ column }} is distinct from built.{{ column }}
         {%- endfor %}
+{%- endmacro %}
+
+{#- D7's memory (base_postgres_airbyte__payment_charges): the charges of the raw payments in
+    the run's window, each with its smallest payment id there; every raw payment in a full
+    build. -#}
+{% macro payment_charges_in_window() -%}
+    {%- if is_incremental() and execute -%}
+        {#- A memory built before `_synced_until` replaced `_airbyte_extracted_at` (same meaning)
+            is read by its old column until the run syncs its columns. -#}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set synced_column = '_synced_until' if '_synced_until' in columns else '_airbyte_extracted_at' -%}
+    {%- else -%}
+        {%- set synced_column = '_synced_until' -%}
+    {%- endif %}
+    select
+        {{ charge_key('charge_id') }} as charge_key,
+        charge_id,
+        min(id) as first_payment_id,
+        max(_airbyte_extracted_at) as _synced_until
+
+    from {{ source('postgres_airbyte', 'payments') }}
+    where
+        charge_id is not null
+        {% if is_incremental() %}
+            and _airbyte_extracted_at >= {{ incremental_lower_bound(synced_column, var('payments_lookback_hours')) }}
+        {% endif %}
+    group by charge_id
+{%- endmacro %}
+
+{#- The pre-hook of D7's memory, in an incremental run: look the window's charges up in the
+    memory once (new ones, and those whose first payment id the window lowers because a
+    payment with a smaller id was synced late) into a temporary table that the run then reads,
+    and delete the lowered ones, so the run appends them again with the smaller id. The lookup
+    scans the memory's key column; doing it once, not in both the delete and the run, saves
+    one such scan. The delete runs only when there is something to delete (rare). -#}
+{% macro payment_charges_prepare() -%}
+    {%- if is_incremental() -%}
+        {%- set window_relation = payment_charges_window_relation() -%}
+        {%- call statement('payment_charges_window') -%}
+            create or replace temporary table {{ window_relation }} as
+            select
+                window_charges.charge_key,
+                window_charges.charge_id,
+                window_charges.first_payment_id,
+                window_charges._synced_until,
+                built.charge_key is not null as is_lowered
+            from ({{ payment_charges_in_window() }}) as window_charges
+            left join {{ this }} as built on window_charges.charge_key = built.charge_key
+            where
+                built.charge_key is null
+                or window_charges.first_payment_id < built.first_payment_id
+        {%- endcall -%}
+        {%- if execute -%}
+            {%- set lowered = run_query(
+                'select count(*) from ' ~ window_relation ~ ' where is_lowered'
+            ).columns[0].values()[0] -%}
+            {%- if lowered > 0 -%}
+                delete from {{ this }}
+                where charge_key in (select charge_key from {{ window_relation }} where is_lowered)
+            {%- endif -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The temporary table payment_charges_prepare fills, in the session of the run. Unqualified:
+    it lands in the session's schema, and fakesnow keeps temporary tables only there. -#}
+{% macro payment_charges_window_relation() -%}
+    {{ return(this.identifier ~ '__window') }}
 {%- endmacro %}
