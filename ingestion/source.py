@@ -313,7 +313,7 @@ class SourceReader:
     def _aggregate_work(
         self,
         conn: psycopg.Connection | None,
-        work: list[_Work],
+        work: list[AggregateQuery],
         results: list[tuple[str, Aggregates | None, dict[int, Aggregates]]],
     ) -> None:
         """Takes items off `work` until it is empty, on `conn` or on a new snapshot connection."""
@@ -417,7 +417,7 @@ BUCKETS_PER_QUERY = 8
 
 
 @dataclass(frozen=True)
-class _Work:
+class AggregateQuery:
     """One query of the reconciliation: a stream's window, or a run of its slice's buckets."""
 
     stream: Stream
@@ -447,13 +447,13 @@ class _Work:
         return self.stream.name, None, {int(r[0]): Aggregates.of(*r[1:]) for r in rows}
 
 
-def _aggregate_work(streams: list[Stream], scopes: list[Scope]) -> list[_Work]:
+def _aggregate_work(streams: list[Stream], scopes: list[Scope]) -> list[AggregateQuery]:
     """Every query of the reconciliation, the largest last (the workers pop from the end)."""
-    work = [_Work(s, since=scope.since) for s, scope in zip(streams, scopes, strict=True)]
+    work = [AggregateQuery(s, since=scope.since) for s, scope in zip(streams, scopes, strict=True)]
     work = [w for w in work if w.since is not None]
     for stream, scope in zip(streams, scopes, strict=True):
         for first in range(scope.first_bucket, scope.end_bucket, BUCKETS_PER_QUERY):
             end = min(first + BUCKETS_PER_QUERY, scope.end_bucket)
-            work.append(_Work(stream, None, first, end, scope.bucket_ids))
+            work.append(AggregateQuery(stream, None, first, end, scope.bucket_ids))
     work.sort(key=lambda w: w.end_bucket - w.first_bucket)
     return work

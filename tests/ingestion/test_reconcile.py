@@ -251,14 +251,14 @@ def test_a_failed_aggregate_query_fails_the_reconciliation_instead_of_hanging(
 ) -> None:
     cycle(300)
     streams = list(STREAMS)
-    run = source_module._Work.run
+    run = source_module.AggregateQuery.run
 
-    def fails_on_payments(self: source_module._Work, conn: psycopg.Connection) -> object:
+    def fails_on_payments(self: source_module.AggregateQuery, conn: psycopg.Connection) -> object:
         if self.stream.name == "payments":
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return run(self, conn)
 
-    monkeypatch.setattr(source_module._Work, "run", fails_on_payments)
+    monkeypatch.setattr(source_module.AggregateQuery, "run", fails_on_payments)
     with SourceReader(source_dsn) as source:
         columns = source.columns(streams)
 
