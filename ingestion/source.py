@@ -295,7 +295,9 @@ class SourceReader:
             if self._agg_error is not None or self._stop.is_set():
                 return
             for stream, scope in zip(streams, scopes, strict=True):
-                window = next((w for name, w, _ in results if name == stream.name and w), None)
+                window = next(
+                    (w for name, w, _ in results if name == stream.name and w is not None), None
+                )
                 buckets = {
                     b: agg for name, _, found in results if name == stream.name
                     for b, agg in found.items()
