@@ -266,8 +266,8 @@ def _merge(
     # A RAW row is replaced when the batch holds its key with a later cursor, or the same cursor
     # and other values. Two deletes: the first reads only RAW's key and cursor columns. The
     # second compares whole rows, but only where key and cursor are equal: DuckDB passes the
-    # batch's cursor range into that scan, so it reads the row groups of recent cursors only,
-    # not every column of the whole table.
+    # batch's cursor range into that scan as a filter, so it can skip the row groups whose
+    # cursors all fall outside it.
     keys = ", ".join(f"{quote(k)}" for k in (*stream.primary_key, stream.cursor_field))
     newer = run(
         con,
