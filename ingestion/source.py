@@ -281,7 +281,7 @@ class SourceReader:
         try:
             with self._snapshot_connection() as conn:
                 scopes = [_plan(conn, stream, planner) for stream in streams]
-                work = _aggregate_work(streams, scopes)
+                work = _queries(streams, scopes)
                 results: list[tuple[str, Aggregates | None, dict[int, Aggregates]]] = []
                 extra = [
                     threading.Thread(target=self._aggregate_work, args=(None, work, results))
@@ -449,7 +449,7 @@ class AggregateQuery:
         return self.stream.name, None, {int(r[0]): Aggregates.of(*r[1:]) for r in rows}
 
 
-def _aggregate_work(streams: list[Stream], scopes: list[Scope]) -> list[AggregateQuery]:
+def _queries(streams: list[Stream], scopes: list[Scope]) -> list[AggregateQuery]:
     """Every query of the reconciliation, the largest last (the workers pop from the end)."""
     work = [AggregateQuery(s, since=scope.since) for s, scope in zip(streams, scopes, strict=True)]
     work = [w for w in work if w.since is not None]
