@@ -169,30 +169,59 @@ def _s3_failure(shown: str, error: OSError) -> ExportTargetError:
 
 
 def _partition_values(table: pa.Table, spec: Partitioning) -> pa.Array:
-    col = table.column(spec.column)
+    """Each row's `value` partition: the column as text, null as Hive's NULL partition."""
+    col = table.column(spec.column).cast(pa.string())
+    return pc.fill_null(col, NULL_PARTITION).combine_chunks()
+
+
+def _as_utc(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A date or timestamp column as UTC timestamps (a timestamp without a zone is UTC)."""
     if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.timestamp(col.type.unit, tz="UTC"))
-    elif pa.types.is_date(col.type):
-        col = col.cast(pa.timestamp("s"))
-    else:
-        col = col.cast(pa.string())
-        return pc.fill_null(col, NULL_PARTITION).combine_chunks()
-    return pc.fill_null(pc.strftime(col, format="%Y-%m"), NULL_PARTITION).combine_chunks()
+        return col.cast(pa.timestamp(col.type.unit, tz="UTC"))
+    return col.cast(pa.timestamp("s"))
+
+
+def _month_keys(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """`YYYY-MM` (UTC) of each value; null stays null."""
+    return pc.strftime(_as_utc(col), format="%Y-%m")
+
+
+def _split_by_month(table: pa.Table, spec: Partitioning) -> dict[str, pa.Table]:
+    """Month partitions, each sorted by the column: one sort of the whole table.
+
+    Rows of the same month are consecutive in the sort, so only each month's first value is
+    formatted. The sort is stable: rows with equal values keep the warehouse's order, as a
+    filter per month followed by a sort of each month would give. Each partition is taken into
+    arrays of its own, so its digest depends on its rows only.
+    """
+    order = pc.sort_indices(table, sort_keys=[(spec.column, "ascending", "at_end")])
+    col = table.column(spec.column).take(order)
+    valued = len(col) - col.null_count
+    parts: dict[str, pa.Table] = {}
+    if valued:
+        utc = _as_utc(col.slice(0, valued))
+        months = pc.add(pc.multiply(pc.year(utc), 12), pc.month(utc)).combine_chunks()
+        changes = pc.indices_nonzero(pc.not_equal(months.slice(1), months.slice(0, valued - 1)))
+        starts = [0, *(i + 1 for i in changes.to_pylist())]
+        keys = _month_keys(col.take(starts)).to_pylist()
+        for start, end, key in zip(starts, [*starts[1:], valued], keys, strict=True):
+            parts[f"{spec.key}={quote(key, safe='')}"] = table.take(order.slice(start, end - start))
+    if valued < len(col):
+        parts[f"{spec.key}={quote(NULL_PARTITION, safe='')}"] = table.take(order.slice(valued))
+    return dict(sorted(parts.items()))
 
 
 def _split(table: pa.Table, spec: Partitioning | None) -> dict[str, pa.Table]:
     """Partition directory name -> rows; the key column leaves `value` partitions."""
     if spec is None:
         return {"": table}
+    if spec.kind == "month":
+        return _split_by_month(table, spec)
     keys = _partition_values(table, spec)
-    body = table.drop_columns([spec.column]) if spec.kind == "value" else table
-    order = [(spec.column, "ascending")] if spec.kind == "month" else []
+    body = table.drop_columns([spec.column])
     parts: dict[str, pa.Table] = {}
     for value in sorted(pc.unique(keys).to_pylist()):
-        rows = body.filter(pc.equal(keys, value))
-        if order:
-            rows = rows.sort_by(order)
-        parts[f"{spec.key}={quote(value, safe='')}"] = rows
+        parts[f"{spec.key}={quote(value, safe='')}"] = body.filter(pc.equal(keys, value))
     return parts
 
 

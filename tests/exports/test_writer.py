@@ -137,6 +137,36 @@ def _fct(result: ExportResult) -> TableExport:
     return next(t for t in result.tables if t.table == "fct_payments")
 
 
+def test_each_month_file_holds_its_rows_sorted_by_time_and_nulls_go_to_the_null_partition(
+    warehouse: Path,
+) -> None:
+    con = duckdb.connect(str(warehouse))
+    # Ties on the partition column across payments, and payments without a time.
+    con.execute(
+        "update intermediate.fct_payments set paid_at = (select max(paid_at) from "
+        "intermediate.fct_payments) where payment_id % 97 = 0"
+    )
+    con.execute("update intermediate.fct_payments set paid_at = null where payment_id % 89 = 0")
+    rows = con.execute(
+        "select payment_id, paid_at from intermediate.fct_payments order by rowid"
+    ).fetchall()
+    con.close()
+    # Expected: each month's payments sorted by time, equal times in the warehouse's order.
+    expected: dict[str, list[int]] = {}
+    timed = sorted((r for r in rows if r[1] is not None), key=lambda r: r[1])
+    for payment_id, paid_at in timed:
+        expected.setdefault(f"year_month={paid_at:%Y-%m}", []).append(payment_id)
+    expected["year_month=__HIVE_DEFAULT_PARTITION__"] = [p for p, t in rows if t is None]
+
+    export_marts(paths.exports_dir())
+
+    table_dir = paths.exports_dir() / "fct_payments"
+    assert _partitions(table_dir) == set(expected)
+    for partition, payment_ids in expected.items():
+        written = pq.read_table(table_dir / partition / "data.parquet", columns=["payment_id"])
+        assert written.column("payment_id").to_pylist() == payment_ids, partition
+
+
 def test_exporting_again_rewrites_only_the_partitions_whose_rows_changed(warehouse: Path) -> None:
     out = paths.exports_dir()
     first = export_marts(out)
