@@ -131,6 +131,10 @@ with DAG(
         execution_config=dbt.execution_config(settings.dbt_execution_mode),
         operator_args=dbt.operator_args(settings),
     )
+    if settings.dbt_execution_mode == "watcher":
+        # A test reading several models is reported with the model that defines it, so that the
+        # model tasks keep pace with the build instead of finishing one by one after it.
+        dbt.report_tests_where_defined(transform, settings)
 
     @task(execution_timeout=settings.task_timeout)
     def publish() -> dict[str, Any]:

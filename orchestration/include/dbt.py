@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import sys
@@ -192,6 +193,40 @@ def report_failure(context: Any) -> None:
 # Watcher mode: how often a model's task reads the build's progress. Cosmos's default (10 s)
 # would add up to that much after each model along the longest chain of the project.
 WATCHER_POKE_SECONDS = 1
+
+
+def tests_reported_where_defined(
+    tests_per_model: dict[str, list[str]], manifest: dict[str, Any]
+) -> dict[str, list[str]]:
+    """Watcher mode: the tests each model's test task waits for.
+
+    Cosmos reports a test that reads several models (a relationships test, a reconciliation
+    with the quarantine) with every one of them. The test task of a model built early, such as
+    `dim_date`, then waits for tests of models built late, and every model task downstream of it
+    waits too: under the scheduler they finished one after another after the build. Here such a
+    test is reported with the model that defines it (dbt's `attached_node`) only. A singular test
+    names no model and stays with each it reads; a model left with no test of its own keeps them
+    all, since its test task needs a result to report.
+    """
+    nodes = manifest.get("nodes", {})
+    reported: dict[str, list[str]] = {}
+    for model, tests in tests_per_model.items():
+        own = [t for t in tests if nodes.get(t, {}).get("attached_node") in (None, model)]
+        reported[model] = own or list(tests)
+    return reported
+
+
+def report_tests_where_defined(group: Any, settings: Settings) -> None:
+    """Point the watcher build of `group` at `tests_reported_where_defined`."""
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    with settings.dbt_manifest.open() as f:
+        manifest = json.load(f)
+    reported = tests_reported_where_defined(group.dbt_graph.tests_per_model, manifest)
+    group.dbt_graph.tests_per_model = reported
+    for task in group.children.values():
+        if isinstance(task, DbtProducerWatcherOperator):
+            task.tests_per_model = reported
 
 
 def max_active_tasks(settings: Settings) -> int:

@@ -26,7 +26,7 @@ DAG_ID = "mdp_daily"
 EXECUTION_MODE_ENV = "MDP_DBT_EXECUTION_MODE"
 EXECUTION_MODES = ("local", "watcher")
 # Watcher mode on the local target: the build, and model tasks reading its progress beside it.
-LOCAL_WATCHER_TASKS = 4
+LOCAL_WATCHER_TASKS = 8
 
 
 class SettingsError(ValueError):

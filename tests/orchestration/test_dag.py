@@ -278,6 +278,61 @@ def test_watcher_mode_runs_one_build_and_gives_each_model_a_run_and_a_test_task(
     assert dag.max_active_tasks == LOCAL_WATCHER_TASKS > 1
 
 
+def test_watcher_mode_reports_a_test_of_several_models_with_the_model_that_defines_it(
+    monkeypatch: pytest.MonkeyPatch, dbt_project: Path
+) -> None:
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    dag = load_dag(monkeypatch, dbt_project, MDP_DBT_EXECUTION_MODE="watcher")
+    (producer,) = [t for t in dag.tasks if isinstance(t, DbtProducerWatcherOperator)]
+    reported: dict[str, list[str]] = producer.tests_per_model
+    nodes = json.loads((dbt_project / "target" / "manifest.json").read_text())["nodes"]
+    tests = {uid: n for uid, n in nodes.items() if n["resource_type"] == "test"}
+    models = {uid for uid, n in nodes.items() if n["resource_type"] == "model"}
+    # Every test the build runs is still reported by some model's test task.
+    assert set(tests) <= {t for listed in reported.values() for t in listed}
+    # A relationships test waits only in the test task of the model it is defined on: the
+    # referenced model, built earlier, reports its own tests without waiting for it.
+    shared = {
+        uid: n
+        for uid, n in tests.items()
+        if n["attached_node"] and len(set(n["depends_on"]["nodes"]) & models) > 1
+    }
+    assert shared
+    for uid, test in shared.items():
+        holders = {m for m, listed in reported.items() if uid in listed}
+        assert holders == {test["attached_node"]}, uid
+    # `dim_date` is read by relationships tests of models built late; it keeps its own tests.
+    dim_date = next(m for m in models if m.endswith(".dim_date"))
+    assert reported[dim_date]
+    assert all(tests[t]["attached_node"] == dim_date for t in reported[dim_date])
+
+
+def test_a_model_whose_only_tests_are_defined_elsewhere_keeps_them() -> None:
+    from orchestration.include.dbt import tests_reported_where_defined
+
+    manifest = {
+        "nodes": {
+            "test.p.rel": {"attached_node": "model.p.late"},
+            "test.p.own": {"attached_node": "model.p.late"},
+            "test.p.singular": {"attached_node": None},
+        }
+    }
+    reported = tests_reported_where_defined(
+        {
+            "model.p.early": ["test.p.rel"],
+            "model.p.late": ["test.p.rel", "test.p.own", "test.p.singular"],
+            "model.p.other": ["test.p.singular", "test.p.rel"],
+        },
+        manifest,
+    )
+    # Its test task needs a result to report, so it waits for the shared test as before.
+    assert reported["model.p.early"] == ["test.p.rel"]
+    assert reported["model.p.late"] == ["test.p.rel", "test.p.own", "test.p.singular"]
+    # A singular test names no model: it stays with each model it reads.
+    assert reported["model.p.other"] == ["test.p.singular"]
+
+
 def test_an_unknown_execution_mode_is_a_clear_import_error(
     monkeypatch: pytest.MonkeyPatch, dbt_project: Path
 ) -> None:
