@@ -4,7 +4,8 @@ On Linux the LocalExecutor forks its workers from the scheduler, and each worker
 process per task: modules the scheduler imported before the fork are already in every task
 process. A dbt task otherwise spends seconds importing dbt, its adapter and Cosmos before it
 runs a model; imported here, that cost is paid once per scheduler start instead of once per
-task. Each model is still its own Airflow task, run and retried alone.
+task. Each model is still its own Airflow task, run and retried alone. Locally the generator,
+the loader and the exports are imported the same way, for the tasks before and after dbt.
 
 `make airflow` selects it with `AIRFLOW__CORE__EXECUTOR=` this module's `PreloadingLocalExecutor`.
 """
@@ -27,19 +28,27 @@ MODULES = (
     "dbt.cli.main",
     "dbt.task.build",
 )
-# The adapter dbt loads for each target.
-ADAPTERS = {"local": "dbt.adapters.duckdb", "cloud": "dbt.adapters.snowflake"}
+# What each target's tasks load besides: dbt's adapter; locally also the generator, the loader
+# and the exports, which the tasks before and after dbt import.
+TARGET_MODULES = {
+    "local": (
+        "dbt.adapters.duckdb",
+        "orchestration.include.local_steps",
+        "orchestration.include.publishing",
+    ),
+    "cloud": ("dbt.adapters.snowflake",),
+}
 
 log = logging.getLogger(__name__)
 
 
 def modules_to_preload() -> tuple[str, ...]:
     try:
-        adapter = ADAPTERS.get(current_target())
+        extra = TARGET_MODULES.get(current_target(), ())
     except UnknownTarget:
         # The DAG reports an unknown target itself when it loads; here it only means no adapter.
-        adapter = None
-    return (*MODULES, adapter) if adapter else MODULES
+        extra = ()
+    return (*MODULES, *extra)
 
 
 def preload() -> dict[str, float]:

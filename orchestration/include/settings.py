@@ -26,6 +26,9 @@ DAG_ID = "mdp_daily"
 EXECUTION_MODE_ENV = "MDP_DBT_EXECUTION_MODE"
 EXECUTION_MODES = ("local", "watcher")
 # Watcher mode on the local target: the build, and model tasks reading its progress beside it.
+# With four, three model tasks waiting on the build held every slot, and the rest finished one
+# by one after it (measured under the scheduler: 43-47 s of a run outside the build with four,
+# 38 s with six, 30-31 s with eight).
 LOCAL_WATCHER_TASKS = 8
 
 

@@ -80,6 +80,13 @@ def test_the_preload_imports_dbt_and_the_targets_adapter(monkeypatch: pytest.Mon
     imported = executor.preload()
     assert {"dbt.cli.main", "cosmos.operators.local", "dbt.adapters.duckdb"} <= set(imported)
     assert "dbt.adapters.duckdb" in sys.modules
+    # Locally the generator, loader and exports tasks find their modules imported too.
+    assert {"orchestration.include.local_steps", "orchestration.include.publishing"} <= set(
+        imported
+    )
+    monkeypatch.setenv("MDP_TARGET", "cloud")
+    assert "orchestration.include.local_steps" not in executor.modules_to_preload()
+    assert "dbt.adapters.snowflake" in executor.modules_to_preload()
 
 
 def test_a_module_that_does_not_import_is_logged_and_the_scheduler_goes_on(
