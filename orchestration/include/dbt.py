@@ -193,6 +193,9 @@ def report_failure(context: Any) -> None:
 # Watcher mode: how often a model's task reads the build's progress. Cosmos's default (10 s)
 # would add up to that much after each model along the longest chain of the project.
 WATCHER_POKE_SECONDS = 1
+# A task that waits longer polls less often, up to this interval: each poll is three requests to
+# the API server, which shares the machine's cores with the build.
+WATCHER_MAX_WAIT_SECONDS = 3
 
 
 def tests_reported_where_defined(
@@ -250,7 +253,12 @@ def operator_args(settings: Settings) -> dict[str, Any]:
         # The model tasks poll the build's progress in their own process, in a slot of their
         # own: deferring would hand each wait to the triggerer and start a second process per
         # model to finish it, which costs more than the wait on a project this size.
-        args |= {"poke_interval": WATCHER_POKE_SECONDS, "deferrable": False}
+        args |= {
+            "poke_interval": WATCHER_POKE_SECONDS,
+            "exponential_backoff": True,
+            "max_wait": WATCHER_MAX_WAIT_SECONDS,
+            "deferrable": False,
+        }
     return args
 
 

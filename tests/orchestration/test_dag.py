@@ -264,8 +264,10 @@ def test_watcher_mode_runs_one_build_and_gives_each_model_a_run_and_a_test_task(
     for model in models:
         run = tasks[f"transform.{model}.run"]
         assert isinstance(run, DbtRunWatcherOperator)
-        # Polled in its own slot every second, not handed to the triggerer.
-        assert (run.deferrable, run.poke_interval) == (False, 1)
+        # Polled in its own slot, not handed to the triggerer: every second at first, then
+        # less often the longer it waits, at most 3 s apart.
+        assert (run.deferrable, run.poke_interval, run.exponential_backoff) == (False, 1, True)
+        assert run.max_wait == timedelta(seconds=3)
         assert "source_freshness" in _upstream_closure(run)
     checks = [t for t in tasks.values() if isinstance(t, DbtTestWatcherOperator)]
     assert checks and all(t.task_id.endswith(".test") for t in checks)
