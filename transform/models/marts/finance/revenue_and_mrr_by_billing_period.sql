@@ -2,7 +2,9 @@
 -- revenue from monthly subscriptions can be set beside their MRR (contract section 1a: close
 -- to it, less discounts, failures and refunds). Plans and billing periods are the
 -- subscriptions' as they are now, as in the other marts; summed over billing periods, `mrr`
--- equals MRR_BY_PLAN's and `net_revenue` MONTHLY_NET_REVENUE_BY_PLAN's, to the cent.
+-- equals MRR_BY_PLAN's, to the cent. It is the one mart that sums every payment:
+-- MONTHLY_NET_REVENUE_BY_PLAN and NET_REVENUE_BY_PLAN sum its rows (a few per month and plan),
+-- which is exact, since every payment's net revenue already has two decimals.
 with
 
 payments as (
@@ -53,6 +55,8 @@ paid as (
         payments.paid_month as month,
         subscriptions.plan_id,
         subscriptions.billing_period_id,
+        count(*) as payments,
+        sum(case when payments.is_succeeded then 1 else 0 end) as succeeded_payments,
         sum(payments.net_revenue) as net_revenue,
         sum(case when payments.is_succeeded then payments.amount else 0 end) as succeeded_amount,
         sum(case when payments.is_succeeded then payments.discount_amount else 0 end)
@@ -93,6 +97,8 @@ combined as (
         coalesce(recurring.billing_period_id, paid.billing_period_id) as billing_period_id,
         coalesce(recurring.annual_value, 0) as annual_value,
         coalesce(recurring.active_subscriptions, 0) as active_subscriptions,
+        coalesce(paid.payments, 0) as payments,
+        coalesce(paid.succeeded_payments, 0) as succeeded_payments,
         coalesce(paid.net_revenue, 0) as net_revenue,
         coalesce(paid.succeeded_amount, 0) as succeeded_amount,
         coalesce(paid.discount_amount, 0) as discount_amount,
@@ -114,6 +120,8 @@ select
     cast(billing_periods.billing_period as varchar) as billing_period,
     {{ money_divide('combined.annual_value', 12) }} as mrr,
     cast(combined.active_subscriptions as bigint) as active_subscriptions,
+    cast(combined.payments as bigint) as payments,
+    cast(combined.succeeded_payments as bigint) as succeeded_payments,
     cast(round(combined.net_revenue, 2) as decimal(14, 2)) as net_revenue,
     cast(round(combined.succeeded_amount, 2) as decimal(14, 2)) as succeeded_amount,
     cast(round(combined.discount_amount, 2) as decimal(14, 2)) as discount_amount,

@@ -26,9 +26,13 @@ movements as (
 
 ),
 
-payments as (
+-- The month's payments, summed once per month, plan and billing period by the billing-period
+-- mart. It counts the payments of subscriptions with a known plan: a subscription whose plan
+-- matches none fails stg_postgres_airbyte__subscriptions' relationships test, and dbt then
+-- builds no mart from it.
+by_billing_period as (
 
-    select * from {{ ref('fct_payments') }}
+    select * from {{ ref('revenue_and_mrr_by_billing_period') }}
 
 ),
 
@@ -73,13 +77,13 @@ churned as (
 paid as (
 
     select
-        paid_month as month,
-        sum(case when is_succeeded then amount else 0 end) as gross_amount,
-        sum(case when is_succeeded then discount_amount else 0 end) as discount_amount,
+        month,
+        sum(succeeded_amount) as gross_amount,
+        sum(discount_amount) as discount_amount,
         sum(net_revenue) as net_revenue
 
-    from payments
-    group by paid_month
+    from by_billing_period
+    group by month
 
 ),
 
