@@ -1,19 +1,24 @@
 """`make bench-transform`: full dbt build over ~10M raw payments, then an incremental one after a day.
 
 The same simulated day (same numbers of new payments, refunds and plan changes) is also run on
-a history of ~1M payments, so the incremental run's growth with the history is measured.
-Figures go to `.local/bench/transform.json`.
+a history of ~1M payments, so the incremental run's growth with the history is measured. The
+day runs `--repeat` times on each history, alternating between the two, each time from the
+warehouse the full build left; the figures use the medians, so one slow run on a shared machine
+does not decide them. Figures go to `.local/bench/transform.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -235,46 +240,84 @@ def check_against_full_rebuild(warehouse: Path, threads: int) -> None:
     print("incremental result equals a full rebuild, table by table")
 
 
-@dataclass(frozen=True)
-class Measured:
-    payments: int
-    full_s: float
-    incremental_s: float
-
-
-def measure(
-    payments: int, days: int, day: Day, options: argparse.Namespace, check: bool
-) -> Measured:
-    """A full build over `payments` raw payments, then the incremental run after `day`."""
-    home = Path(tempfile.mkdtemp(prefix="mdp-bench-transform-"))
-    # The runs use a warehouse of their own; the figures still go to the caller's MDP_HOME.
+@contextlib.contextmanager
+def local_home(home: Path) -> Iterator[None]:
+    """Runs dbt against the warehouse under `home`; the figures still go to the caller's MDP_HOME."""
     caller_home = os.environ.get("MDP_HOME")
     os.environ["MDP_HOME"] = str(home)
-    warehouse = home / "warehouse"
-    warehouse.mkdir(parents=True)
-    raw = warehouse / "raw.duckdb"
     try:
-        started = time.perf_counter()
-        generate_raw(raw, payments, days)
-        print(f"raw layer: {payments:,} payments generated in {time.perf_counter() - started:.1f}s")
-        run = ["run", "--threads", str(options.threads)]
-        # Parse once up front so neither timed run pays for a cold project parse.
-        timed_run(["parse"])
-        full = timed_run([*run, "--full-refresh"], f"full build, {payments:,}", options.slowest)
-        add_day(raw, payments, days, day)
-        incremental = timed_run(run, f"incremental build, {payments:,}", options.slowest)
-        if check:
-            check_against_full_rebuild(warehouse, options.threads)
-        return Measured(payments, full, incremental)
+        yield
     finally:
         if caller_home is None:
             del os.environ["MDP_HOME"]
         else:
             os.environ["MDP_HOME"] = caller_home
-        if options.keep:
-            print(f"warehouse kept in {warehouse}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class History:
+    """One history size: its warehouse after the full build, kept to start each day from."""
+
+    payments: int
+    home: Path
+    full_s: float
+    incremental_s: list[float] = field(default_factory=list)
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def built(self) -> Path:
+        return self.home / "built"
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.incremental_s)
+
+
+def build_history(payments: int, days: int, options: argparse.Namespace) -> History:
+    """The raw layer of `payments` payments and the timed full build over it."""
+    home = Path(tempfile.mkdtemp(prefix="mdp-bench-transform-"))
+    history = History(payments, home, 0.0)
+    history.warehouse.mkdir(parents=True)
+    with local_home(home):
+        started = time.perf_counter()
+        generate_raw(history.warehouse / "raw.duckdb", payments, days)
+        print(f"raw layer: {payments:,} payments generated in {time.perf_counter() - started:.1f}s")
+        # Parse first, so the timed run does not pay for a cold project parse.
+        timed_run(["parse"])
+        history.full_s = timed_run(
+            ["run", "--threads", str(options.threads), "--full-refresh"],
+            f"full build, {payments:,}",
+            options.slowest,
+        )
+    shutil.copytree(history.warehouse, history.built)
+    return history
+
+
+def run_day(history: History, days: int, day: Day, options: argparse.Namespace, show: bool) -> None:
+    """From the warehouse as the full build left it, add `day` and time the incremental run."""
+    shutil.rmtree(history.warehouse)
+    shutil.copytree(history.built, history.warehouse)
+    add_day(history.warehouse / "raw.duckdb", history.payments, days, day)
+    with local_home(history.home):
+        # Each history has its own MDP_HOME, which the profile reads: parse again, untimed.
+        timed_run(["parse"])
+        seconds = timed_run(
+            ["run", "--threads", str(options.threads)],
+            f"incremental build, {history.payments:,}",
+            options.slowest if show else 0,
+        )
+    history.incremental_s.append(seconds)
+    print(
+        f"incremental build, {history.payments:,}, day {len(history.incremental_s)}: {seconds:.2f}s"
+    )
+
+
+def check(history: History, threads: int) -> None:
+    with local_home(history.home):
+        check_against_full_rebuild(history.warehouse, threads)
 
 
 def main() -> None:
@@ -289,6 +332,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--threads", type=int, default=2, help="dbt threads, same for both runs")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="incremental runs of the day per history, alternating between the two; "
+        "the figures use their medians",
+    )
+    parser.add_argument(
         "--slowest", type=int, default=8, help="print this many slowest models per run"
     )
     parser.add_argument(
@@ -298,23 +348,42 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark warehouses")
     options = parser.parse_args()
+    if options.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     day = Day.of(options.payments, options.days)
     print(
         f"one simulated day: {day.payments:,} payments, {day.refunds:,} refunds, "
         f"{day.plan_changes:,} plan changes"
     )
-    large = measure(options.payments, options.days, day, options, check=not options.no_check)
-    small = measure(options.small, options.days, day, options, check=False)
-    share = large.incremental_s / large.full_s
-    growth = large.incremental_s / small.incremental_s
+    histories: list[History] = []
+    try:
+        for payments in (options.payments, options.small):
+            histories.append(build_history(payments, options.days, options))
+        large, small = histories
+        # The same day on both histories, one after the other, so a change in the machine's
+        # load falls on both sizes alike; each run starts from the full build's warehouse.
+        for i in range(options.repeat):
+            for history in histories:
+                run_day(history, options.days, day, options, show=i == 0)
+        if not options.no_check:
+            check(large, options.threads)
+    finally:
+        for history in histories:
+            if options.keep:
+                print(f"warehouse kept in {history.warehouse}")
+            else:
+                shutil.rmtree(history.home, ignore_errors=True)
+    share = large.median_s / large.full_s
+    growth = large.median_s / small.median_s
     load = os.getloadavg()[0]
     print()
-    print(f"{'payments':>12} {'full build':>11} {'incremental':>12} {'share':>7}")
-    for m in (large, small):
+    print(f"{'payments':>12} {'full build':>11} {'incremental (median)':>21} {'share':>7}  runs")
+    for h in (large, small):
+        runs = ", ".join(f"{s:.2f}" for s in h.incremental_s)
         print(
-            f"{m.payments:>12,} {m.full_s:>10.2f}s {m.incremental_s:>11.2f}s "
-            f"{m.incremental_s / m.full_s:>7.1%}"
+            f"{h.payments:>12,} {h.full_s:>10.2f}s {h.median_s:>20.2f}s "
+            f"{h.median_s / h.full_s:>7.1%}  {runs}"
         )
     print(f"incremental / full at {large.payments:,}:   {share:8.1%}  (goal <= 10%)")
     print(
@@ -330,10 +399,13 @@ def main() -> None:
             "plan_changes": day.plan_changes,
         },
         "threads": options.threads,
+        "repeat": options.repeat,
         "full_s": round(large.full_s, 3),
-        "incremental_s": round(large.incremental_s, 3),
+        "incremental_s": round(large.median_s, 3),
+        "incremental_runs_s": [round(s, 3) for s in large.incremental_s],
         "small_full_s": round(small.full_s, 3),
-        "small_incremental_s": round(small.incremental_s, 3),
+        "small_incremental_s": round(small.median_s, 3),
+        "small_incremental_runs_s": [round(s, 3) for s in small.incremental_s],
         "incremental_share": round(share, 4),
         "incremental_growth": round(growth, 4),
         "checked_against_full_rebuild": not options.no_check,
