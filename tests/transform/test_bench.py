@@ -51,3 +51,38 @@ def test_the_same_day_changes_as_many_rows_on_either_history(tmp_path: Path) -> 
     small = _day_changes(tmp_path / "small.duckdb", 20_000, day)
     assert large == (day.payments, day.refunds, day.plan_changes)
     assert small == large
+
+
+def _raw_ids(path: Path, table: str) -> dict[int, str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(f"select id, _airbyte_raw_id from POSTGRES_AIRBYTE.{table}").fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+def test_the_second_day_changes_as_many_other_rows(tmp_path: Path) -> None:
+    payments = 200_000
+    day = bench.Day.of(payments, DAYS)
+    path = tmp_path / "raw.duckdb"
+    bench.generate_raw(path, payments, DAYS)
+    before = {table: _raw_ids(path, table) for table in ("payments", "subscriptions")}
+    changed: list[dict[str, set[int]]] = []
+    for batch in (0, 1):
+        bench.add_day(path, payments, DAYS, day, batch)
+        after = {table: _raw_ids(path, table) for table in before}
+        changed.append(
+            {
+                table: {i for i, raw_id in after[table].items() if before[table].get(i) != raw_id}
+                for table in after
+            }
+        )
+        before = after
+    first, second = changed
+    # As many new payments, refunds and plan changes on the second day, on other rows.
+    for table in ("payments", "subscriptions"):
+        assert len(second[table]) == len(first[table]) > 0
+        assert not second[table] & first[table]
+    assert min(second["payments"] - set(range(payments + 1))) > max(first["payments"])
+    assert len(before["payments"]) == payments + 2 * day.payments
