@@ -12,14 +12,12 @@ run on a shared machine does not decide them. Figures go to `.local/bench/transf
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,23 +259,12 @@ def check_against_full_rebuild(warehouse: Path, threads: int) -> None:
     print("incremental result equals a full rebuild, table by table")
 
 
-@contextlib.contextmanager
-def local_home(home: Path) -> Iterator[None]:
-    """Runs dbt against the warehouse under `home`; the figures still go to the caller's MDP_HOME."""
-    caller_home = os.environ.get("MDP_HOME")
-    os.environ["MDP_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        if caller_home is None:
-            del os.environ["MDP_HOME"]
-        else:
-            os.environ["MDP_HOME"] = caller_home
-
-
 @dataclass
 class History:
-    """One history size: its warehouse after the full build, kept to start each day from."""
+    """One history size: its warehouse after the full build, kept to start each day from.
+
+    Its dbt runs use MDP_HOME=`home`; the figures still go to the caller's MDP_HOME.
+    """
 
     payments: int
     home: Path
@@ -308,7 +295,7 @@ def build_history(payments: int, days: int, options: argparse.Namespace) -> Hist
     home = Path(tempfile.mkdtemp(prefix="mdp-bench-transform-"))
     history = History(payments, home, 0.0)
     history.warehouse.mkdir(parents=True)
-    with local_home(home):
+    with transform.environment({"MDP_HOME": str(home)}):
         started = time.perf_counter()
         generate_raw(history.warehouse / "raw.duckdb", payments, days)
         print(f"raw layer: {payments:,} payments generated in {time.perf_counter() - started:.1f}s")
@@ -334,7 +321,7 @@ def run_day(history: History, days: int, day: Day, options: argparse.Namespace, 
     shutil.rmtree(history.warehouse)
     shutil.copytree(history.built, history.warehouse)
     label = f"incremental build, {history.payments:,}"
-    with local_home(history.home):
+    with transform.environment({"MDP_HOME": str(history.home)}):
         for batch, runs in enumerate((history.first_day_s, history.incremental_s)):
             add_day(history.warehouse / "raw.duckdb", history.payments, days, day, batch)
             # Each history has its own MDP_HOME, which the profile reads: parse again, untimed.
@@ -352,7 +339,7 @@ def run_day(history: History, days: int, day: Day, options: argparse.Namespace, 
 
 
 def check(history: History, threads: int) -> None:
-    with local_home(history.home):
+    with transform.environment({"MDP_HOME": str(history.home)}):
         check_against_full_rebuild(history.warehouse, threads)
 
 

@@ -34,7 +34,8 @@ class DbtOutcome:
 
 
 @contextmanager
-def _environment(overrides: dict[str, str]) -> Iterator[None]:
+def environment(overrides: dict[str, str]) -> Iterator[None]:
+    """Sets the `overrides` environment variables for the block, then restores what was there."""
     saved = {key: os.environ.get(key) for key in overrides}
     os.environ.update(overrides)
     try:
@@ -106,7 +107,7 @@ def run_dbt(
     # The garbage collector would walk the whole heap of earlier imports and dbt runs on every
     # full collection during this one; frozen for its duration, it walks only what dbt creates.
     gc.freeze()
-    with _environment(env):
+    with environment(env):
         try:
             result = dbtRunner().invoke(command)
         finally:
