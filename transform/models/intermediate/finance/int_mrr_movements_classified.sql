@@ -247,3 +247,6 @@ select
     ) as _synced_until
 
 from movements
+{% if not is_incremental() %}
+    order by movements.month
+{% endif %}

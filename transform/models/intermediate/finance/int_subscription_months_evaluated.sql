@@ -187,3 +187,6 @@ select
 
 from unioned
 where unioned.plan_id is not null
+{% if not is_incremental() %}
+    order by unioned.month
+{% endif %}

@@ -20,13 +20,18 @@ subscription_months as (
 
 ),
 
+-- A customer's cohort is the first month one of their subscriptions counted, which is the
+-- month of that subscription's `new` movement (each subscription has one, in its first counted
+-- month): read from the movements, far fewer rows than every subscription-month. It assumes,
+-- like the movements, that a subscription stays with the user it was created for.
 cohorts as (
 
     select
         user_id,
         min(month) as cohort_month
 
-    from subscription_months
+    from {{ ref('int_mrr_movements_classified') }}
+    where movement_type = 'new'
     group by user_id
 
 ),
