@@ -151,6 +151,20 @@ def test_contract_is_enforced_on_marts(local_build: LocalBuild) -> None:
     assert all(n["config"]["contract"]["enforced"] for n in marts_nodes)
 
 
+def test_a_full_build_writes_the_mrr_models_in_month_order(local_build: LocalBuild) -> None:
+    """An incremental run's month window then lies in the tables' last row groups: its reads
+    skip the older ones, and its deletes rewrite only those (transform/README.md)."""
+    for table in ("int_subscription_months_evaluated", "int_mrr_movements_classified"):
+        months = [
+            month
+            for (month,) in query(
+                local_build, f"select month from intermediate.{table} order by rowid"
+            )
+        ]
+        assert len(set(months)) > 2, table
+        assert months == sorted(months), f"{table} is not stored in month order"
+
+
 @pytest.mark.slow
 def test_incremental_run_after_one_more_sync_matches_contract(
     local_build: LocalBuild, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

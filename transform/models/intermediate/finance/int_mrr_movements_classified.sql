@@ -247,6 +247,9 @@ select
     ) as _synced_until
 
 from movements
+-- A full build writes the rows in month order: an incremental run's window (its newest months)
+-- then lies in the table's last row groups, so its reads skip the others and its deletes
+-- rewrite only those.
 {% if not is_incremental() %}
     order by movements.month
 {% endif %}

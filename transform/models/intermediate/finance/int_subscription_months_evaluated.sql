@@ -187,6 +187,9 @@ select
 
 from unioned
 where unioned.plan_id is not null
+-- A full build writes the rows in month order: an incremental run's window (its newest months)
+-- then lies in the table's last row groups, so its reads skip the others and its deletes
+-- rewrite only those.
 {% if not is_incremental() %}
     order by unioned.month
 {% endif %}
