@@ -306,6 +306,19 @@ def _best(
     return best
 
 
+def copy_to_disk(source: Path, target: Path) -> None:
+    """Copies a file and writes the copy to disk before returning.
+
+    A fresh copy's pages stay dirty in the page cache, and DuckDB's fsync when a sync closes
+    the file would write them inside the timing: at 10M, closing the copied 440 MB RAW file
+    took 0.20-0.23 s that way, against 0.03 s once the copy was on disk (at 1M the file is a
+    tenth as large). A daily sync opens a RAW file that is on disk already.
+    """
+    shutil.copy(source, target)
+    with open(target, "rb+") as copied:
+        os.fsync(copied.fileno())
+
+
 def peak_rss_mb() -> int:
     """This process's own peak RSS in MB.
 
@@ -368,7 +381,7 @@ def measure(rows: int, repeat: int, with_dlt: bool) -> dict[str, Any]:
 
         # Each incremental starts from its own copy of the initial sync's RAW, made untimed.
         def start_from_base(i: int) -> None:
-            shutil.copy(base, work / f"inc{i}.duckdb")
+            copy_to_disk(base, work / f"inc{i}.duckdb")
 
         def incremental(i: int, reconcile: Mode = "auto") -> SyncResult:
             return ours(work / f"inc{i}.duckdb", reconcile)

@@ -1,4 +1,5 @@
-"""The RAW writer's memory: a stream's rows are not all held at once, and DuckDB's share is bounded."""
+"""The RAW writer's memory and layout: a stream's rows are not all held at once, DuckDB's share is
+bounded, and an initial load fills whole row groups."""
 
 from __future__ import annotations
 
@@ -63,6 +64,42 @@ def test_an_initial_load_frees_each_chunk_once_written(tmp_path: Path) -> None:
         count = raw.run(con, f"select count(*), count(distinct id) from {raw.SCHEMA}.notes")
     assert result.inserted == 30 * CHUNK_ROWS
     assert count == [(30 * CHUNK_ROWS, 30 * CHUNK_ROWS)]
+
+
+def test_an_initial_load_fills_every_row_group_but_the_last(tmp_path: Path) -> None:
+    """Partly empty row groups in the middle of a table get merged, and rewritten, by the first
+    checkpoint after a sync deletes rows near them."""
+    chunks = 30
+    with raw.connect(tmp_path / "raw.duckdb") as con:
+        raw.run(con, f"create schema if not exists {raw.SCHEMA}")
+        raw.run(con, "begin transaction")
+        raw.load(
+            con,
+            Stream("notes"),
+            COLUMNS,
+            _chunks(chunks, []),
+            existing=None,
+            extracted_at=datetime.now(UTC),
+            generation_id=0,
+            sync_id=1,
+            replace_all=False,
+        )
+        raw.run(con, "commit")
+        raw.run(con, "checkpoint")
+        sizes = [
+            rows
+            for _, rows in raw.run(
+                con,
+                "select row_group_id, sum(count) from pragma_storage_info(?) "
+                "where column_name = 'id' and segment_type <> 'VALIDITY' group by 1 order by 1",
+                [f"{raw.SCHEMA}.notes"],
+            )
+        ]
+        in_order = raw.run(con, f"select bool_and(id = rowid) from {raw.SCHEMA}.notes")
+    total = chunks * CHUNK_ROWS
+    assert sizes[:-1] == [raw.ROW_GROUP_ROWS] * (total // raw.ROW_GROUP_ROWS), sizes
+    assert sizes[-1] == total % raw.ROW_GROUP_ROWS
+    assert in_order == [(True,)]
 
 
 def test_duckdb_memory_is_bounded_by_the_setting(
