@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,3 +29,23 @@ def write_figures(name: str, figures: dict[str, Any]) -> Path:
     }
     out.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     return out
+
+
+def copy_to_disk(source: Path, target: Path) -> None:
+    """Copies a file, or a folder with everything in it, and writes the copy to disk first.
+
+    A fresh copy's pages stay dirty in the page cache; the kernel writes them back during
+    whatever runs next, and DuckDB's fsync when a run closes a copied file writes them inside
+    that run: at 10M rows, closing a copied 440 MB RAW file took 0.20-0.23 s that way, against
+    0.03 s once the copy was on disk. A daily run opens files that are on disk already, so a
+    benchmark that starts its timed run from a copy makes the copy durable first.
+    """
+    if source.is_dir():
+        shutil.copytree(source, target)
+        copied = sorted(path for path in target.rglob("*") if path.is_file())
+    else:
+        shutil.copy(source, target)
+        copied = [target]
+    for path in copied:
+        with open(path, "rb+") as file:
+            os.fsync(file.fileno())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import multiprocessing
@@ -26,7 +27,7 @@ import pyarrow.csv as pcsv
 from psycopg import sql
 
 from core import localpg
-from core.bench import write_figures
+from core.bench import copy_to_disk, write_figures
 from core.catalog import RAW_SCHEMA, SOURCE_SCHEMA, STREAMS
 from ingestion.reconcile import Mode
 from ingestion.source import CHECKSUM_SQL, SourceReader
@@ -306,19 +307,6 @@ def _best(
     return best
 
 
-def copy_to_disk(source: Path, target: Path) -> None:
-    """Copies a file and writes the copy to disk before returning.
-
-    A fresh copy's pages stay dirty in the page cache, and DuckDB's fsync when a sync closes
-    the file would write them inside the timing: at 10M, closing the copied 440 MB RAW file
-    took 0.20-0.23 s that way, against 0.03 s once the copy was on disk (at 1M the file is a
-    tenth as large). A daily sync opens a RAW file that is on disk already.
-    """
-    shutil.copy(source, target)
-    with open(target, "rb+") as copied:
-        os.fsync(copied.fileno())
-
-
 def peak_rss_mb() -> int:
     """This process's own peak RSS in MB.
 
@@ -476,13 +464,46 @@ def measure(rows: int, repeat: int, with_dlt: bool) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def scale_list(text: str) -> list[int]:
+    """`--scales`: two or more source row counts, comma-separated, such as 1000000,10000000."""
+    try:
+        scales = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of row counts, such as 1000000,10000000"
+        ) from None
+    if len(scales) < 2 or scales[0] < FIXED_CHANGES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give at least two different scales of {FIXED_CHANGES:,} rows or more; "
+            "incremental_growth compares the smallest with the largest"
+        )
+    return scales
+
+
 def main() -> None:
-    scales = [int(r) for r in os.environ.get("BENCH_SCALES", "1000000,10000000").split(",")]
-    repeat = int(os.environ.get("BENCH_REPEAT", "2"))
-    skip_dlt = os.environ.get("BENCH_SKIP_DLT") == "1"
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--scales",
+        type=scale_list,
+        default=[1_000_000, 10_000_000],
+        help="source rows of each run, comma-separated (default 1000000,10000000); the summary's "
+        "figures are the largest scale's, its growth the largest over the smallest",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of each measurement, the best kept (the incremental runs once more)",
+    )
+    parser.add_argument("--skip-dlt", action="store_true", help="leave out the dlt peer")
+    options = parser.parse_args()
+    if options.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    scales: list[int] = options.scales
     # dlt is the peer at the first scale only: at 10M it would take most of the run.
     by_scale = {
-        rows: measure(rows, repeat, not skip_dlt and k == 0) for k, rows in enumerate(scales)
+        rows: measure(rows, options.repeat, not options.skip_dlt and k == 0)
+        for k, rows in enumerate(scales)
     }
     small, large = by_scale[min(scales)], by_scale[max(scales)]
     growth = large["fixed_incremental_seconds"] / small["fixed_incremental_seconds"]

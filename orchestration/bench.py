@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.bench import write_figures
+from core.bench import copy_to_disk, write_figures
 from orchestration.include.settings import EXECUTION_MODE_ENV, EXECUTION_MODES
 
 DAG_ID = "mdp_daily"
@@ -250,11 +250,11 @@ def main() -> None:
         _say(f"source and warehouse prepared in {time.perf_counter() - started:.0f}s")
         warehouse = home / "warehouse"
         before = work / "warehouse-before"
-        shutil.copytree(warehouse, before)
+        copy_to_disk(warehouse, before)
         _say("direct: mdp sync, then one dbt build")
         baseline = direct(env)
         shutil.rmtree(warehouse)
-        shutil.copytree(before, warehouse)
+        copy_to_disk(before, warehouse)
         _say("scheduler: make airflow's Airflow on a free port, one triggered run of the day")
         run = scheduled(env, airflow_home, day, options.timeout)
     finally:

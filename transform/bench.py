@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.bench import write_figures
+from core.bench import copy_to_disk, write_figures
 from core.catalog import RAW_SCHEMA
 from transform import runner as transform
 
@@ -336,7 +336,7 @@ def run_day(history: History, days: int, day: Day, options: argparse.Namespace, 
     recorded too.
     """
     shutil.rmtree(history.warehouse)
-    shutil.copytree(history.built, history.warehouse)
+    copy_to_disk(history.built, history.warehouse)
     label = f"incremental build, {history.payments:,}"
     with transform.environment({"MDP_HOME": str(history.home)}):
         for batch, runs in enumerate((history.first_day_s, history.incremental_s)):

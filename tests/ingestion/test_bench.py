@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.bench import copy_to_disk
 from core.catalog import STREAMS
 from ingestion import bench
 from ingestion.sync import run_sync
@@ -68,3 +70,22 @@ def test_the_fresh_process_peak_is_its_own_not_its_parents() -> None:
         child = pool.submit(_big_parent_child_peak).result()
     del held
     assert child < 400
+
+
+def test_the_scales_option_needs_two_scales_to_measure_growth() -> None:
+    assert bench.scale_list("10000000,1_000_000") == [1_000_000, 10_000_000]
+    for text in ("10000000", "1000000,1000000", "1000,1000000", "1e6,x"):
+        with pytest.raises(argparse.ArgumentTypeError, match=text.replace("_", "")):
+            bench.scale_list(text)
+
+
+def test_a_copied_folder_is_whole(tmp_path: Path) -> None:
+    source = tmp_path / "warehouse"
+    (source / "logs").mkdir(parents=True)
+    (source / "raw.duckdb").write_bytes(b"r" * 70_000)
+    (source / "logs" / "dbt.log").write_text("ran\n")
+    copy_to_disk(source, tmp_path / "copy")
+    copy_to_disk(source / "raw.duckdb", tmp_path / "raw.duckdb")
+    assert (tmp_path / "copy" / "raw.duckdb").read_bytes() == b"r" * 70_000
+    assert (tmp_path / "copy" / "logs" / "dbt.log").read_text() == "ran\n"
+    assert (tmp_path / "raw.duckdb").read_bytes() == b"r" * 70_000

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -38,23 +39,31 @@ def _chunks(count: int, allocated: list[int]) -> Iterator[pa.Table]:
         )
 
 
+def _begin_initial_load(
+    con: duckdb.DuckDBPyConnection, chunks: Iterator[pa.Table]
+) -> raw.LoadResult:
+    """Loads `chunks` as a new table, the way a stream's first sync does, and leaves the stream's
+    transaction open for the caller to inspect and commit."""
+    raw.run(con, f"create schema if not exists {raw.SCHEMA}")
+    raw.run(con, "begin transaction")
+    return raw.load(
+        con,
+        Stream("notes"),
+        COLUMNS,
+        chunks,
+        existing=None,
+        extracted_at=datetime.now(UTC),
+        generation_id=0,
+        sync_id=1,
+        replace_all=False,
+    )
+
+
 def test_an_initial_load_frees_each_chunk_once_written(tmp_path: Path) -> None:
     chunk_bytes = next(_chunks(1, [])).nbytes
     allocated: list[int] = []
     with raw.connect(tmp_path / "raw.duckdb") as con:
-        raw.run(con, f"create schema if not exists {raw.SCHEMA}")
-        raw.run(con, "begin transaction")
-        result = raw.load(
-            con,
-            Stream("notes"),
-            COLUMNS,
-            _chunks(30, allocated),
-            existing=None,
-            extracted_at=datetime.now(UTC),
-            generation_id=0,
-            sync_id=1,
-            replace_all=False,
-        )
+        result = _begin_initial_load(con, _chunks(30, allocated))
         # Still inside the stream's transaction: the rows written so far must not pin their
         # Arrow buffers until the commit, or a large table is held whole in memory.
         assert max(allocated) - allocated[0] < 6 * chunk_bytes, [
@@ -71,19 +80,7 @@ def test_an_initial_load_fills_every_row_group_but_the_last(tmp_path: Path) -> N
     checkpoint after a sync deletes rows near them."""
     chunks = 30
     with raw.connect(tmp_path / "raw.duckdb") as con:
-        raw.run(con, f"create schema if not exists {raw.SCHEMA}")
-        raw.run(con, "begin transaction")
-        raw.load(
-            con,
-            Stream("notes"),
-            COLUMNS,
-            _chunks(chunks, []),
-            existing=None,
-            extracted_at=datetime.now(UTC),
-            generation_id=0,
-            sync_id=1,
-            replace_all=False,
-        )
+        _begin_initial_load(con, _chunks(chunks, []))
         raw.run(con, "commit")
         raw.run(con, "checkpoint")
         sizes = [
