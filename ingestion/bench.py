@@ -467,7 +467,7 @@ def measure(rows: int, repeat: int, with_dlt: bool) -> dict[str, Any]:
 def scale_list(text: str) -> list[int]:
     """`--scales`: two or more source row counts, comma-separated, such as 1000000,10000000."""
     try:
-        scales = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+        scales = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of row counts, such as 1000000,10000000"
