@@ -3,15 +3,17 @@
 The first sync here happened ten days ago and a second one, re-syncing a single subscription,
 two days ago: the last run's lookback window (72 hours before the newest sync it had seen)
 leaves the first sync out. The last (incremental) run sees the day's changes: a refund, an
-upgrade, a soft-deleted user, new payments and a duplicate charge.
+upgrade, a soft-deleted user, new payments, a duplicate charge and a new price for a plan.
 """
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -33,12 +35,28 @@ class Runs:
 
 
 RESYNCED = 9  # a subscription synced again, unchanged, between the first and the last sync
+# A plan whose annual price changes in the last sync; subscription 2 pays it, yearly and active.
+REPRICED = "Gold"
 
 
 def resync(fx: fixture.Fixture, table: str, row_id: int, when: datetime) -> fixture.Fixture:
     """The same rows, with one of them extracted again at `when`."""
     rows = {name: [dict(row) for row in table_rows] for name, table_rows in fx.rows.items()}
     next(row for row in rows[table] if row["id"] == row_id)["_airbyte_extracted_at"] = when
+    return fixture.Fixture(now=fx.now, rows=rows)
+
+
+def reprice(fx: fixture.Fixture, plan: str, annual_price: Decimal) -> fixture.Fixture:
+    """The same rows, with `plan`'s annual price changed and synced again with the last sync."""
+    rows = {name: [dict(row) for row in table_rows] for name, table_rows in fx.rows.items()}
+    changed = next(row for row in rows["plans"] if row["name"] == plan)
+    synced = max(row["_airbyte_extracted_at"] for row in rows["payments"])
+    changed.update(
+        annual_price=annual_price,
+        updated_at=synced,
+        _airbyte_extracted_at=synced,
+        _airbyte_raw_id=str(uuid.uuid4()),
+    )
     return fixture.Fixture(now=fx.now, rows=rows)
 
 
@@ -69,7 +87,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         fixture.write_duckdb(raw, resynced)
         outcome = transform.run_dbt(["run"], target="local", target_path=target_path)
         assert outcome.success, outcome.statuses
-        later = fixture.advance(resynced)
+        later = reprice(fixture.advance(resynced), REPRICED, Decimal("480.00"))
         fixture.write_duckdb(raw, later)
         incremental = transform.run_dbt(["run"], target="local", target_path=target_path)
         assert incremental.success, incremental.statuses
@@ -116,12 +134,20 @@ def test_only_changed_subscriptions_are_recomputed(runs: Runs) -> None:
     # Subscription 1 was upgraded in the second sync: recomputed, with the new watermark.
     newest = max(watermarks.values())
     assert watermarks[1] == newest
-    # Subscriptions nothing happened to since the first sync kept the rows of an earlier run;
-    # the one re-synced two days ago is still in the lookback window and was recomputed.
+    # Subscriptions nothing happened to since the first sync (nor to their user or plan) kept
+    # the rows of an earlier run; the one re-synced two days ago is still in the lookback window
+    # and was recomputed.
     untouched = [sub for sub, synced in watermarks.items() if synced < newest]
-    assert len(untouched) >= 3, watermarks
+    assert len(untouched) >= 2, watermarks
     assert RESYNCED in watermarks
     assert RESYNCED not in untouched
+    # The repriced plan's subscription was redone with the new price, though it did not change.
+    ((annual_value,),) = rows(
+        warehouse(runs.home),
+        "select annual_value from intermediate.dim_subscriptions where subscription_id = 2",
+    )
+    assert annual_value == Decimal("480.00")
+    assert watermarks[2] == newest
     # The soft-deleted user's active subscription left the current month.
     deleted_user_subscriptions = rows(
         warehouse(runs.home),

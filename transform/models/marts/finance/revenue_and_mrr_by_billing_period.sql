@@ -49,28 +49,45 @@ subscription_months as (
 
 ),
 
-paid as (
+-- Every payment, summed per status first: three plain sums per group instead of seven
+-- conditional ones over every payment (measured on DuckDB at 10M payments: 0.16-0.19 s against
+-- 0.29 s). `paid` then splits the few rows per group by status, with the definitions of
+-- fct_payments: net revenue is amount less discount for a succeeded payment, and 0 otherwise.
+-- The sums are the same as per payment because an accepted payment always has both amounts (D5
+-- rejects a missing or unparseable amount; D12 makes a missing discount 0).
+paid_by_status as (
 
     select
         payments.paid_month as month,
         subscriptions.plan_id,
         subscriptions.billing_period_id,
+        payments.status,
         count(*) as payments,
-        sum(case when payments.is_succeeded then 1 else 0 end) as succeeded_payments,
-        sum(payments.net_revenue) as net_revenue,
-        sum(case when payments.is_succeeded then payments.amount else 0 end) as succeeded_amount,
-        sum(case when payments.is_succeeded then payments.discount_amount else 0 end)
-            as discount_amount,
-        sum(
-            case when payments.status = 'refunded' then payments.amount - payments.discount_amount else 0 end
-        ) as refunded_amount,
-        sum(
-            case when payments.status = 'failed' then payments.amount - payments.discount_amount else 0 end
-        ) as failed_amount
+        sum(payments.amount) as amount,
+        sum(payments.discount_amount) as discount_amount
 
     from payments
     inner join subscriptions on payments.subscription_id = subscriptions.subscription_id
-    group by payments.paid_month, subscriptions.plan_id, subscriptions.billing_period_id
+    group by payments.paid_month, subscriptions.plan_id, subscriptions.billing_period_id, payments.status
+
+),
+
+paid as (
+
+    select
+        month,
+        plan_id,
+        billing_period_id,
+        sum(payments) as payments,
+        sum(case when status = 'succeeded' then payments else 0 end) as succeeded_payments,
+        sum(case when status = 'succeeded' then amount - discount_amount else 0 end) as net_revenue,
+        sum(case when status = 'succeeded' then amount else 0 end) as succeeded_amount,
+        sum(case when status = 'succeeded' then discount_amount else 0 end) as discount_amount,
+        sum(case when status = 'refunded' then amount - discount_amount else 0 end) as refunded_amount,
+        sum(case when status = 'failed' then amount - discount_amount else 0 end) as failed_amount
+
+    from paid_by_status
+    group by month, plan_id, billing_period_id
 
 ),
 
