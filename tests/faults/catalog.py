@@ -71,6 +71,17 @@ FAULTS: tuple[Fault, ...] = (
         ),
     ),
     Fault(
+        "incremental-plan-price-scope",
+        "an incremental run redoes the subscriptions of a plan whose price changed since the last run",
+        f"{TRANSFORM}/intermediate/core/dim_subscriptions.sql",
+        "or plan_key in (",
+        "or false and plan_key in (",
+        (
+            "tests/transform/test_incremental_scope.py"
+            "::test_only_changed_subscriptions_are_recomputed",
+        ),
+    ),
+    Fault(
         "d7-deduplication",
         "D7: the payment with the smallest id per charge_id is kept, the others quarantined",
         f"{TRANSFORM}/staging/postgres_airbyte/base/base_postgres_airbyte__payments_checked.sql",
