@@ -73,9 +73,9 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "incremental-plan-price-scope",
         "an incremental run redoes the subscriptions of a plan whose price changed since the last run",
-        f"{TRANSFORM}/intermediate/core/dim_subscriptions.sql",
-        "or plan_key in (",
-        "or false and plan_key in (",
+        "transform/macros/incremental.sql",
+        "or changed.plan_key in (",
+        "or false and changed.plan_key in (",
         (
             "tests/transform/test_incremental_scope.py"
             "::test_only_changed_subscriptions_are_recomputed",

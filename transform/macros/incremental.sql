@@ -72,11 +72,13 @@
     {{ return(window) }}
 {%- endmacro %}
 
-{#- The subscriptions an MRR run recomputes when `changed_since` is set: those synced since,
-    and those whose user (a deletion) or plan (a price) was. -#}
-{% macro mrr_changed_subscriptions(changed_since) -%}
+{#- The ids of the subscriptions synced since `changed_since`, and of those whose user (a
+    deletion) or plan (a price) was: what dim_subscriptions redoes (from the staging view) and an
+    MRR run recomputes (from dim_subscriptions, the default). It selects ids only, so a view's
+    conversions run on none of the rows it reads. -#}
+{% macro changed_subscription_ids(changed_since, subscriptions=none) -%}
     select changed.subscription_id
-    from {{ ref('dim_subscriptions') }} as changed
+    from {{ subscriptions if subscriptions is not none else ref('dim_subscriptions') }} as changed
     where
         changed._airbyte_extracted_at >= {{ changed_since }}
         or changed.user_id in (
@@ -112,7 +114,7 @@
         where
             month >= {{ window.recompute_from }}
             {%- if window.changed_since is not none %}
-                and subscription_id in ({{ mrr_changed_subscriptions(window.changed_since) }})
+                and subscription_id in ({{ changed_subscription_ids(window.changed_since) }})
             {%- endif %}
     {%- endif -%}
 {%- endmacro %}

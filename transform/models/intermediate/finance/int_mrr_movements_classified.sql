@@ -12,7 +12,7 @@
 -- then append).
 {{ mrr_incremental_config() }}
 
--- The subscriptions to recompute are read from (mrr_changed_subscriptions):
+-- The subscriptions to recompute are read from (changed_subscription_ids):
 -- depends_on: {{ ref('dim_subscriptions') }}, {{ ref('dim_users') }}, {{ ref('dim_plans') }}
 {%- set window = mrr_window() %}
 {%- set recompute_from = window.recompute_from %}
@@ -25,7 +25,7 @@ with
 {% if window.changed_since is not none -%}
 changed_subscriptions as (
 
-    {{ mrr_changed_subscriptions(window.changed_since) }}
+    {{ changed_subscription_ids(window.changed_since) }}
 
 ),
 

@@ -9,7 +9,7 @@
 -- the run appends them again (mrr_incremental_config).
 {{ mrr_incremental_config() }}
 
--- The subscriptions to recompute are also read from (mrr_changed_subscriptions):
+-- The subscriptions to recompute are also read from (changed_subscription_ids):
 -- depends_on: {{ ref('dim_plans') }}
 {%- set window = mrr_window() %}
 
@@ -18,7 +18,7 @@ with
 {% if window.changed_since is not none -%}
 changed_subscriptions as (
 
-    {{ mrr_changed_subscriptions(window.changed_since) }}
+    {{ changed_subscription_ids(window.changed_since) }}
 
 ),
 
