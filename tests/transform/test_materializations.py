@@ -1,7 +1,8 @@
 """The project's DuckDB table and view materializations: replaced in one transaction.
 
-A small dbt project of its own, with the project's `macros/materializations.sql`, so that each
-case can change one model and see what the warehouse holds after each run.
+A small dbt project of its own, with the project's `macros/materializations.sql` and
+`macros/generate_schema_name.sql` (the schema listing), so that each case can change one
+model and see what the warehouse holds after each run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ materializations:
     local:
       type: duckdb
       path: "{path}"
+      schema: work
       threads: 1
 """
 
@@ -64,7 +66,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
     (root / "macros").mkdir()
-    shutil.copy(paths.transform_dir() / "macros" / "materializations.sql", root / "macros")
+    for macros in ("materializations.sql", "generate_schema_name.sql"):
+        shutil.copy(paths.transform_dir() / "macros" / macros, root / "macros")
     (root / "dbt_project.yml").write_text(PROJECT)
     (root / "profiles.yml").write_text(PROFILES.format(path=tmp_path / "warehouse.duckdb"))
     for name, sql in MODELS.items():
@@ -84,10 +87,10 @@ def relations(project: Path) -> dict[str, tuple[str, list[Any]]]:
         found: dict[str, tuple[str, list[Any]]] = {}
         for name, kind in con.execute(
             "select table_name, table_type from information_schema.tables "
-            "where table_schema = 'main' order by all"
+            "where table_schema = 'work' order by all"
         ).fetchall():
             try:
-                rows = con.execute(f'select * from main."{name}"').fetchall()
+                rows = con.execute(f'select * from work."{name}"').fetchall()
             except duckdb.Error as error:
                 rows = [f"unreadable: {error}"]
             found[name] = (kind, rows)
@@ -96,12 +99,19 @@ def relations(project: Path) -> dict[str, tuple[str, list[Any]]]:
         con.close()
 
 
+def dbt_log() -> str:
+    return (paths.local_home() / "logs" / "dbt" / "dbt.log").read_text()
+
+
 def test_tables_and_views_are_replaced_without_leftovers(project: Path) -> None:
     assert run(project).success
+    # The first run creates the schema; the second finds it (dbt names the database quoted).
+    assert dbt_log().count('Creating schema "database: "') == 1
     assert run(project, v_value="2").success
+    assert dbt_log().count('Creating schema "database: "') == 1
     # Built in place: dbt's own materializations create `__dbt_tmp` relations and rename the old
     # ones to `__dbt_backup`, one statement each.
-    log = (paths.local_home() / "logs" / "dbt" / "dbt.log").read_text()
+    log = dbt_log()
     assert "create view" in log and "create  table" in log
     assert "__dbt_tmp" not in log and "__dbt_backup" not in log
     # Nothing left beside them, and each holds the second run's rows.

@@ -6,3 +6,19 @@
         {{ custom_schema_name | trim }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- dbt lists the schemas that exist before a run and creates the ones missing, naming the
+    database quoted (`"analytics"`). dbt-duckdb 1.11 compares that name, quotes included, with
+    the catalog's, so it found none and created all three schemas again on every run: about
+    50 ms of each dbt invocation, a daily run's and each Airflow task's. The same query, with
+    the quotes taken off the name. -#}
+{% macro duckdb__list_schemas(database) -%}
+    {% set sql %}
+        select schema_name
+        from system.information_schema.schemata
+        {% if database is not none %}
+            where lower(catalog_name) = '{{ database | replace('"', '') | lower }}'
+        {% endif %}
+    {% endset %}
+    {{ return(run_query(sql)) }}
+{%- endmacro %}
