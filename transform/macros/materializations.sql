@@ -14,7 +14,9 @@
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     -- `BEGIN` happens here: the drop, the create and the hooks commit together. The drop is part
-    -- of the main statement because dbt's `drop_relation` runs outside any transaction.
+    -- of the main statement: dbt's `drop_relation` opens no transaction, so here it would commit
+    -- on its own and a failed create would leave no relation. Views that read the relation stay
+    -- (DuckDB binds a view's query when it is read).
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {% call statement('main') -%}
         {%- if existing_relation is not none -%}
