@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
+import pytest
 
 from transform import bench
 
@@ -86,3 +89,34 @@ def test_the_second_day_changes_as_many_other_rows(tmp_path: Path) -> None:
         assert not second[table] & first[table]
     assert min(second["payments"] - set(range(payments + 1))) > max(first["payments"])
     assert len(before["payments"]) == payments + 2 * day.payments
+
+
+def test_the_cpu_figures_use_the_least_cpu_of_each_kind_of_run(tmp_path: Path) -> None:
+    large = bench.History(10_000_000, tmp_path / "large")
+    small = bench.History(1_000_000, tmp_path / "small")
+    large.full_cpu_s = [30.0, 24.0]
+    large.incremental_cpu_s = [3.6, 3.0, 3.3]
+    small.incremental_cpu_s = [2.0, 2.4, 2.2]
+    figures = bench.cpu_figures(large, small)
+    assert figures == {
+        "full_cpu_s": 24.0,
+        "incremental_cpu_s": 3.0,
+        "small_incremental_cpu_s": 2.0,
+        "incremental_share_cpu": 0.125,
+        "incremental_growth_cpu": 1.5,
+    }
+
+
+def test_a_timed_run_counts_the_cpu_of_the_whole_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def busy_run(args: list[str], target: str) -> SimpleNamespace:
+        # Work on another thread, as DuckDB's threads work beside dbt's.
+        worker = threading.Thread(target=lambda: sum(i * i for i in range(2_000_000)))
+        worker.start()
+        worker.join()
+        return SimpleNamespace(success=True, statuses={}, results=[])
+
+    monkeypatch.setattr(bench.transform, "run_dbt", busy_run)
+    timing = bench.timed_run(["run"])
+    assert timing.cpu_s > 0.05
