@@ -346,8 +346,8 @@ def cpu_figures(large: History, small: History) -> dict[str, float]:
     """The share and the growth in CPU seconds: the least CPU of each kind of run.
 
     dbt runs in this process, so its CPU time counts DuckDB's threads too. On a shared machine
-    other load stretches wall time far more than CPU time, so these show what a quiet machine
-    would; unlike wall time, they do not credit the larger history for using both cores better.
+    other load stretches wall time far more than CPU time, so these vary less from run to run;
+    unlike wall time, they do not credit the larger history for keeping both cores busier.
     """
     full, day, small_day = (
         min(large.full_cpu_s),
